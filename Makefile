@@ -1,0 +1,62 @@
+# telestra-sip: build, test and package the daemon.
+# The two README commands are `make run` and `make check`.
+
+VERSION ?= $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+GO      ?= go
+LDFLAGS := -X main.version=$(VERSION)
+PLAN    ?= testdata/quickstart.toml
+export CGO_ENABLED ?= 1
+
+.PHONY: all build run test integration check lint fuzz bench dist rpm selinux man clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/telestra-sipd ./cmd/telestra-sipd
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/telestra-sipctl ./cmd/telestra-sipctl
+
+# README command 1: the daemon on the bundled quick-start plan (loopback audio,
+# two local accounts, no registrar).
+run: build
+	bin/telestra-sipd -plan $(PLAN)
+
+# Hermetic unit tests (no external servers).
+test:
+	$(GO) test -race -count=1 ./...
+
+# Tests against real Kamailio, baresip and PulseAudio, which the tests start
+# themselves; a missing program is a failure naming what to install.
+integration:
+	$(GO) test -race -count=1 -p 1 -tags integration -timeout 20m ./...
+
+# README command 2: installs what the tests need (root on Debian), then runs
+# every test and check. CI runs exactly this.
+check:
+	.ci/test-all
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags integration ./...
+
+# Short coverage-guided run of every fuzz target (seeds live in testdata/fuzz).
+fuzz:
+	.ci/fuzz-all $${FUZZTIME:-10s}
+
+bench:
+	.ci/bench
+
+dist:
+	packaging/make-dist $(VERSION)
+
+rpm: dist
+	rpm/build-rpm $(VERSION)
+
+selinux:
+	$(MAKE) -C selinux
+
+man:
+	$(GO) run ./cmd/internal/mangen -out bin/man docs/man
+
+clean:
+	rm -rf bin dist
