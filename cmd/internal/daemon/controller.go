@@ -1,0 +1,103 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/sip"
+)
+
+// controller adapts the UA to api.Controller and gives its errors the texts
+// PROTOCOL.md prescribes.
+type controller struct{ d *Daemon }
+
+var _ api.Controller = (*controller)(nil)
+
+func (c *controller) Login(_ context.Context, account string, user, pass, server *string) error {
+	return c.wrap(account, c.d.ua.Login(account, user, pass, server))
+}
+
+func (c *controller) MakeCall(_ context.Context, account, num string, accepted func(int)) error {
+	return c.wrap(account, c.d.ua.Dial(account, num, accepted))
+}
+
+func (c *controller) AnswerCall(_ context.Context, account string, id int) error {
+	return c.wrapCall(account, id, c.d.ua.Answer(account, id))
+}
+
+func (c *controller) SwitchCall(_ context.Context, account string, id int) error {
+	return c.wrapCall(account, id, c.d.ua.Switch(account, id))
+}
+
+func (c *controller) HangupCall(_ context.Context, account string, id int, decline bool) error {
+	return c.wrapCall(account, id, c.d.ua.Hangup(account, id, decline))
+}
+
+func (c *controller) Logout(_ context.Context, account string) error {
+	return c.wrap(account, c.d.ua.Logout(account))
+}
+
+func (c *controller) Status(_ context.Context, account string) ([]api.Status, error) {
+	names := []string{account}
+	if account == "" {
+		c.d.mu.Lock()
+		names = names[:0]
+		for _, a := range c.d.plan.Accounts {
+			names = append(names, a.Name)
+		}
+		c.d.mu.Unlock()
+	}
+	out := make([]api.Status, 0, len(names))
+	for _, name := range names {
+		st, err := c.d.ua.Status(name)
+		if err != nil {
+			return nil, c.wrap(name, err)
+		}
+		out = append(out, apiStatus(st))
+	}
+	return out, nil
+}
+
+func (c *controller) wrap(account string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sip.ErrUnknownAccount) {
+		return fmt.Errorf("unknown account %q", account)
+	}
+	return err
+}
+
+func (c *controller) wrapCall(account string, id int, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sip.ErrUnknownCall) {
+		return fmt.Errorf("unknown call_id %d for account %q", id, account)
+	}
+	return c.wrap(account, err)
+}
+
+func apiStatus(st sip.AccountStatus) api.Status {
+	calls := make([]api.Call, 0, len(st.Calls))
+	for _, cs := range st.Calls {
+		calls = append(calls, api.Call{
+			CallID:          cs.ID,
+			Caller:          cs.Caller,
+			Callee:          cs.Callee,
+			Started:         cs.Started,
+			Stopped:         cs.Stopped,
+			State:           cs.State,
+			Direction:       cs.Direction,
+			Active:          cs.Active,
+			Codec:           cs.Media.Codec,
+			PacketsSent:     cs.Media.PacketsSent,
+			PacketsReceived: cs.Media.PacketsReceived,
+			PacketsLost:     cs.Media.PacketsLost,
+			JitterMs:        cs.Media.JitterMs,
+		})
+	}
+	return api.Status{Account: st.Account, Calls: calls, AccountStatus: st.Code}
+}

@@ -1,0 +1,272 @@
+// Package daemon wires the SIP plan, the audio channels (hw), the user agent
+// (sip) and the TCP API (api) into the running telestra-sipd, and owns its
+// lifecycle: readiness, watchdog, reload and shutdown.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/cmd/internal/plan"
+	"github.com/telestra/telestra-sip/hw"
+	"github.com/telestra/telestra-sip/sip"
+	"github.com/telestra/telestra-sip/sip/media"
+)
+
+// ShutdownGrace bounds the drain on SIGTERM: calls get BYE/CANCEL and
+// accounts are un-registered within it, so the process exits within 2 s.
+const ShutdownGrace = 1500 * time.Millisecond
+
+// Options are what main hands to Run.
+type Options struct {
+	PlanPath string
+	Plan     *plan.Plan
+	Log      *slog.Logger
+	Level    *slog.LevelVar   // set from [log] level, also on reload
+	Reload   <-chan os.Signal // SIGHUP: re-read PlanPath
+	Notifier Notifier         // nil: sd_notify through $NOTIFY_SOCKET
+}
+
+// Daemon is one running telestra-sipd.
+type Daemon struct {
+	opts   Options
+	log    *slog.Logger
+	notify Notifier
+
+	mu       sync.Mutex // guards plan and channels (reload vs controller)
+	plan     *plan.Plan
+	channels map[string]openChannel
+
+	ua     *sip.UA
+	server *api.Server
+	events *eventLoop
+}
+
+type openChannel struct {
+	cfg hw.ChannelConfig
+	ch  hw.Channel
+}
+
+// Run starts the daemon and blocks until ctx is cancelled (SIGINT/SIGTERM),
+// then drains: every call is ended, every account un-registered.
+func Run(ctx context.Context, opts Options) error {
+	return newDaemon(opts).run(ctx)
+}
+
+func newDaemon(opts Options) *Daemon {
+	d := &Daemon{
+		opts:     opts,
+		log:      opts.Log,
+		notify:   opts.Notifier,
+		plan:     opts.Plan,
+		channels: map[string]openChannel{},
+	}
+	if d.notify == nil {
+		d.notify = systemdNotifier{}
+	}
+	applyLogLevel(opts.Level, opts.Plan.Log.Level)
+	d.events = newEventLoop(4096, opts.Log)
+	return d
+}
+
+func (d *Daemon) run(ctx context.Context) (err error) {
+	p := d.plan
+	if err := d.openChannels(p); err != nil {
+		return err
+	}
+	defer d.closeChannels()
+
+	var wg sync.WaitGroup
+	// The event loop outlives the UA so that the final call-ended events of
+	// the shutdown still reach the clients.
+	loopCtx, stopLoop := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() { defer wg.Done(); d.events.run(loopCtx) }()
+	defer func() { stopLoop(); wg.Wait() }()
+
+	ua, err := sip.New(sipConfig(p), d.sipAccounts(p), d.onSIPEvent, d.log.With("component", "sip"))
+	if err != nil {
+		return fmt.Errorf("sip user agent: %w", err)
+	}
+	d.ua = ua
+
+	d.server = api.NewServer(apiConfig(p), &controller{d: d}, d.log.With("component", "api"))
+	if err := d.server.Listen(); err != nil {
+		return fmt.Errorf("API listener on %s: %w", net.JoinHostPort(p.TCP.Address, fmt.Sprint(p.TCP.Port)), err)
+	}
+
+	uaCtx, stopUA := context.WithCancel(context.Background())
+	defer stopUA()
+	if err := ua.Start(uaCtx); err != nil {
+		return fmt.Errorf("SIP listener on %s: %w", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), err)
+	}
+
+	srvCtx, stopSrv := context.WithCancel(context.Background())
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- d.server.Serve(srvCtx) }()
+
+	// Both sockets are bound: tell systemd.
+	d.sdNotify("READY=1")
+	d.log.Info("telestra-sipd ready", "api", d.server.Addr().String(),
+		"sip", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), "accounts", len(p.Accounts))
+
+	wdCtx, stopWD := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() { defer wg.Done(); d.watchdog(wdCtx) }()
+
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-d.opts.Reload:
+			d.reload()
+		case err := <-srvDone:
+			// The API server only returns early on a fatal listener error.
+			stopWD()
+			stopSrv()
+			d.shutdownUA()
+			return fmt.Errorf("API server stopped: %w", err)
+		}
+	}
+
+	d.sdNotify("STOPPING=1")
+	d.log.Info("telestra-sipd stopping")
+	stopWD()
+	d.shutdownUA()
+	stopSrv()
+	if err := <-srvDone; err != nil && !errors.Is(err, context.Canceled) {
+		d.log.Warn("API server stopped with error", "err", err)
+	}
+	return nil
+}
+
+func (d *Daemon) shutdownUA() {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	if err := d.ua.Shutdown(ctx); err != nil {
+		d.log.Warn("SIP shutdown incomplete", "err", err)
+	}
+	// Let the final call-ended events reach the hub before the API closes.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancelFlush()
+	_ = d.events.probe(flushCtx)
+}
+
+func (d *Daemon) sdNotify(state string) {
+	if err := d.notify.Notify(state); err != nil {
+		d.log.Warn("sd_notify failed", "state", state, "err", err)
+	}
+}
+
+func applyLogLevel(v *slog.LevelVar, level string) {
+	if v == nil {
+		return
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err == nil {
+		v.Set(l)
+	}
+}
+
+func apiConfig(p *plan.Plan) api.Config {
+	return api.Config{
+		Address:         p.TCP.Address,
+		Port:            p.TCP.Port,
+		Allow:           append([]netip.Prefix(nil), p.TCP.Allow...),
+		MaxClients:      p.TCP.MaxClients,
+		MaxMessageBytes: p.TCP.MaxMessageBytes,
+	}
+}
+
+func sipConfig(p *plan.Plan) sip.Config {
+	return sip.Config{
+		Address:         p.SIP.Address,
+		Port:            p.SIP.Port,
+		Transports:      append([]string(nil), p.SIP.Transports...),
+		PublicAddress:   p.SIP.PublicAddress,
+		UserAgent:       p.SIP.UserAgent,
+		RegisterExpires: p.SIP.RegisterExpires.Duration,
+		RegisterRetry:   p.SIP.RegisterRetry.Duration,
+		EndedCallLinger: p.SIP.EndedCallLinger.Duration,
+		SessionExpires:  p.SIP.SessionExpires.Duration,
+		Media: media.Config{
+			BindIP:       net.ParseIP(p.SIP.Address),
+			PortMin:      p.RTP.PortMin,
+			PortMax:      p.RTP.PortMax,
+			Codecs:       append([]string(nil), p.RTP.Codecs...),
+			PTime:        p.RTP.PTime.Duration,
+			JitterBuffer: p.RTP.JitterBuffer.Duration,
+			Timeout:      p.RTP.Timeout.Duration,
+		},
+	}
+}
+
+// sipAccounts maps the plan's accounts to the UA's, each with its channel.
+// Callers hold d.mu or own d exclusively.
+func (d *Daemon) sipAccounts(p *plan.Plan) []sip.Account {
+	out := make([]sip.Account, 0, len(p.Accounts))
+	for _, a := range p.Accounts {
+		acc := sip.Account{
+			Name:        a.Name,
+			User:        a.User,
+			Pass:        a.Pass,
+			AuthUser:    a.AuthUser,
+			Server:      a.Server,
+			DisplayName: a.DisplayName,
+			Register:    a.Register,
+			MaxCalls:    a.MaxCalls,
+			AudioName:   a.Channel,
+		}
+		if oc, ok := d.channels[a.Channel]; ok {
+			acc.Audio = oc.ch
+		}
+		out = append(out, acc)
+	}
+	return out
+}
+
+func hwConfig(p *plan.Plan) hw.Config {
+	return hw.Config{
+		Backend:     p.Audio.Backend,
+		PulseServer: p.Audio.PulseServer,
+		Format:      hw.Format{Rate: 8000, Channels: 1},
+		FrameTime:   p.RTP.PTime.Duration,
+		Buffer:      20 * time.Millisecond,
+	}
+}
+
+func channelConfig(c plan.Channel) hw.ChannelConfig {
+	return hw.ChannelConfig{Name: c.Name, Sink: c.Sink, Source: c.Source, Loopback: c.Loopback}
+}
+
+// openChannels opens every channel of p; on failure the ones opened are closed.
+func (d *Daemon) openChannels(p *plan.Plan) error {
+	cfg := hwConfig(p)
+	for _, c := range p.Audio.Channels {
+		cc := channelConfig(c)
+		ch, err := hw.Open(cfg, cc, d.log.With("component", "hw", "channel", c.Name))
+		if err != nil {
+			d.closeChannels()
+			return fmt.Errorf("audio channel %q (%s backend): %w", c.Name, p.Audio.Backend, err)
+		}
+		d.channels[c.Name] = openChannel{cfg: cc, ch: ch}
+	}
+	return nil
+}
+
+func (d *Daemon) closeChannels() {
+	for name, oc := range d.channels {
+		if err := oc.ch.Close(); err != nil {
+			d.log.Warn("closing audio channel", "channel", name, "err", err)
+		}
+		delete(d.channels, name)
+	}
+}

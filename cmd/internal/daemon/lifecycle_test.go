@@ -1,0 +1,210 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/telestra/telestra-sip/cmd/internal/plan"
+)
+
+// freePort asks the kernel for a free TCP+UDP port on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func writePlan(t *testing.T, path string, apiPort, sipPort int) {
+	t.Helper()
+	body := fmt.Sprintf(`
+[tcp-settings]
+address = "127.0.0.1"
+port = %d
+[sip-settings]
+address = "127.0.0.1"
+port = %d
+[rtp-settings]
+port-min = 42100
+port-max = 42199
+[audio]
+backend = "loopback"
+[audio.channels.ch1]
+loopback = "echo"
+[accounts.account-1]
+user = "3001"
+server = ""
+register = false
+channel = "ch1"
+`, apiPort, sipPort)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// notifySocket listens where sd_notify(3) will send, as systemd would.
+func notifySocket(t *testing.T) <-chan string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	t.Setenv("NOTIFY_SOCKET", path)
+	out := make(chan string, 256)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(out)
+				return
+			}
+			out <- string(buf[:n])
+		}
+	}()
+	return out
+}
+
+func expectState(t *testing.T, ch <-chan string, want string, within time.Duration) {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case s := <-ch:
+			if s == want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %s within %v", want, within)
+		}
+	}
+}
+
+func TestDaemonSystemdNotifyLifecycle(t *testing.T) {
+	states := notifySocket(t)
+	t.Setenv("WATCHDOG_USEC", "200000") // 200 ms: pings every 100 ms
+	t.Setenv("WATCHDOG_PID", "")
+
+	planPath := filepath.Join(t.TempDir(), "sipplan.toml")
+	apiPort, sipPort := freePort(t), freePort(t)
+	writePlan(t, planPath, apiPort, sipPort)
+	p, err := plan.Load(planPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := make(chan os.Signal, 1)
+	d := newDaemon(Options{PlanPath: planPath, Plan: p, Log: discardLogger(), Reload: reload})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+
+	expectState(t, states, "READY=1", 5*time.Second)
+	// READY=1 promises bound sockets.
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", apiPort))
+	if err != nil {
+		t.Fatalf("API port not accepting after READY=1: %v", err)
+	}
+	c.Close()
+	if u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", sipPort)); err == nil {
+		u.Close()
+		t.Fatal("SIP port not bound after READY=1")
+	}
+	expectState(t, states, "WATCHDOG=1", time.Second)
+
+	t.Run("no ping while the event path is stalled", func(t *testing.T) {
+		block := make(chan struct{})
+		d.events.post(func() { <-block })
+		// A ping already in flight may still land; after that, silence.
+		time.Sleep(150 * time.Millisecond)
+		drain(states)
+		time.Sleep(400 * time.Millisecond)
+		for _, s := range drain(states) {
+			if s == "WATCHDOG=1" {
+				t.Fatal("WATCHDOG=1 sent while the event path was stalled")
+			}
+		}
+		close(block)
+		expectState(t, states, "WATCHDOG=1", time.Second)
+	})
+
+	t.Run("SIGHUP with a valid plan", func(t *testing.T) {
+		reload <- syscall.SIGHUP
+		expectState(t, states, "RELOADING=1", time.Second)
+		expectState(t, states, "READY=1", time.Second)
+	})
+
+	t.Run("SIGHUP with an invalid plan keeps the running one", func(t *testing.T) {
+		d.mu.Lock()
+		before := d.plan
+		d.mu.Unlock()
+		if err := os.WriteFile(planPath, []byte("[tcp-settings]\nport = \"x\"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		reload <- syscall.SIGHUP
+		expectState(t, states, "RELOADING=1", time.Second)
+		expectState(t, states, "READY=1", time.Second)
+		d.mu.Lock()
+		after := d.plan
+		d.mu.Unlock()
+		if after != before {
+			t.Fatal("an invalid plan replaced the running one")
+		}
+	})
+
+	start := time.Now()
+	cancel()
+	expectState(t, states, "STOPPING=1", time.Second)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("daemon did not exit within 2 s of SIGTERM")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+}
+
+func drain(ch <-chan string) []string {
+	var out []string
+	for {
+		select {
+		case s := <-ch:
+			out = append(out, s)
+		default:
+			return out
+		}
+	}
+}
+
+func TestAPIEventTranslation(t *testing.T) {
+	// The fail text for a rejected registration is fixed by PROTOCOL.md.
+	got := fmt.Sprint(apiEvent(sipAccountFailed("account-1", "403 Forbidden")))
+	if !strings.Contains(got, "Failed to log in to account: account-1: 403 Forbidden") {
+		t.Fatalf("fail text = %s", got)
+	}
+}

@@ -1,0 +1,99 @@
+// Command telestra-sipd is the Telestra SIP service: it registers the SIP
+// plan's accounts and gives host applications control of their calls over a
+// TCP API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/telestra/telestra-sip/cmd/internal/daemon"
+	"github.com/telestra/telestra-sip/cmd/internal/plan"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("telestra-sipd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	planPath := fs.String("plan", "/etc/telestra/sipplan.toml", "SIP plan `file`")
+	check := fs.Bool("check", false, "validate the plan, print every problem and exit (0: valid)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 64
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "telestra-sipd: unexpected argument %q\n", fs.Arg(0))
+		return 64
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "telestra-sipd", version)
+		return 0
+	}
+
+	p, err := plan.Load(*planPath)
+	if *check {
+		if err != nil {
+			printProblems(stderr, *planPath, err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "OK")
+		return 0
+	}
+
+	level := new(slog.LevelVar)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err != nil {
+		log.Error("SIP plan invalid; run telestra-sipd -check for every problem", "plan", *planPath, "err", err)
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	log.Info("starting telestra-sipd", "version", version, "plan", *planPath)
+	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup})
+	if err != nil {
+		log.Error("telestra-sipd failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// printProblems prints one line per plan problem so that an operator (or
+// ExecStartPre in systemctl status) sees all of them at once.
+func printProblems(w io.Writer, path string, err error) {
+	var probs plan.Problems
+	if errors.As(err, &probs) {
+		for _, p := range probs {
+			fmt.Fprintf(w, "%s: %s\n", path, problemText(p))
+		}
+		return
+	}
+	fmt.Fprintf(w, "%s: %v\n", path, err)
+}
+
+func problemText(p plan.Problem) string {
+	switch {
+	case p.Line > 0 && p.Key != "":
+		return fmt.Sprintf("line %d: %s: %s", p.Line, p.Key, p.Msg)
+	case p.Key != "":
+		return p.Key + ": " + p.Msg
+	}
+	return p.Msg
+}
