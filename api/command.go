@@ -1,0 +1,247 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Command names: the vendor document's seven, plus the extension "ping".
+const (
+	CmdLogin      = "login"
+	CmdMakeCall   = "make-call"
+	CmdAnswerCall = "answer-call"
+	CmdSwitchCall = "switch-call"
+	CmdGetStatus  = "get-status"
+	CmdHangupCall = "hangup-call"
+	CmdLogout     = "logout"
+	// CmdPing is an extension: it is answered with a `pong` event carrying
+	// the same `token`. As commands of one client run in order, a client can
+	// send it after commands that have no reply to learn they were handled.
+	CmdPing = "ping"
+)
+
+// Command is a decoded client command. Only the fields of its Name are set.
+type Command struct {
+	Name    string
+	Account string // "" for get-status without account, and for ping
+	Num     string
+	CallID  int
+	Decline bool
+	// Login: nil means "absent, keep the value in force".
+	User, Pass, Server *string
+	Token              string // ping
+}
+
+// CommandError says why a message is not a valid command. Cmd and Account
+// are what could be read of the message, for the `fail` event.
+type CommandError struct {
+	Cmd     string
+	Account string
+	Msg     string
+}
+
+func (e *CommandError) Error() string { return e.Msg }
+
+// ParseCommand decodes one message (without its NUL). The error is always a
+// *CommandError whose text says exactly what was wrong.
+func ParseCommand(msg []byte) (Command, error) {
+	if !utf8.Valid(msg) {
+		return Command{}, &CommandError{Msg: fmt.Sprintf("invalid UTF-8 at byte %d: messages must be UTF-8 JSON", invalidUTF8At(msg))}
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(msg, &m); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return Command{}, &CommandError{Msg: fmt.Sprintf("invalid JSON at byte %d: %s", se.Offset, se.Error())}
+		case errors.As(err, &te):
+			return Command{}, &CommandError{Msg: fmt.Sprintf("message must be a JSON object, not %s", jsonKind(msg))}
+		default:
+			return Command{}, &CommandError{Msg: "invalid JSON: " + err.Error()}
+		}
+	}
+	if m == nil {
+		return Command{}, &CommandError{Msg: "message must be a JSON object, not null"}
+	}
+	d := decoder{m: m}
+	name, ok, err := d.str("cmd")
+	if err != nil {
+		return Command{}, &CommandError{Msg: err.Error()}
+	}
+	if !ok {
+		return Command{}, &CommandError{Msg: `missing field "cmd"`}
+	}
+	d.cmd = name
+	c := Command{Name: name}
+	// The account is read first so that every later error can name it.
+	if acct, _, err := d.str("account"); err == nil {
+		c.Account = acct
+	}
+	switch name {
+	case CmdLogin:
+		err = d.each(d.account(&c), d.optStr("user", &c.User), d.optStr("pass", &c.Pass), d.optStr("server", &c.Server))
+	case CmdMakeCall:
+		err = d.each(d.account(&c), d.reqStr("num", &c.Num))
+	case CmdAnswerCall, CmdSwitchCall:
+		err = d.each(d.account(&c), d.callID(&c))
+	case CmdHangupCall:
+		err = d.each(d.account(&c), d.callID(&c), d.optBool("decline", &c.Decline))
+	case CmdLogout:
+		err = d.account(&c)
+	case CmdGetStatus:
+		// account is optional: absent or "" means every account.
+		_, _, err = d.str("account")
+	case CmdPing:
+		_, _, err = d.str("account")
+		if err == nil {
+			c.Token, _, err = d.str("token")
+		}
+	default:
+		return Command{}, &CommandError{Cmd: name, Account: c.Account,
+			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout or ping", name)}
+	}
+	if err != nil {
+		return Command{}, &CommandError{Cmd: name, Account: c.Account, Msg: err.Error()}
+	}
+	return c, nil
+}
+
+// decoder reads typed fields of one command; its errors are prefixed with
+// the command name.
+type decoder struct {
+	cmd string
+	m   map[string]json.RawMessage
+}
+
+func (d decoder) errorf(format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if d.cmd != "" {
+		msg = d.cmd + ": " + msg
+	}
+	return errors.New(msg)
+}
+
+// each returns the first non-nil error; arguments are evaluated in order,
+// so the first field in the list that is wrong is the one reported.
+func (decoder) each(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// str returns a string field; ok is false when it is absent.
+func (d decoder) str(name string) (v string, ok bool, err error) {
+	raw, ok := d.m[name]
+	if !ok {
+		return "", false, nil
+	}
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", true, d.errorf("field %q must be a string", name)
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", true, d.errorf("field %q must be a string", name)
+	}
+	return v, true, nil
+}
+
+func (d decoder) reqStr(name string, dst *string) error {
+	v, ok, err := d.str(name)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return d.errorf("missing field %q", name)
+	}
+	*dst = v
+	return nil
+}
+
+func (d decoder) optStr(name string, dst **string) error {
+	v, ok, err := d.str(name)
+	if err == nil && ok {
+		*dst = &v
+	}
+	return err
+}
+
+func (d decoder) account(c *Command) error {
+	if err := d.reqStr("account", &c.Account); err != nil {
+		return err
+	}
+	if c.Account == "" {
+		return d.errorf(`field "account" must not be empty`)
+	}
+	return nil
+}
+
+func (d decoder) callID(c *Command) error {
+	raw, ok := d.m["call_id"]
+	if !ok {
+		return d.errorf(`missing field "call_id"`)
+	}
+	// Only a plain JSON integer: "3" (a string), 3.5 and 3e0 are refused.
+	n, err := strconv.Atoi(string(raw))
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return d.errorf(`field "call_id" is out of range`)
+		}
+		return d.errorf(`field "call_id" must be an integer`)
+	}
+	c.CallID = n
+	return nil
+}
+
+func (d decoder) optBool(name string, dst *bool) error {
+	raw, ok := d.m[name]
+	if !ok {
+		return nil
+	}
+	switch string(raw) {
+	case "true":
+		*dst = true
+	case "false":
+		*dst = false
+	default:
+		return d.errorf("field %q must be true or false", name)
+	}
+	return nil
+}
+
+// jsonKind names the type of a valid JSON value for error messages.
+func jsonKind(msg []byte) string {
+	for _, b := range msg {
+		switch {
+		case isSpace(b):
+			continue
+		case b == '[':
+			return "an array"
+		case b == '"':
+			return "a string"
+		case b == 't' || b == 'f':
+			return "a boolean"
+		case b == 'n':
+			return "null"
+		default:
+			return "a number"
+		}
+	}
+	return "empty"
+}
+
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
+}

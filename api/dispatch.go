@@ -1,0 +1,56 @@
+package api
+
+import (
+	"context"
+	"errors"
+)
+
+// execute decodes one message and runs it on the Controller, in the client's
+// reader goroutine, so a client's commands run in the order sent. Direct
+// answers go on the client's own queue before execute returns, hence before
+// any broadcast the command causes later.
+func (s *Server) execute(ctx context.Context, c *client, msg []byte) {
+	s.stats.commands.Add(1)
+	cmd, err := ParseCommand(msg)
+	if err != nil {
+		var ce *CommandError
+		errors.As(err, &ce)
+		s.fail(c, ce.Cmd, ce.Account, ce.Msg)
+		return
+	}
+	s.log.Debug("API command", "cmd", cmd.Name, "account", cmd.Account, "remote", c.remote)
+	switch cmd.Name {
+	case CmdLogin:
+		err = s.ctrl.Login(ctx, cmd.Account, cmd.User, cmd.Pass, cmd.Server)
+	case CmdMakeCall:
+		err = s.ctrl.MakeCall(ctx, cmd.Account, cmd.Num, func(id int) {
+			s.enqueue(c, mustFrame(wireCallReturn{EventCallReturn, cmd.Account, id}))
+		})
+	case CmdAnswerCall:
+		err = s.ctrl.AnswerCall(ctx, cmd.Account, cmd.CallID)
+	case CmdSwitchCall:
+		err = s.ctrl.SwitchCall(ctx, cmd.Account, cmd.CallID)
+	case CmdHangupCall:
+		err = s.ctrl.HangupCall(ctx, cmd.Account, cmd.CallID, cmd.Decline)
+	case CmdLogout:
+		err = s.ctrl.Logout(ctx, cmd.Account)
+	case CmdGetStatus:
+		var sts []Status
+		sts, err = s.ctrl.Status(ctx, cmd.Account)
+		if err == nil {
+			for _, st := range sts {
+				s.enqueue(c, encodeStatus(st))
+			}
+		}
+	case CmdPing:
+		s.enqueue(c, mustFrame(wirePong{EventPong, cmd.Token}))
+	}
+	if err != nil {
+		s.fail(c, cmd.Name, cmd.Account, err.Error())
+	}
+}
+
+func (s *Server) fail(c *client, cmd, account, msg string) {
+	s.stats.fails.Add(1)
+	s.enqueue(c, encodeFail(cmd, account, msg))
+}

@@ -1,0 +1,121 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Event names as they appear in the `event` field.
+const (
+	EventCallReturn   = "call-return"
+	EventStatus       = "status"
+	EventFail         = "fail"
+	EventCallIncoming = "call-incoming"
+	EventCallAnswered = "call-answered"
+	EventCallEnded    = "call-ended"
+	EventPong         = "pong" // extension: the answer to ping
+)
+
+// Wire forms. Field order is the vendor document's.
+type (
+	wireCallReturn struct {
+		Event   string `json:"event"`
+		Account string `json:"account"`
+		CallID  int    `json:"call_id"`
+	}
+	wireStatus struct {
+		Event         string `json:"event"`
+		Account       string `json:"account"`
+		Calls         []Call `json:"calls"`
+		AccountStatus int    `json:"account_status"`
+	}
+	wireFail struct {
+		Event   string `json:"event"`
+		Account string `json:"account"`
+		Error   string `json:"error"`
+		Cmd     string `json:"cmd,omitempty"`
+	}
+	wireCallIncoming struct {
+		Event      string `json:"event"`
+		Account    string `json:"account"`
+		CallID     int    `json:"call_id"`
+		Caller     string `json:"caller"`
+		CallerName string `json:"caller_name"`
+	}
+	wireCallAnswered struct {
+		Event   string `json:"event"`
+		Account string `json:"account"`
+		CallID  int    `json:"call_id"`
+	}
+	wireCallEnded struct {
+		Event   string `json:"event"`
+		Account string `json:"account"`
+		CallID  int    `json:"call_id"`
+		Reason  string `json:"reason"`
+		Code    int    `json:"code"`
+	}
+	wirePong struct {
+		Event string `json:"event"`
+		Token string `json:"token"`
+	}
+)
+
+// encodeEvent returns the frame (compact JSON + NUL) of a broadcast event:
+// CallIncoming, CallAnswered, CallEnded or Fail, by value or pointer.
+func encodeEvent(ev any) ([]byte, error) {
+	var w any
+	switch e := ev.(type) {
+	case CallIncoming:
+		w = wireCallIncoming{EventCallIncoming, e.Account, e.CallID, e.Caller, e.CallerName}
+	case *CallIncoming:
+		return encodeEvent(*e)
+	case CallAnswered:
+		w = wireCallAnswered{EventCallAnswered, e.Account, e.CallID}
+	case *CallAnswered:
+		return encodeEvent(*e)
+	case CallEnded:
+		w = wireCallEnded{EventCallEnded, e.Account, e.CallID, e.Reason, e.Code}
+	case *CallEnded:
+		return encodeEvent(*e)
+	case Fail:
+		w = wireFail{Event: EventFail, Account: e.Account, Error: e.Error}
+	case *Fail:
+		return encodeEvent(*e)
+	default:
+		return nil, fmt.Errorf("cannot broadcast %T: use CallIncoming, CallAnswered, CallEnded or Fail", ev)
+	}
+	return frame(w)
+}
+
+func encodeStatus(st Status) []byte {
+	calls := st.Calls
+	if calls == nil {
+		calls = []Call{}
+	}
+	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus})
+	if err != nil {
+		// Only a NaN or infinite jitter can get here.
+		return encodeFail(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error())
+	}
+	return b
+}
+
+func encodeFail(cmd, account, msg string) []byte {
+	return mustFrame(wireFail{Event: EventFail, Account: account, Error: msg, Cmd: cmd})
+}
+
+// frame marshals v as compact JSON followed by NUL.
+func frame(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, 0), nil
+}
+
+// mustFrame is for wire structs of strings and integers only, which
+// json.Marshal cannot fail on.
+func mustFrame(v any) []byte {
+	b, _ := frame(v)
+	return b
+}

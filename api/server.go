@@ -1,0 +1,357 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults applied by NewServer to zero Config fields.
+const (
+	DefaultMaxClients   = 64
+	DefaultQueueLen     = 256
+	DefaultWriteTimeout = 5 * time.Second
+	// hubBacklog is how many broadcasts and probes may wait for the hub.
+	hubBacklog = 8192
+	// flushTimeout bounds how long a stopping server spends writing what is
+	// still queued for a client.
+	flushTimeout = 500 * time.Millisecond
+)
+
+// Config is the [tcp-settings] part of the SIP plan.
+type Config struct {
+	Address string         // listen address; "" = every interface
+	Port    int            // TCP port; 0 = chosen by the kernel (tests)
+	Allow   []netip.Prefix // client addresses allowed; empty = any
+	// MaxClients is the number of simultaneous clients (default 64). One
+	// more is sent a fail "too many clients ..." and closed.
+	MaxClients int
+	// MaxMessageBytes is the longest accepted message (default 65536).
+	MaxMessageBytes int
+	// QueueLen is the number of messages queued for one client (default
+	// 256); a client whose queue is full is disconnected.
+	QueueLen int
+	// WriteTimeout bounds one write to a client (default 5s); a client
+	// that does not read for that long is disconnected.
+	WriteTimeout time.Duration
+}
+
+// Server is the TCP API: it accepts clients, runs their commands on a
+// Controller and fans broadcast events out to every client.
+type Server struct {
+	cfg  Config
+	ctrl Controller
+	log  *slog.Logger
+
+	ln net.Listener
+
+	// events carries broadcasts, probes and test hooks to the hub.
+	events     chan hubMsg
+	register   chan registration
+	unregister chan *client
+
+	stats counters
+}
+
+// NewServer returns a server; call Listen, then Serve.
+func NewServer(cfg Config, ctrl Controller, log *slog.Logger) *Server {
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = DefaultMaxClients
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = DefaultQueueLen
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		cfg:        cfg,
+		ctrl:       ctrl,
+		log:        log,
+		events:     make(chan hubMsg, hubBacklog),
+		register:   make(chan registration),
+		unregister: make(chan *client),
+	}
+}
+
+// Listen binds the listening socket. It is separate from Serve so that the
+// daemon can report READY=1 once the port is bound.
+func (s *Server) Listen() error {
+	if s.ln != nil {
+		return errors.New("api: Listen called twice")
+	}
+	addr := net.JoinHostPort(s.cfg.Address, strconv.Itoa(s.cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound address; nil before Listen.
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Serve accepts clients until ctx is done (calling Listen first if needed),
+// then closes the listener and every connection, giving each client up to
+// half a second to receive what was already queued for it, and returns once
+// every goroutine it started has ended. It returns nil after ctx is done, or
+// the error that stopped the accept loop.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	hubStop := make(chan struct{})
+	hubDrain := make(chan chan struct{})
+	var hubWG sync.WaitGroup
+	hubWG.Go(func() { s.runHub(hubStop, hubDrain) })
+
+	// connCtx ends the clients; it is also the ctx the Controller gets.
+	connCtx, stopConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConns()
+	var conns sync.WaitGroup
+	acceptDone := make(chan error, 1)
+	go func() { acceptDone <- s.acceptLoop(ctx, connCtx, &conns) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+		s.ln.Close()
+		<-acceptDone
+	case err = <-acceptDone:
+		s.ln.Close()
+	}
+	// Deliver the broadcasts already handed to the hub (e.g. the call-ended
+	// events of a shutdown), then stop the clients, then the hub.
+	drained := make(chan struct{})
+	hubDrain <- drained
+	<-drained
+	stopConns()
+	conns.Wait()
+	close(hubStop)
+	hubWG.Wait()
+	return err
+}
+
+// acceptLoop accepts until the listener is closed; ctx is Serve's, connCtx
+// the one given to clients.
+func (s *Server) acceptLoop(ctx, connCtx context.Context, conns *sync.WaitGroup) error {
+	var backoff time.Duration
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAccept(err) {
+				// EMFILE and friends: wait instead of spinning.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+					continue
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			return fmt.Errorf("accept on %s: %w", s.ln.Addr(), err)
+		}
+		backoff = 0
+		s.admit(ctx, connCtx, conn, conns)
+	}
+}
+
+// admit applies the allow-list and the client limit, then starts the
+// client's goroutines.
+func (s *Server) admit(ctx, connCtx context.Context, conn net.Conn, conns *sync.WaitGroup) {
+	remote := conn.RemoteAddr().String()
+	if !s.allowed(conn.RemoteAddr()) {
+		s.stats.refused.Add(1)
+		s.log.Warn("API connection refused: address not in [tcp-settings] allow", "remote", remote)
+		conn.Close()
+		return
+	}
+	c := newClient(conn, s.cfg.QueueLen)
+	reply := make(chan bool, 1)
+	select {
+	case s.register <- registration{c, reply}:
+	case <-ctx.Done():
+		conn.Close()
+		return
+	}
+	if !<-reply {
+		s.stats.rejected.Add(1)
+		s.log.Warn("API connection closed: too many clients", "remote", remote, "max_clients", s.cfg.MaxClients)
+		conns.Go(func() {
+			msg := encodeFail("", "", fmt.Sprintf("too many clients: max-clients is %d; try again later", s.cfg.MaxClients))
+			conn.SetWriteDeadline(time.Now().Add(time.Second))
+			conn.Write(msg)
+			conn.Close()
+		})
+		return
+	}
+	s.stats.accepted.Add(1)
+	s.log.Debug("API client connected", "remote", remote)
+	conns.Go(func() { s.serveClient(connCtx, c) })
+}
+
+func (s *Server) allowed(a net.Addr) bool {
+	if len(s.cfg.Allow) == 0 {
+		return true
+	}
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip := ta.AddrPort().Addr().Unmap()
+	for _, p := range s.cfg.Allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// serveClient runs the client's reader in this goroutine and its writer in
+// another, and unregisters it once both have ended.
+func (s *Server) serveClient(ctx context.Context, c *client) {
+	var writer sync.WaitGroup
+	writer.Go(func() { s.writeLoop(ctx, c) })
+	reason := s.readLoop(ctx, c)
+	c.stop(reason)
+	writer.Wait()
+	c.conn.Close()
+	s.unregister <- c // the hub outlives every client (see Serve)
+	s.log.Debug("API client disconnected", "remote", c.remote, "reason", c.reason())
+}
+
+// readLoop reads and runs commands until the connection ends; it returns why.
+func (s *Server) readLoop(ctx context.Context, c *client) string {
+	fr := NewFrameReader(c.conn, s.cfg.MaxMessageBytes)
+	for {
+		msg, err := fr.Next()
+		switch {
+		case err == nil:
+			s.execute(ctx, c, msg)
+		case errors.Is(err, ErrMessageTooLong):
+			s.fail(c, "", "", fmt.Sprintf("message longer than max-message-bytes (%d bytes): it was discarded up to its terminating NUL", s.cfg.MaxMessageBytes))
+		case errors.Is(err, io.EOF):
+			return "end of stream"
+		case errors.Is(err, net.ErrClosed):
+			return "closed"
+		default:
+			return err.Error()
+		}
+	}
+}
+
+// writeLoop writes the client's queue, several messages per write when they
+// are waiting. After the reader saw end of stream it writes what is queued
+// and returns; when ctx ends it does the same within flushTimeout.
+func (s *Server) writeLoop(ctx context.Context, c *client) {
+	defer c.conn.Close() // unblocks the reader
+	buf := make([]byte, 0, 4096)
+	write := func(msg []byte, timeout time.Duration) bool {
+		buf = append(buf[:0], msg...)
+		for more := true; more && len(buf) < 64<<10; {
+			select {
+			case m := <-c.send:
+				buf = append(buf, m...)
+			default:
+				more = false
+			}
+		}
+		c.conn.SetWriteDeadline(time.Now().Add(timeout))
+		if _, err := c.conn.Write(buf); err != nil {
+			if c.stop("write failed: " + err.Error()) {
+				s.stats.droppedClients.Add(1)
+				s.log.Warn("API client disconnected: write failed", "remote", c.remote, "err", err)
+			}
+			return false
+		}
+		return true
+	}
+	flush := func(timeout time.Duration) {
+		for {
+			select {
+			case m := <-c.send:
+				if !write(m, timeout) {
+					return
+				}
+			default:
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case m := <-c.send:
+			if !write(m, s.cfg.WriteTimeout) {
+				return
+			}
+		case <-c.quit:
+			if c.reason() == "end of stream" {
+				flush(s.cfg.WriteTimeout)
+			}
+			return
+		case <-ctx.Done():
+			flush(min(flushTimeout, s.cfg.WriteTimeout))
+			return
+		}
+	}
+}
+
+// Stats is a snapshot of the server's counters.
+type Stats struct {
+	Clients        int    // connected now
+	Accepted       uint64 // connections accepted
+	Refused        uint64 // refused by the allow-list
+	Rejected       uint64 // closed for max-clients
+	DroppedClients uint64 // disconnected for a full queue or a failed write
+	DroppedEvents  uint64 // broadcasts lost because the hub backlog was full
+	Commands       uint64 // messages received (valid or not)
+	Fails          uint64 // fail replies to commands
+}
+
+type counters struct {
+	clients                       atomic.Int64
+	accepted, refused, rejected   atomic.Uint64
+	droppedClients, droppedEvents atomic.Uint64
+	commands, fails               atomic.Uint64
+}
+
+// Stats returns the current counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Clients:        int(s.stats.clients.Load()),
+		Accepted:       s.stats.accepted.Load(),
+		Refused:        s.stats.refused.Load(),
+		Rejected:       s.stats.rejected.Load(),
+		DroppedClients: s.stats.droppedClients.Load(),
+		DroppedEvents:  s.stats.droppedEvents.Load(),
+		Commands:       s.stats.commands.Load(),
+		Fails:          s.stats.fails.Load(),
+	}
+}
