@@ -1,0 +1,468 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// The decoder walks the document one table at a time: each table is decoded
+// into map[string]toml.Primitive and each known key's value converted on its
+// own, so one wrong value does not hide the others, and keys are matched
+// exactly (toml's struct decoding would accept "Port" for "port").
+type decoder struct {
+	source string
+	md     toml.MetaData
+	probs  Problems
+	lines  map[string]int // key → line, for every key the file sets
+}
+
+func newDecoder(source string) *decoder {
+	return &decoder{source: source, lines: map[string]int{}}
+}
+
+// problems returns the collected problems, sorted by line, as an error.
+func (d *decoder) problems() error {
+	ps := append(Problems(nil), d.probs...)
+	for i := range ps {
+		ps[i].Source = d.source
+		// A key the file leaves out gets the line of its table.
+		for k := ps[i].Key; ps[i].Line == 0 && k != ""; {
+			ps[i].Line = d.lines[k]
+			j := strings.LastIndexByte(k, '.')
+			if j < 0 {
+				break
+			}
+			k = k[:j]
+		}
+	}
+	sortProblems(ps)
+	return &ps
+}
+
+func (d *decoder) add(key string, line int, format string, args ...any) {
+	d.probs = append(d.probs, Problem{Key: key, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// section is one table's schema: its keys, each with a setter that
+// converts the raw value.
+type section struct {
+	key    toml.Key
+	fields map[string]func(key string, v any)
+}
+
+func (d *decoder) decode(data []byte) *Plan {
+	p := Default()
+	var top map[string]toml.Primitive
+	md, err := toml.Decode(string(data), &top)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			// The message can quote the offending text; on a pass line that
+			// would be the password, so the line number has to do.
+			d.add(pe.LastKey, pe.Position.Line, "TOML syntax error: %s", redactSyntax(pe))
+		} else {
+			d.add("", 0, "TOML syntax error: %v", err)
+		}
+		return nil
+	}
+	d.md = md
+
+	tcp := section{toml.Key{"tcp-settings"}, map[string]func(string, any){
+		"address":           d.str(&p.TCP.Address),
+		"port":              d.integer(&p.TCP.Port),
+		"allow":             d.prefixes(&p.TCP.Allow),
+		"max-clients":       d.integer(&p.TCP.MaxClients),
+		"max-message-bytes": d.integer(&p.TCP.MaxMessageBytes),
+	}}
+	sip := section{toml.Key{"sip-settings"}, map[string]func(string, any){
+		"address":           d.str(&p.SIP.Address),
+		"port":              d.integer(&p.SIP.Port),
+		"transports":        d.strs(&p.SIP.Transports),
+		"public-address":    d.str(&p.SIP.PublicAddress),
+		"user-agent":        d.str(&p.SIP.UserAgent),
+		"register-expires":  d.duration(&p.SIP.RegisterExpires),
+		"register-retry":    d.duration(&p.SIP.RegisterRetry),
+		"ended-call-linger": d.duration(&p.SIP.EndedCallLinger),
+		"session-expires":   d.duration(&p.SIP.SessionExpires),
+	}}
+	rtp := section{toml.Key{"rtp-settings"}, map[string]func(string, any){
+		"port-min":      d.integer(&p.RTP.PortMin),
+		"port-max":      d.integer(&p.RTP.PortMax),
+		"codecs":        d.strs(&p.RTP.Codecs),
+		"ptime":         d.duration(&p.RTP.PTime),
+		"jitter-buffer": d.duration(&p.RTP.JitterBuffer),
+		"timeout":       d.duration(&p.RTP.Timeout),
+	}}
+	logs := section{toml.Key{"log"}, map[string]func(string, any){
+		"level": d.str(&p.Log.Level),
+	}}
+	var channels, accounts map[string]toml.Primitive
+	audio := section{toml.Key{"audio"}, map[string]func(string, any){
+		"backend":      d.str(&p.Audio.Backend),
+		"pulse-server": d.str(&p.Audio.PulseServer),
+	}}
+
+	for _, name := range sortedKeys(top) {
+		prim := top[name]
+		key := toml.Key{name}
+		switch name {
+		case "tcp-settings":
+			d.table(tcp, prim, nil)
+		case "sip-settings":
+			d.table(sip, prim, nil)
+		case "rtp-settings":
+			d.table(rtp, prim, nil)
+		case "log":
+			d.table(logs, prim, nil)
+		case "audio":
+			d.table(audio, prim, map[string]func(toml.Primitive){
+				"channels": func(cp toml.Primitive) { channels = d.subtables(toml.Key{"audio", "channels"}, cp) },
+			})
+		case "accounts":
+			accounts = d.subtables(key, prim)
+		default:
+			d.add(key.String(), d.line(prim), "unknown table or key (known: %s)", knownTop)
+		}
+	}
+
+	for _, name := range d.ordered(toml.Key{"audio", "channels"}, channels) {
+		c := Channel{Name: name}
+		d.table(section{toml.Key{"audio", "channels", name}, map[string]func(string, any){
+			"sink":     d.str(&c.Sink),
+			"source":   d.str(&c.Source),
+			"loopback": d.str(&c.Loopback),
+		}}, channels[name], nil)
+		p.Audio.Channels = append(p.Audio.Channels, c)
+	}
+	for _, name := range d.ordered(toml.Key{"accounts"}, accounts) {
+		a := defaultAccount(name)
+		d.table(section{toml.Key{"accounts", name}, map[string]func(string, any){
+			"user":         d.str(&a.User),
+			"pass":         d.secret(&a.Pass),
+			"server":       d.str(&a.Server),
+			"auth-user":    d.str(&a.AuthUser),
+			"display-name": d.str(&a.DisplayName),
+			"register":     d.boolean(&a.Register),
+			"channel":      d.str(&a.Channel),
+			"max-calls":    d.integer(&a.MaxCalls),
+		}}, accounts[name], nil)
+		p.Accounts = append(p.Accounts, a)
+	}
+
+	d.undecoded()
+	return p
+}
+
+const knownTop = "tcp-settings, sip-settings, rtp-settings, audio, log, accounts"
+
+// table decodes one table of the schema; sub names keys that are tables of
+// their own.
+func (d *decoder) table(s section, prim toml.Primitive, sub map[string]func(toml.Primitive)) {
+	m, ok := d.tableMap(s.key, prim)
+	if !ok {
+		return
+	}
+	d.lines[s.key.String()] = d.line(prim)
+	for _, name := range sortedKeys(m) {
+		key := append(append(toml.Key(nil), s.key...), name)
+		ks := key.String()
+		d.lines[ks] = d.line(m[name])
+		if f, ok := sub[name]; ok {
+			f(m[name])
+			continue
+		}
+		set, ok := s.fields[name]
+		if !ok {
+			d.add(ks, d.lines[ks], "unknown key (known in [%s]: %s)", s.key, known(s.fields, sub))
+			continue
+		}
+		var v any
+		if err := d.md.PrimitiveDecode(m[name], &v); err != nil {
+			d.add(ks, d.lines[ks], "cannot read value: %v", err)
+			continue
+		}
+		set(ks, v)
+	}
+}
+
+// subtables decodes a table whose keys are names of tables (accounts,
+// channels).
+func (d *decoder) subtables(key toml.Key, prim toml.Primitive) map[string]toml.Primitive {
+	m, ok := d.tableMap(key, prim)
+	if !ok {
+		return nil
+	}
+	d.lines[key.String()] = d.line(prim)
+	return m
+}
+
+func (d *decoder) tableMap(key toml.Key, prim toml.Primitive) (map[string]toml.Primitive, bool) {
+	// toml decodes a non-table into a map as an empty map, without an
+	// error, so look at the value first.
+	var v any
+	if err := d.md.PrimitiveDecode(prim, &v); err != nil {
+		d.add(key.String(), d.line(prim), "cannot read value: %v", err)
+		return nil, false
+	}
+	if _, ok := v.(map[string]any); !ok {
+		d.add(key.String(), d.line(prim), "must be a table ([%s]), not %s", key, tomlType(v))
+		return nil, false
+	}
+	var m map[string]toml.Primitive
+	if err := d.md.PrimitiveDecode(prim, &m); err != nil {
+		d.add(key.String(), d.line(prim), "cannot read table: %v", err)
+		return nil, false
+	}
+	return m, true
+}
+
+// ordered returns the names of the sub-tables of parent in the order the
+// file first mentions them.
+func (d *decoder) ordered(parent toml.Key, m map[string]toml.Primitive) []string {
+	pos := map[string]int{}
+	for i, k := range d.md.Keys() {
+		if len(k) <= len(parent) || !hasPrefix(k, parent) {
+			continue
+		}
+		if _, ok := pos[k[len(parent)]]; !ok {
+			pos[k[len(parent)]] = i
+		}
+	}
+	names := sortedKeys(m)
+	sort.SliceStable(names, func(i, j int) bool { return pos[names[i]] < pos[names[j]] })
+	return names
+}
+
+func hasPrefix(k, prefix toml.Key) bool {
+	for i := range prefix {
+		if k[i] != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// undecoded is the safety net behind the schema walk: any key toml saw but
+// nothing decoded, and that no problem already covers, is reported.
+func (d *decoder) undecoded() {
+	reported := map[string]bool{}
+	for _, p := range d.probs {
+		reported[p.Key] = true
+	}
+next:
+	for _, k := range d.md.Undecoded() {
+		for i := 1; i <= len(k); i++ {
+			if reported[k[:i].String()] {
+				continue next
+			}
+		}
+		// Values of known keys that are tables or arrays of tables (a type
+		// problem reported above) leave their children undecoded.
+		d.add(k.String(), 0, "unknown key")
+		reported[k.String()] = true
+	}
+}
+
+// line finds the line of a value's key. toml v1.6 keeps key positions
+// private but puts them in the ParseError of a failed decode, so decode into
+// a value that always fails.
+func (d *decoder) line(prim toml.Primitive) int {
+	var pr lineProbe
+	var pe toml.ParseError
+	if err := d.md.PrimitiveDecode(prim, &pr); errors.As(err, &pe) {
+		return pe.Position.Line
+	}
+	return 0
+}
+
+type lineProbe struct{}
+
+var errProbe = errors.New("line probe")
+
+func (*lineProbe) UnmarshalTOML(any) error { return errProbe }
+
+// redactSyntax gives toml's syntax message without the text it quotes when
+// the error is on a pass line.
+func redactSyntax(pe toml.ParseError) string {
+	last := pe.LastKey
+	if i := strings.LastIndexByte(last, '.'); i >= 0 {
+		last = last[i+1:]
+	}
+	if last == "pass" {
+		return "in the value of pass (not shown)"
+	}
+	return pe.Message
+}
+
+func known(fields map[string]func(string, any), sub map[string]func(toml.Primitive)) string {
+	names := make([]string, 0, len(fields)+len(sub))
+	for n := range fields {
+		names = append(names, n)
+	}
+	for n := range sub {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// The setters below convert a decoded TOML value (string, int64, float64,
+// bool, []any, map[string]any, time) into the plan's field, or report what
+// type the key needs.
+
+func (d *decoder) typeErr(key, want string, v any) {
+	d.add(key, d.lines[key], "must be %s, not %s", want, tomlType(v))
+}
+
+func (d *decoder) str(dst *string) func(string, any) {
+	return func(key string, v any) {
+		s, ok := v.(string)
+		if !ok {
+			d.typeErr(key, `a string ("...")`, v)
+			return
+		}
+		*dst = s
+	}
+}
+
+// secret is str for a password: its problems never quote the value.
+func (d *decoder) secret(dst *string) func(string, any) {
+	return d.str(dst) // typeErr shows only the TOML type
+}
+
+func (d *decoder) integer(dst *int) func(string, any) {
+	return func(key string, v any) {
+		n, ok := v.(int64)
+		if !ok {
+			d.typeErr(key, "a whole number", v)
+			return
+		}
+		if n < math.MinInt32 || n > math.MaxInt32 {
+			d.add(key, d.lines[key], "out of range (got %d)", n)
+			return
+		}
+		*dst = int(n)
+	}
+}
+
+func (d *decoder) boolean(dst *bool) func(string, any) {
+	return func(key string, v any) {
+		b, ok := v.(bool)
+		if !ok {
+			d.typeErr(key, "true or false", v)
+			return
+		}
+		*dst = b
+	}
+}
+
+func (d *decoder) strs(dst *[]string) func(string, any) {
+	return func(key string, v any) {
+		list, ok := v.([]any)
+		if !ok {
+			d.typeErr(key, `an array of strings (["..."])`, v)
+			return
+		}
+		out := make([]string, 0, len(list))
+		for i, e := range list {
+			s, ok := e.(string)
+			if !ok {
+				d.add(key, d.lines[key], "entry %d must be a string, not %s", i+1, tomlType(e))
+				return
+			}
+			out = append(out, s)
+		}
+		*dst = out
+	}
+}
+
+func (d *decoder) duration(dst *Duration) func(string, any) {
+	return func(key string, v any) {
+		s, ok := v.(string)
+		if !ok {
+			d.typeErr(key, `a duration string like "300s" or "20ms"`, v)
+			return
+		}
+		var du Duration
+		if err := du.UnmarshalText([]byte(s)); err != nil {
+			d.add(key, d.lines[key], `must be a duration like "300s" or "20ms" (got %q)`, s)
+			return
+		}
+		*dst = du
+	}
+}
+
+func (d *decoder) prefixes(dst *[]netip.Prefix) func(string, any) {
+	return func(key string, v any) {
+		var list []string
+		d.strs(&list)(key, v)
+		if list == nil {
+			return
+		}
+		out := make([]netip.Prefix, 0, len(list))
+		bad := false
+		for i, s := range list {
+			pf, err := parsePrefix(s)
+			if err != nil {
+				d.add(key, d.lines[key], "entry %d: %q is neither an IP address nor a CIDR like \"127.0.0.0/8\"", i+1, s)
+				bad = true
+				continue
+			}
+			out = append(out, pf)
+		}
+		if !bad {
+			*dst = out
+		}
+	}
+}
+
+// parsePrefix accepts a CIDR or a bare IP (a /32 or /128). Host bits are
+// cleared so that the prefix prints as the network it matches.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, errors.New("zone not allowed")
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	pf, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return pf.Masked(), nil
+}
+
+func tomlType(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case []any, []map[string]any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	case nil:
+		return "empty"
+	}
+	return "a date/time"
+}

@@ -1,0 +1,273 @@
+// Package plan loads the SIP plan, the daemon's TOML configuration
+// (sipplan.toml(5), docs/sipplan.md).
+//
+// Parse decodes strictly (unknown keys and wrong types are problems), applies
+// the defaults, resolves the implied values and validates. Every problem found
+// is reported at once, each naming its TOML key and, where the file has it,
+// the line, so an operator fixes a plan in one pass.
+package plan
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"time"
+)
+
+// Plan is a whole SIP plan.
+type Plan struct {
+	TCP      TCPSettings // [tcp-settings]
+	SIP      SIPSettings // [sip-settings]
+	RTP      RTPSettings // [rtp-settings]
+	Audio    Audio       // [audio]
+	Log      Log         // [log]
+	Accounts []Account   // [accounts.NAME] in the order they appear in the file
+}
+
+// TCPSettings is [tcp-settings], the control API listener.
+type TCPSettings struct {
+	Address         string         // listen IP; default "0.0.0.0"
+	Port            int            // default 3550
+	Allow           []netip.Prefix // peers that may connect; empty: any. A bare IP is a /32 or /128.
+	MaxClients      int            // simultaneous API connections; default 64
+	MaxMessageBytes int            // largest accepted command, NUL excluded; default 65536
+}
+
+// SIPSettings is [sip-settings], the user agent.
+type SIPSettings struct {
+	Address         string   // bind IP; default "0.0.0.0"
+	Port            int      // default 5060
+	Transports      []string // "udp", "tcp"; default ["udp"]
+	PublicAddress   string   // IP or host name put in Contact/Via/SDP; empty: derived from Address
+	UserAgent       string   // User-Agent header; default "Telestra"
+	RegisterExpires Duration // Expires asked for in REGISTER; default 300s, at least 10s
+	RegisterRetry   Duration // first retry after a failed REGISTER, doubling up to 5 min; default 5s
+	EndedCallLinger Duration // how long an ended call stays in get-status; default 10s
+	SessionExpires  Duration // RFC 4028 session interval; default 1800s, at least 90s
+}
+
+// RTPSettings is [rtp-settings], the media path.
+type RTPSettings struct {
+	PortMin      int      // first RTP port, even; default 16384
+	PortMax      int      // last port (RTCP may use it); default 16999
+	Codecs       []string // offer/accept order; "PCMU", "PCMA"; default both
+	PTime        Duration // packet time, 10ms..60ms in 10ms steps; default 20ms
+	JitterBuffer Duration // receive buffer depth; default 40ms
+	Timeout      Duration // hang up an active call after this long without RTP; default 30s
+}
+
+// Audio is [audio], the appliance's sound channels.
+type Audio struct {
+	Backend     string    // "loopback", "pulse", "alsa"; default "loopback"
+	PulseServer string    // empty: the default server
+	Channels    []Channel // [audio.channels.NAME] in file order
+}
+
+// Channel is one [audio.channels.NAME] table.
+type Channel struct {
+	Name     string
+	Sink     string // pulse sink or ALSA playback PCM; empty: the default device
+	Source   string // pulse source or ALSA capture PCM; empty: the default device
+	Loopback string // loopback backend only: "echo" (default), "tone:HZ", "silence"
+}
+
+// Log is [log].
+type Log struct {
+	Level string // "debug", "info", "warn", "error"; default "info"
+}
+
+// Account is one [accounts.NAME] table. After Parse, AuthUser, DisplayName
+// and Channel are never empty: their documented fallbacks are filled in.
+type Account struct {
+	Name        string // the table name; the API's "account"
+	User        string // SIP user (extension)
+	Pass        string // digest password; never logged or shown in errors
+	Server      string // registrar/proxy host[:port]; empty: no registration, local/direct calls only
+	AuthUser    string // digest user name; empty in the file: User
+	DisplayName string // From display name; empty in the file: Name
+	Register    bool   // register with Server; default true (nothing to do without a Server)
+	Channel     string // audio channel of the account's active call
+	MaxCalls    int    // calls at once; further incoming INVITEs get 486; default 4
+}
+
+// String leaves the password out, so printing a plan never shows it.
+func (a Account) String() string {
+	pass := ""
+	if a.Pass != "" {
+		pass = "(set)"
+	}
+	return fmt.Sprintf("{Name:%s User:%s Pass:%s Server:%s AuthUser:%s DisplayName:%q Register:%t Channel:%s MaxCalls:%d}",
+		a.Name, a.User, pass, a.Server, a.AuthUser, a.DisplayName, a.Register, a.Channel, a.MaxCalls)
+}
+
+// LogValue leaves the password out of structured logs.
+func (a Account) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("name", a.Name),
+		slog.String("user", a.User),
+		slog.String("server", a.Server),
+		slog.Bool("register", a.Register),
+		slog.String("channel", a.Channel),
+	)
+}
+
+// Defaults that are part of the product (docs/sipplan.md lists them).
+const (
+	DefaultChannel  = "ch1" // created when the plan defines no [audio.channels]
+	DefaultLoopback = "echo"
+	DefaultMaxCalls = 4
+)
+
+// Default returns a plan with every default applied and no accounts or
+// channels.
+func Default() *Plan {
+	return &Plan{
+		TCP: TCPSettings{
+			Address:         "0.0.0.0",
+			Port:            3550,
+			MaxClients:      64,
+			MaxMessageBytes: 65536,
+		},
+		SIP: SIPSettings{
+			Address:         "0.0.0.0",
+			Port:            5060,
+			Transports:      []string{"udp"},
+			UserAgent:       "Telestra",
+			RegisterExpires: Duration{300 * time.Second},
+			RegisterRetry:   Duration{5 * time.Second},
+			EndedCallLinger: Duration{10 * time.Second},
+			SessionExpires:  Duration{1800 * time.Second},
+		},
+		RTP: RTPSettings{
+			PortMin:      16384,
+			PortMax:      16999,
+			Codecs:       []string{"PCMU", "PCMA"},
+			PTime:        Duration{20 * time.Millisecond},
+			JitterBuffer: Duration{40 * time.Millisecond},
+			Timeout:      Duration{30 * time.Second},
+		},
+		Audio: Audio{Backend: "loopback"},
+		Log:   Log{Level: "info"},
+	}
+}
+
+// defaultAccount is an account table with nothing set.
+func defaultAccount(name string) Account {
+	return Account{Name: name, Register: true, MaxCalls: DefaultMaxCalls}
+}
+
+// Load reads and parses the plan at path.
+func Load(path string) (*Plan, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read SIP plan: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes a plan, rejects unknown keys and wrong types, applies the
+// defaults and fallbacks, and validates. source names the data in problems
+// (usually the file path). The error is a *Problems listing every problem.
+func Parse(data []byte, source string) (*Plan, error) {
+	d := newDecoder(source)
+	p := d.decode(data)
+	if p == nil { // TOML syntax error: nothing else can be checked
+		return nil, d.problems()
+	}
+	p.resolve()
+	if err := p.Validate(); err != nil {
+		// A key that could not be decoded kept its default; what Validate
+		// says about it would only repeat the problem.
+		bad := map[string]bool{}
+		for _, pr := range d.probs {
+			bad[pr.Key] = true
+		}
+		for _, pr := range *err.(*Problems) {
+			if !bad[pr.Key] {
+				d.probs = append(d.probs, pr)
+			}
+		}
+	}
+	if len(d.probs) > 0 {
+		return nil, d.problems()
+	}
+	return p, nil
+}
+
+// resolve fills in the values the plan leaves to fallbacks.
+func (p *Plan) resolve() {
+	if len(p.Audio.Channels) == 0 {
+		p.Audio.Channels = []Channel{{Name: DefaultChannel}}
+	}
+	for i := range p.Audio.Channels {
+		if p.Audio.Channels[i].Loopback == "" {
+			p.Audio.Channels[i].Loopback = DefaultLoopback
+		}
+	}
+	for i := range p.Accounts {
+		a := &p.Accounts[i]
+		if a.Channel == "" && len(p.Audio.Channels) == 1 {
+			a.Channel = p.Audio.Channels[0].Name
+		}
+		if a.AuthUser == "" {
+			a.AuthUser = a.User
+		}
+		if a.DisplayName == "" {
+			a.DisplayName = a.Name
+		}
+	}
+}
+
+// Account returns the account with the given name.
+func (p *Plan) Account(name string) (Account, bool) {
+	for _, a := range p.Accounts {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Account{}, false
+}
+
+// Channel returns the audio channel with the given name.
+func (p *Plan) Channel(name string) (Channel, bool) {
+	for _, c := range p.Audio.Channels {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Channel{}, false
+}
+
+// Duration is a time.Duration written in TOML as a string such as "300s"
+// or "20ms".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string ("300s", "1m30s", "20ms").
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration like \"300s\" or \"20ms\": %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// String is the form MarshalText writes.
+func (d Duration) String() string { return d.text() }
+
+// MarshalText writes whole seconds as "300s" and whole milliseconds as
+// "20ms", the way the plan documents them.
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(d.text()), nil
+}
+
+func (d Duration) text() string {
+	switch {
+	case d.Duration != 0 && d.Duration%time.Second == 0:
+		return fmt.Sprintf("%ds", d.Duration/time.Second)
+	case d.Duration != 0 && d.Duration%time.Millisecond == 0:
+		return fmt.Sprintf("%dms", d.Duration/time.Millisecond)
+	}
+	return d.Duration.String()
+}

@@ -1,0 +1,387 @@
+package plan
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Limits the plan enforces; docs/sipplan.md documents each.
+const (
+	minRegisterExpires = 10 * time.Second
+	maxRegisterRetry   = 5 * time.Minute  // the back-off cap: a longer first retry makes no sense
+	minSessionExpires  = 90 * time.Second // RFC 4028 Min-SE floor
+	maxJitterBuffer    = time.Second
+	minMessageBytes    = 1024
+	maxMessageBytes    = 16 << 20
+	maxNameLen         = 64
+	sampleRate         = 8000 // G.711, the only codecs offered
+)
+
+// Known values of the enumerated keys, in the order the docs list them.
+var (
+	transports = []string{"udp", "tcp"}
+	codecs     = []string{"PCMU", "PCMA"}
+	backends   = []string{"loopback", "pulse", "alsa"}
+	logLevels  = []string{"debug", "info", "warn", "error"}
+)
+
+// Validate checks the plan as it stands (it fills in nothing) and returns a
+// *Problems listing every problem, or nil. Keys of plans built in Go carry
+// no line.
+func (p *Plan) Validate() error {
+	v := &validator{}
+	v.tcp(&p.TCP)
+	v.sip(&p.SIP)
+	v.rtp(&p.RTP)
+	v.audio(&p.Audio)
+	v.log(&p.Log)
+	v.accounts(p)
+	v.conflicts(p)
+	if len(v.probs) == 0 {
+		return nil
+	}
+	ps := v.probs
+	return &ps
+}
+
+type validator struct{ probs Problems }
+
+func (v *validator) add(key, format string, args ...any) {
+	v.probs = append(v.probs, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) port(key string, n int) {
+	if n < 1 || n > 65535 {
+		v.add(key, "must be a port number from 1 to 65535 (got %d)", n)
+	}
+}
+
+// bindAddress: the IP of a local interface, or 0.0.0.0 / :: for all.
+func (v *validator) bindAddress(key, s string) {
+	if _, err := netip.ParseAddr(s); err != nil {
+		v.add(key, "must be an IP address such as \"0.0.0.0\" (all IPv4), \"::\" or \"127.0.0.1\" (got %q)", s)
+	}
+}
+
+func (v *validator) positive(key string, d Duration) bool {
+	if d.Duration <= 0 {
+		v.add(key, "must be a positive duration such as \"10s\" (got %q)", d.text())
+		return false
+	}
+	return true
+}
+
+// wholeSeconds: the value goes into a SIP header in seconds.
+func (v *validator) wholeSeconds(key string, d Duration, min time.Duration) {
+	switch {
+	case d.Duration < min:
+		v.add(key, "must be at least %q (got %q)", Duration{min}.text(), d.text())
+	case d.Duration%time.Second != 0:
+		v.add(key, "must be whole seconds, e.g. \"300s\" (got %q)", d.text())
+	}
+}
+
+// set checks a list against its allowed values: non-empty, known, no repeats.
+func (v *validator) set(key string, list, allowed []string) {
+	if len(list) == 0 {
+		v.add(key, "must list at least one of %s", quoteList(allowed))
+		return
+	}
+	for i, s := range list {
+		if !slices.Contains(allowed, s) {
+			v.add(key, "unknown value %q (allowed: %s)", s, quoteList(allowed))
+		} else if slices.Index(list, s) < i {
+			v.add(key, "%q is listed twice", s)
+		}
+	}
+}
+
+func (v *validator) oneOf(key, s string, allowed []string) {
+	if !slices.Contains(allowed, s) {
+		v.add(key, "must be one of %s (got %q)", quoteList(allowed), s)
+	}
+}
+
+func (v *validator) tcp(t *TCPSettings) {
+	v.bindAddress("tcp-settings.address", t.Address)
+	v.port("tcp-settings.port", t.Port)
+	for _, pf := range t.Allow {
+		if !pf.IsValid() {
+			v.add("tcp-settings.allow", "contains an invalid prefix")
+		}
+	}
+	if t.MaxClients < 1 {
+		v.add("tcp-settings.max-clients", "must be at least 1 (got %d)", t.MaxClients)
+	}
+	if t.MaxMessageBytes < minMessageBytes || t.MaxMessageBytes > maxMessageBytes {
+		v.add("tcp-settings.max-message-bytes", "must be from %d to %d (got %d)", minMessageBytes, maxMessageBytes, t.MaxMessageBytes)
+	}
+}
+
+func (v *validator) sip(s *SIPSettings) {
+	v.bindAddress("sip-settings.address", s.Address)
+	v.port("sip-settings.port", s.Port)
+	v.set("sip-settings.transports", s.Transports, transports)
+	if s.PublicAddress != "" {
+		a, err := netip.ParseAddr(s.PublicAddress)
+		switch {
+		case err == nil && a.IsUnspecified():
+			v.add("sip-settings.public-address", "must be an address peers can reach, not %q; leave it empty to use the bind address", s.PublicAddress)
+		case err != nil && !validHostname(s.PublicAddress):
+			v.add("sip-settings.public-address", "must be an IP address or host name without a port (got %q)", s.PublicAddress)
+		}
+	}
+	if s.UserAgent == "" || hasControl(s.UserAgent) {
+		v.add("sip-settings.user-agent", "must be non-empty text without control characters")
+	}
+	v.wholeSeconds("sip-settings.register-expires", s.RegisterExpires, minRegisterExpires)
+	if v.positive("sip-settings.register-retry", s.RegisterRetry) && s.RegisterRetry.Duration > maxRegisterRetry {
+		v.add("sip-settings.register-retry", "must be at most %q, where the back-off stops doubling (got %q)", Duration{maxRegisterRetry}.text(), s.RegisterRetry.text())
+	}
+	v.positive("sip-settings.ended-call-linger", s.EndedCallLinger)
+	v.wholeSeconds("sip-settings.session-expires", s.SessionExpires, minSessionExpires)
+}
+
+func (v *validator) rtp(r *RTPSettings) {
+	v.port("rtp-settings.port-min", r.PortMin)
+	v.port("rtp-settings.port-max", r.PortMax)
+	if r.PortMin%2 != 0 || r.PortMin >= r.PortMax {
+		v.add("rtp-settings.port-min", "must be even and below port-max %d (got %d): RTP uses even ports, RTCP the next odd one", r.PortMax, r.PortMin)
+	}
+	v.set("rtp-settings.codecs", r.Codecs, codecs)
+	if r.PTime.Duration < 10*time.Millisecond || r.PTime.Duration > 60*time.Millisecond || r.PTime.Duration%(10*time.Millisecond) != 0 {
+		v.add("rtp-settings.ptime", "must be 10ms, 20ms, 30ms, 40ms, 50ms or 60ms (got %q)", r.PTime.text())
+	}
+	if v.positive("rtp-settings.jitter-buffer", r.JitterBuffer) && r.JitterBuffer.Duration > maxJitterBuffer {
+		v.add("rtp-settings.jitter-buffer", "must be at most %q (got %q)", Duration{maxJitterBuffer}.text(), r.JitterBuffer.text())
+	}
+	v.positive("rtp-settings.timeout", r.Timeout)
+}
+
+func (v *validator) audio(a *Audio) {
+	v.oneOf("audio.backend", a.Backend, backends)
+	if hasControl(a.PulseServer) {
+		v.add("audio.pulse-server", "must not contain control characters")
+	}
+	for _, c := range a.Channels {
+		key := func(field string) string { return toml.Key{"audio", "channels", c.Name, field}.String() }
+		if !validName(c.Name) {
+			v.add(toml.Key{"audio", "channels", c.Name}.String(), "channel name must be 1 to %d characters without spaces, quotes or control characters", maxNameLen)
+		}
+		if hasControl(c.Sink) {
+			v.add(key("sink"), "must not contain control characters")
+		}
+		if hasControl(c.Source) {
+			v.add(key("source"), "must not contain control characters")
+		}
+		if err := checkLoopback(c.Loopback); err != nil {
+			v.add(key("loopback"), "%v", err)
+		}
+	}
+}
+
+// checkLoopback checks a loopback channel mode: "echo", "silence" or
+// "tone:HZ".
+func checkLoopback(s string) error {
+	switch s {
+	case "echo", "silence":
+		return nil
+	}
+	hz, ok := strings.CutPrefix(s, "tone:")
+	if !ok {
+		return fmt.Errorf("must be \"echo\", \"silence\" or \"tone:HZ\" (got %q)", s)
+	}
+	n, err := strconv.Atoi(hz)
+	if err != nil || n < 1 || n >= sampleRate/2 {
+		return fmt.Errorf("tone frequency must be a whole number of Hz from 1 to %d, below half the %d Hz sample rate (got %q)", sampleRate/2-1, sampleRate, s)
+	}
+	return nil
+}
+
+func (v *validator) log(l *Log) {
+	v.oneOf("log.level", l.Level, logLevels)
+}
+
+func (v *validator) accounts(p *Plan) {
+	if len(p.Accounts) == 0 {
+		v.add("accounts", "no accounts: define at least one [accounts.NAME] table with a user")
+		return
+	}
+	channelOwner := map[string]string{}
+	userOwner := map[string]string{} // user@server → account
+	for _, a := range p.Accounts {
+		key := func(field string) string { return toml.Key{"accounts", a.Name, field}.String() }
+		if !validName(a.Name) {
+			v.add(toml.Key{"accounts", a.Name}.String(), "account name must be 1 to %d characters without spaces, quotes or control characters: the API refers to accounts by name", maxNameLen)
+		}
+		switch {
+		case a.User == "":
+			v.add(key("user"), "required: the account's SIP user (extension), e.g. \"3001\"")
+		case !validUser(a.User):
+			v.add(key("user"), "must be a SIP user part without spaces, control characters or any of @ : < > \" \\ (got %q)", a.User)
+		default:
+			id := a.User + "@" + a.Server
+			if other, dup := userOwner[id]; dup {
+				v.add(key("user"), "account %q already uses user %q with the same server; local calls and registrations would be ambiguous", other, a.User)
+			} else {
+				userOwner[id] = a.Name
+			}
+		}
+		if hasControl(a.Pass) {
+			v.add(key("pass"), "must not contain control characters (value not shown)")
+		}
+		if a.Server != "" {
+			if err := checkServer(a.Server); err != nil {
+				v.add(key("server"), "%v", err)
+			}
+		}
+		if a.AuthUser != "" && (hasControl(a.AuthUser) || strings.ContainsAny(a.AuthUser, " \t\"\\")) {
+			v.add(key("auth-user"), "must not contain spaces, quotes, backslashes or control characters (got %q)", a.AuthUser)
+		}
+		if hasControl(a.DisplayName) {
+			v.add(key("display-name"), "must not contain control characters")
+		}
+		switch _, ok := p.Channel(a.Channel); {
+		case a.Channel == "" && len(p.Audio.Channels) > 1:
+			v.add(key("channel"), "required when several channels are defined (one of %s)", channelNames(p))
+		case a.Channel == "":
+			v.add(key("channel"), "required: no [audio.channels.NAME] table is defined")
+		case !ok:
+			v.add(key("channel"), "no channel %q in [audio.channels] (defined: %s)", a.Channel, channelNames(p))
+		default:
+			if other, dup := channelOwner[a.Channel]; dup {
+				v.add(key("channel"), "channel %q is already bound to account %q; each account needs its own channel", a.Channel, other)
+			} else {
+				channelOwner[a.Channel] = a.Name
+			}
+		}
+		if a.MaxCalls < 1 {
+			v.add(key("max-calls"), "must be at least 1 (got %d)", a.MaxCalls)
+		}
+	}
+}
+
+// conflicts checks what no single key shows: ports in use twice, and an RTP
+// range too small for every call the accounts allow.
+func (v *validator) conflicts(p *Plan) {
+	if p.RTP.PortMin <= p.SIP.Port && p.SIP.Port <= p.RTP.PortMax && slices.Contains(p.SIP.Transports, "udp") {
+		v.add("sip-settings.port", "UDP port %d is inside the RTP range %d-%d; move one of them", p.SIP.Port, p.RTP.PortMin, p.RTP.PortMax)
+	}
+	if p.TCP.Port == p.SIP.Port && slices.Contains(p.SIP.Transports, "tcp") {
+		v.add("tcp-settings.port", "TCP port %d is also the SIP port with transport \"tcp\"; move one of them", p.TCP.Port)
+	}
+	calls := 0
+	for _, a := range p.Accounts {
+		calls += max(a.MaxCalls, 0)
+	}
+	if pairs := (p.RTP.PortMax - p.RTP.PortMin + 1) / 2; p.RTP.PortMin < p.RTP.PortMax && calls > pairs {
+		v.add("rtp-settings.port-max", "range %d-%d has room for %d calls (an even RTP and the next RTCP port each), but the accounts' max-calls add up to %d; widen the range",
+			p.RTP.PortMin, p.RTP.PortMax, pairs, calls)
+	}
+}
+
+// checkServer checks host[:port] with an IP (IPv6 in brackets when a port
+// follows) or a host name.
+func checkServer(s string) error {
+	const how = "must be host[:port] such as \"pbx.example.com\", \"127.0.0.1:5060\" or \"[::1]:5060\""
+	if l := strings.ToLower(s); strings.HasPrefix(l, "sip:") || strings.HasPrefix(l, "sips:") {
+		return fmt.Errorf("%s, without a sip: scheme (got %q)", how, s)
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		host, port = s, ""
+	} else {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s; the port must be from 1 to 65535 (got %q)", how, s)
+		}
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if !validHostname(host) {
+		return fmt.Errorf("%s (got %q)", how, s)
+	}
+	return nil
+}
+
+// validHostname: DNS labels of letters, digits, '-' and '_', a trailing dot
+// allowed.
+func validHostname(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validName: account and channel names travel in JSON commands and logs.
+func validName(s string) bool {
+	if s == "" || len(s) > maxNameLen {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '"' || r == '\'' || r == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func validUser(s string) bool {
+	for _, r := range s {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) || strings.ContainsRune("@:<>\"\\", r) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteList(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func channelNames(p *Plan) string {
+	if len(p.Audio.Channels) == 0 {
+		return "none"
+	}
+	names := make([]string, len(p.Audio.Channels))
+	for i, c := range p.Audio.Channels {
+		names[i] = c.Name
+	}
+	return strings.Join(names, ", ")
+}
