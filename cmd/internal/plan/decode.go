@@ -425,8 +425,10 @@ func (d *decoder) prefixes(dst *[]netip.Prefix) func(string, any) {
 			}
 			out = append(out, pf)
 		}
-		if !bad {
+		if !bad && len(out) > 0 {
 			*dst = out
+		} else if !bad {
+			*dst = nil
 		}
 	}
 }
