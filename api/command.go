@@ -46,10 +46,11 @@ type CommandError struct {
 func (e *CommandError) Error() string { return e.Msg }
 
 // ParseCommand decodes one message (without its NUL). The error is always a
-// *CommandError whose text says exactly what was wrong.
+// *CommandError whose text says exactly what was wrong; "at byte N" counts
+// the message's bytes from 1, as encoding/json does.
 func ParseCommand(msg []byte) (Command, error) {
 	if !utf8.Valid(msg) {
-		return Command{}, &CommandError{Msg: fmt.Sprintf("invalid UTF-8 at byte %d: messages must be UTF-8 JSON", invalidUTF8At(msg))}
+		return Command{}, &CommandError{Msg: fmt.Sprintf("invalid UTF-8 at byte %d: messages must be UTF-8 JSON", invalidUTF8At(msg)+1)}
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(msg, &m); err != nil {
@@ -235,6 +236,7 @@ func jsonKind(msg []byte) string {
 	return "empty"
 }
 
+// invalidUTF8At returns the index of the first byte that is not UTF-8.
 func invalidUTF8At(b []byte) int {
 	for i := 0; i < len(b); {
 		r, size := utf8.DecodeRune(b[i:])
