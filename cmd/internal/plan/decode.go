@@ -127,22 +127,24 @@ func (d *decoder) decode(data []byte) *Plan {
 		case "accounts":
 			accounts = d.subtables(key, prim)
 		default:
-			d.add(key.String(), d.line(prim), "unknown table or key (known: %s)", knownTop)
+			d.add(key.String(), d.keyLine(key, prim), "unknown table or key (known: %s)", knownTop)
 		}
 	}
 
 	for _, name := range d.ordered(toml.Key{"audio", "channels"}, channels) {
 		c := Channel{Name: name}
-		d.table(section{toml.Key{"audio", "channels", name}, map[string]func(string, any){
+		ok := d.table(section{toml.Key{"audio", "channels", name}, map[string]func(string, any){
 			"sink":     d.str(&c.Sink),
 			"source":   d.str(&c.Source),
 			"loopback": d.str(&c.Loopback),
 		}}, channels[name], nil)
-		p.Audio.Channels = append(p.Audio.Channels, c)
+		if ok {
+			p.Audio.Channels = append(p.Audio.Channels, c)
+		}
 	}
 	for _, name := range d.ordered(toml.Key{"accounts"}, accounts) {
 		a := defaultAccount(name)
-		d.table(section{toml.Key{"accounts", name}, map[string]func(string, any){
+		ok := d.table(section{toml.Key{"accounts", name}, map[string]func(string, any){
 			"user":         d.str(&a.User),
 			"pass":         d.secret(&a.Pass),
 			"server":       d.str(&a.Server),
@@ -152,7 +154,9 @@ func (d *decoder) decode(data []byte) *Plan {
 			"channel":      d.str(&a.Channel),
 			"max-calls":    d.integer(&a.MaxCalls),
 		}}, accounts[name], nil)
-		p.Accounts = append(p.Accounts, a)
+		if ok {
+			p.Accounts = append(p.Accounts, a)
+		}
 	}
 
 	d.undecoded()
@@ -162,17 +166,17 @@ func (d *decoder) decode(data []byte) *Plan {
 const knownTop = "tcp-settings, sip-settings, rtp-settings, audio, log, accounts"
 
 // table decodes one table of the schema; sub names keys that are tables of
-// their own.
-func (d *decoder) table(s section, prim toml.Primitive, sub map[string]func(toml.Primitive)) {
+// their own. It reports whether the value was a table.
+func (d *decoder) table(s section, prim toml.Primitive, sub map[string]func(toml.Primitive)) bool {
 	m, ok := d.tableMap(s.key, prim)
 	if !ok {
-		return
+		return false
 	}
-	d.lines[s.key.String()] = d.line(prim)
+	d.lines[s.key.String()] = d.keyLine(s.key, prim)
 	for _, name := range sortedKeys(m) {
 		key := append(append(toml.Key(nil), s.key...), name)
 		ks := key.String()
-		d.lines[ks] = d.line(m[name])
+		d.lines[ks] = d.keyLine(key, m[name])
 		if f, ok := sub[name]; ok {
 			f(m[name])
 			continue
@@ -189,6 +193,7 @@ func (d *decoder) table(s section, prim toml.Primitive, sub map[string]func(toml
 		}
 		set(ks, v)
 	}
+	return true
 }
 
 // subtables decodes a table whose keys are names of tables (accounts,
@@ -198,7 +203,7 @@ func (d *decoder) subtables(key toml.Key, prim toml.Primitive) map[string]toml.P
 	if !ok {
 		return nil
 	}
-	d.lines[key.String()] = d.line(prim)
+	d.lines[key.String()] = d.keyLine(key, prim)
 	return m
 }
 
@@ -211,7 +216,7 @@ func (d *decoder) tableMap(key toml.Key, prim toml.Primitive) (map[string]toml.P
 		return nil, false
 	}
 	if _, ok := v.(map[string]any); !ok {
-		d.add(key.String(), d.line(prim), "must be a table ([%s]), not %s", key, tomlType(v))
+		d.add(key.String(), d.keyLine(key, prim), "must be a table ([%s]), not %s", key, tomlType(v))
 		return nil, false
 	}
 	var m map[string]toml.Primitive
@@ -281,6 +286,31 @@ func (d *decoder) line(prim toml.Primitive) int {
 	return 0
 }
 
+// keyLine is the line of key, whose value is prim. A table the file only
+// implies ("[a.b]" implies "a", "x.y = 1" implies "x") has no line of its
+// own: it gets the line of the first key under it.
+func (d *decoder) keyLine(key toml.Key, prim toml.Primitive) int {
+	for _, k := range d.md.Keys() {
+		if len(k) < len(key) || !hasPrefix(k, key) {
+			continue
+		}
+		p := prim
+		for _, part := range k[len(key):] {
+			var m map[string]toml.Primitive
+			if err := d.md.PrimitiveDecode(p, &m); err != nil {
+				return d.line(prim)
+			}
+			next, ok := m[part]
+			if !ok {
+				return d.line(prim)
+			}
+			p = next
+		}
+		return d.line(p)
+	}
+	return d.line(prim)
+}
+
 type lineProbe struct{}
 
 var errProbe = errors.New("line probe")
@@ -294,7 +324,7 @@ func redactSyntax(pe toml.ParseError) string {
 	if i := strings.LastIndexByte(last, '.'); i >= 0 {
 		last = last[i+1:]
 	}
-	if last == "pass" {
+	if last == "pass" && !strings.Contains(pe.Message, "has already been defined") {
 		return "in the value of pass (not shown)"
 	}
 	return pe.Message

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -179,20 +180,29 @@ func Parse(data []byte, source string) (*Plan, error) {
 	if err := p.Validate(); err != nil {
 		// A key that could not be decoded kept its default; what Validate
 		// says about it would only repeat the problem.
-		bad := map[string]bool{}
-		for _, pr := range d.probs {
-			bad[pr.Key] = true
-		}
+		decodeProbs := len(d.probs)
+	next:
 		for _, pr := range *err.(*Problems) {
-			if !bad[pr.Key] {
-				d.probs = append(d.probs, pr)
+			for _, bad := range d.probs[:decodeProbs] {
+				if related(bad.Key, pr.Key) {
+					continue next
+				}
 			}
+			d.probs = append(d.probs, pr)
 		}
 	}
 	if len(d.probs) > 0 {
 		return nil, d.problems()
 	}
 	return p, nil
+}
+
+// related reports whether one key is the other or contains it.
+func related(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	return a == b || strings.HasPrefix(b, a+".")
 }
 
 // resolve fills in the values the plan leaves to fallbacks.
