@@ -1,19 +1,25 @@
 // Package media moves a call's audio as RTP (github.com/pion/rtp) between a
 // UDP socket pair from the plan's port range and an AudioPort.
 //
-// CONTRACT SKELETON: the exported API below is what package sip relies on.
-// Bodies are filled in by the media work; keep the signatures.
+// One Engine owns the port pool and a single send clock: a scheduler
+// goroutine that wakes on a fine slot grid and, for the sessions in that
+// slot, plays out one frame from the jitter buffer to the bound AudioPort,
+// captures one frame from it and sends one RTP packet. Each Session owns two
+// reader goroutines (RTP and RTCP) that only parse and queue. See
+// docs/media.md for the data flow.
 package media
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 )
 
 // AudioPort is the appliance side of a call; hw.Channel satisfies it.
-// Neither method may block.
+// Neither method may block. Frames are Codec.FrameSamples(PTime) long.
 type AudioPort interface {
 	ReadFrame(frame []int16) bool
 	WriteFrame(frame []int16)
@@ -21,6 +27,9 @@ type AudioPort interface {
 
 // ErrNoPorts is returned by Allocate when the port range is exhausted.
 var ErrNoPorts = errors.New("media: no free RTP port in range")
+
+// ErrClosed is returned by Allocate after Engine.Close.
+var ErrClosed = errors.New("media: engine closed")
 
 // Codec is an audio payload format as negotiated in SDP.
 type Codec struct {
@@ -40,12 +49,65 @@ const TelephoneEventPT = 101
 
 // Config is the plan's [rtp-settings] plus the address to bind.
 type Config struct {
-	BindIP       net.IP // address the RTP sockets bind to
-	PortMin      int    // even; RTP on even ports, RTCP on +1
-	PortMax      int
+	BindIP       net.IP   // address the RTP sockets bind to; nil: 0.0.0.0
+	PortMin      int      // even; RTP on even ports, RTCP on +1
+	PortMax      int      // highest usable port (an RTCP port at most)
+	Codecs       []string // preference order for offers; empty: PCMU, PCMA
 	PTime        time.Duration
-	JitterBuffer time.Duration // initial jitter buffer depth
-	Timeout      time.Duration // no RTP received for this long while receiving: OnTimeout
+	JitterBuffer time.Duration // initial jitter buffer depth; adapts within 20-200 ms
+	Timeout      time.Duration // no RTP received for this long while receiving: OnTimeout; 0: never
+	RTCPInterval time.Duration // mean RTCP report interval; 0: 5s
+}
+
+// Limits of the adaptive jitter buffer.
+const (
+	minJitterDepth = 20 * time.Millisecond
+	maxJitterDepth = 200 * time.Millisecond
+)
+
+func (c *Config) setDefaults() {
+	if c.PTime == 0 {
+		c.PTime = 20 * time.Millisecond
+	}
+	if c.JitterBuffer == 0 {
+		c.JitterBuffer = 60 * time.Millisecond
+	}
+	if c.RTCPInterval == 0 {
+		c.RTCPInterval = 5 * time.Second
+	}
+	if len(c.Codecs) == 0 {
+		c.Codecs = []string{"PCMU", "PCMA"}
+	}
+	if c.PortMin%2 != 0 {
+		c.PortMin++
+	}
+}
+
+// Validate reports the first problem with c, naming the plan key.
+func (c Config) Validate() error {
+	switch {
+	case c.PortMin < 1 || c.PortMax > 65535:
+		return fmt.Errorf("media: rtp port range %d-%d: ports must lie in 1-65535", c.PortMin, c.PortMax)
+	case c.PortMin+1 > c.PortMax:
+		return fmt.Errorf("media: rtp port range %d-%d holds no even RTP port with RTCP on +1: widen port-max", c.PortMin, c.PortMax)
+	case c.PTime < 10*time.Millisecond || c.PTime > 60*time.Millisecond || c.PTime%(5*time.Millisecond) != 0:
+		return fmt.Errorf("media: ptime %v: use 10-60 ms in 5 ms steps (20 ms is usual)", c.PTime)
+	case c.JitterBuffer < 0 || c.JitterBuffer > maxJitterDepth:
+		return fmt.Errorf("media: jitter-buffer %v: use 0-%v", c.JitterBuffer, maxJitterDepth)
+	case c.Timeout < 0:
+		return fmt.Errorf("media: rtp timeout %v must not be negative", c.Timeout)
+	case c.RTCPInterval < 0:
+		return fmt.Errorf("media: RTCP interval %v must not be negative", c.RTCPInterval)
+	}
+	for _, n := range c.Codecs {
+		if lookupCodec(n) == nil {
+			return fmt.Errorf("media: codec %q is not supported: use PCMU or PCMA", n)
+		}
+	}
+	if c.BindIP != nil && c.BindIP.To4() == nil && c.BindIP.To16() == nil {
+		return fmt.Errorf("media: bind address %v is not an IP address", c.BindIP)
+	}
+	return nil
 }
 
 // Params is the negotiated state of a session, set after each offer/answer.
@@ -62,45 +124,240 @@ type Params struct {
 type Stats struct {
 	Codec           string
 	PacketsSent     uint64
-	PacketsReceived uint64
-	PacketsLost     uint64
-	JitterMs        float64
+	PacketsReceived uint64  // RTP packets accepted from the peer, duplicates included (RFC 3550)
+	PacketsLost     uint64  // RFC 3550 cumulative: expected - received, not below 0
+	JitterMs        float64 // RFC 3550 interarrival jitter of the peer's stream
+
+	PacketsLate     uint64  // arrived after their playout time, or duplicates: dropped
+	FramesConcealed uint64  // played frames filled by loss concealment
+	DTMFReceived    uint64  // RFC 4733 events (digits) received
+	DTMFSent        uint64  // RFC 4733 events (digits) sent to the end
+	JitterBufferMs  float64 // current playout depth target
+	RTCPSent        uint64
+	RTCPReceived    uint64
+	// From the peer's latest report block about our stream (zero until one arrives).
+	RemoteFractionLost float64 // 0..1 over the peer's last report interval
+	RemotePacketsLost  int64
+	RemoteJitterMs     float64
+	RTTMs              float64 // from LSR/DLSR; 0 until measured
 }
 
 // Engine owns the RTP port pool and the send clock shared by all sessions.
-type Engine struct{}
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	clock   monoClock
+	bindIP  net.IP
+	network string
+	slotDur time.Duration
+	nslots  int
+	pacing  pacingHist
 
-// NewEngine validates cfg and prepares the port pool.
-func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) { panic("media: not implemented") }
+	mu       sync.Mutex
+	closed   bool
+	used     map[int]bool // RTP ports reserved or bound
+	cursor   int          // next RTP port to try, so freed ports rest a while
+	sessions map[*Session]struct{}
+	slots    [][]*Session // scheduler slots; a session sits in one for life
+	count    int          // sessions in slots
+
+	wake chan struct{} // cap 1: the scheduler may have work
+	stop chan struct{}
+	wg   sync.WaitGroup // the scheduler and onTimeout callbacks
+}
+
+// NewEngine validates cfg and prepares the port pool. Its scheduler
+// goroutine runs until Close and is idle while no session exists.
+func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{
+		cfg:      cfg,
+		log:      log,
+		clock:    newMonoClock(),
+		used:     make(map[int]bool),
+		cursor:   cfg.PortMin,
+		sessions: make(map[*Session]struct{}),
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+	}
+	e.bindIP, e.network = net.IPv4zero, "udp4"
+	if cfg.BindIP != nil {
+		e.bindIP = cfg.BindIP
+		if cfg.BindIP.To4() == nil {
+			e.network = "udp6"
+		}
+	}
+	// 1 ms slots: a tick's work for ~1/20 of the calls, and a tenth of a
+	// 10 ms frame at most.
+	e.nslots = max(1, int(cfg.PTime/time.Millisecond))
+	e.slotDur = cfg.PTime / time.Duration(e.nslots)
+	e.slots = make([][]*Session, e.nslots)
+	e.wg.Add(1)
+	go e.run()
+	return e, nil
+}
+
+// Config returns the engine's configuration with defaults applied.
+func (e *Engine) Config() Config { return e.cfg }
 
 // Allocate binds an even RTP port and RTCP on port+1 from the pool.
-// onTimeout (may be nil) is called once, from the session's goroutine, when
-// the session expects RTP and none has arrived for Config.Timeout.
-func (e *Engine) Allocate(onTimeout func()) (*Session, error) { panic("media: not implemented") }
+// onTimeout (may be nil) is called once, on a goroutine of its own, when
+// the session expects RTP and none has arrived for Config.Timeout; it may
+// call Session.Close.
+func (e *Engine) Allocate(onTimeout func()) (*Session, error) {
+	first := -1
+	for {
+		port, err := e.reserve(&first)
+		if err != nil {
+			return nil, err
+		}
+		rtpConn, rtcpConn, err := e.bindPair(port)
+		if err != nil {
+			// In use by someone else: leave it and try the next pair.
+			e.log.Debug("rtp port busy, trying next", "port", port, "err", err)
+			e.release(port)
+			continue
+		}
+		s := newSession(e, port, rtpConn, rtcpConn, onTimeout)
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			_ = rtpConn.Close()
+			_ = rtcpConn.Close()
+			e.release(port)
+			return nil, ErrClosed
+		}
+		e.sessions[s] = struct{}{}
+		s.slot = e.emptiestSlot()
+		e.slots[s.slot] = append(e.slots[s.slot], s)
+		e.count++
+		e.mu.Unlock()
+		s.start()
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+		return s, nil
+	}
+}
+
+// reserve picks the next free even port after the cursor. first tracks
+// where this Allocate started so a full lap ends with ErrNoPorts.
+func (e *Engine) reserve(first *int) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return 0, ErrClosed
+	}
+	n := (e.cfg.PortMax-1-e.cfg.PortMin)/2 + 1
+	for range n {
+		p := e.cursor
+		e.cursor += 2
+		if e.cursor+1 > e.cfg.PortMax {
+			e.cursor = e.cfg.PortMin
+		}
+		if p == *first {
+			return 0, ErrNoPorts
+		}
+		if *first < 0 {
+			*first = p
+		}
+		if !e.used[p] {
+			e.used[p] = true
+			return p, nil
+		}
+	}
+	return 0, ErrNoPorts
+}
+
+func (e *Engine) release(port int) {
+	e.mu.Lock()
+	delete(e.used, port)
+	e.mu.Unlock()
+}
+
+func (e *Engine) bindPair(port int) (*net.UDPConn, *net.UDPConn, error) {
+	rtp, err := net.ListenUDP(e.network, &net.UDPAddr{IP: e.bindIP, Port: port})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bind RTP %v:%d: %w", e.bindIP, port, err)
+	}
+	rtcp, err := net.ListenUDP(e.network, &net.UDPAddr{IP: e.bindIP, Port: port + 1})
+	if err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("bind RTCP %v:%d: %w", e.bindIP, port+1, err), rtp.Close())
+	}
+	return rtp, rtcp, nil
+}
+
+// emptiestSlot spreads sessions over the ptime so each wake-up has little
+// work and departures stay on their grid; e.mu held.
+func (e *Engine) emptiestSlot() int {
+	best := 0
+	for i := range e.slots {
+		if len(e.slots[i]) < len(e.slots[best]) {
+			best = i
+		}
+	}
+	return best
+}
+
+// forget removes s from the pool and the scheduler; its port is released
+// by the caller once the sockets are closed.
+func (e *Engine) forget(s *Session) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.sessions[s]; !ok {
+		return
+	}
+	delete(e.sessions, s)
+	sl := e.slots[s.slot]
+	for i, x := range sl {
+		if x == s {
+			sl[i] = sl[len(sl)-1]
+			sl[len(sl)-1] = nil
+			e.slots[s.slot] = sl[:len(sl)-1]
+			e.count--
+			break
+		}
+	}
+}
 
 // InUse reports how many sessions hold ports.
-func (e *Engine) InUse() int { panic("media: not implemented") }
+func (e *Engine) InUse() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.used)
+}
 
-// Close closes every session still open.
-func (e *Engine) Close() error { panic("media: not implemented") }
+// Close closes every session still open, stops the scheduler and waits for
+// it and for running onTimeout callbacks.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	open := make([]*Session, 0, len(e.sessions))
+	for s := range e.sessions {
+		open = append(open, s)
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, s := range open {
+		errs = append(errs, s.Close())
+	}
+	close(e.stop)
+	e.wg.Wait()
+	return errors.Join(errs...)
+}
 
-// Session is one call's RTP/RTCP pair.
-type Session struct{}
+// Pacing reports how late packets left relative to their session's ptime
+// grid, over all sessions since the engine started.
+func (e *Engine) Pacing() PacingStats { return e.pacing.snapshot() }
 
-// LocalAddr is the bound RTP address (port is even; RTCP is +1).
-func (s *Session) LocalAddr() *net.UDPAddr { panic("media: not implemented") }
-
-// Update applies negotiated parameters; the first call with a Remote starts
-// sending and receiving. Safe to call again after every re-INVITE/UPDATE.
-func (s *Session) Update(p Params) { panic("media: not implemented") }
-
-// Bind connects the session to an audio port (nil unbinds). Only a bound
-// session's received audio reaches the port; an unbound session sends
-// silence when Send is true.
-func (s *Session) Bind(p AudioPort) { panic("media: not implemented") }
-
-// Stats returns the session's counters.
-func (s *Session) Stats() Stats { panic("media: not implemented") }
-
-// Close stops the session and returns its ports to the pool. Idempotent.
-func (s *Session) Close() error { panic("media: not implemented") }

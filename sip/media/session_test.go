@@ -1,0 +1,154 @@
+package media
+
+import (
+	"errors"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func TestTwoSessionsTalk(t *testing.T) {
+	tests := []struct {
+		name  string
+		codec Codec
+	}{
+		{name: "PCMU", codec: Supported["PCMU"]},
+		{name: "PCMA", codec: Supported["PCMA"]},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEngine(t, testConfig(40000+10*i, 40009+10*i))
+			a, b := mustAllocate(t, e, nil), mustAllocate(t, e, nil)
+			if a.LocalAddr().Port%2 != 0 || b.LocalAddr().Port%2 != 0 {
+				t.Fatalf("odd RTP ports %v %v", a.LocalAddr(), b.LocalAddr())
+			}
+			tone, rec := newTonePort(440, 8000), newTonePort(0, 0)
+			a.Bind(tone)
+			b.Bind(rec)
+			pa, pb := sendrecv(b.LocalAddr()), sendrecv(a.LocalAddr())
+			pa.Codec, pb.Codec = tc.codec, tc.codec
+			a.Update(pa)
+			b.Update(pb)
+			waitFor(t, 3*time.Second, "1 s of audio at B", func() bool { return len(rec.snapshot()) > 8000*1.2 })
+			got := rec.snapshot()
+			toneCheck(t, got[len(got)-4000:], 440, 8000)
+			sa, sb := a.Stats(), b.Stats()
+			if sa.Codec != tc.codec.Name || sa.PacketsSent < 50 || sb.PacketsReceived < 50 {
+				t.Errorf("stats A %+v B %+v", sa, sb)
+			}
+			if sb.PacketsLost != 0 {
+				t.Errorf("B lost %d packets on loopback", sb.PacketsLost)
+			}
+			// A hears B's silence: bound but silent source.
+			if r := rms(tone.snapshot()); r > 10 {
+				t.Errorf("A plays RMS %.0f, want silence", r)
+			}
+		})
+	}
+}
+
+func TestPortPoolNoLeak(t *testing.T) {
+	cfg := testConfig(40100, 40119) // 10 pairs
+	e := newTestEngine(t, cfg)
+	peer := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40198}
+	for i := range 1000 {
+		s, err := e.Allocate(nil)
+		if err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+		s.Update(sendrecv(peer))
+		s.Bind(newTonePort(0, 0))
+		if err := s.Close(); err != nil {
+			t.Fatalf("cycle %d close: %v", i, err)
+		}
+	}
+	if n := e.InUse(); n != 0 {
+		t.Fatalf("InUse %d after 1000 cycles, want 0", n)
+	}
+	for p := cfg.PortMin; p <= cfg.PortMax; p++ {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: cfg.BindIP, Port: p})
+		if err != nil {
+			t.Fatalf("port %d not bindable after the sessions closed: %v", p, err)
+		}
+		c.Close()
+	}
+}
+
+func TestPortPoolExhaustionAndBusyPorts(t *testing.T) {
+	cfg := testConfig(40120, 40127) // pairs 40120, 40122, 40124, 40126
+	// Someone else holds 40122's RTCP port: the pool must skip that pair.
+	busy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: cfg.BindIP, Port: 40123})
+	if err != nil {
+		t.Fatalf("cannot hold port 40123 for the test: %v", err)
+	}
+	defer busy.Close()
+	e := newTestEngine(t, cfg)
+	var got []int
+	var ss []*Session
+	for range 3 {
+		s := mustAllocate(t, e, nil)
+		ss = append(ss, s)
+		got = append(got, s.LocalAddr().Port)
+	}
+	if _, err := e.Allocate(nil); !errors.Is(err, ErrNoPorts) {
+		t.Fatalf("4th Allocate: %v, want ErrNoPorts", err)
+	}
+	for _, p := range got {
+		if p == 40122 {
+			t.Fatalf("allocated busy pair 40122: %v", got)
+		}
+	}
+	ss[0].Close()
+	s := mustAllocate(t, e, nil)
+	if s.LocalAddr().Port != got[0] {
+		t.Fatalf("freed port %d not reused, got %d", got[0], s.LocalAddr().Port)
+	}
+	if e.InUse() != 3 {
+		t.Fatalf("InUse %d, want 3", e.InUse())
+	}
+}
+
+func TestCloseStopsEverything(t *testing.T) {
+	before := runtime.NumGoroutine()
+	e, err := NewEngine(testConfig(40140, 40159), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ss []*Session
+	for range 4 {
+		ss = append(ss, mustAllocate(t, e, nil))
+	}
+	for i, s := range ss {
+		s.Update(sendrecv(ss[(i+1)%len(ss)].LocalAddr()))
+		s.Bind(newTonePort(440, 1000))
+	}
+	time.Sleep(100 * time.Millisecond)
+	ports := []*testPort{}
+	for _, s := range ss[:2] {
+		p := newTonePort(0, 0)
+		s.Bind(p)
+		ports = append(ports, p)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	}
+	n := len(ports[0].snapshot())
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatalf("second engine Close: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if len(ports[0].snapshot()) != n {
+		t.Error("a closed session still wrote to its port")
+	}
+	if _, err := e.Allocate(nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Allocate after Close: %v, want ErrClosed", err)
+	}
+	waitFor(t, 2*time.Second, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
+}
