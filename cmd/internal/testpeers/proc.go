@@ -154,7 +154,9 @@ func startProc(name, workDir, logPath string, env []string, bin string, args ...
 	if err != nil {
 		return nil, fmt.Errorf("%s: log: %w", name, err)
 	}
-	fmt.Fprintf(f, "### %s %s %s\n", time.Now().Format(time.RFC3339Nano), bin, strings.Join(args, " "))
+	if strings.HasSuffix(logPath, ".log") { // not for data files (parec)
+		fmt.Fprintf(f, "### %s %s %s\n", time.Now().Format(time.RFC3339Nano), bin, strings.Join(args, " "))
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = workDir
 	cmd.Env = append(os.Environ(), env...)

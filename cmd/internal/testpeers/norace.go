@@ -1,0 +1,5 @@
+//go:build !race
+
+package testpeers
+
+const raceEnabled = false
