@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/telestra/telestra-sip/api"
+)
+
+// fakeController serves "account-1" and "account-2" and records commands.
+type fakeController struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (f *fakeController) rec(account, format string, args ...any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log = append(f.log, fmt.Sprintf(format, args...))
+	if account != "account-1" && account != "account-2" {
+		return fmt.Errorf("unknown account %q", account)
+	}
+	return nil
+}
+
+func (f *fakeController) last() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.log) == 0 {
+		return ""
+	}
+	return f.log[len(f.log)-1]
+}
+
+func p(s *string) string {
+	if s == nil {
+		return "-"
+	}
+	return *s
+}
+
+func (f *fakeController) Login(_ context.Context, a string, u, pw, s *string) error {
+	return f.rec(a, "login %s %s %s %s", a, p(u), p(pw), p(s))
+}
+
+func (f *fakeController) MakeCall(_ context.Context, a, num string, accepted func(int)) error {
+	if err := f.rec(a, "make-call %s %s", a, num); err != nil {
+		return err
+	}
+	accepted(42)
+	return nil
+}
+
+func (f *fakeController) AnswerCall(_ context.Context, a string, id int) error {
+	return f.rec(a, "answer %s %d", a, id)
+}
+
+func (f *fakeController) SwitchCall(_ context.Context, a string, id int) error {
+	return f.rec(a, "switch %s %d", a, id)
+}
+
+func (f *fakeController) HangupCall(_ context.Context, a string, id int, d bool) error {
+	return f.rec(a, "hangup %s %d %v", a, id, d)
+}
+
+func (f *fakeController) Logout(_ context.Context, a string) error { return f.rec(a, "logout %s", a) }
+
+func (f *fakeController) Status(_ context.Context, a string) ([]api.Status, error) {
+	all := []api.Status{
+		{Account: "account-1", AccountStatus: 200, Calls: []api.Call{
+			{CallID: 5, Caller: "3003", Callee: "3001", Started: true, State: "active", Direction: "in", Active: true,
+				Codec: "PCMU", PacketsSent: 1500, PacketsReceived: 1498, PacketsLost: 2, JitterMs: 1.25},
+			{CallID: 6, Caller: "3001", Callee: "3004", State: "held", Direction: "out"},
+		}},
+		{Account: "account-2", AccountStatus: 403},
+	}
+	if a == "" {
+		return all, nil
+	}
+	for _, st := range all {
+		if st.Account == a {
+			return []api.Status{st}, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown account %q", a)
+}
+
+func startServer(t *testing.T) (*api.Server, *fakeController) {
+	t.Helper()
+	ctrl := &fakeController{}
+	s := api.NewServer(api.Config{Address: "127.0.0.1"}, ctrl, nil)
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, ctrl
+}
+
+// syncBuffer is written by run's goroutine and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCommands(t *testing.T) {
+	s, ctrl := startServer(t)
+	addr := s.Addr().String()
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantOut    string // exact stdout
+		wantErr    string // substring of stderr
+		wantCalled string // last controller call
+	}{
+		{name: "call", args: []string{"call", "account-1", "3002"}, wantOut: "42\n", wantCalled: "make-call account-1 3002"},
+		{name: "call unknown account", args: []string{"call", "x", "3002"}, wantCode: 1,
+			wantErr: `telestra-sipctl: call failed: x: unknown account "x"`},
+		{name: "answer", args: []string{"answer", "account-2", "7"}, wantCalled: "answer account-2 7"},
+		{name: "switch", args: []string{"switch", "account-1", "3"}, wantCalled: "switch account-1 3"},
+		{name: "hangup", args: []string{"hangup", "account-1", "3"}, wantCalled: "hangup account-1 3 false"},
+		{name: "hangup decline before", args: []string{"hangup", "-decline", "account-1", "4"}, wantCalled: "hangup account-1 4 true"},
+		{name: "hangup decline after", args: []string{"hangup", "account-1", "4", "--decline"}, wantCalled: "hangup account-1 4 true"},
+		{name: "hangup fail", args: []string{"hangup", "nope", "4"}, wantCode: 1, wantErr: `hangup failed: nope: unknown account "nope"`},
+		{name: "login account only", args: []string{"login", "account-1"}, wantCalled: "login account-1 - - -"},
+		{name: "login full", args: []string{"login", "account-1", "3001", "pw", "127.0.0.1"}, wantCalled: "login account-1 3001 pw 127.0.0.1"},
+		{name: "login user only", args: []string{"login", "account-1", "3009"}, wantCalled: "login account-1 3009 - -"},
+		{name: "logout", args: []string{"logout", "account-2"}, wantCalled: "logout account-2"},
+		{name: "logout fail", args: []string{"logout", "x"}, wantCode: 1, wantErr: `logout failed: x: unknown account "x"`},
+		{name: "send", args: []string{"send", `{"cmd":"make-call","account":"account-1","num":"9"}`},
+			wantOut: `{"event":"call-return","account":"account-1","call_id":42}` + "\n", wantCalled: "make-call account-1 9"},
+		{name: "send bad", args: []string{"send", `{"cmd":"answer-call","account":"a","call_id":"1"}`}, wantCode: 1,
+			wantErr: `{"event":"fail","account":"a","error":"answer-call: field \"call_id\" must be an integer","cmd":"answer-call"}`},
+		{name: "status one", args: []string{"status", "account-2"}, wantOut: "ACCOUNT    STATUS  MEANING\n" +
+			"account-2  403     rejected: 403 Forbidden (check user and pass)\n\nno calls\n"},
+		{name: "status unknown", args: []string{"status", "x"}, wantCode: 1, wantErr: `status failed: x: unknown account "x"`},
+		// Usage errors.
+		{name: "unknown command", args: []string{"dial"}, wantCode: 64, wantErr: `unknown command "dial"`},
+		{name: "call one arg", args: []string{"call", "account-1"}, wantCode: 64, wantErr: "call needs ACCOUNT NUM"},
+		{name: "answer bad id", args: []string{"answer", "account-1", "x1"}, wantCode: 64, wantErr: `answer: CALL_ID "x1" is not an integer`},
+		{name: "decline on answer", args: []string{"answer", "-decline", "account-1", "1"}, wantCode: 64, wantErr: "answer needs ACCOUNT CALL_ID"},
+		{name: "login too many", args: []string{"login", "a", "b", "c", "d", "e"}, wantCode: 64, wantErr: "login needs ACCOUNT"},
+		{name: "events bad arg", args: []string{"events", "-x"}, wantCode: 64, wantErr: `events: unknown argument "-x"`},
+		{name: "send no arg", args: []string{"send"}, wantCode: 64, wantErr: "send needs one JSON argument"},
+		{name: "status two args", args: []string{"status", "a", "b"}, wantCode: 64, wantErr: "status takes at most one ACCOUNT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, append([]string{"-addr", addr}, tt.args...)...)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, out, errOut)
+			}
+			if tt.wantOut != "" && out != tt.wantOut {
+				t.Fatalf("stdout\n%q\nwant\n%q", out, tt.wantOut)
+			}
+			if !strings.Contains(errOut, tt.wantErr) {
+				t.Fatalf("stderr %q does not contain %q", errOut, tt.wantErr)
+			}
+			if tt.wantCalled != "" && ctrl.last() != tt.wantCalled {
+				t.Fatalf("controller last got %q, want %q", ctrl.last(), tt.wantCalled)
+			}
+		})
+	}
+}
+
+func TestStatusTable(t *testing.T) {
+	s, _ := startServer(t)
+	code, out, errOut := runCLI(t, "-addr", s.Addr().String(), "status")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := `ACCOUNT    STATUS  MEANING
+account-1  200     registered
+account-2  403     rejected: 403 Forbidden (check user and pass)
+
+ACCOUNT    ID  DIR  CALLER  CALLEE  STATE   ACTIVE  CODEC  PKTS TX/RX  LOST  JITTER
+account-1  5   in   3003    3001    active  yes     PCMU   1500/1498   2     1.2 ms
+account-1  6   out  3001    3004    held    no      -      0/0         0     0.0 ms
+`
+	if out != want {
+		t.Fatalf("got\n%s\nwant\n%s", out, want)
+	}
+}
+
+func TestEvents(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		t.Run(fmt.Sprintf("json=%v", asJSON), func(t *testing.T) {
+			s, _ := startServer(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			var out, errb syncBuffer
+			args := []string{"-addr", s.Addr().String(), "events"}
+			if asJSON {
+				args = append(args, "--json")
+			}
+			done := make(chan int, 1)
+			go func() { done <- runWithClock(ctx, args, &out, &errb) }()
+			waitFor(t, func() bool { return s.Stats().Clients == 1 })
+			s.Broadcast(api.CallIncoming{Account: "account-2", CallID: 1, Caller: "3001", CallerName: "account 1"})
+			s.Broadcast(api.CallAnswered{Account: "account-2", CallID: 1})
+			s.Broadcast(api.CallEnded{Account: "account-2", CallID: 1, Reason: "486 Busy Here", Code: 486})
+			s.Broadcast(api.Fail{Account: "account-3", Error: "Failed to log in to account: account-3: 403 Forbidden"})
+			want := "12:00:00.000 call-incoming account=account-2 call_id=1 caller=\"3001\" caller_name=\"account 1\"\n" +
+				"12:00:00.000 call-answered account=account-2 call_id=1\n" +
+				"12:00:00.000 call-ended account=account-2 call_id=1 reason=\"486 Busy Here\" code=486\n" +
+				"12:00:00.000 fail account=account-3 error=\"Failed to log in to account: account-3: 403 Forbidden\"\n"
+			if asJSON {
+				want = `{"event":"call-incoming","account":"account-2","call_id":1,"caller":"3001","caller_name":"account 1"}` + "\n" +
+					`{"event":"call-answered","account":"account-2","call_id":1}` + "\n" +
+					`{"event":"call-ended","account":"account-2","call_id":1,"reason":"486 Busy Here","code":486}` + "\n" +
+					`{"event":"fail","account":"account-3","error":"Failed to log in to account: account-3: 403 Forbidden"}` + "\n"
+			}
+			waitFor(t, func() bool { return strings.Count(out.String(), "\n") == 4 })
+			if out.String() != want {
+				t.Fatalf("got\n%s\nwant\n%s", out.String(), want)
+			}
+			cancel()
+			if code := <-done; code != 0 {
+				t.Fatalf("exit %d after interrupt: %s", code, errb.String())
+			}
+		})
+	}
+}
+
+// runWithClock is run with a fixed clock for the event time stamps.
+func runWithClock(ctx context.Context, args []string, stdout, stderr *syncBuffer) int {
+	fixed := time.Date(2026, 3, 9, 12, 0, 0, 0, time.Local)
+	return runOpts(ctx, args, stdout, stderr, func(c *cli) { c.now = func() time.Time { return fixed } })
+}
+
+func TestEventsDaemonGone(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		conn, err := ln.Accept()
+		if err == nil {
+			conn.Close()
+		}
+		ln.Close()
+	}()
+	code, _, errOut := runCLI(t, "-addr", ln.Addr().String(), "events")
+	if code != 2 || !strings.Contains(errOut, "connection to telestra-sipd at "+ln.Addr().String()) {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestConnectionErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent := ln.Addr().String() // accepts (backlog) but never answers
+	defer ln.Close()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := closed.Addr().String()
+	closed.Close()
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{name: "refused", args: []string{"-addr", refused, "status"}, wantErr: "connection refused (is telestra-sipd running? see -addr and -plan)"},
+		{name: "no answer", args: []string{"-addr", silent, "-timeout", "200ms", "status"}, wantErr: "no answer from telestra-sipd at " + silent + " within 200ms"},
+		{name: "no plan", args: []string{"-plan", filepath.Join(t.TempDir(), "none.toml"), "status"}, wantErr: "no API address: read SIP plan"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runCLI(t, tt.args...)
+			if code != 2 || !strings.Contains(errOut, tt.wantErr) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errOut, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestAddressFromPlan(t *testing.T) {
+	s, ctrl := startServer(t)
+	port := s.Addr().(*net.TCPAddr).Port
+	for _, listen := range []string{"0.0.0.0", "127.0.0.1", "::"} {
+		t.Run(listen, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "sipplan.toml")
+			plan := fmt.Sprintf("[tcp-settings]\naddress = %q\nport = %d\n\n[audio.channels.ch1]\n\n[accounts.account-1]\nuser = \"3001\"\n", listen, port)
+			if err := os.WriteFile(path, []byte(plan), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCLI(t, "-plan", path, "call", "account-1", "3002")
+			if code != 0 || out != "42\n" {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+			if ctrl.last() != "make-call account-1 3002" {
+				t.Fatalf("controller got %q", ctrl.last())
+			}
+		})
+	}
+}
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string
+		wantErr  string
+	}{
+		{name: "version", args: []string{"-version"}, wantOut: "telestra-sipctl dev\n"},
+		{name: "no command", args: nil, wantCode: 64, wantErr: "no command given"},
+		{name: "bad flag", args: []string{"-bogus"}, wantCode: 64, wantErr: "flag provided but not defined"},
+		{name: "addr and plan", args: []string{"-addr", "127.0.0.1:1", "-plan", "x", "status"}, wantCode: 64, wantErr: "give -addr or -plan, not both"},
+		{name: "bad addr", args: []string{"-addr", "localhost", "status"}, wantCode: 64, wantErr: `-addr "localhost": want HOST:PORT`},
+		{name: "help", args: []string{"-h"}, wantCode: 0, wantErr: "usage: telestra-sipctl"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tt.args...)
+			if code != tt.wantCode || out != tt.wantOut || !strings.Contains(errOut, tt.wantErr) {
+				t.Fatalf("exit %d stdout %q stderr %q", code, out, errOut)
+			}
+		})
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("timed out")
+}
