@@ -19,34 +19,71 @@ type decoder struct {
 	source string
 	md     toml.MetaData
 	probs  Problems
-	lines  map[string]int // key → line, for every key the file sets
+	refs   map[string]keyRef // every key the file sets, by its String form
 }
 
+// keyRef locates a key's value, for finding its line when a problem needs
+// it. Lines are looked up only then: each lookup costs a pass over the file.
+type keyRef struct {
+	key  toml.Key
+	prim toml.Primitive
+}
+
+// Bounds that keep a hostile or broken file from costing much: a real plan
+// is a few kilobytes with a handful of problems.
+const (
+	maxPlanBytes = 1 << 20
+	maxProblems  = 100
+)
+
 func newDecoder(source string) *decoder {
-	return &decoder{source: source, lines: map[string]int{}}
+	return &decoder{source: source, refs: map[string]keyRef{}}
+}
+
+func (d *decoder) ref(key toml.Key, prim toml.Primitive) {
+	d.refs[key.String()] = keyRef{key, prim}
 }
 
 // problems returns the collected problems, sorted by line, as an error.
 func (d *decoder) problems() error {
 	ps := append(Problems(nil), d.probs...)
+	var more int
+	if len(ps) > maxProblems {
+		more, ps = len(ps)-maxProblems, ps[:maxProblems]
+	}
 	for i := range ps {
 		ps[i].Source = d.source
-		// A key the file leaves out gets the line of its table.
-		for k := ps[i].Key; ps[i].Line == 0 && k != ""; {
-			ps[i].Line = d.lines[k]
-			j := strings.LastIndexByte(k, '.')
-			if j < 0 {
-				break
-			}
-			k = k[:j]
+		if ps[i].Line == 0 {
+			ps[i].Line = d.lineOf(ps[i].Key)
 		}
 	}
 	sortProblems(ps)
+	if more > 0 {
+		ps = append(ps, Problem{Source: d.source, Msg: fmt.Sprintf("%d more problems not shown; fix the ones above first", more)})
+	}
 	return &ps
 }
 
-func (d *decoder) add(key string, line int, format string, args ...any) {
-	d.probs = append(d.probs, Problem{Key: key, Line: line, Msg: fmt.Sprintf(format, args...)})
+// lineOf is the line of a key or, for a key the file leaves out, of the
+// nearest table above it that the file has.
+func (d *decoder) lineOf(k string) int {
+	for k != "" {
+		if r, ok := d.refs[k]; ok {
+			if line := d.keyLine(r.key, r.prim); line > 0 {
+				return line
+			}
+		}
+		j := strings.LastIndexByte(k, '.')
+		if j < 0 {
+			break
+		}
+		k = k[:j]
+	}
+	return 0
+}
+
+func (d *decoder) add(key string, format string, args ...any) {
+	d.probs = append(d.probs, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 // section is one table's schema: its keys, each with a setter that
@@ -58,6 +95,10 @@ type section struct {
 
 func (d *decoder) decode(data []byte) *Plan {
 	p := Default()
+	if len(data) > maxPlanBytes {
+		d.add("", "the plan is %d bytes; the limit is %d", len(data), maxPlanBytes)
+		return nil
+	}
 	var top map[string]toml.Primitive
 	md, err := toml.Decode(string(data), &top)
 	if err != nil {
@@ -65,9 +106,10 @@ func (d *decoder) decode(data []byte) *Plan {
 		if errors.As(err, &pe) {
 			// The message can quote the offending text; on a pass line that
 			// would be the password, so the line number has to do.
-			d.add(pe.LastKey, pe.Position.Line, "TOML syntax error: %s", redactSyntax(pe))
+			d.probs = append(d.probs, Problem{Key: pe.LastKey, Line: pe.Position.Line,
+				Msg: "TOML syntax error: " + redactSyntax(pe)})
 		} else {
-			d.add("", 0, "TOML syntax error: %v", err)
+			d.add("", "TOML syntax error: %v", err)
 		}
 		return nil
 	}
@@ -111,6 +153,7 @@ func (d *decoder) decode(data []byte) *Plan {
 	for _, name := range sortedKeys(top) {
 		prim := top[name]
 		key := toml.Key{name}
+		d.ref(key, prim)
 		switch name {
 		case "tcp-settings":
 			d.table(tcp, prim, nil)
@@ -127,7 +170,7 @@ func (d *decoder) decode(data []byte) *Plan {
 		case "accounts":
 			accounts = d.subtables(key, prim)
 		default:
-			d.add(key.String(), d.keyLine(key, prim), "unknown table or key (known: %s)", knownTop)
+			d.add(key.String(), "unknown table or key (known: %s)", knownTop)
 		}
 	}
 
@@ -172,23 +215,22 @@ func (d *decoder) table(s section, prim toml.Primitive, sub map[string]func(toml
 	if !ok {
 		return false
 	}
-	d.lines[s.key.String()] = d.keyLine(s.key, prim)
 	for _, name := range sortedKeys(m) {
 		key := append(append(toml.Key(nil), s.key...), name)
 		ks := key.String()
-		d.lines[ks] = d.keyLine(key, m[name])
+		d.ref(key, m[name])
 		if f, ok := sub[name]; ok {
 			f(m[name])
 			continue
 		}
 		set, ok := s.fields[name]
 		if !ok {
-			d.add(ks, d.lines[ks], "unknown key (known in [%s]: %s)", s.key, known(s.fields, sub))
+			d.add(ks, "unknown key (known in [%s]: %s)", s.key, known(s.fields, sub))
 			continue
 		}
 		var v any
 		if err := d.md.PrimitiveDecode(m[name], &v); err != nil {
-			d.add(ks, d.lines[ks], "cannot read value: %v", err)
+			d.add(ks, "cannot read value: %v", err)
 			continue
 		}
 		set(ks, v)
@@ -203,25 +245,25 @@ func (d *decoder) subtables(key toml.Key, prim toml.Primitive) map[string]toml.P
 	if !ok {
 		return nil
 	}
-	d.lines[key.String()] = d.keyLine(key, prim)
 	return m
 }
 
 func (d *decoder) tableMap(key toml.Key, prim toml.Primitive) (map[string]toml.Primitive, bool) {
+	d.ref(key, prim)
 	// toml decodes a non-table into a map as an empty map, without an
 	// error, so look at the value first.
 	var v any
 	if err := d.md.PrimitiveDecode(prim, &v); err != nil {
-		d.add(key.String(), d.line(prim), "cannot read value: %v", err)
+		d.add(key.String(), "cannot read value: %v", err)
 		return nil, false
 	}
 	if _, ok := v.(map[string]any); !ok {
-		d.add(key.String(), d.keyLine(key, prim), "must be a table ([%s]), not %s", key, tomlType(v))
+		d.add(key.String(), "must be a table ([%s]), not %s", key, tomlType(v))
 		return nil, false
 	}
 	var m map[string]toml.Primitive
 	if err := d.md.PrimitiveDecode(prim, &m); err != nil {
-		d.add(key.String(), d.line(prim), "cannot read table: %v", err)
+		d.add(key.String(), "cannot read table: %v", err)
 		return nil, false
 	}
 	return m, true
@@ -269,7 +311,7 @@ next:
 		}
 		// Values of known keys that are tables or arrays of tables (a type
 		// problem reported above) leave their children undecoded.
-		d.add(k.String(), 0, "unknown key")
+		d.add(k.String(), "unknown key")
 		reported[k.String()] = true
 	}
 }
@@ -356,7 +398,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // type the key needs.
 
 func (d *decoder) typeErr(key, want string, v any) {
-	d.add(key, d.lines[key], "must be %s, not %s", want, tomlType(v))
+	d.add(key, "must be %s, not %s", want, tomlType(v))
 }
 
 func (d *decoder) str(dst *string) func(string, any) {
@@ -383,7 +425,7 @@ func (d *decoder) integer(dst *int) func(string, any) {
 			return
 		}
 		if n < math.MinInt32 || n > math.MaxInt32 {
-			d.add(key, d.lines[key], "out of range (got %d)", n)
+			d.add(key, "out of range (got %d)", n)
 			return
 		}
 		*dst = int(n)
@@ -412,7 +454,7 @@ func (d *decoder) strs(dst *[]string) func(string, any) {
 		for i, e := range list {
 			s, ok := e.(string)
 			if !ok {
-				d.add(key, d.lines[key], "entry %d must be a string, not %s", i+1, tomlType(e))
+				d.add(key, "entry %d must be a string, not %s", i+1, tomlType(e))
 				return
 			}
 			out = append(out, s)
@@ -430,7 +472,7 @@ func (d *decoder) duration(dst *Duration) func(string, any) {
 		}
 		var du Duration
 		if err := du.UnmarshalText([]byte(s)); err != nil {
-			d.add(key, d.lines[key], `must be a duration like "300s" or "20ms" (got %q)`, s)
+			d.add(key, `must be a duration like "300s" or "20ms" (got %q)`, s)
 			return
 		}
 		*dst = du
@@ -449,7 +491,7 @@ func (d *decoder) prefixes(dst *[]netip.Prefix) func(string, any) {
 		for i, s := range list {
 			pf, err := parsePrefix(s)
 			if err != nil {
-				d.add(key, d.lines[key], "entry %d: %q is neither an IP address nor a CIDR like \"127.0.0.0/8\"", i+1, s)
+				d.add(key, "entry %d: %q is neither an IP address nor a CIDR like \"127.0.0.0/8\"", i+1, s)
 				bad = true
 				continue
 			}

@@ -859,3 +859,29 @@ func TestDuration(t *testing.T) {
 		t.Fatal("a bare number was accepted as a duration")
 	}
 }
+
+func TestLimits(t *testing.T) {
+	_, err := Parse(bytes.Repeat([]byte("# padding\n"), maxPlanBytes/10+1), "big.toml")
+	if ps := problemsOf(t, err); len(ps) != 1 || !strings.Contains(ps[0].Msg, "limit") {
+		t.Fatalf("got %v", err)
+	}
+
+	var b strings.Builder
+	b.WriteString("[accounts.a]\nuser = \"1\"\n[sip-settings]\n")
+	for i := range maxProblems + 50 {
+		fmt.Fprintf(&b, "k%03d = 1\n", i)
+	}
+	_, err = Parse([]byte(b.String()), "many.toml")
+	ps := problemsOf(t, err)
+	if len(ps) != maxProblems+1 {
+		t.Fatalf("got %d problems, want %d and a summary", len(ps), maxProblems)
+	}
+	for i, p := range ps[:maxProblems] {
+		if p.Key != fmt.Sprintf("sip-settings.k%03d", i) || p.Line != i+4 {
+			t.Fatalf("problem %d: %#v", i, p)
+		}
+	}
+	if last := ps[maxProblems]; last.Msg != "50 more problems not shown; fix the ones above first" {
+		t.Fatalf("summary %#v", last)
+	}
+}

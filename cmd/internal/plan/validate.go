@@ -215,6 +215,10 @@ func (v *validator) accounts(p *Plan) {
 		v.add("accounts", "no accounts: define at least one [accounts.NAME] table with a user")
 		return
 	}
+	channels := map[string]bool{}
+	for _, c := range p.Audio.Channels {
+		channels[c.Name] = true
+	}
 	channelOwner := map[string]string{}
 	userOwner := map[string]string{} // user@server → account
 	for _, a := range p.Accounts {
@@ -249,7 +253,7 @@ func (v *validator) accounts(p *Plan) {
 		if hasControl(a.DisplayName) {
 			v.add(key("display-name"), "must not contain control characters")
 		}
-		switch _, ok := p.Channel(a.Channel); {
+		switch ok := channels[a.Channel]; {
 		case a.Channel == "" && len(p.Audio.Channels) > 1:
 			v.add(key("channel"), "required when several channels are defined (one of %s)", channelNames(p))
 		case a.Channel == "":
