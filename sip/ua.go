@@ -1,14 +1,27 @@
 // Package sip is the SIP user agent of the daemon, on github.com/emiago/sipgo.
 //
-// CONTRACT SKELETON: the exported API below is what the daemon relies on.
-// Bodies are filled in by the signalling work; keep the signatures.
+// One UA serves every account of the plan over one set of listeners. It
+// registers the accounts, places and answers calls, keeps the dialogs
+// (route sets, re-INVITE/UPDATE, session timers) and drives one media
+// session per call. sipgo supplies the transport and transaction layers;
+// the dialog layer is ours so that every in-dialog request follows the
+// route set and is retried with digest credentials.
 package sip
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/telestra/telestra-sip/sip/media"
 )
@@ -21,6 +34,10 @@ var (
 	ErrCallState      = errors.New("call is not in a state that allows this")
 	ErrNoServer       = errors.New("account has no server and no local account matches")
 	ErrTooManyCalls   = errors.New("account has reached max-calls")
+	// ErrClosed is returned by commands after Shutdown started.
+	ErrClosed = errors.New("SIP user agent is shutting down")
+	// ErrNotStarted is returned by commands before Start.
+	ErrNotStarted = errors.New("SIP user agent is not started")
 )
 
 // Account is one [accounts.NAME] of the plan.
@@ -32,7 +49,7 @@ type Account struct {
 	Server      string // host[:port]; empty: no registration, local/direct calls
 	DisplayName string // empty: Name
 	Register    bool
-	MaxCalls    int
+	MaxCalls    int             // <= 0: no limit
 	Audio       media.AudioPort // the account's channel; nil: no audio
 	AudioName   string          // channel name; accounts sharing a channel share one binding
 }
@@ -40,26 +57,43 @@ type Account struct {
 // Config is [sip-settings] plus the media configuration.
 type Config struct {
 	Address         string   // bind address
-	Port            int      // bind port
-	Transports      []string // "udp", "tcp"
+	Port            int      // bind port; 0: chosen by the kernel (tests)
+	Transports      []string // "udp", "tcp"; the first is used for outbound requests
 	PublicAddress   string   // Contact/Via/SDP address; empty: derived from Address
 	UserAgent       string
-	RegisterExpires time.Duration
-	RegisterRetry   time.Duration // first retry; doubles up to 5 min
-	EndedCallLinger time.Duration
+	RegisterExpires time.Duration // requested registration lifetime; 0: 3600s
+	RegisterRetry   time.Duration // first retry; doubles up to 5 min; 0: 30s
+	EndedCallLinger time.Duration // 0: 10s
 	SessionExpires  time.Duration // RFC 4028 interval we ask for / accept; 0: 1800s
-	Media           media.Config
+	// Codecs lists the audio codecs offered, in order of preference, by
+	// name (media.Supported); empty: PCMU, PCMA.
+	Codecs []string
+	Media  media.Config
 }
 
 // EventKind says what happened.
 type EventKind int
 
 const (
-	CallIncoming EventKind = iota + 1 // Caller, CallerName set
-	CallAnswered                      // the call became established (either side answered)
-	CallEnded                         // Reason, Code set
-	AccountFailed                     // a REGISTER was rejected or timed out; Reason, Code set
+	CallIncoming  EventKind = iota + 1 // Caller, CallerName set
+	CallAnswered                       // the call became established (either side answered)
+	CallEnded                          // Reason, Code set
+	AccountFailed                      // a REGISTER was rejected or timed out; Reason, Code set
 )
+
+func (k EventKind) String() string {
+	switch k {
+	case CallIncoming:
+		return "CallIncoming"
+	case CallAnswered:
+		return "CallAnswered"
+	case CallEnded:
+		return "CallEnded"
+	case AccountFailed:
+		return "AccountFailed"
+	}
+	return "EventKind(" + strconv.Itoa(int(k)) + ")"
+}
 
 // Event is delivered to the handler given to New. The handler must not
 // block; events of one call are delivered in order.
@@ -85,58 +119,526 @@ type CallStatus struct {
 	ID        int
 	Caller    string // user parts
 	Callee    string
-	Started   bool // media established
-	Stopped   bool // ended (lingers for EndedCallLinger)
+	Started   bool   // media established
+	Stopped   bool   // ended (lingers for EndedCallLinger)
 	State     string // ringing early active held ended
 	Direction string // in out
 	Active    bool   // bound to the account's audio channel
 	Media     media.Stats
 }
 
+// Call states as reported in CallStatus.State.
+const (
+	StateRinging = "ringing"
+	StateEarly   = "early"
+	StateActive  = "active"
+	StateHeld    = "held"
+	StateEnded   = "ended"
+)
+
+const (
+	allowHeader     = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+	defaultExpires  = 3600 * time.Second
+	defaultRetry    = 30 * time.Second
+	maxRetry        = 5 * time.Minute
+	defaultLinger   = 10 * time.Second
+	defaultSE       = 1800 // seconds
+	defaultMinSE    = 90   // seconds, RFC 4028 minimum
+	defaultRingTime = 3 * time.Minute
+)
+
 // UA is the user agent: one SIP stack serving every account of the plan.
-type UA struct{}
+type UA struct {
+	cfg     Config
+	log     *slog.Logger
+	onEvent func(Event)
+	alloc   mediaAllocator
+	codecs  []string
+
+	// Tunables; tests shorten them.
+	minSE      int           // seconds
+	seInterval int           // seconds we ask for
+	ackTimeout time.Duration // 64*T1: no ACK for our 2xx
+	ringTime   time.Duration // outgoing call with no final answer
+	t1, t2     time.Duration // 2xx retransmission (RFC 3261 13.3.1.4)
+
+	sua *sipgo.UserAgent
+	srv *sipgo.Server
+	cli *sipgo.Client
+
+	outTransport string // "UDP" or "TCP"
+	udpConn      net.PacketConn
+	udpLaddr     sip.Addr
+	tcpLn        net.Listener
+	udpPort      int
+	tcpPort      int
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	events *eventQueue
+
+	mu       sync.Mutex
+	started  bool
+	closing  bool // Shutdown began: no new calls
+	closed   bool // goroutines are being waited for: no new ones
+	serveErr error
+	accounts []*account
+	byName   map[string]*account
+	calls    map[int]*call
+	dialogs  map[string]*call // Call-ID "|" local tag
+	nextID   int
+	bound    map[string]*call // audio channel key -> call bound to it
+	hostMemo map[string]string
+}
 
 // New builds the UA; nothing is bound until Start.
 func New(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger) (*UA, error) {
-	panic("sip: not implemented")
+	eng, err := media.NewEngine(cfg.Media, log)
+	if err != nil {
+		return nil, fmt.Errorf("sip: media: %w", err)
+	}
+	return newUA(cfg, accounts, onEvent, log, engineAllocator{eng})
+}
+
+func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger, alloc mediaAllocator) (*UA, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if onEvent == nil {
+		onEvent = func(Event) {}
+	}
+	if len(cfg.Transports) == 0 {
+		cfg.Transports = []string{"udp"}
+	}
+	for _, t := range cfg.Transports {
+		if t != "udp" && t != "tcp" {
+			return nil, fmt.Errorf("sip: transport %q is not supported: use \"udp\" or \"tcp\"", t)
+		}
+	}
+	if cfg.RegisterExpires <= 0 {
+		cfg.RegisterExpires = defaultExpires
+	}
+	if cfg.RegisterRetry <= 0 {
+		cfg.RegisterRetry = defaultRetry
+	}
+	if cfg.EndedCallLinger <= 0 {
+		cfg.EndedCallLinger = defaultLinger
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "telestra-sipd"
+	}
+	codecs := cfg.Codecs
+	if len(codecs) == 0 {
+		codecs = []string{"PCMU", "PCMA"}
+	}
+	if len(offerCodecs(codecs)) == 0 {
+		return nil, fmt.Errorf("sip: none of the codecs %v is supported: use PCMU or PCMA", codecs)
+	}
+	se := int(cfg.SessionExpires / time.Second)
+	if se <= 0 {
+		se = defaultSE
+	}
+	u := &UA{
+		cfg:          cfg,
+		log:          log,
+		onEvent:      onEvent,
+		alloc:        alloc,
+		codecs:       codecs,
+		minSE:        defaultMinSE,
+		seInterval:   max(se, defaultMinSE),
+		ackTimeout:   64 * sip.T1,
+		ringTime:     defaultRingTime,
+		t1:           sip.T1,
+		t2:           sip.T2,
+		outTransport: strings.ToUpper(cfg.Transports[0]),
+		byName:       map[string]*account{},
+		calls:        map[int]*call{},
+		dialogs:      map[string]*call{},
+		bound:        map[string]*call{},
+		hostMemo:     map[string]string{},
+	}
+	u.events = newEventQueue(onEvent)
+	for _, a := range accounts {
+		if a.Name == "" {
+			return nil, errors.New("sip: an account has no name")
+		}
+		if _, dup := u.byName[a.Name]; dup {
+			return nil, fmt.Errorf("sip: account %q is defined twice", a.Name)
+		}
+		acc := newAccount(a)
+		u.accounts = append(u.accounts, acc)
+		u.byName[a.Name] = acc
+	}
+	return u, nil
 }
 
 // Start binds the SIP listeners (returning once they are bound) and starts
 // registering. ctx bounds the UA's background work.
-func (u *UA) Start(ctx context.Context) error { panic("sip: not implemented") }
+func (u *UA) Start(ctx context.Context) error {
+	u.mu.Lock()
+	if u.started {
+		u.mu.Unlock()
+		return errors.New("sip: Start called twice")
+	}
+	u.started = true
+	u.mu.Unlock()
 
-// Reload replaces the account list: changed or new accounts re-register,
-// removed ones un-register and end their calls; calls of unchanged accounts
-// are not touched.
-func (u *UA) Reload(accounts []Account) error { panic("sip: not implemented") }
+	sua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(u.cfg.UserAgent),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(u.log),
+			sip.WithTransactionLayerUnhandledResponseHandler(u.onStrayResponse),
+		),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(u.log)),
+	)
+	if err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+	srv, err := sipgo.NewServer(sua, sipgo.WithServerLogger(u.log))
+	if err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+	cli, err := sipgo.NewClient(sua, sipgo.WithClientLogger(u.log))
+	if err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+	u.sua, u.srv, u.cli = sua, srv, cli
+	u.registerHandlers()
 
-// Login re-registers account with the given values (nil: keep).
-func (u *UA) Login(account string, user, pass, server *string) error { panic("sip: not implemented") }
+	if err := u.listen(); err != nil {
+		sua.Close()
+		return err
+	}
+	u.ctx, u.cancel = context.WithCancel(ctx)
 
-// Logout un-registers account (Expires: 0); calls are left alone.
-func (u *UA) Logout(account string) error { panic("sip: not implemented") }
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		u.events.run()
+	}()
+	if u.udpConn != nil {
+		u.serve("udp", func() error { return srv.ServeUDP(u.udpConn) })
+		if err := u.waitUDPReady(); err != nil {
+			u.cancel()
+			u.closeListeners()
+			return err
+		}
+	}
+	if u.tcpLn != nil {
+		u.serve("tcp", func() error { return srv.ServeTCP(u.tcpLn) })
+	}
+	// The listeners follow the Start context too, not only Shutdown.
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		<-u.ctx.Done()
+		u.closeListeners()
+	}()
 
-// Dial places a call. accepted is called synchronously with the new call ID
-// before the INVITE is sent and before any event of the call.
-func (u *UA) Dial(account, num string, accepted func(callID int)) error {
-	panic("sip: not implemented")
+	u.mu.Lock()
+	for _, a := range u.accounts {
+		u.startAccountLocked(a)
+	}
+	u.mu.Unlock()
+	u.log.Info("SIP user agent started", "udp", u.udpPort, "tcp", u.tcpPort, "outbound", u.outTransport)
+	return nil
 }
 
-// Answer answers a ringing incoming call, holding the account's active call first.
-func (u *UA) Answer(account string, callID int) error { panic("sip: not implemented") }
+func (u *UA) listen() error {
+	host := u.cfg.Address
+	port := u.cfg.Port
+	for _, t := range u.cfg.Transports {
+		addr := net.JoinHostPort(host, strconv.Itoa(port))
+		switch t {
+		case "udp":
+			if u.udpConn != nil {
+				continue
+			}
+			c, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				u.closeListeners()
+				return fmt.Errorf("sip: listen udp %s: %w (is another SIP service using the port?)", addr, err)
+			}
+			u.udpConn = c
+			la := c.LocalAddr().(*net.UDPAddr)
+			u.udpPort = la.Port
+			u.udpLaddr = sip.Addr{IP: la.IP, Port: la.Port}
+		case "tcp":
+			if u.tcpLn != nil {
+				continue
+			}
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				u.closeListeners()
+				return fmt.Errorf("sip: listen tcp %s: %w (is another SIP service using the port?)", addr, err)
+			}
+			u.tcpLn = l
+			u.tcpPort = l.Addr().(*net.TCPAddr).Port
+		}
+		if port == 0 {
+			// Kernel-chosen: serve both transports on the same port.
+			if u.udpPort != 0 {
+				port = u.udpPort
+			} else {
+				port = u.tcpPort
+			}
+		}
+	}
+	return nil
+}
 
-// Switch holds the account's active call and resumes callID.
-func (u *UA) Switch(account string, callID int) error { panic("sip: not implemented") }
+func (u *UA) closeListeners() {
+	if u.udpConn != nil {
+		u.udpConn.Close()
+	}
+	if u.tcpLn != nil {
+		u.tcpLn.Close()
+	}
+}
 
-// Hangup declines (486, or 603 when decline), cancels or BYEs the call.
-func (u *UA) Hangup(account string, callID int, decline bool) error { panic("sip: not implemented") }
+func (u *UA) serve(name string, f func() error) {
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		err := f()
+		if u.ctx.Err() == nil {
+			if err == nil {
+				err = errors.New("stopped")
+			}
+			u.mu.Lock()
+			u.serveErr = fmt.Errorf("sip: %s listener: %w", name, err)
+			u.mu.Unlock()
+			u.log.Error("SIP listener stopped", "transport", name, "error", err)
+		}
+	}()
+}
 
-// Status snapshots one account.
-func (u *UA) Status(account string) (AccountStatus, error) { panic("sip: not implemented") }
+// waitUDPReady waits until sipgo has put the UDP listener into its pool,
+// so that our requests leave from the listening port (the registrar and
+// peers answer to it).
+func (u *UA) waitUDPReady() error {
+	pool := u.sua.TransportLayer().Pool("udp")
+	key := u.udpConn.LocalAddr().String()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if c := pool.Get(key); c != nil {
+			c.TryClose()
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return errors.New("sip: UDP listener did not come up within 2s")
+}
 
 // Healthy reports an error when the UA's internal loops have stopped.
-func (u *UA) Healthy() error { panic("sip: not implemented") }
+func (u *UA) Healthy() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case !u.started:
+		return ErrNotStarted
+	case u.closing:
+		return ErrClosed
+	case u.serveErr != nil:
+		return u.serveErr
+	}
+	return nil
+}
+
+// Status snapshots one account.
+func (u *UA) Status(account string) (AccountStatus, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	a, ok := u.byName[account]
+	if !ok {
+		return AccountStatus{}, fmt.Errorf("account %q: %w", account, ErrUnknownAccount)
+	}
+	u.pruneLocked()
+	st := AccountStatus{Account: a.plan.Name, Code: a.code, Calls: []CallStatus{}}
+	for _, c := range u.calls {
+		if c.acct != a {
+			continue
+		}
+		cs := CallStatus{
+			ID: c.id, Caller: c.caller, Callee: c.callee,
+			Started: c.started, Stopped: c.stopped, State: c.state,
+			Direction: "in", Active: c.bound,
+		}
+		if c.out {
+			cs.Direction = "out"
+		}
+		if c.sess != nil && !c.stopped {
+			cs.Media = c.sess.Stats()
+		} else {
+			cs.Media = c.lastStats
+		}
+		st.Calls = append(st.Calls, cs)
+	}
+	sort.Slice(st.Calls, func(i, j int) bool { return st.Calls[i].ID < st.Calls[j].ID })
+	return st, nil
+}
+
+// pruneLocked forgets ended calls whose linger time is over.
+func (u *UA) pruneLocked() {
+	now := time.Now()
+	for id, c := range u.calls {
+		if c.stopped && now.Sub(c.endedAt) >= u.cfg.EndedCallLinger {
+			delete(u.calls, id)
+		}
+	}
+}
 
 // Shutdown ends every call (BYE/CANCEL/486), un-registers every account and
 // closes the listeners, within ctx.
-func (u *UA) Shutdown(ctx context.Context) error { panic("sip: not implemented") }
+func (u *UA) Shutdown(ctx context.Context) error {
+	u.mu.Lock()
+	if !u.started || u.closing {
+		u.mu.Unlock()
+		return nil
+	}
+	u.closing = true
+	var live []*call
+	for _, c := range u.calls {
+		if !c.stopped {
+			live = append(live, c)
+		}
+	}
+	accts := append([]*account(nil), u.accounts...)
+	u.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, c := range live {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u.terminate(ctx, c, "shutdown", false)
+		}()
+	}
+	for _, a := range accts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u.stopAccount(ctx, a)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("sip: shutdown: calls and registrations not finished: %w", ctx.Err())
+	}
+
+	u.mu.Lock()
+	u.closed = true
+	u.mu.Unlock()
+	u.cancel()
+	u.closeListeners()
+	u.events.close()
+	all := make(chan struct{})
+	go func() { u.wg.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-ctx.Done():
+		if err == nil {
+			err = fmt.Errorf("sip: shutdown: goroutines still running: %w", ctx.Err())
+		}
+	}
+	u.sua.Close()
+	if cerr := u.alloc.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("sip: media: %w", cerr))
+	}
+	u.log.Info("SIP user agent stopped")
+	return err
+}
+
+// goTracked starts f as a UA-owned goroutine unless the UA is closed.
+func (u *UA) goTracked(f func()) bool {
+	u.mu.Lock()
+	if u.closed || !u.started {
+		u.mu.Unlock()
+		return false
+	}
+	u.wg.Add(1)
+	u.mu.Unlock()
+	go func() {
+		defer u.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// enter registers a sipgo handler goroutine as UA-owned for its duration.
+func (u *UA) enter() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed || !u.started {
+		return false
+	}
+	u.wg.Add(1)
+	return true
+}
+
+// emitLocked queues an event; called with u.mu held so that the events of
+// one call keep the order of its state changes.
+func (u *UA) emitLocked(e Event) {
+	u.events.push(e)
+}
+
+// eventQueue decouples the SIP goroutines from the event handler: pushing
+// never blocks, and one goroutine delivers in order.
+type eventQueue struct {
+	fn     func(Event)
+	mu     sync.Mutex
+	q      []Event
+	closed bool
+	signal chan struct{}
+}
+
+func newEventQueue(fn func(Event)) *eventQueue {
+	return &eventQueue{fn: fn, signal: make(chan struct{}, 1)}
+}
+
+func (q *eventQueue) push(e Event) {
+	q.mu.Lock()
+	q.q = append(q.q, e)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+// run delivers events until close, then delivers what is left and returns.
+func (q *eventQueue) run() {
+	for range q.signal {
+		for {
+			q.mu.Lock()
+			batch := q.q
+			q.q = nil
+			closed := q.closed
+			q.mu.Unlock()
+			for _, e := range batch {
+				q.fn(e)
+			}
+			if len(batch) == 0 {
+				if closed {
+					return
+				}
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,574 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// account is the runtime state of one plan account. Fields are guarded by
+// UA.mu; the registration itself runs in the account's own goroutine
+// (regLoop), which takes commands so that REGISTER, un-REGISTER, login and
+// reload never overlap and no lock is held during a transaction.
+type account struct {
+	plan Account // as the plan gave it
+	eff  Account // plan plus login overrides (in memory only)
+
+	code     int    // final code of the latest REGISTER transaction; 0: none
+	lastFail string // reason of the last reported failure, to report changes only
+	report   bool   // report the next failure even if it repeats (after login)
+	gen      uint64 // bumped by commands; stale REGISTER results are dropped
+
+	// Registration binding at the registrar (Call-ID and CSeq are reused by
+	// refreshes and the un-REGISTER, RFC 3261 10.2.4).
+	regCallID string
+	regCSeq   uint32
+	regTag    string
+	boundTo   *Account // user/server the registrar holds a binding for; nil: none
+
+	cmds          chan regCmd
+	done          chan struct{} // closed when regLoop exits
+	attemptCancel context.CancelFunc
+	running       bool
+	removed       bool
+
+	active *call // the call the account's audio follows
+}
+
+type regCmdKind int
+
+const (
+	cmdRegister regCmdKind = iota + 1 // (re-)register now with eff
+	cmdLogout                         // un-register, stay idle
+	cmdStop                           // un-register and exit
+)
+
+type regCmd struct {
+	kind regCmdKind
+	ctx  context.Context // bounds the un-REGISTER of cmdStop
+	done chan struct{}
+}
+
+func newAccount(a Account) *account {
+	return &account{plan: a, eff: a, cmds: make(chan regCmd, 16), done: make(chan struct{})}
+}
+
+func (a *account) wantsRegistration() bool {
+	return a.eff.Register && a.eff.Server != ""
+}
+
+func (a *account) authUser() string {
+	if a.eff.AuthUser != "" {
+		return a.eff.AuthUser
+	}
+	return a.eff.User
+}
+
+func (a *account) displayName() string {
+	if a.eff.DisplayName != "" {
+		return a.eff.DisplayName
+	}
+	return a.eff.Name
+}
+
+// startAccountLocked starts the account's registration goroutine.
+func (u *UA) startAccountLocked(a *account) {
+	if a.running || u.closed {
+		return
+	}
+	a.running = true
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		defer close(a.done)
+		u.regLoop(a)
+	}()
+	if a.wantsRegistration() {
+		u.sendCmdLocked(a, regCmd{kind: cmdRegister})
+	}
+}
+
+// sendCmdLocked queues a command and aborts a REGISTER in flight, so that
+// a login or logout takes effect at once.
+func (u *UA) sendCmdLocked(a *account, c regCmd) {
+	a.gen++
+	if a.attemptCancel != nil {
+		a.attemptCancel()
+	}
+	select {
+	case a.cmds <- c:
+	default:
+		// 16 queued commands: the operator is hammering; the newest wins
+		// over nothing, drop it with a log line.
+		u.log.Warn("registration command dropped: too many queued", "account", a.plan.Name)
+		if c.done != nil {
+			close(c.done)
+		}
+	}
+}
+
+// stopAccount un-registers the account and stops its goroutine, within ctx.
+func (u *UA) stopAccount(ctx context.Context, a *account) {
+	u.mu.Lock()
+	if !a.running {
+		u.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	u.sendCmdLocked(a, regCmd{kind: cmdStop, ctx: ctx, done: done})
+	u.mu.Unlock()
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+	}
+}
+
+func (u *UA) regLoop(a *account) {
+	var (
+		want    bool
+		retry   = u.cfg.RegisterRetry
+		timer   = time.NewTimer(time.Hour)
+		expires = u.cfg.RegisterExpires
+	)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-u.ctx.Done():
+			return
+		case c := <-a.cmds:
+			switch c.kind {
+			case cmdRegister:
+				u.mu.Lock()
+				eff := a.eff
+				old := a.boundTo
+				u.mu.Unlock()
+				if old != nil && (old.User != eff.User || old.Server != eff.Server) {
+					// The registrar holds a binding for other values: remove it.
+					u.unregister(u.ctx, a)
+				}
+				want = a.wantsRegistrationSnapshot(u)
+				retry = u.cfg.RegisterRetry
+				expires = u.cfg.RegisterExpires
+				timer.Reset(0)
+			case cmdLogout:
+				want = false
+				timer.Stop()
+				u.unregister(u.ctx, a)
+			case cmdStop:
+				timer.Stop()
+				ctx := c.ctx
+				if ctx == nil {
+					ctx = u.ctx
+				}
+				u.unregister(ctx, a)
+				if c.done != nil {
+					close(c.done)
+				}
+				return
+			}
+			if c.done != nil {
+				close(c.done)
+			}
+		case <-timer.C:
+			if !want {
+				continue
+			}
+			u.mu.Lock()
+			gen := a.gen
+			ctx, cancel := context.WithCancel(u.ctx)
+			a.attemptCancel = cancel
+			u.mu.Unlock()
+			res := u.registerOnce(ctx, a, expires)
+			cancel()
+			u.mu.Lock()
+			a.attemptCancel = nil
+			stale := gen != a.gen
+			u.mu.Unlock()
+			if stale || u.ctx.Err() != nil {
+				// A command arrived meanwhile; it decides what comes next.
+				continue
+			}
+			switch {
+			case res.code >= 200 && res.code < 300:
+				retry = u.cfg.RegisterRetry
+				// Refresh between 1/2 and 2/3 of the granted time.
+				f := 0.5 + rand.Float64()/6
+				timer.Reset(time.Duration(float64(res.granted) * f))
+			case res.minExpires > 0:
+				expires = res.minExpires
+				timer.Reset(0)
+			default:
+				timer.Reset(retry)
+				retry = min(retry*2, maxRetry)
+			}
+		}
+	}
+}
+
+func (a *account) wantsRegistrationSnapshot(u *UA) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return a.wantsRegistration()
+}
+
+type regResult struct {
+	code       int
+	reason     string
+	granted    time.Duration
+	minExpires time.Duration // 423: retry with this
+}
+
+// registerOnce runs one REGISTER transaction (with its digest retry) and
+// records the outcome on the account.
+func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration) regResult {
+	u.mu.Lock()
+	eff := a.eff
+	gen := a.gen
+	u.mu.Unlock()
+
+	res, err := u.sendRegister(ctx, a, eff, expires)
+	var out regResult
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return regResult{} // aborted by a command or shutdown
+	case err != nil:
+		out = regFailure(err)
+	case res.StatusCode >= 200 && res.StatusCode < 300:
+		out = regResult{code: res.StatusCode, granted: grantedExpires(res, expires)}
+	case res.StatusCode == 423:
+		out = regResult{code: 423, reason: statusText(res)}
+		if h := res.GetHeader("Min-Expires"); h != nil {
+			if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > 0 {
+				out.minExpires = time.Duration(n) * time.Second
+			}
+		}
+	default:
+		out = regResult{code: res.StatusCode, reason: statusText(res)}
+	}
+
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if gen != a.gen {
+		return regResult{}
+	}
+	a.code = out.code
+	if out.code >= 200 && out.code < 300 {
+		b := eff
+		a.boundTo = &b
+		a.lastFail = ""
+		u.log.Info("registered", "account", eff.Name, "server", eff.Server, "expires", out.granted)
+		return out
+	}
+	if out.minExpires > 0 {
+		return out
+	}
+	u.log.Warn("registration failed", "account", eff.Name, "server", eff.Server, "reason", out.reason)
+	if out.reason != a.lastFail || a.report {
+		a.lastFail = out.reason
+		a.report = false
+		u.emitLocked(Event{Kind: AccountFailed, Account: eff.Name, Reason: out.reason, Code: out.code})
+	}
+	return out
+}
+
+func regFailure(err error) regResult {
+	if errors.Is(err, sip.ErrTransactionTimeout) {
+		return regResult{code: 408, reason: "408 Request Timeout (no answer from the registrar)"}
+	}
+	return regResult{code: 503, reason: "503 Service Unavailable (" + err.Error() + ")"}
+}
+
+// unregister removes the binding the registrar holds, if any.
+func (u *UA) unregister(ctx context.Context, a *account) {
+	u.mu.Lock()
+	old := a.boundTo
+	a.boundTo = nil
+	a.code = 0
+	a.gen++
+	u.mu.Unlock()
+	if old == nil {
+		return
+	}
+	res, err := u.sendRegister(ctx, a, *old, 0)
+	switch {
+	case err != nil:
+		u.log.Warn("un-REGISTER failed", "account", old.Name, "server", old.Server, "error", err)
+	case res.StatusCode >= 300:
+		u.log.Warn("un-REGISTER rejected", "account", old.Name, "server", old.Server, "status", statusText(res))
+	default:
+		u.log.Info("un-registered", "account", old.Name, "server", old.Server)
+	}
+}
+
+// sendRegister sends REGISTER (Expires: expires) for eff and answers one
+// digest challenge (two if the nonce was stale).
+func (u *UA) sendRegister(ctx context.Context, a *account, eff Account, expires time.Duration) (*sip.Response, error) {
+	srvURI, err := serverURI(eff.Server)
+	if err != nil {
+		return nil, err
+	}
+	host := u.localHost(srvURI.Host)
+
+	u.mu.Lock()
+	if a.regCallID == "" {
+		a.regCallID = newCallID()
+		a.regTag = newTag()
+		a.regCSeq = uint32(rand.IntN(10000)) + 1
+	}
+	callID, tag := a.regCallID, a.regTag
+	u.mu.Unlock()
+
+	aor := sip.Uri{Scheme: "sip", User: eff.User, Host: srvURI.Host}
+	build := func() *sip.Request {
+		u.mu.Lock()
+		a.regCSeq++
+		seq := a.regCSeq
+		u.mu.Unlock()
+		req := sip.NewRequest(sip.REGISTER, *srvURI.Clone())
+		req.AppendHeader(u.newVia(host))
+		mf := sip.MaxForwardsHeader(70)
+		req.AppendHeader(&mf)
+		from := &sip.FromHeader{DisplayName: displayOf(eff), Address: aor, Params: sip.NewParams()}
+		from.Params.Add("tag", tag)
+		req.AppendHeader(from)
+		req.AppendHeader(&sip.ToHeader{DisplayName: displayOf(eff), Address: aor, Params: sip.NewParams()})
+		cid := sip.CallIDHeader(callID)
+		req.AppendHeader(&cid)
+		req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: sip.REGISTER})
+		req.AppendHeader(u.contactHeader(eff.User, host))
+		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
+		req.AppendHeader(sip.NewHeader("Allow", allowHeader))
+		req.AppendHeader(sip.NewHeader("Supported", "timer"))
+		req.AppendHeader(sip.NewHeader("User-Agent", u.cfg.UserAgent))
+		req.SetBody(nil)
+		u.prepare(req)
+		return req
+	}
+	req := build()
+	creds := credentials{user: authUserOf(eff), pass: eff.Pass}
+	return u.doWithAuth(ctx, req, creds, func(old *sip.Request) *sip.Request {
+		n := build()
+		copyAuth(old, n)
+		return n
+	})
+}
+
+// grantedExpires reads the lifetime the registrar granted: our Contact's
+// expires parameter, else Expires, else what we asked for.
+func grantedExpires(res *sip.Response, asked time.Duration) time.Duration {
+	best := time.Duration(0)
+	for _, h := range res.GetHeaders("Contact") {
+		ch, ok := h.(*sip.ContactHeader)
+		if !ok {
+			continue
+		}
+		if v, ok := ch.Params.Get("expires"); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				d := time.Duration(n) * time.Second
+				if best == 0 || d < best {
+					best = d
+				}
+			}
+		}
+	}
+	if best == 0 {
+		if h := res.GetHeader("Expires"); h != nil {
+			if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > 0 {
+				best = time.Duration(n) * time.Second
+			}
+		}
+	}
+	if best == 0 {
+		best = asked
+	}
+	if best < time.Second {
+		best = time.Second
+	}
+	return best
+}
+
+// Login re-registers account with the given values (nil: keep).
+func (u *UA) Login(account string, user, pass, server *string) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	a, err := u.accountLocked(account)
+	if err != nil {
+		return err
+	}
+	if user != nil {
+		a.eff.User = *user
+	}
+	if pass != nil {
+		a.eff.Pass = *pass
+	}
+	if server != nil {
+		a.eff.Server = *server
+	}
+	if a.eff.Server == "" {
+		return fmt.Errorf("account %q: cannot log in without a server: give \"server\" or set it in the plan", account)
+	}
+	if _, err := serverURI(a.eff.Server); err != nil {
+		return fmt.Errorf("account %q: %w", account, err)
+	}
+	a.eff.Register = true
+	a.report = true
+	a.lastFail = ""
+	u.sendCmdLocked(a, regCmd{kind: cmdRegister})
+	return nil
+}
+
+// Logout un-registers account (Expires: 0); calls are left alone.
+func (u *UA) Logout(account string) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	a, err := u.accountLocked(account)
+	if err != nil {
+		return err
+	}
+	a.code = 0
+	u.sendCmdLocked(a, regCmd{kind: cmdLogout})
+	return nil
+}
+
+func (u *UA) accountLocked(name string) (*account, error) {
+	if !u.started {
+		return nil, ErrNotStarted
+	}
+	if u.closing {
+		return nil, ErrClosed
+	}
+	a, ok := u.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("account %q: %w", name, ErrUnknownAccount)
+	}
+	return a, nil
+}
+
+// Reload replaces the account list: changed or new accounts re-register,
+// removed ones un-register and end their calls; calls of unchanged accounts
+// are not touched. Login overrides are dropped (the plan wins again).
+func (u *UA) Reload(accounts []Account) error {
+	seen := map[string]bool{}
+	for _, a := range accounts {
+		if a.Name == "" {
+			return errors.New("sip: reload: an account has no name")
+		}
+		if seen[a.Name] {
+			return fmt.Errorf("sip: reload: account %q is defined twice", a.Name)
+		}
+		seen[a.Name] = true
+	}
+	u.mu.Lock()
+	if u.closing {
+		u.mu.Unlock()
+		return ErrClosed
+	}
+	var removed []*account
+	var list []*account
+	byName := map[string]*account{}
+	for _, na := range accounts {
+		a, ok := u.byName[na.Name]
+		if !ok {
+			a = newAccount(na)
+			if u.started {
+				u.startAccountLocked(a)
+			}
+		} else {
+			changed := !sameAccount(a.plan, na) || !sameAccount(a.eff, na)
+			a.plan = na
+			a.eff = na
+			if changed {
+				a.lastFail = ""
+				if a.wantsRegistration() {
+					u.sendCmdLocked(a, regCmd{kind: cmdRegister})
+				} else {
+					a.code = 0
+					u.sendCmdLocked(a, regCmd{kind: cmdLogout})
+				}
+			}
+			// The channel object may have been replaced: move the binding.
+			if a.active != nil && a.active.bound {
+				u.rebindLocked(a)
+			}
+		}
+		list = append(list, a)
+		byName[na.Name] = a
+	}
+	for _, a := range u.accounts {
+		if _, ok := byName[a.plan.Name]; !ok {
+			a.removed = true
+			removed = append(removed, a)
+		}
+	}
+	u.accounts = list
+	u.byName = byName
+	var ending []*call
+	for _, c := range u.calls {
+		if c.acct.removed && !c.stopped {
+			ending = append(ending, c)
+		}
+	}
+	u.mu.Unlock()
+
+	for _, c := range ending {
+		u.goTracked(func() {
+			ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
+			defer cancel()
+			u.terminate(ctx, c, "account removed", false)
+		})
+	}
+	for _, a := range removed {
+		u.goTracked(func() {
+			ctx, cancel := context.WithTimeout(u.ctx, 10*time.Second)
+			defer cancel()
+			u.stopAccount(ctx, a)
+		})
+	}
+	return nil
+}
+
+// sameAccount compares the settings that matter to SIP (not the channel
+// object, which a reload may replace).
+func sameAccount(a, b Account) bool {
+	return a.Name == b.Name && a.User == b.User && a.Pass == b.Pass && a.AuthUser == b.AuthUser &&
+		a.Server == b.Server && a.DisplayName == b.DisplayName && a.Register == b.Register &&
+		a.MaxCalls == b.MaxCalls && a.AudioName == b.AudioName
+}
+
+func displayOf(a Account) string {
+	if a.DisplayName != "" {
+		return a.DisplayName
+	}
+	return a.Name
+}
+
+func authUserOf(a Account) string {
+	if a.AuthUser != "" {
+		return a.AuthUser
+	}
+	return a.User
+}
+
+// serverURI turns "host[:port]" (or a sip: URI) into the registrar URI.
+func serverURI(server string) (*sip.Uri, error) {
+	s := strings.TrimSpace(server)
+	if s == "" {
+		return nil, ErrNoServer
+	}
+	if !strings.HasPrefix(strings.ToLower(s), "sip:") {
+		s = "sip:" + s
+	}
+	var uri sip.Uri
+	if err := sip.ParseUri(s, &uri); err != nil || uri.Host == "" {
+		return nil, fmt.Errorf("server %q is not a valid host[:port]", server)
+	}
+	uri.User = ""
+	return &uri, nil
+}

@@ -1,0 +1,253 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+	"github.com/icholy/digest"
+)
+
+// asIs tells sipgo to send a request exactly as we built it.
+func asIs(*sipgo.Client, *sip.Request) error { return nil }
+
+func newCallID() string { return uuid.NewString() }
+func newTag() string    { return sip.GenerateTagN(16) }
+
+func statusText(res *sip.Response) string {
+	return strconv.Itoa(res.StatusCode) + " " + res.Reason
+}
+
+// listenPort is the port of the listener used for outbound requests.
+func (u *UA) listenPort() int {
+	if u.outTransport == "TCP" {
+		return u.tcpPort
+	}
+	return u.udpPort
+}
+
+// localHost is the address we put in Via, Contact and SDP for traffic to
+// dest: the public address, else the bind address, else (bound to the
+// wildcard) the address of the interface that routes to dest.
+func (u *UA) localHost(dest string) string {
+	if u.cfg.PublicAddress != "" {
+		return u.cfg.PublicAddress
+	}
+	if a := u.cfg.Address; a != "" {
+		ip := net.ParseIP(a)
+		if ip == nil || !ip.IsUnspecified() {
+			return a
+		}
+	}
+	if dest == "" {
+		return "127.0.0.1"
+	}
+	u.mu.Lock()
+	h, ok := u.hostMemo[dest]
+	u.mu.Unlock()
+	if ok {
+		return h
+	}
+	h = "127.0.0.1"
+	// A UDP "connection" sends nothing; it only asks the kernel for the route.
+	if c, err := net.Dial("udp", net.JoinHostPort(dest, "5060")); err == nil {
+		if la, ok := c.LocalAddr().(*net.UDPAddr); ok && !la.IP.IsUnspecified() {
+			h = la.IP.String()
+		}
+		c.Close()
+	}
+	u.mu.Lock()
+	u.hostMemo[dest] = h
+	u.mu.Unlock()
+	return h
+}
+
+func (u *UA) newVia(host string) *sip.ViaHeader {
+	v := &sip.ViaHeader{
+		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: u.outTransport,
+		Host: host, Port: u.listenPort(), Params: sip.NewParams(),
+	}
+	v.Params.Add("branch", sip.GenerateBranch())
+	v.Params.Add("rport", "")
+	return v
+}
+
+// contactURI is where peers reach us for user: the account's user keeps
+// the Contact of each account distinguishable when a proxy rewrites the
+// Request-URI to it.
+func (u *UA) contactURI(user, host string) sip.Uri {
+	uri := sip.Uri{Scheme: "sip", User: user, Host: host, Port: u.listenPort(), UriParams: sip.NewParams()}
+	if u.outTransport == "TCP" {
+		uri.UriParams.Add("transport", "tcp")
+	}
+	return uri
+}
+
+func (u *UA) contactHeader(user, host string) *sip.ContactHeader {
+	return &sip.ContactHeader{Address: u.contactURI(user, host), Params: sip.NewParams()}
+}
+
+// prepare pins transport and, for UDP, the listening socket as source.
+func (u *UA) prepare(req *sip.Request) {
+	req.SetTransport(u.outTransport)
+	if u.outTransport == "UDP" {
+		u.udpLaddr.Copy(&req.Laddr)
+	}
+}
+
+// freshVia replaces the top Via with a new branch (a new transaction).
+func (u *UA) freshVia(req *sip.Request) {
+	host := ""
+	if v := req.Via(); v != nil {
+		host = v.Host
+	}
+	req.RemoveHeader("Via")
+	req.PrependHeader(u.newVia(host))
+}
+
+type credentials struct {
+	user, pass string
+}
+
+func copyAuth(from, to *sip.Request) {
+	for _, name := range []string{"Authorization", "Proxy-Authorization"} {
+		to.RemoveHeader(name)
+		for _, h := range from.GetHeaders(name) {
+			to.AppendHeader(sip.NewHeader(name, h.Value()))
+		}
+	}
+}
+
+// authorize adds credentials for the challenge in res (401 or 407) to req.
+func authorize(req *sip.Request, res *sip.Response, cr credentials) error {
+	chName, authName := "WWW-Authenticate", "Authorization"
+	if res.StatusCode == 407 {
+		chName, authName = "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	hs := res.GetHeaders(chName)
+	if len(hs) == 0 {
+		return fmt.Errorf("%s without %s header", statusText(res), chName)
+	}
+	var lastErr error
+	for _, h := range hs {
+		chal, err := digest.ParseChallenge(h.Value())
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		chal.Algorithm = strings.ToUpper(chal.Algorithm)
+		if !digest.CanDigest(chal) {
+			lastErr = fmt.Errorf("unsupported digest algorithm %q", chal.Algorithm)
+			continue
+		}
+		cred, err := digest.Digest(chal, digest.Options{
+			Method:   string(req.Method),
+			URI:      req.Recipient.String(),
+			Username: cr.user,
+			Password: cr.pass,
+		})
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		// Replace only the credentials for this realm's header type.
+		req.RemoveHeader(authName)
+		req.AppendHeader(sip.NewHeader(authName, cred.String()))
+		return nil
+	}
+	return fmt.Errorf("cannot answer digest challenge: %w", lastErr)
+}
+
+// doWithAuth sends a non-INVITE request and waits for its final response,
+// answering 401/407 challenges: rebuild makes the next request (new CSeq,
+// new branch) from the previous one.
+func (u *UA) doWithAuth(ctx context.Context, req *sip.Request, cr credentials, rebuild func(*sip.Request) *sip.Request) (*sip.Response, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := u.do(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if (res.StatusCode != 401 && res.StatusCode != 407) || attempt >= 2 || cr.pass == "" {
+			return res, nil
+		}
+		// A second challenge is only worth answering when the nonce was stale.
+		if attempt == 1 && !staleChallenge(res) {
+			return res, nil
+		}
+		next := rebuild(req)
+		if err := authorize(next, res, cr); err != nil {
+			return res, nil
+		}
+		req = next
+	}
+}
+
+func staleChallenge(res *sip.Response) bool {
+	for _, name := range []string{"WWW-Authenticate", "Proxy-Authenticate"} {
+		for _, h := range res.GetHeaders(name) {
+			if strings.Contains(strings.ToLower(h.Value()), "stale=true") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// do runs one non-INVITE client transaction to its final response.
+func (u *UA) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	tx, err := u.cli.TransactionRequest(ctx, req, asIs)
+	if err != nil {
+		return nil, fmt.Errorf("send %s: %w", req.Method, err)
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return res, nil
+		case <-tx.Done():
+			err := tx.Err()
+			if err == nil {
+				err = errors.New("transaction ended without response")
+			}
+			return nil, fmt.Errorf("%s: %w", req.Method, err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// onStrayResponse sees responses no transaction wants: a retransmitted 2xx
+// to an INVITE whose transaction is gone gets its ACK again.
+func (u *UA) onStrayResponse(res *sip.Response) {
+	cseq := res.CSeq()
+	if cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() {
+		return
+	}
+	cid := res.CallID()
+	from := res.From()
+	if cid == nil || from == nil {
+		return
+	}
+	tag, _ := from.Params.Get("tag")
+	u.mu.Lock()
+	c := u.dialogs[cid.Value()+"|"+tag]
+	var ack *sip.Request
+	if c != nil && c.lastAck != nil && c.lastAckSeq == cseq.SeqNo {
+		ack = c.lastAck.Clone()
+	}
+	u.mu.Unlock()
+	if ack != nil {
+		if err := u.cli.WriteRequest(ack, asIs); err != nil {
+			u.log.Debug("re-ACK failed", "error", err)
+		}
+	}
+}
