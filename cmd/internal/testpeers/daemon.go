@@ -1,6 +1,7 @@
 package testpeers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/telestra/telestra-sip/api/client"
 )
 
 var (
@@ -199,4 +202,18 @@ func (d *Daemon) Wait(timeout time.Duration) error {
 	case <-time.After(timeout):
 		return fmt.Errorf("telestra-sipd still running after %v", timeout)
 	}
+}
+
+// Client connects a new API client to the daemon; it is closed in
+// t.Cleanup.
+func (d *Daemon) Client(t testing.TB) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, d.apiAddr)
+	if err != nil {
+		t.Fatalf("testpeers: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

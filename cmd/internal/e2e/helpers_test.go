@@ -1,0 +1,242 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/api/client"
+	"github.com/telestra/telestra-sip/cmd/internal/testpeers"
+)
+
+// account is one [accounts.NAME] of a generated plan.
+type account struct {
+	Name, User, Pass, Server, DisplayName, Channel string
+	NoRegister                                     bool
+}
+
+// channel is one [audio.channels.NAME].
+type channel struct {
+	Name, Sink, Source, Loopback string
+}
+
+// plan is what a test needs in its SIP plan; render fills in free ports.
+type plan struct {
+	Accounts        []account
+	Channels        []channel
+	Backend         string // loopback (default), pulse, alsa
+	PulseServer     string
+	RTPTimeout      string // default 30s
+	RegisterExpires string // default 60s
+	RegisterRetry   string // default 1s
+	Linger          string // ended-call-linger, default 10s
+	LogLevel        string // default debug
+
+	// Filled in by render.
+	APIPort, SIPPort, RTPMin, RTPMax int
+}
+
+func q(s string) string { return fmt.Sprintf("%q", s) }
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// render writes the plan as TOML, choosing free ports for the API, SIP and
+// an RTP range of its own.
+func (p *plan) render(t *testing.T) string {
+	t.Helper()
+	p.APIPort = testpeers.FreePort(t)
+	p.SIPPort = testpeers.FreePort(t)
+	p.RTPMin, p.RTPMax = testpeers.FreeRTPRange(t, 40)
+	var b strings.Builder
+	fmt.Fprintf(&b, "[tcp-settings]\naddress = \"127.0.0.1\"\nport = %d\n\n", p.APIPort)
+	fmt.Fprintf(&b, "[sip-settings]\naddress = \"127.0.0.1\"\nport = %d\nuser-agent = \"telestra-e2e\"\n", p.SIPPort)
+	fmt.Fprintf(&b, "register-expires = %s\nregister-retry = %s\nended-call-linger = %s\n\n",
+		q(or(p.RegisterExpires, "60s")), q(or(p.RegisterRetry, "1s")), q(or(p.Linger, "10s")))
+	fmt.Fprintf(&b, "[rtp-settings]\nport-min = %d\nport-max = %d\ntimeout = %s\n\n", p.RTPMin, p.RTPMax, q(or(p.RTPTimeout, "30s")))
+	fmt.Fprintf(&b, "[log]\nlevel = %s\n\n", q(or(p.LogLevel, "debug")))
+	fmt.Fprintf(&b, "[audio]\nbackend = %s\n", q(or(p.Backend, "loopback")))
+	if p.PulseServer != "" {
+		fmt.Fprintf(&b, "pulse-server = %s\n", q(p.PulseServer))
+	}
+	b.WriteString("\n")
+	chans := p.Channels
+	if len(chans) == 0 {
+		chans = []channel{{Name: "ch1", Loopback: "echo"}}
+	}
+	for _, c := range chans {
+		fmt.Fprintf(&b, "[audio.channels.%s]\n", c.Name)
+		if c.Sink != "" {
+			fmt.Fprintf(&b, "sink = %s\n", q(c.Sink))
+		}
+		if c.Source != "" {
+			fmt.Fprintf(&b, "source = %s\n", q(c.Source))
+		}
+		if c.Loopback != "" {
+			fmt.Fprintf(&b, "loopback = %s\n", q(c.Loopback))
+		}
+		b.WriteString("\n")
+	}
+	for _, a := range p.Accounts {
+		fmt.Fprintf(&b, "[accounts.%s]\nuser = %s\npass = %s\n", a.Name, q(a.User), q(a.Pass))
+		if a.Server != "" {
+			fmt.Fprintf(&b, "server = %s\n", q(a.Server))
+		}
+		if a.DisplayName != "" {
+			fmt.Fprintf(&b, "display-name = %s\n", q(a.DisplayName))
+		}
+		if a.NoRegister {
+			b.WriteString("register = false\n")
+		}
+		fmt.Fprintf(&b, "channel = %s\n\n", q(or(a.Channel, chans[0].Name)))
+	}
+	return b.String()
+}
+
+// env is a test's world: a registrar and a daemon with its first client.
+type env struct {
+	t   *testing.T
+	k   *testpeers.Kamailio
+	d   *testpeers.Daemon
+	c   *client.Client
+	ctx context.Context
+}
+
+// user returns the usual account of extension ext at the registrar.
+func (e *env) user(name, ext string) account {
+	return account{Name: name, User: ext, Pass: "sip" + ext, Server: e.k.Addr()}
+}
+
+// newEnv starts Kamailio; start() then starts the daemon on p.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	return &env{t: t, k: testpeers.StartKamailio(t, testpeers.KamailioOptions{}), ctx: ctx}
+}
+
+func (e *env) start(p *plan) {
+	e.t.Helper()
+	e.startWith(p, testpeers.DaemonOptions{})
+}
+
+func (e *env) startWith(p *plan, opts testpeers.DaemonOptions) {
+	e.t.Helper()
+	e.d = testpeers.StartDaemonWith(e.t, p.render(e.t), opts)
+	e.c = e.d.Client(e.t)
+}
+
+// peer starts a baresip registered at the env's registrar.
+func (e *env) peer(ext string, opts testpeers.BaresipOptions) *testpeers.Baresip {
+	e.t.Helper()
+	opts.Registrar = e.k.Addr()
+	return testpeers.StartBaresip(e.t, ext, opts)
+}
+
+// uri is ext at the registrar, as peers dial it.
+func (e *env) uri(ext string) string { return "sip:" + ext + "@" + e.k.Addr() }
+
+// wait returns the next message matching match within timeout.
+func wait(t *testing.T, c *client.Client, timeout time.Duration, what string, match func(client.Message) bool) client.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	m, err := c.WaitFor(ctx, match)
+	if err != nil {
+		t.Fatalf("waiting %v for %s: %v", timeout, what, err)
+	}
+	return m
+}
+
+func event(name, acct string, callID int) func(client.Message) bool {
+	return client.Match(name, acct, callID)
+}
+
+// status returns the status of one account.
+func status(t *testing.T, c *client.Client, acct string) api.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.GetStatus(ctx, acct)
+	if err != nil {
+		t.Fatalf("get-status %s: %v", acct, err)
+	}
+	if len(st) != 1 || st[0].Account != acct {
+		t.Fatalf("get-status %s: got %+v, want one status of %s", acct, st, acct)
+	}
+	return st[0]
+}
+
+// waitStatus polls get-status until ok holds.
+func waitStatus(t *testing.T, c *client.Client, acct string, timeout time.Duration, what string, ok func(api.Status) bool) api.Status {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := status(t, c, acct)
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s not reached within %v; last status %+v", acct, what, timeout, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func waitRegistered(t *testing.T, c *client.Client, acct string, code int) api.Status {
+	t.Helper()
+	return waitStatus(t, c, acct, 15*time.Second, fmt.Sprintf("account_status %d", code),
+		func(s api.Status) bool { return s.AccountStatus == code })
+}
+
+func findCall(st api.Status, id int) (api.Call, bool) {
+	for _, c := range st.Calls {
+		if c.CallID == id {
+			return c, true
+		}
+	}
+	return api.Call{}, false
+}
+
+// waitCall polls until call id of acct satisfies ok.
+func waitCall(t *testing.T, c *client.Client, acct string, id int, what string, ok func(api.Call) bool) api.Call {
+	t.Helper()
+	st := waitStatus(t, c, acct, 10*time.Second, fmt.Sprintf("call %d %s", id, what), func(s api.Status) bool {
+		call, found := findCall(s, id)
+		return found && ok(call)
+	})
+	call, _ := findCall(st, id)
+	return call
+}
+
+func peerCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitPeerDir waits until a peer's media direction is want (baresip's view
+// after the last offer/answer): "recvonly" means the daemon holds it.
+func waitPeerDir(t *testing.T, p *testpeers.Baresip, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := p.AudioDir()
+		if err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("peer %s media direction %q (%v), want %q", p.Ext(), got, err, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
