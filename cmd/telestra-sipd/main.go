@@ -79,21 +79,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 // ExecStartPre in systemctl status) sees all of them at once.
 func printProblems(w io.Writer, path string, err error) {
 	var probs plan.Problems
-	if errors.As(err, &probs) {
-		for _, p := range probs {
-			fmt.Fprintf(w, "%s: %s\n", path, problemText(p))
-		}
+	if !errors.As(err, &probs) {
+		fmt.Fprintf(w, "%s: %v\n", path, err)
 		return
 	}
-	fmt.Fprintf(w, "%s: %v\n", path, err)
-}
-
-func problemText(p plan.Problem) string {
-	switch {
-	case p.Line > 0 && p.Key != "":
-		return fmt.Sprintf("line %d: %s: %s", p.Line, p.Key, p.Msg)
-	case p.Key != "":
-		return p.Key + ": " + p.Msg
+	for _, p := range probs {
+		if p.Source == "" {
+			p.Source = path
+		}
+		fmt.Fprintln(w, p.String())
 	}
-	return p.Msg
 }

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFlags(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte("[tcp-settings]\nprot = 1\n[rtp-settings]\nport-min = 17001\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr []string
+	}{
+		{name: "version", args: []string{"-version"}, wantCode: 0, wantStdout: "telestra-sipd "},
+		{name: "check quick-start plan", args: []string{"-check", "-plan", "../../testdata/quickstart.toml"}, wantCode: 0, wantStdout: "OK\n"},
+		{name: "check packaged default", args: []string{"-check", "-plan", "../../packaging/sipplan.toml"}, wantCode: 0, wantStdout: "OK\n"},
+		{name: "check reports every problem", args: []string{"-check", "-plan", bad}, wantCode: 1,
+			wantStderr: []string{"tcp-settings.prot", "rtp-settings.port-min", bad + ":2"}},
+		{name: "check missing file", args: []string{"-check", "-plan", filepath.Join(dir, "none.toml")}, wantCode: 1,
+			wantStderr: []string{"none.toml"}},
+		{name: "stray argument", args: []string{"extra"}, wantCode: 64, wantStderr: []string{`unexpected argument "extra"`}},
+		{name: "unknown flag", args: []string{"-bogus"}, wantCode: 64, wantStderr: []string{"bogus"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tc.args, &out, &errb)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tc.wantCode, errb.String())
+			}
+			if !strings.HasPrefix(out.String(), tc.wantStdout) {
+				t.Errorf("stdout %q, want prefix %q", out.String(), tc.wantStdout)
+			}
+			for _, w := range tc.wantStderr {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("stderr %q lacks %q", errb.String(), w)
+				}
+			}
+		})
+	}
+}
