@@ -176,20 +176,20 @@ func (d *decoder) decode(data []byte) *Plan {
 
 	for _, name := range d.ordered(toml.Key{"audio", "channels"}, channels) {
 		c := Channel{Name: name}
-		ok := d.table(section{toml.Key{"audio", "channels", name}, map[string]func(string, any){
+		d.table(section{toml.Key{"audio", "channels", name}, map[string]func(string, any){
 			"sink":     d.str(&c.Sink),
 			"source":   d.str(&c.Source),
 			"loopback": d.str(&c.Loopback),
 		}}, channels[name], nil)
-		if ok {
-			p.Audio.Channels = append(p.Audio.Channels, c)
-		}
+		// Kept even when broken, so that accounts naming it do not get a
+		// second problem.
+		p.Audio.Channels = append(p.Audio.Channels, c)
 	}
 	for _, name := range d.ordered(toml.Key{"accounts"}, accounts) {
 		a := defaultAccount(name)
 		ok := d.table(section{toml.Key{"accounts", name}, map[string]func(string, any){
 			"user":         d.str(&a.User),
-			"pass":         d.secret(&a.Pass),
+			"pass":         d.str(&a.Pass), // problems show types, never values
 			"server":       d.str(&a.Server),
 			"auth-user":    d.str(&a.AuthUser),
 			"display-name": d.str(&a.DisplayName),
@@ -410,11 +410,6 @@ func (d *decoder) str(dst *string) func(string, any) {
 		}
 		*dst = s
 	}
-}
-
-// secret is str for a password: its problems never quote the value.
-func (d *decoder) secret(dst *string) func(string, any) {
-	return d.str(dst) // typeErr shows only the TOML type
 }
 
 func (d *decoder) integer(dst *int) func(string, any) {
