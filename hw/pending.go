@@ -5,11 +5,7 @@ import (
 	"log/slog"
 )
 
-// Temporary until the pulse and alsa backends land in the following commits.
-func openPulse(Config, ChannelConfig, *slog.Logger) (Channel, error) {
-	return nil, errors.New("pulse backend not in this build yet: use backend \"loopback\"")
-}
-
+// Temporary until the alsa backend lands in the next commit.
 func openALSA(Config, ChannelConfig, *slog.Logger) (Channel, error) {
 	return nil, errors.New("alsa backend not in this build yet: use backend \"loopback\"")
 }

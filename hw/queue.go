@@ -90,3 +90,28 @@ func (q *sampleQueue) reset() {
 	defer q.mu.Unlock()
 	q.start, q.n = 0, 0
 }
+
+// drop discards the n oldest samples (fewer if fewer are queued).
+func (q *sampleQueue) drop(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n = min(n, q.n)
+	q.start = (q.start + n) % len(q.buf)
+	q.n -= n
+	q.dropped += uint64(n)
+}
+
+// trim drops the oldest samples so at most keep remain, and reports whether
+// it dropped any.
+func (q *sampleQueue) trim(keep int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	over := q.n - keep
+	if over <= 0 {
+		return false
+	}
+	q.start = (q.start + over) % len(q.buf)
+	q.n = keep
+	q.dropped += uint64(over)
+	return true
+}

@@ -1,0 +1,499 @@
+package hw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jfreymuth/pulse/proto"
+)
+
+// The pulse backend talks the PulseAudio native protocol through
+// github.com/jfreymuth/pulse/proto only. The library's high-level
+// PlaybackStream is not used: in v0.1.1 it races (Close writes the stream
+// state that its run goroutine reads) and slices past its buffer when a
+// server (pipewire-pulse) requests more than BufferMaxLength. Here one
+// goroutine per channel owns the connection and both streams, and the
+// proto read loop's callback only hands data over under locks.
+
+// pulseRequestTimeout bounds each request/reply round trip.
+const pulseRequestTimeout = 2 * time.Second
+
+type pulseChannel struct {
+	*devQueues
+	cfg    Config
+	ch     ChannelConfig
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returns
+
+	mu      sync.Mutex
+	session *pulseSession // current session, nil while reconnecting (for tests)
+	conns   int           // successful connections so far
+}
+
+func openPulse(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &pulseChannel{
+		devQueues: newDevQueues(cfg),
+		cfg:       cfg,
+		ch:        ch,
+		log:       log,
+		ctx:       ctx,
+		cancel:    cancel,
+		done:      make(chan struct{}),
+	}
+	// The first connection is synchronous so that a wrong server, sink or
+	// source fails at start-up with a clear error; later losses are retried.
+	s, err := p.connect()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	p.setSession(s)
+	go p.run(s)
+	return p, nil
+}
+
+// Close stops the channel's goroutine and closes the connection; the server
+// then drops both streams. It never waits on the server.
+func (p *pulseChannel) Close() error {
+	p.cancel()
+	<-p.done
+	return nil
+}
+
+func (p *pulseChannel) setSession(s *pulseSession) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.session = s
+	if s != nil {
+		p.conns++
+	}
+}
+
+// run owns the connection: serve a session until it is lost, then reconnect
+// with back-off until Close. Frames written meanwhile are queued and the
+// oldest dropped, so the call goes on.
+func (p *pulseChannel) run(s *pulseSession) {
+	defer close(p.done)
+	var b backoff
+	failures := 0
+	for {
+		if s != nil {
+			err := s.serve(p.ctx, p.devQueues)
+			s.close()
+			p.setSession(nil)
+			if p.ctx.Err() != nil {
+				return
+			}
+			p.log.Warn("pulse: connection lost, reconnecting", "err", err)
+			p.capture.reset()
+			s = nil
+		}
+		t := time.NewTimer(b.next())
+		select {
+		case <-p.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		var err error
+		s, err = p.connect()
+		if err != nil {
+			failures++
+			// The first failure is worth a warning; the rest of the outage is noise.
+			lvl := slog.LevelDebug
+			if failures == 1 {
+				lvl = slog.LevelWarn
+			}
+			p.log.Log(p.ctx, lvl, "pulse: reconnect failed, retrying", "err", err, "attempt", failures)
+			continue
+		}
+		p.setSession(s)
+		p.log.Info("pulse: reconnected", "after_attempts", failures+1)
+		failures = 0
+		b.reset()
+	}
+}
+
+// pulseSession is one connection with one playback and one record stream.
+type pulseSession struct {
+	conn net.Conn
+	c    *proto.Client
+	ch   int // channels per sample frame
+
+	playIndex  uint32
+	playAttr   proto.CreatePlaybackStreamReply
+	recordAttr proto.CreateRecordStreamReply
+
+	kick chan struct{} // the server requested data
+
+	underflows, overflows atomic.Uint64
+
+	mu        sync.Mutex // guards the fields below, shared with the read loop
+	requested int        // bytes the server asked for and has not got yet
+	lost      error      // first reason the session died
+	lostCh    chan struct{}
+	capture   *sampleQueue
+	carry     []byte  // odd trailing byte of a data packet
+	scratch   []int16 // decode buffer, read loop only
+}
+
+// connect dials the server, authenticates and creates both streams.
+func (p *pulseChannel) connect() (*pulseSession, error) {
+	servers := pulseServers(p.cfg.PulseServer)
+	var errs []error
+	for _, srv := range servers {
+		s, err := p.connectTo(srv)
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
+		if p.ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(p.ctx, pulseRequestTimeout)
+	defer cancel()
+	conn, err := d.DialContext(dctx, srv.network, srv.addr)
+	if err != nil {
+		return nil, fmt.Errorf("pulse: connect to %s: %w (is PulseAudio running? set audio pulse-server or PULSE_SERVER)", srv, err)
+	}
+	s := &pulseSession{
+		conn:    conn,
+		ch:      p.cfg.Format.Channels,
+		kick:    make(chan struct{}, 1),
+		lostCh:  make(chan struct{}),
+		capture: p.capture,
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	// Close aborts a connect in progress: every blocking call here is on conn.
+	stop := context.AfterFunc(p.ctx, func() { conn.Close() })
+	defer stop()
+
+	s.c = &proto.Client{}
+	s.c.SetTimeout(pulseRequestTimeout)
+	// Set before Open: the read loop calls it from its first message on
+	// (proto.Connect sets it only after auth, and a server closing the
+	// connection during auth would make the read loop call a nil func).
+	s.c.Callback = s.onMessage
+	s.c.Open(&watchedConn{Conn: conn, onErr: s.fail})
+
+	var auth proto.AuthReply
+	if err := s.c.Request(&proto.Auth{Version: s.c.Version(), Cookie: pulseCookie()}, &auth); err != nil {
+		return nil, fmt.Errorf("pulse: authenticate to %s: %w (the server needs auth-anonymous=1, a readable cookie, or this user in its auth group)", srv, err)
+	}
+	s.c.SetVersion(auth.Version)
+	props := proto.PropList{
+		"application.name":           proto.PropListString("telestra-sipd"),
+		"application.process.id":     proto.PropListString(strconv.Itoa(os.Getpid())),
+		"application.process.binary": proto.PropListString(filepath.Base(os.Args[0])),
+	}
+	if err := s.c.Request(&proto.SetClientName{Props: props}, &proto.SetClientNameReply{}); err != nil {
+		return nil, fmt.Errorf("pulse: set client name on %s: %w", srv, err)
+	}
+
+	f := p.cfg.Format
+	bytesPer := func(d time.Duration) uint32 { return uint32(2 * f.FrameSamples(d)) }
+	spec := proto.SampleSpec{Format: proto.FormatInt16LE, Channels: byte(f.Channels), Rate: uint32(f.Rate)}
+	cmap := channelMap(f.Channels)
+	vols := make(proto.ChannelVolumes, f.Channels)
+	for i := range vols {
+		vols[i] = uint32(proto.VolumeNorm)
+	}
+	name := proto.PropList{"media.name": proto.PropListString("telestra-sip " + p.ch.Name)}
+
+	if err := s.c.Request(&proto.CreatePlaybackStream{
+		SampleSpec:     spec,
+		ChannelMap:     cmap,
+		SinkIndex:      proto.Undefined,
+		SinkName:       p.ch.Sink, // empty: the default sink
+		ChannelVolumes: vols,
+		// The media clock delivers a whole frame per tick, so the server
+		// must hold two frames to ride out the clock's jitter: tlength is
+		// the device buffer plus two frames, and playback (re)starts once
+		// two frames are buffered.
+		BufferMaxLength:       proto.Undefined,
+		BufferTargetLength:    bytesPer(p.cfg.Buffer + 2*p.cfg.FrameTime),
+		BufferPrebufferLength: bytesPer(2 * p.cfg.FrameTime),
+		BufferMinimumRequest:  proto.Undefined,
+		AdjustLatency:         true,
+		Properties:            name,
+	}, &s.playAttr); err != nil {
+		return nil, fmt.Errorf("pulse: play to sink %s on %s: %w (list sinks: pactl list short sinks)", quoteOr(p.ch.Sink, "default"), srv, err)
+	}
+	s.playIndex = s.playAttr.StreamIndex
+	s.addRequested(int(s.playAttr.Missing))
+
+	if err := s.c.Request(&proto.CreateRecordStream{
+		SampleSpec:         spec,
+		ChannelMap:         cmap,
+		SourceIndex:        proto.Undefined,
+		SourceName:         p.ch.Source, // empty: the default source
+		ChannelVolumes:     vols,
+		BufferMaxLength:    proto.Undefined,
+		BufferFragSize:     bytesPer(p.cfg.Buffer),
+		AdjustLatency:      true,
+		DirectOnInputIndex: proto.Undefined,
+		Properties:         name,
+	}, &s.recordAttr); err != nil {
+		return nil, fmt.Errorf("pulse: record from source %s on %s: %w (list sources: pactl list short sources)", quoteOr(p.ch.Source, "default"), srv, err)
+	}
+	ok = true
+	ms := func(b uint32) string {
+		if b == proto.Undefined {
+			return "server default"
+		}
+		return (time.Duration(b) * time.Second / time.Duration(2*f.Rate*f.Channels)).String()
+	}
+	p.log.Info("pulse: streams open", "server", srv.String(),
+		"sink", s.playAttr.SinkName, "source", s.recordAttr.SourceName,
+		"rate", f.Rate, "play_tlength", ms(s.playAttr.BufferTargetLength),
+		"record_fragsize", ms(s.recordAttr.BufferFragSize))
+	return s, nil
+}
+
+// onMessage runs on the proto read loop: it must not block or make requests.
+func (s *pulseSession) onMessage(msg interface{}) {
+	switch m := msg.(type) {
+	case *proto.Request:
+		// Only our playback stream exists on this connection.
+		s.addRequested(int(m.Length))
+	case *proto.Underflow:
+		s.underflows.Add(1)
+	case *proto.Overflow:
+		s.overflows.Add(1)
+	case *proto.DataPacket:
+		s.onData(m.Data)
+	case *proto.PlaybackStreamKilled:
+		s.fail(errors.New("pulse: playback stream killed by the server (sink removed?)"))
+	case *proto.RecordStreamKilled:
+		s.fail(errors.New("pulse: record stream killed by the server (source removed?)"))
+	case *proto.ConnectionClosed:
+		s.fail(errors.New("pulse: server closed the connection"))
+	}
+}
+
+func (s *pulseSession) addRequested(n int) {
+	s.mu.Lock()
+	s.requested += n
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// onData queues recorded audio. Data is only valid during the call.
+func (s *pulseSession) onData(data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost != nil {
+		return
+	}
+	if len(s.carry) > 0 {
+		s.carry = append(s.carry, data...)
+		data, s.carry = s.carry, nil
+	}
+	if len(data)%2 == 1 {
+		s.carry = append(s.carry[:0], data[len(data)-1])
+		data = data[:len(data)-1]
+	}
+	if cap(s.scratch) < len(data)/2 {
+		s.scratch = make([]int16, len(data)/2)
+	}
+	s.capture.write(getS16LE(s.scratch, data))
+}
+
+// fail records why the session ended; the first reason wins.
+func (s *pulseSession) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost == nil {
+		s.lost = err
+		close(s.lostCh)
+	}
+}
+
+func (s *pulseSession) close() {
+	s.fail(errClosed)
+	s.conn.Close()
+}
+
+// serve sends queued playback audio whenever the server has asked for it and
+// audio is queued, until ctx ends or the session is lost. It never pads with
+// silence: when the queue runs dry the server plays silence itself (an
+// underflow) and restarts after one frame.
+func (s *pulseSession) serve(ctx context.Context, q *devQueues) error {
+	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
+	defer stop()
+	var samples []int16
+	var buf []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.lostCh:
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.lost
+		case <-s.kick:
+		case <-q.wake:
+		}
+		s.mu.Lock()
+		want := s.requested / (2 * s.ch) * s.ch // whole sample frames
+		s.mu.Unlock()
+		n := min(want, q.play.len()/s.ch*s.ch)
+		if n == 0 {
+			continue
+		}
+		if cap(samples) < n {
+			samples = make([]int16, n)
+			buf = make([]byte, 2*n)
+		}
+		got := q.play.readSome(samples[:n])
+		if err := s.c.Send(s.playIndex, putS16LE(buf, samples[:got])); err != nil {
+			return fmt.Errorf("pulse: send audio: %w", err)
+		}
+		s.mu.Lock()
+		s.requested -= 2 * got
+		s.mu.Unlock()
+	}
+}
+
+// watchedConn reports the first read or write error: the proto read loop
+// only signals io.EOF, not a reset connection.
+type watchedConn struct {
+	net.Conn
+	onErr func(error)
+}
+
+func (w *watchedConn) Read(b []byte) (int, error) {
+	n, err := w.Conn.Read(b)
+	if err != nil {
+		w.onErr(fmt.Errorf("pulse: read: %w", err))
+	}
+	return n, err
+}
+
+func (w *watchedConn) Write(b []byte) (int, error) {
+	n, err := w.Conn.Write(b)
+	if err != nil {
+		w.onErr(fmt.Errorf("pulse: write: %w", err))
+	}
+	return n, err
+}
+
+type pulseServer struct{ network, addr string }
+
+func (s pulseServer) String() string { return s.network + ":" + s.addr }
+
+// pulseServers resolves the server string like libpulse: explicit setting,
+// else $PULSE_SERVER, else the session socket $XDG_RUNTIME_DIR/pulse/native
+// and then the system-wide /run/pulse/native. Entries are tried in order;
+// "{host}" prefixes restrict an entry to that host name.
+func pulseServers(explicit string) []pulseServer {
+	str := explicit
+	if str == "" {
+		str = os.Getenv("PULSE_SERVER")
+	}
+	if str == "" {
+		var out []pulseServer
+		if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+			out = append(out, pulseServer{"unix", filepath.Join(d, "pulse", "native")})
+		}
+		return append(out, pulseServer{"unix", "/run/pulse/native"})
+	}
+	host, _ := os.Hostname()
+	var out []pulseServer
+	for _, f := range strings.Fields(str) {
+		if strings.HasPrefix(f, "{") {
+			end := strings.IndexByte(f, '}')
+			if end < 0 || f[1:end] != host {
+				continue
+			}
+			f = f[end+1:]
+		}
+		switch {
+		case strings.HasPrefix(f, "/"):
+			out = append(out, pulseServer{"unix", f})
+		case strings.HasPrefix(f, "unix:"):
+			out = append(out, pulseServer{"unix", f[5:]})
+		case strings.HasPrefix(f, "tcp4:"):
+			out = append(out, pulseServer{"tcp4", withPort(f[5:])})
+		case strings.HasPrefix(f, "tcp6:"):
+			out = append(out, pulseServer{"tcp6", withPort(f[5:])})
+		case strings.HasPrefix(f, "tcp:"):
+			out = append(out, pulseServer{"tcp", withPort(f[4:])})
+		}
+	}
+	return out
+}
+
+// withPort adds PulseAudio's default TCP port 4713 when none is given.
+func withPort(hostport string) string {
+	if _, _, err := net.SplitHostPort(hostport); err == nil {
+		return hostport
+	}
+	return net.JoinHostPort(strings.Trim(hostport, "[]"), "4713")
+}
+
+// pulseCookie is $PULSE_COOKIE or ~/.config/pulse/cookie; without one the
+// server must allow anonymous clients (auth-anonymous=1) or authenticate
+// this user by group (system mode, pulse-access), and any 256 bytes do.
+func pulseCookie() []byte {
+	path := os.Getenv("PULSE_COOKIE")
+	if path == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			path = filepath.Join(home, ".config", "pulse", "cookie")
+		}
+	}
+	if path != "" {
+		if b, err := os.ReadFile(path); err == nil && len(b) == 256 {
+			return b
+		}
+	}
+	return make([]byte, 256)
+}
+
+func channelMap(n int) proto.ChannelMap {
+	switch n {
+	case 1:
+		return proto.ChannelMap{proto.ChannelMono}
+	case 2:
+		return proto.ChannelMap{proto.ChannelLeft, proto.ChannelRight}
+	}
+	m := make(proto.ChannelMap, n)
+	for i := range m {
+		m[i] = byte(proto.ChannelAux0 + i)
+	}
+	return m
+}
+
+func quoteOr(s, def string) string {
+	if s == "" {
+		return "(" + def + ")"
+	}
+	return strconv.Quote(s)
+}
