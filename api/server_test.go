@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -436,4 +437,38 @@ func TestListenError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("listen on 127.0.0.1:%d", port)) {
 		t.Fatalf("Listen on a used port = %v", err)
 	}
+}
+
+// BenchmarkGetStatusRoundTrip measures one client's get-status round trip
+// over loopback (fake controller), with p50/p99 as extra metrics.
+func BenchmarkGetStatusRoundTrip(b *testing.B) {
+	s := NewServer(Config{Address: "127.0.0.1"}, &fakeController{statuses: twoAccounts()}, nil)
+	if err := s.Listen(); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	conn, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	fr := NewFrameReader(conn, 0)
+	req := []byte(`{"cmd":"get-status","account":"account-1"}` + "\x00")
+	rtts := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := conn.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := fr.Next(); err != nil {
+			b.Fatal(err)
+		}
+		rtts = append(rtts, time.Since(t0))
+	}
+	slices.Sort(rtts)
+	b.ReportMetric(float64(rtts[len(rtts)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(rtts[len(rtts)*99/100].Microseconds()), "p99-µs")
 }
