@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,8 +144,12 @@ func (d decoder) str(name string) (v string, ok bool, err error) {
 	if !ok {
 		return "", false, nil
 	}
-	if len(raw) == 0 || raw[0] != '"' {
+	if len(raw) < 2 || raw[0] != '"' {
 		return "", true, d.errorf("field %q must be a string", name)
+	}
+	if !bytes.ContainsRune(raw, '\\') {
+		// The document was validated: a string without escapes is literal.
+		return string(raw[1 : len(raw)-1]), true, nil
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return "", true, d.errorf("field %q must be a string", name)
