@@ -42,7 +42,11 @@ func (c *client) enqueue(frame []byte) (queued, overflow bool) {
 	case c.send <- frame:
 		return true, false
 	default:
-		return false, c.stop("queue full")
+		overflow = c.stop("queue full")
+		// Close now: the writer may be stuck in a write to this client
+		// until its deadline.
+		c.conn.Close()
+		return false, overflow
 	}
 }
 

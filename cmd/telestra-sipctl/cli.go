@@ -29,15 +29,15 @@ const defaultPlan = "/etc/telestra/sipplan.toml"
 const usageText = `usage: telestra-sipctl [-addr HOST:PORT | -plan FILE] [-timeout D] COMMAND [ARGS]
 
 commands:
-  status [ACCOUNT]                  registration and calls of one or every account
-  events [-json]                    follow the broadcast events until interrupted
-  call ACCOUNT NUM                  place a call; prints its call ID
-  answer ACCOUNT CALL_ID            answer a ringing incoming call
-  switch ACCOUNT CALL_ID            hold the active call and resume CALL_ID
-  hangup [-decline] ACCOUNT CALL_ID end, cancel or decline (486; 603 with -decline) a call
+  status [ACCOUNT]                      registration and calls of one or every account
+  events [-json]                        follow the broadcast events until interrupted
+  call ACCOUNT NUM                      place a call; prints its call ID
+  answer ACCOUNT CALL_ID                answer a ringing incoming call
+  switch ACCOUNT CALL_ID                hold the active call and resume CALL_ID
+  hangup [-decline] ACCOUNT CALL_ID     end, cancel or decline (486; 603 with -decline) a call
   login ACCOUNT [USER [PASS [SERVER]]]  register again, optionally with other credentials
-  logout ACCOUNT                    un-register
-  send JSON                         send a raw command; prints the replies for a moment
+  logout ACCOUNT                        un-register
+  send JSON                             send a raw command; print the replies for a moment
 
 options:
 `

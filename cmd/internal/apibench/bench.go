@@ -73,7 +73,7 @@ type result struct {
 }
 
 func (r result) human() string {
-	return fmt.Sprintf("%s %s: %d requests over %d clients in %.2fs: %.0f cmd/s, round trip p50 %.0fµs p90 %.0fµs p99 %.0fµs max %.0fµs, %d errors",
+	return fmt.Sprintf("%s %s: %d requests, %d clients, %.2fs: %.0f cmd/s, round trip p50 %.0fµs p90 %.0fµs p99 %.0fµs max %.0fµs, %d errors",
 		r.Mode, r.Cmd, r.Requests, r.Clients, r.Seconds, r.CmdsPerSec, r.P50us, r.P90us, r.P99us, r.MaxUs, r.Errors)
 }
 
