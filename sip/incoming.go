@@ -529,6 +529,7 @@ func (u *UA) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	defer u.wg.Done()
+	u.waitAckProcessed(c)
 	u.mu.Lock()
 	switch {
 	case c.stopped:
@@ -614,6 +615,21 @@ func (u *UA) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	u.mu.Unlock()
 }
 
+// waitAckProcessed gives the ACK of a previous re-INVITE a moment to be
+// processed: sipgo handles each message in its own goroutine, so a peer's
+// ACK and its next request may be seen in the wrong order.
+func (u *UA) waitAckProcessed(c *call) {
+	for i := 0; i < 100; i++ {
+		u.mu.Lock()
+		pending := c.inPending && !c.stopped
+		u.mu.Unlock()
+		if !pending {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // onUpdate handles UPDATE (RFC 3311): session refresh without SDP, or an
 // offer answered in the 200.
 func (u *UA) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
@@ -622,6 +638,7 @@ func (u *UA) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
+	u.waitAckProcessed(c)
 	u.mu.Lock()
 	switch {
 	case c.stopped:
