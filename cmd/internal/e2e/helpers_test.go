@@ -71,7 +71,14 @@ func (p *plan) render(t *testing.T) string {
 	b.WriteString("\n")
 	chans := p.Channels
 	if len(chans) == 0 {
-		chans = []channel{{Name: "ch1", Loopback: "echo"}}
+		// Each account needs a channel of its own: one echo channel each.
+		for i := range p.Accounts {
+			name := fmt.Sprintf("ch%d", i+1)
+			chans = append(chans, channel{Name: name, Loopback: "echo"})
+			if p.Accounts[i].Channel == "" {
+				p.Accounts[i].Channel = name
+			}
+		}
 	}
 	for _, c := range chans {
 		fmt.Fprintf(&b, "[audio.channels.%s]\n", c.Name)

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,32 +38,48 @@ func TestRegister(t *testing.T) {
 	}
 }
 
-// TestWrongPassword: a rejected REGISTER gives a broadcast fail naming the
-// account and account_status 401 or 403.
+// TestWrongPassword: a rejected REGISTER gives account_status 401 or 403
+// and a fail naming the account, broadcast to every client (the rejection
+// of a login's REGISTER arrives after the command has returned).
 func TestWrongPassword(t *testing.T) {
 	e := newEnv(t)
 	a := e.user("acc1", "3001")
 	a.Pass = "not-the-password"
-	p := &plan{Accounts: []account{a}}
-	e.start(p)
-	m := wait(t, e.c, 15*time.Second, "fail for acc1", func(m client.Message) bool {
-		return m.Event == api.EventFail && m.Account == "acc1"
-	})
-	if !strings.HasPrefix(m.Error, "Failed to log in to account: acc1: ") {
-		t.Errorf("fail error = %q, want prefix %q", m.Error, "Failed to log in to account: acc1: ")
-	}
-	if strings.Contains(string(m.Raw), a.Pass) {
-		t.Errorf("fail event leaks the password: %s", m.Raw)
-	}
+	e.start(&plan{Accounts: []account{a}})
+	// The REGISTER at start-up fails before any client can connect: the
+	// status tells.
 	st := waitStatus(t, e.c, "acc1", 10*time.Second, "account_status 401/403", func(s api.Status) bool {
 		return s.AccountStatus == 401 || s.AccountStatus == 403
 	})
-	t.Logf("fail %q, account_status %d", m.Error, st.AccountStatus)
+	t.Logf("account_status %d after start-up", st.AccountStatus)
 	if ok, _ := e.k.Registered("3001"); ok {
 		t.Error("kamailio has a location for 3001 after a wrong password")
 	}
-	if strings.Contains(e.d.Log(), a.Pass) {
-		t.Error("the daemon log contains the password")
+
+	c2 := e.d.Client(t)
+	if err := c2.Ping(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	wrong := "still-wrong"
+	if err := e.c.Login(e.ctx, "acc1", nil, &wrong, nil); err != nil {
+		t.Fatal(err)
+	}
+	isFail := func(m client.Message) bool { return m.Event == api.EventFail && m.Account == "acc1" }
+	for i, c := range []*client.Client{e.c, c2} {
+		m := wait(t, c, 10*time.Second, fmt.Sprintf("fail for acc1 (client %d)", i+1), isFail)
+		if !strings.HasPrefix(m.Error, "Failed to log in to account: acc1: ") {
+			t.Errorf("fail error = %q, want prefix %q", m.Error, "Failed to log in to account: acc1: ")
+		}
+		if strings.Contains(string(m.Raw), wrong) || strings.Contains(string(m.Raw), a.Pass) {
+			t.Errorf("fail event leaks the password: %s", m.Raw)
+		}
+		t.Logf("client %d: %s", i+1, m.Raw)
+	}
+	waitStatus(t, e.c, "acc1", 5*time.Second, "account_status 401/403", func(s api.Status) bool {
+		return s.AccountStatus == 401 || s.AccountStatus == 403
+	})
+	if log := e.d.Log(); strings.Contains(log, a.Pass) || strings.Contains(log, wrong) {
+		t.Error("the daemon log contains a password")
 	}
 
 	// login with the right password fixes it without a restart.
