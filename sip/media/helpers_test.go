@@ -74,7 +74,7 @@ func rms(x []int16) float64 {
 	return math.Sqrt(s / float64(len(x)))
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(_ testing.TB) *slog.Logger {
 	if os.Getenv("MEDIA_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

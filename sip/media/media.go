@@ -360,4 +360,3 @@ func (e *Engine) Close() error {
 // Pacing reports how late packets left relative to their session's ptime
 // grid, over all sessions since the engine started.
 func (e *Engine) Pacing() PacingStats { return e.pacing.snapshot() }
-

@@ -40,6 +40,11 @@ func TestTwoSessionsTalk(t *testing.T) {
 			if sb.PacketsLost != 0 {
 				t.Errorf("B lost %d packets on loopback", sb.PacketsLost)
 			}
+			// RFC 3550 round trip from LSR/DLSR, both ways.
+			waitFor(t, 3*time.Second, "RTT at A and B", func() bool { return a.Stats().RTTMs > 0 && b.Stats().RTTMs > 0 })
+			if r := a.Stats().RTTMs; r > 1000 {
+				t.Errorf("RTT %.1f ms on loopback", r)
+			}
 			// A hears B's silence: bound but silent source.
 			if r := rms(tone.snapshot()); r > 10 {
 				t.Errorf("A plays RMS %.0f, want silence", r)
