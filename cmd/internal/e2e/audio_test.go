@@ -161,8 +161,8 @@ func TestAudioSwitch(t *testing.T) {
 		PulseServer: pa.Server(),
 		Channels:    []channel{{Name: "ch1", Sink: "chan1", Source: "quiet.monitor"}},
 	})
-	waitRegistered(t, e.c, "acc1", 200)
 	rec := pa.Record("chan1.monitor", 8000)
+	waitRegistered(t, e.c, "acc1", 200)
 
 	answer := func(p *testpeers.Baresip) int {
 		t.Helper()
@@ -178,12 +178,19 @@ func TestAudioSwitch(t *testing.T) {
 		wait(t, e.c, 5*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", in.CallID))
 		return in.CallID
 	}
-	// listen returns what the channel played during the next d, skipping
-	// the first 700 ms (re-INVITE, jitter buffer).
+	// listen returns d of what the channel plays from 1 s on (re-INVITE,
+	// jitter buffer), by the recording's own clock: parec may lag.
 	listen := func(d time.Duration) testpeers.Audio {
-		time.Sleep(700 * time.Millisecond)
+		t.Helper()
+		time.Sleep(time.Second)
 		from := rec.Audio().Seconds()
-		time.Sleep(d)
+		deadline := time.Now().Add(d + 3*time.Second)
+		for rec.Audio().Seconds() < from+d.Seconds() {
+			if time.Now().After(deadline) {
+				t.Fatalf("parec recorded %.1f s of %v", rec.Audio().Seconds()-from, d)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		return rec.Audio().Slice(from, from+d.Seconds())
 	}
 	only := func(what string, a testpeers.Audio, hz, other float64) {
