@@ -123,7 +123,7 @@ func (j *jitterBuffer) push(seq uint16, kind jbKind, payload []byte) {
 			}
 			j.grow = min(j.grow+miss, j.maxF)
 			j.quiet = 0
-			j.holdoff = 10 * j.window
+			j.holdoff = 3 * j.window
 		}
 		return
 	}
@@ -173,7 +173,7 @@ func (j *jitterBuffer) pop() (popResult, []byte) {
 	}
 	if j.highest < j.next {
 		j.dry++
-		j.holdoff = 10 * j.window
+		j.holdoff = 3 * j.window
 		if j.dry > j.maxF {
 			// The stream stopped: re-buffer to the target when it resumes.
 			j.playing = false

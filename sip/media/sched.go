@@ -85,10 +85,29 @@ type PacingStats struct {
 	Max     time.Duration
 }
 
+// Lateness buckets: 10 µs wide up to 5 ms, then 1 ms wide up to 200 ms;
+// anything later lands in the last bucket.
 const (
-	pacingBucket  = 10 * time.Microsecond
-	pacingBuckets = 2000 // 20 ms; later departures land in the last bucket
+	fineBucket    = 10 * time.Microsecond
+	fineBuckets   = 500
+	coarseBucket  = time.Millisecond
+	pacingBuckets = fineBuckets + 195
 )
+
+func bucketOf(d time.Duration) int {
+	if d < fineBuckets*fineBucket {
+		return int(d / fineBucket)
+	}
+	return min(fineBuckets+int((d-fineBuckets*fineBucket)/coarseBucket), pacingBuckets-1)
+}
+
+// bucketTop is the upper edge of bucket i.
+func bucketTop(i int) time.Duration {
+	if i < fineBuckets {
+		return time.Duration(i+1) * fineBucket
+	}
+	return fineBuckets*fineBucket + time.Duration(i-fineBuckets+1)*coarseBucket
+}
 
 // pacingHist is a lock-free histogram of departure lateness.
 type pacingHist struct {
@@ -100,11 +119,7 @@ func (h *pacingHist) add(d time.Duration) {
 	if d < 0 {
 		d = 0
 	}
-	i := int(d / pacingBucket)
-	if i >= pacingBuckets {
-		i = pacingBuckets - 1
-	}
-	h.b[i].Add(1)
+	h.b[bucketOf(d)].Add(1)
 	for {
 		m := h.max.Load()
 		if int64(d) <= m || h.max.CompareAndSwap(m, int64(d)) {
@@ -130,7 +145,7 @@ func (h *pacingHist) snapshot() PacingStats {
 		for i, c := range counts {
 			acc += c
 			if acc >= want {
-				return time.Duration(i+1) * pacingBucket // upper edge
+				return min(bucketTop(i), ps.Max)
 			}
 		}
 		return ps.Max
