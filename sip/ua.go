@@ -177,6 +177,9 @@ type UA struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	events *eventQueue
+	// eventsDone is closed when the event goroutine has delivered the last
+	// event; it is not in wg so that Shutdown can flush after wg.Wait.
+	eventsDone chan struct{}
 
 	mu       sync.Mutex
 	started  bool
@@ -259,6 +262,7 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		hostMemo:     map[string]string{},
 	}
 	u.events = newEventQueue(onEvent)
+	u.eventsDone = make(chan struct{})
 	for _, a := range accounts {
 		if a.Name == "" {
 			return nil, errors.New("sip: an account has no name")
@@ -312,9 +316,8 @@ func (u *UA) Start(ctx context.Context) error {
 	}
 	u.ctx, u.cancel = context.WithCancel(ctx)
 
-	u.wg.Add(1)
 	go func() {
-		defer u.wg.Done()
+		defer close(u.eventsDone)
 		u.events.run()
 	}()
 	if u.udpConn != nil {
@@ -322,6 +325,7 @@ func (u *UA) Start(ctx context.Context) error {
 		if err := u.waitUDPReady(); err != nil {
 			u.cancel()
 			u.closeListeners()
+			u.events.close()
 			return err
 		}
 	}
@@ -536,7 +540,6 @@ func (u *UA) Shutdown(ctx context.Context) error {
 	u.mu.Unlock()
 	u.cancel()
 	u.closeListeners()
-	u.events.close()
 	all := make(chan struct{})
 	go func() { u.wg.Wait(); close(all) }()
 	select {
@@ -545,6 +548,12 @@ func (u *UA) Shutdown(ctx context.Context) error {
 		if err == nil {
 			err = fmt.Errorf("sip: shutdown: goroutines still running: %w", ctx.Err())
 		}
+	}
+	// Deliver what the ending calls reported, then stop the event goroutine.
+	u.events.close()
+	select {
+	case <-u.eventsDone:
+	case <-ctx.Done():
 	}
 	u.sua.Close()
 	if cerr := u.alloc.Close(); cerr != nil {

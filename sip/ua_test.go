@@ -1064,3 +1064,160 @@ func TestShutdownEndsCallsAndUnregisters(t *testing.T) {
 		t.Errorf("healthy after shutdown")
 	}
 }
+
+func TestReloadAndLoginNewUser(t *testing.T) {
+	p := newPeer(t)
+	var mu sync.Mutex
+	var regs []*sip.Request
+	p.handle(sip.REGISTER, func(req *sip.Request, tx sip.ServerTransaction) {
+		mu.Lock()
+		regs = append(regs, req)
+		mu.Unlock()
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		res.AppendHeader(sip.NewHeader("Expires", req.GetHeader("Expires").Value()))
+		tx.Respond(res)
+	})
+	regsOf := func(user, expires string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, r := range regs {
+			if r.From().Address.User == user && r.GetHeader("Expires").Value() == expires {
+				n++
+			}
+		}
+		return n
+	}
+	s := &uas{final: 200}
+	s.install(t, p)
+	keep := Account{Name: "keep", User: "3001", Server: p.addr(), Register: true}
+	gone := Account{Name: "gone", User: "3002", Server: p.addr(), Register: true}
+	h := startUA(t, []Account{keep, gone}, nil)
+	eventually(t, "both registered", 3*time.Second, func() bool {
+		return h.status(t, "keep").Code == 200 && h.status(t, "gone").Code == 200
+	})
+	keepID := dialAccount(t, h, "keep", "3009")
+	h.ev.wait(t, CallAnswered, 3*time.Second)
+	goneID := dialAccount(t, h, "gone", "3009")
+	h.ev.wait(t, CallAnswered, 3*time.Second)
+
+	// Login with another user: the old binding is removed, the new one made.
+	nu := "3005"
+	if err := h.ua.Login("keep", &nu, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "old binding removed and new one made", 3*time.Second, func() bool {
+		return regsOf("3001", "0") == 1 && regsOf("3005", "3600") >= 1 && h.status(t, "keep").Code == 200
+	})
+	if st := h.call(t, "keep", keepID); st.Stopped {
+		t.Errorf("login ended a call")
+	}
+
+	// Reload: "gone" removed, "keep" unchanged in the plan (the login
+	// override is dropped: back to 3001), a new account added.
+	added := Account{Name: "new", User: "3007", Server: p.addr(), Register: true}
+	if err := h.ua.Reload([]Account{keep, added}); err != nil {
+		t.Fatal(err)
+	}
+	end := h.ev.wait(t, CallEnded, 3*time.Second)
+	if end.CallID != goneID || end.Account != "gone" {
+		t.Errorf("ended %+v, want the removed account's call", end)
+	}
+	eventually(t, "reload registrations", 3*time.Second, func() bool {
+		return regsOf("3002", "0") == 1 && regsOf("3007", "3600") >= 1 && regsOf("3005", "0") == 1 &&
+			h.status(t, "new").Code == 200
+	})
+	if _, err := h.ua.Status("gone"); err == nil {
+		t.Errorf("removed account still known")
+	}
+	if st := h.call(t, "keep", keepID); st.Stopped {
+		t.Errorf("reload ended a call of a kept account")
+	}
+}
+
+func TestRTPTimeoutEndsCall(t *testing.T) {
+	p := newPeer(t)
+	s := &uas{final: 200}
+	s.install(t, p)
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Server: p.addr()}}, nil)
+	id := dialAccount(t, h, "a1", "3009")
+	h.ev.wait(t, CallAnswered, 3*time.Second)
+	h.alloc.session(0).onTimeout()
+	end := h.ev.wait(t, CallEnded, 3*time.Second)
+	if end.CallID != id || end.Reason != "rtp timeout" {
+		t.Errorf("ended %+v", end)
+	}
+	p.expect(sip.BYE, 2*time.Second)
+}
+
+func TestByeChallengedIsRetriedWithCredentials(t *testing.T) {
+	p := newPeer(t)
+	s := &uas{final: 200}
+	s.install(t, p)
+	var mu sync.Mutex
+	var byes []*sip.Request
+	p.handle(sip.BYE, func(req *sip.Request, tx sip.ServerTransaction) {
+		mu.Lock()
+		byes = append(byes, req)
+		mu.Unlock()
+		if req.GetHeader("Authorization") == nil {
+			res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
+			res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm="ccmsipline", nonce="bye1", algorithm=MD5`))
+			tx.Respond(res)
+			return
+		}
+		if err := checkDigest(req.GetHeader("Authorization").Value(), "BYE", "auth3001", "pw", "bye1"); err != nil {
+			t.Errorf("BYE credentials: %v", err)
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	h := startUA(t, []Account{{Name: "a1", User: "3001", AuthUser: "auth3001", Pass: "pw", Server: p.addr()}}, nil)
+	id := dialAccount(t, h, "a1", "3009")
+	h.ev.wait(t, CallAnswered, 3*time.Second)
+	if err := h.ua.Hangup("a1", id, false); err != nil {
+		t.Fatal(err)
+	}
+	end := h.ev.wait(t, CallEnded, 3*time.Second)
+	if end.Reason != "local hangup" {
+		t.Errorf("ended %+v", end)
+	}
+	eventually(t, "authorised BYE", 3*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(byes) == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if byes[0].CSeq().SeqNo >= byes[1].CSeq().SeqNo {
+		t.Errorf("challenged BYE not resent with a higher CSeq")
+	}
+	if byes[1].Route() == nil {
+		t.Errorf("BYE does not follow the route set")
+	}
+}
+
+func TestCommandsOnWrongCallsFail(t *testing.T) {
+	p := newPeer(t)
+	s := &uas{final: 200}
+	s.install(t, p)
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Server: p.addr()}, {Name: "a2", User: "3002"}}, nil)
+	id := dialAccount(t, h, "a1", "3009")
+	h.ev.wait(t, CallAnswered, 3*time.Second)
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"answer an outgoing call", h.ua.Answer("a1", id)},
+		{"switch a call of another account", h.ua.Switch("a2", id)},
+		{"hangup unknown call", h.ua.Hangup("a1", 99, false)},
+		{"unknown account", h.ua.Logout("zz")},
+	}
+	for _, tc := range tests {
+		if tc.err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+	if err := h.ua.Switch("a1", id); err != nil {
+		t.Errorf("switch to the active call: %v", err)
+	}
+}
