@@ -27,9 +27,15 @@ type peer struct {
 	mu       sync.Mutex
 	handlers map[sip.RequestMethod]func(*sip.Request, sip.ServerTransaction)
 	got      chan *sip.Request
+	tcp      bool
+	tcpLn    net.Listener
 }
 
-func newPeer(t *testing.T) *peer {
+func newPeer(t *testing.T) *peer { return newPeerOn(t, false) }
+
+// newPeerOn starts a peer; with tcp it also listens on TCP (same port) and
+// sends its requests over TCP.
+func newPeerOn(t *testing.T, tcp bool) *peer {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("testpeer"),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(testLogger(t)),
@@ -45,7 +51,16 @@ func newPeer(t *testing.T) *peer {
 	}
 	p := &peer{t: t, ua: ua, srv: srv, cli: cli, conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port,
 		handlers: map[sip.RequestMethod]func(*sip.Request, sip.ServerTransaction){},
-		got:      make(chan *sip.Request, 200)}
+		got:      make(chan *sip.Request, 200), tcp: tcp}
+	if tcp {
+		l, err := net.Listen("tcp", p.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.tcpLn = l
+		go srv.ServeTCP(l)
+		t.Cleanup(func() { l.Close() })
+	}
 	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL, sip.REGISTER, sip.OPTIONS, sip.UPDATE, sip.INFO} {
 		srv.OnRequest(m, p.dispatch)
 	}
@@ -111,19 +126,34 @@ func (p *peer) expect(m sip.RequestMethod, timeout time.Duration) *sip.Request {
 }
 
 func (p *peer) prepare(req *sip.Request) {
+	if p.tcp {
+		req.SetTransport("TCP")
+		return
+	}
 	req.SetTransport("UDP")
 	req.Laddr = sip.Addr{IP: net.IPv4(127, 0, 0, 1).To4(), Port: p.port}
 }
 
+func (p *peer) transport() string {
+	if p.tcp {
+		return "TCP"
+	}
+	return "UDP"
+}
+
 func (p *peer) via() *sip.ViaHeader {
-	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: p.port, Params: sip.NewParams()}
+	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: p.transport(), Host: "127.0.0.1", Port: p.port, Params: sip.NewParams()}
 	v.Params.Add("branch", sip.GenerateBranch())
 	v.Params.Add("rport", "")
 	return v
 }
 
 func (p *peer) contact(user string) *sip.ContactHeader {
-	return &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: p.port}}
+	uri := sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: p.port, UriParams: sip.NewParams()}
+	if p.tcp {
+		uri.UriParams.Add("transport", "tcp")
+	}
+	return &sip.ContactHeader{Address: uri}
 }
 
 // answer builds a response from the peer acting as UAS of req.

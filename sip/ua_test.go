@@ -410,6 +410,7 @@ func TestOutgoingCallAnsweredWithProxyAuthAndRouteSet(t *testing.T) {
 		t.Fatalf("INVITEs = %d, want 2 (407 then authorised)", len(invs))
 	}
 	inv := invs[1]
+	t.Logf("authorised INVITE is %d bytes", len(inv.String()))
 	if inv.Recipient.User != "3009" || inv.Recipient.Port != p.port {
 		t.Errorf("R-URI = %s", inv.Recipient.String())
 	}
@@ -1219,5 +1220,35 @@ func TestCommandsOnWrongCallsFail(t *testing.T) {
 	}
 	if err := h.ua.Switch("a1", id); err != nil {
 		t.Errorf("switch to the active call: %v", err)
+	}
+}
+
+func TestTCPTransport(t *testing.T) {
+	p := newPeerOn(t, true)
+	reg := &registrar{expires: 60, user: "3001", pass: "pw", nonce: "tcp1"}
+	reg.install(p)
+	s := &uas{final: 200, auth: false}
+	s.install(t, p)
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Pass: "pw", Server: p.addr(), Register: true}}, func(c *Config, u *UA) {
+		if c != nil {
+			c.Transports = []string{"tcp", "udp"}
+		}
+	})
+	eventually(t, "registered over TCP", 3*time.Second, func() bool { return h.status(t, "a1").Code == 200 })
+	reg.mu.Lock()
+	last := reg.last
+	reg.mu.Unlock()
+	if last.Via().Transport != "TCP" || !strings.Contains(last.Contact().Address.String(), "transport=tcp") {
+		t.Errorf("REGISTER Via %v Contact %v", last.Via(), last.Contact())
+	}
+	id := dialAccount(t, h, "a1", "3009")
+	h.ev.wait(t, CallAnswered, 3*time.Second)
+	// The peer's BYE reaches our TCP listener through our Contact.
+	if res := s.dlg().do(sip.BYE, nil); res.StatusCode != 200 {
+		t.Errorf("BYE over TCP answered %d", res.StatusCode)
+	}
+	end := h.ev.wait(t, CallEnded, 2*time.Second)
+	if end.CallID != id || end.Reason != "remote hangup" {
+		t.Errorf("ended %+v", end)
 	}
 }
