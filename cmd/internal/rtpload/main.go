@@ -110,6 +110,14 @@ func rssKB() int {
 	return 0
 }
 
+// goMem is the Go heap and goroutine stacks in use, in bytes.
+func goMem() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse + m.StackInuse)
+}
+
 func loadavg() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	f := strings.Fields(string(b))
@@ -305,7 +313,7 @@ func mediaLoad(ctx context.Context, o options) (float64, error) {
 		return 0, err
 	}
 	defer e.Close()
-	rssIdle := rssKB()
+	rssIdle, memIdle := rssKB(), goMem()
 	codec := media.Supported["PCMU"]
 	var ss []*media.Session
 	for range o.n {
@@ -335,7 +343,7 @@ func mediaLoad(ctx context.Context, o options) (float64, error) {
 		return 0, err
 	}
 	runtime.GC()
-	rssActive := rssKB()
+	rssActive, memActive := rssKB(), goMem()
 	p := e.Pacing()
 	var sent, recv, lost, conc uint64
 	var jit, depth float64
@@ -352,8 +360,8 @@ func mediaLoad(ctx context.Context, o options) (float64, error) {
 		o.n, len(ss), cps*1000, cps*float64(o.n)*100, p.P50, p.P99, p.P999, p.Max, p.Packets)
 	fmt.Printf("media: sent %d recv %d lost %d (%.3f%%), concealed frames %d, mean jitter %.2f ms, mean jitter-buffer target %.1f ms\n",
 		sent, recv, lost, 100*float64(lost)/math.Max(1, float64(sent)), conc, jit/float64(len(ss)), depth/float64(len(ss)))
-	fmt.Printf("media: RSS before engine %d KB, idle engine %d KB, with %d sessions %d KB: %.1f KB per session\n",
-		rss0, rssIdle, len(ss), rssActive, float64(rssActive-rssIdle)/float64(len(ss)))
+	fmt.Printf("media: RSS before engine %d KB, idle engine %d KB, with %d sessions %d KB: %.1f KB per session; Go heap+stacks %.1f KB per session\n",
+		rss0, rssIdle, len(ss), rssActive, float64(rssActive-rssIdle)/float64(len(ss)), float64(memActive-memIdle)/1024/float64(len(ss)))
 	for _, s := range ss {
 		s.Close()
 	}
