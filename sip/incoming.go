@@ -396,6 +396,7 @@ func (u *UA) answerIncoming(c *call, req *sip.Request, tx sip.ServerTransaction,
 		body = u.offerLocked(c)
 	}
 	res := u.ok200Locked(c, req, body)
+	heldInSDP := c.localHold
 	u.mu.Unlock()
 
 	if err := tx.Respond(res); err != nil {
@@ -444,7 +445,7 @@ func (u *UA) answerIncoming(c *call, req *sip.Request, tx sip.ServerTransaction,
 	}
 	c.established = true
 	c.started = true
-	c.sentHold = c.localHold
+	c.sentHold = heldInSDP
 	u.armSessionTimerLocked(c)
 	u.updateStateLocked(c)
 	u.emitLocked(Event{Kind: CallAnswered, Account: c.acct.plan.Name, CallID: c.id})

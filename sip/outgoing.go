@@ -445,7 +445,7 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 	c.established = true
 	c.started = true
 	c.earlyMedia = false
-	c.sentHold = c.localHold
+	c.sentHold = false // the INVITE offered sendrecv
 	u.seFromResponseLocked(c, res)
 	u.updateStateLocked(c)
 	u.emitLocked(Event{Kind: CallAnswered, Account: c.acct.plan.Name, CallID: c.id})

@@ -66,7 +66,7 @@ type Config struct {
 	EndedCallLinger time.Duration // 0: 10s
 	SessionExpires  time.Duration // RFC 4028 interval we ask for / accept; 0: 1800s
 	// Codecs lists the audio codecs offered, in order of preference, by
-	// name (media.Supported); empty: PCMU, PCMA.
+	// name (media.Supported); empty: Media.Codecs, else PCMU, PCMA.
 	Codecs []string
 	Media  media.Config
 }
@@ -232,6 +232,9 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		cfg.UserAgent = "telestra-sipd"
 	}
 	codecs := cfg.Codecs
+	if len(codecs) == 0 {
+		codecs = cfg.Media.Codecs
+	}
 	if len(codecs) == 0 {
 		codecs = []string{"PCMU", "PCMA"}
 	}

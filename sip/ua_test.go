@@ -1252,3 +1252,35 @@ func TestTCPTransport(t *testing.T) {
 		t.Errorf("ended %+v", end)
 	}
 }
+
+func TestHoldRequestedWhileRingingIsSentOnAnswer(t *testing.T) {
+	p := newPeer(t)
+	s := &uas{final: 200, hold: make(chan struct{})}
+	s.install(t, p)
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Server: p.addr(), Audio: &fakePort{"c"}}}, nil)
+	out := dialAccount(t, h, "a1", "3009")
+	eventually(t, "ringing", 3*time.Second, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.invites) > 0
+	})
+	// An incoming call is answered while the outgoing one rings.
+	pc := p.call(t, h.ua.udpPort, "3001", peerSDP(30000, "sendrecv", "", 1))
+	in := h.ev.wait(t, CallIncoming, 3*time.Second)
+	if err := h.ua.Answer("a1", in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	res := pc.final(t, 3*time.Second)
+	pc.ack(t, res, nil)
+	h.ev.wait(t, CallAnswered, 3*time.Second)
+	close(s.hold) // the outgoing call is answered now
+	h.ev.wait(t, CallAnswered, 3*time.Second)
+	eventually(t, "hold re-INVITE for the outgoing call", 3*time.Second, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.reinvite) == 1 && sdpDir(s.reinvite[0].Body()) == "sendonly"
+	})
+	eventually(t, "states", 2*time.Second, func() bool {
+		return h.call(t, "a1", out).State == StateHeld && h.call(t, "a1", in.CallID).State == StateActive
+	})
+}
