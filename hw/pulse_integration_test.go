@@ -42,16 +42,20 @@ func needTools(t *testing.T, tools ...[2]string) {
 
 func startPulse(t *testing.T) *paServer {
 	t.Helper()
-	needTools(t, [2]string{"pulseaudio", "pulseaudio"}, [2]string{"pactl", "pulseaudio-utils"})
 	dir, err := os.MkdirTemp("", "hw-pulse-") // short path: unix socket names are limited to 107 bytes
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return startPulseIn(t, dir)
+}
+
+// startPulseIn starts the server with its socket at dir/native.
+func startPulseIn(t *testing.T, dir string) *paServer {
+	t.Helper()
+	needTools(t, [2]string{"pulseaudio", "pulseaudio"}, [2]string{"pactl", "pulseaudio-utils"})
 	s := &paServer{t: t, dir: dir, socket: filepath.Join(dir, "native")}
-	t.Cleanup(func() {
-		s.kill()
-		os.RemoveAll(dir)
-	})
+	t.Cleanup(s.kill)
 	s.start()
 	return s
 }
