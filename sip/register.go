@@ -181,6 +181,13 @@ func (u *UA) regLoop(a *account) {
 				continue
 			}
 			u.mu.Lock()
+			if len(a.cmds) > 0 {
+				// A command is queued (commands are queued under u.mu): it
+				// decides first, and could not cancel an attempt not yet begun.
+				u.mu.Unlock()
+				timer.Reset(0)
+				continue
+			}
 			gen := a.gen
 			ctx, cancel := context.WithCancel(u.ctx)
 			a.attemptCancel = cancel

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,18 +209,23 @@ func TestRegisterWrongPasswordFails(t *testing.T) {
 	eventually(t, "registered on retry", 3*time.Second, func() bool { return h.status(t, "a1").Code == 200 })
 }
 
-func TestRegisterTimeoutIs408(t *testing.T) {
-	p := newPeer(t)
-	p.handle(sip.REGISTER, func(*sip.Request, sip.ServerTransaction) {}) // never answers
-	orig := sip.Timer_F
-	_ = orig
-	h := startUA(t, []Account{{Name: "a1", User: "3001", Pass: "x", Server: p.addr(), Register: true}}, nil)
-	if testing.Short() {
-		t.Skip("waits for the 32 s transaction timeout")
+func TestRegisterFailureCodes(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		code   int
+		reason string
+	}{
+		{"no answer", fmt.Errorf("REGISTER: %w", sip.ErrTransactionTimeout), 408, "408 Request Timeout (no answer from the registrar)"},
+		{"transport", fmt.Errorf("send REGISTER: %w", sip.ErrTransactionTransport), 503, "503 Service Unavailable"},
 	}
-	ev := h.ev.wait(t, AccountFailed, 40*time.Second)
-	if ev.Code != 408 {
-		t.Errorf("event = %+v, want 408", ev)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := regFailure(tc.err)
+			if r.code != tc.code || !strings.HasPrefix(r.reason, tc.reason) {
+				t.Errorf("got %d %q", r.code, r.reason)
+			}
+		})
 	}
 }
 
