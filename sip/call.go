@@ -739,9 +739,17 @@ func (u *UA) work(c *call) {
 		case res.StatusCode == 481 || res.StatusCode == 408:
 			// RFC 3261 12.2.1.2: the dialog is gone.
 			fatal, code = what+" failed: "+statusText(res), res.StatusCode
+		case useUpdate && (res.StatusCode == 405 || res.StatusCode == 501):
+			// Allow listed UPDATE but the peer does not take it (baresip
+			// 1.0 answers 501): refresh with re-INVITE from now on.
+			c.peerAllow = ""
+			c.refreshDue = true
 		default:
 			u.log.Warn(what+" rejected; keeping the call", "account", c.acct.plan.Name, "call", c.id, "status", statusText(res))
 			c.sentHold = wantHold
+			if refreshOnly {
+				u.armSessionTimerLocked(c) // try again at the next half interval
+			}
 		}
 		u.mu.Unlock()
 		if fatal != "" {

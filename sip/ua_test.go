@@ -1290,3 +1290,37 @@ func TestHoldRequestedWhileRingingIsSentOnAnswer(t *testing.T) {
 		return h.call(t, "a1", out).State == StateHeld && h.call(t, "a1", in.CallID).State == StateActive
 	})
 }
+
+func TestSessionRefreshFallsBackToReinviteAfter501(t *testing.T) {
+	p := newPeer(t)
+	h := startUA(t, []Account{{Name: "a1", User: "3001"}}, func(c *Config, u *UA) {
+		if u != nil {
+			u.minSE = 1
+		}
+	})
+	p.handle(sip.UPDATE, func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 501, "Not Implemented", nil))
+	})
+	reinv := make(chan *sip.Request, 4)
+	p.handle(sip.INVITE, func(req *sip.Request, tx sip.ServerTransaction) {
+		reinv <- req
+		tx.Respond(p.answer(req, 200, "OK", toTag(req), peerSDP(30000, "sendrecv", "", 1)))
+	})
+	pc := p.call(t, h.ua.udpPort, "3001", peerSDP(30000, "sendrecv", "", 1),
+		sip.NewHeader("Session-Expires", "2;refresher=uas"), sip.NewHeader("Allow", "INVITE, ACK, BYE, UPDATE"))
+	ev := h.ev.wait(t, CallIncoming, 3*time.Second)
+	h.ua.Answer("a1", ev.CallID)
+	res := pc.final(t, 3*time.Second)
+	pc.ack(t, res, nil)
+	h.ev.wait(t, CallAnswered, 2*time.Second)
+	p.expect(sip.UPDATE, 3*time.Second)
+	select {
+	case r := <-reinv:
+		if sdpOrigin(r.Body()) != sdpOrigin(res.Body()) {
+			t.Errorf("refresh re-INVITE changed the SDP: %q vs %q", sdpOrigin(r.Body()), sdpOrigin(res.Body()))
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no re-INVITE refresh after UPDATE got 501")
+	}
+	h.ev.none(t, 200*time.Millisecond)
+}
