@@ -62,10 +62,18 @@ type alsaChannel struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu     sync.Mutex
-	opens  int    // successful opens of the PCM pair, for tests
-	xruns  uint64 // recovered under/overruns
-	reopen int    // fatal errors that led to a reopen
+	mu    sync.Mutex
+	open  bool   // PCMs open now
+	opens int    // successful opens of the PCM pair
+	xruns uint64 // recovered under/overruns
+}
+
+// Stats implements the channels' Stats method.
+func (a *alsaChannel) Stats() Stats {
+	a.mu.Lock()
+	st := Stats{Backend: "alsa", Connected: a.open, Reconnects: uint64(max(a.opens-1, 0)), Xruns: a.xruns}
+	a.mu.Unlock()
+	return a.stats(st)
 }
 
 // alsaPCM is one opened PCM with its negotiated sizes, in frames.
@@ -122,6 +130,7 @@ func (a *alsaChannel) openPair() (play, rec *alsaPCM, err error) {
 	}
 	a.mu.Lock()
 	a.opens++
+	a.open = true
 	a.mu.Unlock()
 	a.log.Info("alsa: PCMs open", "playback", play.name, "capture", rec.name, "rate", a.cfg.Format.Rate,
 		"play_buffer", a.frames(play.buffer), "play_period", a.frames(play.period),
@@ -185,12 +194,12 @@ func (a *alsaChannel) run(ctx context.Context, play, rec *alsaPCM) {
 			play.close()
 			rec.close()
 			play, rec = nil, nil
+			a.mu.Lock()
+			a.open = false
+			a.mu.Unlock()
 			if ctx.Err() != nil {
 				return
 			}
-			a.mu.Lock()
-			a.reopen++
-			a.mu.Unlock()
 			a.log.Warn("alsa: device failed, reopening", "err", err)
 			a.capture.reset()
 		}

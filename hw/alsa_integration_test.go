@@ -88,17 +88,20 @@ func TestALSAReopensAfterDeviceFailure(t *testing.T) {
 	srv.kill() // the pulse plugin's PCMs fail: the channel must reopen them
 	outage := newClock(1000, a, b)
 	outage.run(time.Second)
+	if st := a.(*alsaChannel).Stats(); st.Connected {
+		t.Errorf("stats say connected with the server gone: %+v", st)
+	}
 	if outage.slowest > 5*time.Millisecond {
 		t.Errorf("slowest call during the outage %v; must not block", outage.slowest)
 	}
 	srv.start()
 	t.Logf("audio both ways again %v after the restart", waitDuplex(t, a, b, 1000, 440, 15*time.Second).Round(time.Millisecond))
-	aa := a.(*alsaChannel)
-	aa.mu.Lock()
-	opens := aa.opens
-	aa.mu.Unlock()
-	if opens < 2 {
-		t.Errorf("channel a opened its PCMs %d times, want a reopen", opens)
+	for _, c := range []Channel{a, b} {
+		st := c.(interface{ Stats() Stats }).Stats()
+		t.Logf("%+v", st)
+		if !st.Connected || st.Reconnects < 1 || st.Backend != "alsa" {
+			t.Errorf("stats %+v: want connected after at least one reopen", st)
+		}
 	}
 }
 

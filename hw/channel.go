@@ -46,3 +46,15 @@ type Config struct {
 	FrameTime   time.Duration // ptime, e.g. 20ms
 	Buffer      time.Duration // device buffer target, e.g. 20ms
 }
+
+// Stats is a snapshot of a channel's health counters, for status reports
+// and the watchdog's health check. Every backend's Channel has a
+// Stats() Stats method; declare the interface where it is consumed.
+type Stats struct {
+	Backend        string // "loopback", "pulse", "alsa"
+	Connected      bool   // device usable now (pulse connected, ALSA PCMs open, loopback not closed)
+	Reconnects     uint64 // pulse reconnections / ALSA reopens after a failure
+	Xruns          uint64 // underruns and overruns the device reported
+	PlayDropped    uint64 // samples dropped from the playback queue (full, or standing latency removed)
+	CaptureDropped uint64 // samples dropped from the capture queue
+}

@@ -104,6 +104,13 @@ func (l *levelTrim) observe(level int) int {
 
 func (l *levelTrim) reset() { l.n, l.low = 0, math.MaxInt }
 
+// stats fills the queue counters of a Stats.
+func (d *devQueues) stats(st Stats) Stats {
+	st.PlayDropped = d.play.droppedSamples()
+	st.CaptureDropped = d.capture.droppedSamples()
+	return st
+}
+
 // backoff is the reconnect/reopen delay: 200 ms doubling to 5 s.
 type backoff struct{ d time.Duration }
 

@@ -132,6 +132,15 @@ func (l *Loopback) Inject(samples []int16) {
 	l.capture.write(samples)
 }
 
+// Stats implements the channels' Stats method.
+func (l *Loopback) Stats() Stats {
+	return Stats{
+		Backend:        "loopback",
+		Connected:      !l.closed.Load(),
+		CaptureDropped: l.capture.droppedSamples(),
+	}
+}
+
 // Close implements Channel; it is idempotent. Reads then return false and
 // writes are discarded.
 func (l *Loopback) Close() error {

@@ -258,6 +258,9 @@ func TestLoopbackCloseIdempotent(t *testing.T) {
 		t.Fatal("ReadFrame after Close returned a frame")
 	}
 	c.WriteFrame(make([]int16, frame20)) // must not panic or block
+	if st := c.(*Loopback).Stats(); st.Connected || st.Backend != "loopback" {
+		t.Fatalf("stats after Close: %+v", st)
+	}
 	if after := runtime.NumGoroutine(); after > before {
 		t.Fatalf("goroutines %d → %d after Close", before, after)
 	}

@@ -37,9 +37,20 @@ type pulseChannel struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run returns
 
+	xruns atomic.Uint64 // underflows and overflows of every session
+
 	mu      sync.Mutex
-	session *pulseSession // current session, nil while reconnecting (for tests)
+	session *pulseSession // current session, nil while reconnecting
 	conns   int           // successful connections so far
+}
+
+// Stats implements the channels' Stats method.
+func (p *pulseChannel) Stats() Stats {
+	p.mu.Lock()
+	st := Stats{Backend: "pulse", Connected: p.session != nil, Reconnects: uint64(max(p.conns-1, 0))}
+	p.mu.Unlock()
+	st.Xruns = p.xruns.Load()
+	return p.stats(st)
 }
 
 func openPulse(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) {
@@ -137,9 +148,8 @@ type pulseSession struct {
 	playAttr   proto.CreatePlaybackStreamReply
 	recordAttr proto.CreateRecordStreamReply
 
-	kick chan struct{} // the server requested data
-
-	underflows, overflows atomic.Uint64
+	kick  chan struct{}  // the server requested data
+	xruns *atomic.Uint64 // the channel's counter
 
 	mu        sync.Mutex // guards the fields below, shared with the read loop
 	requested int        // bytes the server asked for and has not got yet
@@ -179,6 +189,7 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		conn:    conn,
 		ch:      p.cfg.Format.Channels,
 		kick:    make(chan struct{}, 1),
+		xruns:   &p.xruns,
 		lostCh:  make(chan struct{}),
 		capture: p.capture,
 	}
@@ -281,9 +292,9 @@ func (s *pulseSession) onMessage(msg interface{}) {
 		// Only our playback stream exists on this connection.
 		s.addRequested(int(m.Length))
 	case *proto.Underflow:
-		s.underflows.Add(1)
+		s.xruns.Add(1)
 	case *proto.Overflow:
-		s.overflows.Add(1)
+		s.xruns.Add(1)
 	case *proto.DataPacket:
 		s.onData(m.Data)
 	case *proto.PlaybackStreamKilled:

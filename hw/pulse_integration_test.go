@@ -356,6 +356,9 @@ func TestPulseRecoversAfterServerRestart(t *testing.T) {
 	if outage.slowest > 5*time.Millisecond {
 		t.Errorf("slowest call during the outage %v; must not block", outage.slowest)
 	}
+	if st := pa.Stats(); st.Connected {
+		t.Errorf("stats say connected with the server gone: %+v", st)
+	}
 	if outage.frames > QueueFrames {
 		t.Errorf("captured %d frames with no server", outage.frames)
 	}
@@ -369,11 +372,10 @@ func TestPulseRecoversAfterServerRestart(t *testing.T) {
 	final.run(time.Second)
 	checkTone(t, "after the restart", final.last(500*time.Millisecond), 440)
 	for _, p := range []*pulseChannel{pa, pb} {
-		p.mu.Lock()
-		conns := p.conns
-		p.mu.Unlock()
-		if conns != 2 {
-			t.Errorf("channel %s connected %d times, want 2 (start + one reconnect)", p.ch.Name, conns)
+		st := p.Stats()
+		t.Logf("%s: %+v", p.ch.Name, st)
+		if !st.Connected || st.Reconnects != 1 || st.Backend != "pulse" {
+			t.Errorf("channel %s stats %+v, want connected after exactly one reconnect", p.ch.Name, st)
 		}
 	}
 }
