@@ -140,6 +140,11 @@ func (u *UA) rebindLocked(a *account) {
 		cur = nil
 	}
 	if want != nil {
+		for k, b := range u.bound {
+			if b == want && k != key {
+				delete(u.bound, k) // the account moved to another channel (reload)
+			}
+		}
 		want.sess.Bind(a.eff.Audio)
 		want.bound = true
 		u.bound[key] = want

@@ -551,9 +551,19 @@ func sameAccount(a, b Account) bool {
 
 func displayOf(a Account) string {
 	if a.DisplayName != "" {
-		return a.DisplayName
+		return quotable(a.DisplayName)
 	}
-	return a.Name
+	return quotable(a.Name)
+}
+
+// quotable drops what sipgo would not escape inside a quoted display name.
+func quotable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 func authUserOf(a Account) string {
