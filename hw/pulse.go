@@ -2,6 +2,7 @@ package hw
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jfreymuth/pulse/proto"
@@ -209,12 +211,17 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 	// (proto.Connect sets it only after auth, and a server closing the
 	// connection during auth would make the read loop call a nil func).
 	s.c.Callback = s.onMessage
-	s.c.Open(&watchedConn{Conn: conn, onErr: s.fail})
+	wc := &watchedConn{Conn: conn, onErr: s.fail}
+	// Send our credentials with the auth packet, as libpulse does: a system
+	// PulseAudio admits members of its auth group (pulse-access) by them.
+	wc.sendCreds.Store(srv.network == "unix")
+	s.c.Open(wc)
 
 	var auth proto.AuthReply
 	if err := s.c.Request(&proto.Auth{Version: s.c.Version(), Cookie: pulseCookie()}, &auth); err != nil {
 		return nil, fmt.Errorf("pulse: authenticate to %s: %w (the server needs auth-anonymous=1, a readable cookie, or this user in its auth group)", srv, err)
 	}
+	wc.sendCreds.Store(false)
 	s.c.SetVersion(auth.Version)
 	props := proto.PropList{
 		"application.name":           proto.PropListString("telestra-sipd"),
@@ -395,9 +402,17 @@ func (s *pulseSession) serve(ctx context.Context, q *devQueues) error {
 
 // watchedConn reports the first read or write error: the proto read loop
 // only signals io.EOF, not a reset connection.
+//
+// While sendCreds is set (during authentication on a unix socket) it also
+// sends SCM_CREDENTIALS, as libpulse does: a system PulseAudio admits members
+// of its auth group (pulse-access) by them. PulseAudio expects the
+// credentials on a whole frame, while proto writes the 20-byte frame header
+// and the payload separately, so frames are assembled before sending.
 type watchedConn struct {
 	net.Conn
-	onErr func(error)
+	onErr     func(error)
+	sendCreds atomic.Bool
+	pending   []byte // partial frame while sendCreds is set; proto serialises writes
 }
 
 func (w *watchedConn) Read(b []byte) (int, error) {
@@ -409,11 +424,30 @@ func (w *watchedConn) Read(b []byte) (int, error) {
 }
 
 func (w *watchedConn) Write(b []byte) (int, error) {
-	n, err := w.Conn.Write(b)
-	if err != nil {
-		w.onErr(fmt.Errorf("pulse: write: %w", err))
+	uc, ok := w.Conn.(*net.UnixConn)
+	if !ok || !w.sendCreds.Load() {
+		n, err := w.Conn.Write(b)
+		if err != nil {
+			w.onErr(fmt.Errorf("pulse: write: %w", err))
+		}
+		return n, err
 	}
-	return n, err
+	w.pending = append(w.pending, b...)
+	for len(w.pending) >= 20 {
+		frame := 20 + int(binary.BigEndian.Uint32(w.pending))
+		if len(w.pending) < frame {
+			break
+		}
+		oob := syscall.UnixCredentials(&syscall.Ucred{
+			Pid: int32(os.Getpid()), Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()),
+		})
+		if _, _, err := uc.WriteMsgUnix(w.pending[:frame], oob, nil); err != nil {
+			w.onErr(fmt.Errorf("pulse: write: %w", err))
+			return 0, err
+		}
+		w.pending = w.pending[frame:]
+	}
+	return len(b), nil
 }
 
 type pulseServer struct{ network, addr string }
