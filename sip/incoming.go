@@ -622,7 +622,7 @@ func (u *UA) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 func (u *UA) waitAckProcessed(c *call) {
 	for i := 0; i < 100; i++ {
 		u.mu.Lock()
-		pending := c.inPending && !c.stopped
+		pending := (c.inPending || (c.answering && !c.established)) && !c.stopped
 		u.mu.Unlock()
 		if !pending {
 			return

@@ -178,3 +178,29 @@ func TestAnswerRejectsOtherStreams(t *testing.T) {
 		t.Errorf("params %+v", p)
 	}
 }
+
+func TestLocalHost(t *testing.T) {
+	tests := []struct {
+		name   string
+		addr   string
+		public string
+		dest   string
+		want   string
+	}{
+		{"public address wins", "127.0.0.1", "192.0.2.10", "127.0.0.1", "192.0.2.10"},
+		{"bind address", "127.0.0.2", "", "127.0.0.1", "127.0.0.2"},
+		{"wildcard: route to the server", "0.0.0.0", "", "127.0.0.1", "127.0.0.1"},
+		{"wildcard, no destination", "0.0.0.0", "", "", "127.0.0.1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := newUA(Config{Address: tc.addr, PublicAddress: tc.public}, nil, nil, nil, &fakeAlloc{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := u.localHost(tc.dest); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
