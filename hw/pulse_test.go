@@ -1,8 +1,11 @@
 package hw
 
 import (
+	"encoding/binary"
+	"net"
 	"os"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -38,5 +41,67 @@ func TestPulseServers(t *testing.T) {
 				t.Fatalf("pulseServers(%q) = %v, want %v", tc.explicit, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestWatchedConnSendsCredsPerFrame checks that during authentication the
+// header and payload written separately by proto arrive as one message
+// carrying SCM_CREDENTIALS, as PulseAudio's auth-group check needs.
+func TestWatchedConnSendsCredsPerFrame(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.SetsockoptInt(fds[1], syscall.SOL_SOCKET, syscall.SO_PASSCRED, 1); err != nil {
+		t.Fatal(err)
+	}
+	conn := func(fd int) *net.UnixConn {
+		f := os.NewFile(uintptr(fd), "sock")
+		defer f.Close()
+		c, err := net.FileConn(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c.(*net.UnixConn)
+	}
+	client, server := conn(fds[0]), conn(fds[1])
+	var failed error
+	w := &watchedConn{Conn: client, onErr: func(err error) { failed = err }}
+	w.sendCreds.Store(true)
+
+	payload := []byte("LpayloadL")
+	header := make([]byte, 20)
+	binary.BigEndian.PutUint32(header, uint32(len(payload)))
+	for _, part := range [][]byte{header[:7], header[7:], payload} {
+		if n, err := w.Write(part); err != nil || n != len(part) {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+	}
+	buf := make([]byte, 100)
+	oob := make([]byte, syscall.CmsgSpace(syscall.SizeofUcred))
+	n, oobn, _, _, err := server.ReadMsgUnix(buf, oob)
+	if err != nil || failed != nil {
+		t.Fatalf("read: %v / %v", err, failed)
+	}
+	if want := append(header, payload...); !slices.Equal(buf[:n], want) {
+		t.Fatalf("received %q, want the whole frame %q in one message", buf[:n], want)
+	}
+	msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("control messages %v, %v", msgs, err)
+	}
+	cred, err := syscall.ParseUnixCredentials(&msgs[0])
+	if err != nil || int(cred.Uid) != os.Getuid() || int(cred.Pid) != os.Getpid() {
+		t.Fatalf("credentials %+v, %v", cred, err)
+	}
+
+	// After authentication, writes go straight through.
+	w.sendCreds.Store(false)
+	if _, err := w.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := server.Read(buf); err != nil || string(buf[:n]) != "x" {
+		t.Fatalf("plain write: %q, %v", buf[:n], err)
 	}
 }
