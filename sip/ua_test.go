@@ -1324,3 +1324,53 @@ func TestSessionRefreshFallsBackToReinviteAfter501(t *testing.T) {
 	}
 	h.ev.none(t, 200*time.Millisecond)
 }
+
+func TestOutgoing422AndReinviteGlare(t *testing.T) {
+	p := newPeer(t)
+	var mu sync.Mutex
+	var invites, reinvites []*sip.Request
+	tag := newTag()
+	p.handle(sip.INVITE, func(req *sip.Request, tx sip.ServerTransaction) {
+		mu.Lock()
+		defer mu.Unlock()
+		if toTag(req) != "" {
+			reinvites = append(reinvites, req)
+			if len(reinvites) == 1 {
+				tx.Respond(sip.NewResponseFromRequest(req, 491, "Request Pending", nil))
+				return
+			}
+			tx.Respond(p.answer(req, 200, "OK", tag, peerSDP(30000, "recvonly", "", 2)))
+			return
+		}
+		invites = append(invites, req)
+		if len(invites) == 1 {
+			res := sip.NewResponseFromRequest(req, 422, "Session Interval Too Small", nil)
+			res.AppendHeader(sip.NewHeader("Min-SE", "3600"))
+			tx.Respond(res)
+			return
+		}
+		tx.Respond(p.answer(req, 200, "OK", tag, peerSDP(30000, "sendrecv", "", 1),
+			sip.NewHeader("Session-Expires", "3600;refresher=uas")))
+	})
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Server: p.addr()}}, nil)
+	id := dialAccount(t, h, "a1", "3009")
+	h.ev.wait(t, CallAnswered, 3*time.Second)
+	mu.Lock()
+	se := invites[1].GetHeader("Session-Expires")
+	mu.Unlock()
+	if se == nil || se.Value() != "3600" {
+		t.Errorf("INVITE after 422 has Session-Expires %v, want 3600", se)
+	}
+	// The call is put on hold; the peer answers the first re-INVITE 491.
+	h.ua.mu.Lock()
+	c := h.ua.calls[id]
+	c.localHold = true
+	h.ua.kickLocked(c)
+	h.ua.mu.Unlock()
+	eventually(t, "hold retried after 491", 6*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reinvites) == 2
+	})
+	eventually(t, "held", 2*time.Second, func() bool { return h.call(t, "a1", id).State == StateHeld })
+}
