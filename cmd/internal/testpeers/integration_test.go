@@ -322,3 +322,52 @@ func TestPulse(t *testing.T) {
 		}
 	}
 }
+
+// cpuSeconds is utime+stime of pid from /proc (clock ticks of 100 Hz).
+func cpuSeconds(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the ")" of the command name: state is field 3, utime 14, stime 15.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	var ut, st float64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return (ut + st) / 100
+}
+
+// TestBaresipPlayerCPU guards the default player choice: a call between two
+// harness peers must cost a few percent of a core, not the whole core that
+// the clock-less alsa,null player burns.
+func TestBaresipPlayerCPU(t *testing.T) {
+	a := StartBaresip(t, "3005", BaresipOptions{Record: true})
+	b := StartBaresip(t, "3006", BaresipOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Dial(b.URI()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*Baresip{a, b} {
+		if _, err := p.WaitEvent(ctx, "CALL_ESTABLISHED"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca, cb := cpuSeconds(t, a.PID()), cpuSeconds(t, b.PID())
+	const talk = 4 * time.Second
+	time.Sleep(talk)
+	for _, x := range []struct {
+		p    *Baresip
+		from float64
+	}{{a, ca}, {b, cb}} {
+		share := (cpuSeconds(t, x.p.PID()) - x.from) / talk.Seconds()
+		t.Logf("baresip %s: %.1f%% of a core during the call", x.p.Ext(), share*100)
+		if share > 0.2 {
+			t.Errorf("baresip %s used %.0f%% of a core in a call, want < 20%% (a busy-looping player?)", x.p.Ext(), share*100)
+		}
+	}
+	if err := a.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+}
