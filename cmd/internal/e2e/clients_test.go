@@ -4,8 +4,11 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"net"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,7 +71,16 @@ func TestTwoClientsGetEveryBroadcast(t *testing.T) {
 func TestSlowClientDropped(t *testing.T) {
 	e := newEnv(t)
 	p := e.peer("3002", testpeers.BaresipOptions{})
-	e.start(&plan{Accounts: []account{e.user("acc1", "3001"), e.user("acc2", "3003"), e.user("acc3", "3004"), e.user("acc4", "3005")}})
+	// Many accounts make every get-status without account answer with as
+	// many statuses: the replies outgrow what the kernel buffers hold long
+	// before the commands do. (A client with a full receive window may also
+	// stop getting its own data through; then it is the server's writes that
+	// must give up.)
+	accts := []account{e.user("acc1", "3001")}
+	for i := 2; i <= 32; i++ {
+		accts = append(accts, account{Name: fmt.Sprintf("local%02d", i), User: fmt.Sprintf("40%02d", i), Pass: "x", MaxCalls: 1})
+	}
+	e.start(&plan{Accounts: accts, RTPPorts: 80})
 	waitRegistered(t, e.c, "acc1", 200)
 
 	slow, err := net.DialTCP("tcp", nil, mustResolve(t, e.d.APIAddr()))
@@ -77,8 +89,8 @@ func TestSlowClientDropped(t *testing.T) {
 	}
 	defer slow.Close()
 	_ = slow.SetReadBuffer(4096) // fill up fast: the kernel holds little for us
-	// One write of many get-status commands (4 statuses each, as there are
-	// 4 accounts); the client never reads a byte.
+	// Writes of many get-status commands (32 statuses each); the client
+	// never reads a byte.
 	batch := bytes.Repeat([]byte("{\"cmd\":\"get-status\"}\x00"), 2000)
 	var sent atomic.Int64
 	dropped := make(chan error, 1)
@@ -112,7 +124,14 @@ func TestSlowClientDropped(t *testing.T) {
 	case err := <-dropped:
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			t.Fatalf("the server stopped reading from the slow client without dropping it (writes blocked 20 s after %d commands)", sent.Load())
+			// Is the whole daemon stuck or only this client's connection?
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			_, serr := e.c.GetStatus(ctx, "acc1")
+			cancel()
+			dumpPath := filepath.Join(e.d.Dir(), "daemon.log")
+			e.d.DumpGoroutines()
+			t.Fatalf("the server stopped reading from the slow client without dropping it (writes blocked 20 s after %d commands); "+
+				"get-status on the other client meanwhile: %v; goroutine dump (SIGQUIT) in %s", sent.Load(), serr, dumpPath)
 		}
 		t.Logf("slow client dropped after ~%d commands: %v", sent.Load(), err)
 	case <-time.After(30 * time.Second):

@@ -18,6 +18,7 @@ import (
 type account struct {
 	Name, User, Pass, Server, DisplayName, Channel string
 	NoRegister                                     bool
+	MaxCalls                                       int // 0: the plan's default (4)
 }
 
 // channel is one [audio.channels.NAME].
@@ -36,6 +37,7 @@ type plan struct {
 	RegisterRetry   string // default 1s
 	Linger          string // ended-call-linger, default 10s
 	LogLevel        string // default debug
+	RTPPorts        int    // size of the RTP range; default 40
 
 	// Filled in by render.
 	APIPort, SIPPort, RTPMin, RTPMax int
@@ -56,7 +58,7 @@ func (p *plan) render(t *testing.T) string {
 	t.Helper()
 	p.APIPort = testpeers.FreePort(t)
 	p.SIPPort = testpeers.FreePort(t)
-	p.RTPMin, p.RTPMax = testpeers.FreeRTPRange(t, 40)
+	p.RTPMin, p.RTPMax = testpeers.FreeRTPRange(t, max(p.RTPPorts, 40))
 	var b strings.Builder
 	fmt.Fprintf(&b, "[tcp-settings]\naddress = \"127.0.0.1\"\nport = %d\n\n", p.APIPort)
 	fmt.Fprintf(&b, "[sip-settings]\naddress = \"127.0.0.1\"\nport = %d\nuser-agent = \"telestra-e2e\"\n", p.SIPPort)
@@ -103,6 +105,9 @@ func (p *plan) render(t *testing.T) string {
 		}
 		if a.NoRegister {
 			b.WriteString("register = false\n")
+		}
+		if a.MaxCalls > 0 {
+			fmt.Fprintf(&b, "max-calls = %d\n", a.MaxCalls)
 		}
 		fmt.Fprintf(&b, "channel = %s\n\n", q(or(a.Channel, chans[0].Name)))
 	}

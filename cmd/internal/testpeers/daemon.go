@@ -217,3 +217,14 @@ func (d *Daemon) Client(t testing.TB) *client.Client {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// DumpGoroutines makes the daemon print every goroutine's stack into its
+// log and exit (SIGQUIT), for diagnosing a hang. It returns the log.
+func (d *Daemon) DumpGoroutines() string {
+	if d.proc.exited() {
+		return d.Log()
+	}
+	_ = d.proc.signal(syscall.SIGQUIT)
+	_ = d.Wait(5 * time.Second)
+	return d.Log()
+}

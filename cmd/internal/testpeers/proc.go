@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,6 +50,9 @@ func RequireBinary(t testing.TB, name, debPackage string) string {
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
+// runStamp tells the kept logs of one test binary from another's.
+var runStamp = time.Now().Format("20060102-150405") + "-" + strconv.Itoa(os.Getpid())
+
 var (
 	dirMu  sync.Mutex
 	dirSeq = map[string]int{}
@@ -87,7 +91,7 @@ func LogDir(t testing.TB, component string) string {
 			t.Logf("logs kept in %s", dir)
 			return
 		}
-		keep := filepath.Join(os.TempDir(), "telestra-test-logs", test, leaf)
+		keep := filepath.Join(os.TempDir(), "telestra-test-logs", test+"-"+runStamp, leaf)
 		if err := copyTree(dir, keep); err != nil {
 			t.Logf("testpeers: keeping logs: %v", err)
 			return
