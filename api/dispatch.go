@@ -3,12 +3,15 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 )
 
 // execute decodes one message and runs it on the Controller, in the client's
 // reader goroutine, so a client's commands run in the order sent. Direct
-// answers go on the client's own queue before execute returns, hence before
-// any broadcast the command causes later.
+// answers are written, or queued for the client, before execute returns,
+// hence before any broadcast the command causes later. The call-return of make-call is
+// only queued (never written) because the Controller calls accepted, maybe
+// under its own locks, and must not wait for a client.
 func (s *Server) execute(ctx context.Context, c *client, msg []byte) {
 	s.stats.commands.Add(1)
 	cmd, err := ParseCommand(msg)
@@ -18,7 +21,9 @@ func (s *Server) execute(ctx context.Context, c *client, msg []byte) {
 		s.fail(c, ce.Cmd, ce.Account, ce.Msg)
 		return
 	}
-	s.log.Debug("API command", "cmd", cmd.Name, "account", cmd.Account, "remote", c.remote)
+	if s.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost allocations
+		s.log.Debug("API command", "cmd", cmd.Name, "account", cmd.Account, "remote", c.remote)
+	}
 	switch cmd.Name {
 	case CmdLogin:
 		err = s.ctrl.Login(ctx, cmd.Account, cmd.User, cmd.Pass, cmd.Server)
@@ -37,13 +42,16 @@ func (s *Server) execute(ctx context.Context, c *client, msg []byte) {
 	case CmdGetStatus:
 		var sts []Status
 		sts, err = s.ctrl.Status(ctx, cmd.Account)
-		if err == nil {
-			for _, st := range sts {
-				s.enqueue(c, encodeStatus(st))
+		if err == nil && len(sts) > 0 {
+			// One write for every account's status.
+			frames := encodeStatus(sts[0])
+			for _, st := range sts[1:] {
+				frames = append(frames, encodeStatus(st)...)
 			}
+			s.reply(c, frames)
 		}
 	case CmdPing:
-		s.enqueue(c, mustFrame(wirePong{EventPong, cmd.Token}))
+		s.reply(c, mustFrame(wirePong{EventPong, cmd.Token}))
 	}
 	if err != nil {
 		s.fail(c, cmd.Name, cmd.Account, err.Error())
@@ -52,5 +60,5 @@ func (s *Server) execute(ctx context.Context, c *client, msg []byte) {
 
 func (s *Server) fail(c *client, cmd, account, msg string) {
 	s.stats.fails.Add(1)
-	s.enqueue(c, encodeFail(cmd, account, msg))
+	s.reply(c, encodeFail(cmd, account, msg))
 }

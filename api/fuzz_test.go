@@ -2,7 +2,10 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"testing"
 )
 
@@ -74,6 +77,48 @@ func FuzzDecodeCommand(f *testing.F) {
 			}
 		default:
 			t.Fatalf("unknown command %q accepted", c.Name)
+		}
+	})
+}
+
+// FuzzFlatMatchesJSON checks that ParseCommand's scanner path agrees with
+// the encoding/json path on every message it accepts, and accepts only valid
+// JSON.
+func FuzzFlatMatchesJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"cmd":"get-status","account":"account-1"}`,
+		` { "cmd" : "hangup-call" , "account" : "a" , "call_id" : -0 , "decline" : false } `,
+		`{"cmd":"answer-call","account":"a","call_id":1.5e+3}`,
+		`{"cmd":"ping","token":"x","token":"y","n":null,"t":true}`,
+		`{"cmd":"login","account":"a","user":"","pass":"p","server":"127.0.0.1"}`,
+		`{"cmd":"make-call","account":"a","num":3002}`,
+		`{"cmd":"logout","account":"a",}`,
+		`{"cmd":"switch-call","account":"a","call_id":01}`,
+		`{}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		var fields [maxFlatFields]field
+		n, ok := scanFlat(msg, &fields)
+		if !ok {
+			return
+		}
+		if !json.Valid(msg) {
+			t.Fatalf("scanFlat accepted invalid JSON %q", msg)
+		}
+		got, gotErr := decode(decoder{flat: fields[:n], isFlat: true})
+		want, wantErr := parseJSON(msg)
+		if !reflect.DeepEqual(got, want) || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Fatalf("%q:\nscanner       %+v, %v\nencoding/json %+v, %v", msg, got, gotErr, want, wantErr)
+		}
+		if gotErr != nil {
+			var a, b *CommandError
+			errors.As(gotErr, &a)
+			errors.As(wantErr, &b)
+			if *a != *b {
+				t.Fatalf("%q: scanner %+v, encoding/json %+v", msg, *a, *b)
+			}
 		}
 	})
 }

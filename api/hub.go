@@ -4,49 +4,145 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
+	"time"
 )
 
-// client is one connection. Its reader goroutine (serveClient) and the hub
-// both put frames on send, never blocking: a full queue stops the client.
+// client is one connection. Frames for it are either written at once by its
+// reader goroutine (reply: nothing queued, no write in flight) or queued for
+// its writer goroutine; the hub and the Controller only ever queue, never
+// write, so neither can block on a client. All of that is decided under mu,
+// so frames reach the socket in the order they were handed over.
 type client struct {
 	conn   net.Conn
 	remote string
-	send   chan []byte
-	// quit is closed once by stop; send is never closed, so a late
-	// enqueue from the hub or the reader cannot panic.
+	max    int             // queue bound
+	raw    syscall.RawConn // for reply's non-blocking write; nil: always queue
+
+	mu      sync.Mutex
+	queue   [][]byte // frames waiting for the writer goroutine, at most max
+	writing bool     // a write to conn is in flight (reader or writer)
+	waiter  bool     // the writer waits for the reader's write to end
+	// wake (capacity 1) tells the writer goroutine that queue is not empty
+	// or, when waiter is set, that writing ended.
+	wake chan struct{}
+
+	// quit is closed once by stop; the queue is never closed, so a late
+	// enqueue from the hub or the Controller cannot panic.
 	quit chan struct{}
 	once sync.Once
 	why  string // set before quit is closed
 }
 
 func newClient(conn net.Conn, queueLen int) *client {
-	return &client{
+	c := &client{
 		conn:   conn,
 		remote: conn.RemoteAddr().String(),
-		send:   make(chan []byte, queueLen),
+		max:    queueLen,
+		queue:  make([][]byte, 0, min(queueLen, 16)),
+		wake:   make(chan struct{}, 1),
 		quit:   make(chan struct{}),
 	}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			limitUnsent(raw)
+		}
+	}
+	return c
+}
+
+// tryWrite writes as much of b as the socket takes now, without waiting:
+// n < len(b) with a nil error means the socket buffer is full.
+func (c *client) tryWrite(b []byte) (n int, err error) {
+	var werr error
+	if err := c.raw.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), b)
+			if werr != syscall.EINTR {
+				return true // done, whatever happened: never wait here
+			}
+		}
+	}); err != nil {
+		return 0, err // closed
+	}
+	n = max(n, 0)
+	if werr == syscall.EAGAIN {
+		werr = nil
+	}
+	return n, werr
 }
 
 // enqueue queues a frame without blocking. When the queue is full it stops
 // the client; overflow reports that this call did so (for the log).
 func (c *client) enqueue(frame []byte) (queued, overflow bool) {
-	select {
-	case <-c.quit:
+	c.mu.Lock()
+	queued, full := c.pushLocked(frame)
+	c.mu.Unlock()
+	if full {
+		overflow = c.overflowed()
+	}
+	return queued, overflow
+}
+
+// overflowed stops the client for a full queue; it reports whether this
+// call did it.
+func (c *client) overflowed() bool {
+	done := c.stop("queue full")
+	// Close now: a write to this client may be stuck until its deadline.
+	c.conn.Close()
+	return done
+}
+
+// pushLocked appends frame to the queue and wakes the writer; full reports
+// a queue already at its bound (the frame is then dropped).
+func (c *client) pushLocked(frame []byte) (queued, full bool) {
+	if c.stopped() {
 		return false, false
+	}
+	if len(c.queue) >= c.max {
+		return false, true
+	}
+	c.queue = append(c.queue, frame)
+	c.signal()
+	return true, false
+}
+
+// signal wakes the writer goroutine without blocking.
+func (c *client) signal() {
+	select {
+	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// takeLocked moves queued frames, up to about limit bytes (at least one
+// frame), into buf and marks a write in flight. It returns buf unchanged
+// when there is nothing to write or another write is in flight.
+func (c *client) takeLocked(buf []byte, limit int) []byte {
+	if c.writing || len(c.queue) == 0 {
+		return buf
+	}
+	n := 0
+	for n < len(c.queue) && (n == 0 || len(buf)+len(c.queue[n]) <= limit) {
+		buf = append(buf, c.queue[n]...)
+		n++
+	}
+	rest := copy(c.queue, c.queue[n:])
+	clear(c.queue[rest:])
+	c.queue = c.queue[:rest]
+	c.writing = true
+	return buf
+}
+
+func (c *client) stopped() bool {
 	select {
-	case c.send <- frame:
-		return true, false
+	case <-c.quit:
+		return true
 	default:
-		overflow = c.stop("queue full")
-		// Close now: the writer may be stuck in a write to this client
-		// until its deadline.
-		c.conn.Close()
-		return false, overflow
+		return false
 	}
 }
 
@@ -63,12 +159,10 @@ func (c *client) stop(reason string) bool {
 
 // reason is why the client stopped; only valid after quit is closed.
 func (c *client) reason() string {
-	select {
-	case <-c.quit:
+	if c.stopped() {
 		return c.why
-	default:
-		return ""
 	}
+	return ""
 }
 
 type registration struct {
@@ -143,11 +237,69 @@ func (s *Server) fanOut(clients map[*client]struct{}, ev any) {
 func (s *Server) enqueue(c *client, frame []byte) bool {
 	queued, overflow := c.enqueue(frame)
 	if overflow {
-		s.stats.droppedClients.Add(1)
-		s.log.Warn("API client disconnected: its queue is full (it does not read its socket)",
-			"remote", c.remote, "queue_len", s.cfg.QueueLen)
+		s.logOverflow(c)
 	}
 	return queued
+}
+
+func (s *Server) logOverflow(c *client) {
+	s.stats.droppedClients.Add(1)
+	s.log.Warn("API client disconnected: its queue is full (it does not read its socket)",
+		"remote", c.remote, "queue_len", s.cfg.QueueLen)
+}
+
+// reply hands a command's direct answer to c; only c's reader goroutine
+// calls it. When nothing is queued and no write is in flight it writes the
+// frame itself, without waiting: that saves the wake-up of the writer
+// goroutine, often on the other CPU, on every answer. Whatever the socket
+// does not take at once, and every frame while something waits, goes to the
+// writer goroutine through the queue, as broadcasts do; so the reader never
+// blocks on a client either, and a client that does not read is dropped
+// when its queue fills or a write blocks for WriteTimeout, as before.
+func (s *Server) reply(c *client, frame []byte) {
+	c.mu.Lock()
+	if c.raw == nil || c.writing || len(c.queue) > 0 || c.stopped() {
+		_, full := c.pushLocked(frame)
+		c.mu.Unlock()
+		if full && c.overflowed() {
+			s.logOverflow(c)
+		}
+		return
+	}
+	c.writing = true
+	c.mu.Unlock()
+	n, err := c.tryWrite(frame)
+	c.mu.Lock()
+	c.writing = false
+	if err == nil && n < len(frame) {
+		// The rest goes first, before what was queued meanwhile. It may
+		// exceed the bound by one, as the writer's batch in flight does.
+		c.queue = slices.Insert(c.queue, 0, frame[n:])
+	}
+	if len(c.queue) > 0 || c.waiter {
+		c.signal()
+	}
+	c.mu.Unlock()
+	if err != nil {
+		if c.stop("write failed: " + err.Error()) {
+			s.stats.droppedClients.Add(1)
+			s.log.Warn("API client disconnected: write failed", "remote", c.remote, "err", err)
+		}
+		c.conn.Close() // ends the reader and the writer
+	}
+}
+
+// write writes b to c with a deadline; when that fails it stops c and logs.
+func (s *Server) write(c *client, b []byte, timeout time.Duration) bool {
+	c.conn.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := c.conn.Write(b); err != nil {
+		if c.stop("write failed: " + err.Error()) {
+			s.stats.droppedClients.Add(1)
+			s.log.Warn("API client disconnected: write failed", "remote", c.remote, "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // Broadcast sends a CallIncoming, CallAnswered, CallEnded or Fail event to

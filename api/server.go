@@ -267,49 +267,65 @@ func (s *Server) readLoop(ctx context.Context, c *client) string {
 	}
 }
 
-// writeLoop writes the client's queue, several messages per write when they
-// are waiting. After the reader saw end of stream it writes what is queued
-// and returns; when ctx ends it does the same within flushTimeout.
+// writeLoop writes what is queued for the client, several frames per write
+// when they are waiting. After the reader saw end of stream it writes what
+// is queued and returns; when ctx ends it does the same within flushTimeout.
 func (s *Server) writeLoop(ctx context.Context, c *client) {
 	defer c.conn.Close() // unblocks the reader
 	buf := make([]byte, 0, 4096)
-	write := func(msg []byte, timeout time.Duration) bool {
-		buf = append(buf[:0], msg...)
-		for more := true; more && len(buf) < 64<<10; {
-			select {
-			case m := <-c.send:
-				buf = append(buf, m...)
-			default:
-				more = false
-			}
+	// writeQueued writes one batch; done: nothing was taken (queue empty,
+	// or the reader is writing and signals wake once it is done).
+	writeQueued := func(timeout time.Duration) (done, ok bool) {
+		c.mu.Lock()
+		buf = c.takeLocked(buf[:0], 64<<10)
+		c.mu.Unlock()
+		if len(buf) == 0 {
+			return true, true
 		}
-		c.conn.SetWriteDeadline(time.Now().Add(timeout))
-		if _, err := c.conn.Write(buf); err != nil {
-			if c.stop("write failed: " + err.Error()) {
-				s.stats.droppedClients.Add(1)
-				s.log.Warn("API client disconnected: write failed", "remote", c.remote, "err", err)
-			}
-			return false
-		}
-		return true
+		ok = s.write(c, buf, timeout)
+		c.mu.Lock()
+		c.writing = false
+		c.mu.Unlock()
+		return false, ok
 	}
 	flush := func(timeout time.Duration) {
+		deadline := time.NewTimer(timeout)
+		defer deadline.Stop()
 		for {
-			select {
-			case m := <-c.send:
-				if !write(m, timeout) {
+			c.mu.Lock()
+			readerWriting := c.writing
+			c.waiter = readerWriting
+			c.mu.Unlock()
+			if readerWriting {
+				select {
+				case <-c.wake:
+					continue
+				case <-deadline.C:
 					return
 				}
-			default:
+			}
+			done, ok := writeQueued(timeout)
+			if done || !ok {
 				return
+			}
+			select {
+			case <-deadline.C:
+				return
+			default:
 			}
 		}
 	}
 	for {
 		select {
-		case m := <-c.send:
-			if !write(m, s.cfg.WriteTimeout) {
-				return
+		case <-c.wake:
+			for {
+				done, ok := writeQueued(s.cfg.WriteTimeout)
+				if !ok {
+					return
+				}
+				if done {
+					break
+				}
 			}
 		case <-c.quit:
 			if c.reason() == "end of stream" {

@@ -472,3 +472,71 @@ func BenchmarkGetStatusRoundTrip(b *testing.B) {
 	b.ReportMetric(float64(rtts[len(rtts)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(rtts[len(rtts)*99/100].Microseconds()), "p99-µs")
 }
+
+// Answers the socket cannot take at once (the client reads late) are queued
+// behind the part already written: every answer arrives whole and in order,
+// and broadcasts sent meanwhile arrive whole, once each.
+func TestRepliesInOrderThroughFullSocket(t *testing.T) {
+	s := startServer(t, Config{QueueLen: 8192}, &fakeController{})
+	c := dial(t, s)
+	const n = 5000 // about 1.1 MB of answers: more than the socket holds
+	var cmds strings.Builder
+	for i := range n {
+		fmt.Fprintf(&cmds, `{"cmd":"ping","token":"%d-%s"}`+"\x00", i, strings.Repeat("p", 200))
+	}
+	go c.conn.Write([]byte(cmds.String())) // may block until we read
+	for i := range 20 {
+		s.Broadcast(CallAnswered{Account: "a", CallID: i})
+	}
+	time.Sleep(100 * time.Millisecond) // let the socket fill up
+	pongs, events := 0, 0
+	for pongs < n || events < 20 {
+		m := c.next()
+		switch m["event"] {
+		case EventPong:
+			if want := fmt.Sprintf("%d-%s", pongs, strings.Repeat("p", 200)); m["token"] != want {
+				t.Fatalf("pong %d: token %v", pongs, m["token"])
+			}
+			pongs++
+		case EventCallAnswered:
+			if m["call_id"] != float64(events) {
+				t.Fatalf("event %d: %v", events, m)
+			}
+			events++
+		default:
+			t.Fatalf("unexpected %v", m)
+		}
+	}
+	if st := s.Stats(); st.DroppedClients != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A client that sends commands without reading the answers is dropped
+// once its queue is full; its reader never waits for its socket.
+func TestClientNotReadingAnswersDropped(t *testing.T) {
+	s := startServer(t, Config{QueueLen: 16}, &fakeController{statuses: twoAccounts()})
+	slow := dial(t, s)
+	slow.conn.(*net.TCPConn).SetReadBuffer(4096)
+	batch := strings.Repeat(`{"cmd":"get-status"}`+"\x00", 2000)
+	done := make(chan error, 1)
+	go func() {
+		for {
+			slow.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := slow.conn.Write([]byte(batch)); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("the server stopped reading the client without dropping it")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("client not dropped")
+	}
+	waitFor(t, "dropped", func() bool { return s.Stats().DroppedClients == 1 && s.Stats().Clients == 0 })
+}
