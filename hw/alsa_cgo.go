@@ -104,11 +104,24 @@ func openALSA(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) {
 	return a, nil
 }
 
-// Close stops the device goroutine, which drops and closes both PCMs.
+// alsaCloseWait bounds Close: a PCM plugin (the pulse plugin, say) can block
+// inside one ALSA call even in non-blocking mode, and a daemon shutting down
+// must not hang on it.
+const alsaCloseWait = 2 * time.Second
+
+// Close stops the device goroutine, which drops and closes both PCMs. If
+// the goroutine is stuck inside ALSA, Close reports it after alsaCloseWait;
+// the goroutine still exits (and closes the PCMs) when ALSA returns.
 func (a *alsaChannel) Close() error {
 	a.cancel()
-	<-a.done
-	return nil
+	t := time.NewTimer(alsaCloseWait)
+	defer t.Stop()
+	select {
+	case <-a.done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("alsa: channel %q: device thread still inside an ALSA call after %v; it exits when that call returns", a.ch.Name, alsaCloseWait)
+	}
 }
 
 func pcmName(s string) string {
