@@ -292,7 +292,11 @@ func (s *Server) reply(c *client, frame []byte) {
 // write writes b to c with a deadline; when that fails it stops c and logs.
 func (s *Server) write(c *client, b []byte, timeout time.Duration) bool {
 	c.conn.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := c.conn.Write(b); err != nil {
+	_, err := c.conn.Write(b)
+	// The deadline belongs to this write only: left in place, it would fail
+	// reply's later direct write once it has passed.
+	c.conn.SetWriteDeadline(time.Time{})
+	if err != nil {
 		if c.stop("write failed: " + err.Error()) {
 			s.stats.droppedClients.Add(1)
 			s.log.Warn("API client disconnected: write failed", "remote", c.remote, "err", err)

@@ -540,3 +540,25 @@ func TestClientNotReadingAnswersDropped(t *testing.T) {
 	}
 	waitFor(t, "dropped", func() bool { return s.Stats().DroppedClients == 1 && s.Stats().Clients == 0 })
 }
+
+// A write deadline set by the writer goroutine must not outlive its write:
+// an answer written directly by the reader long after a broadcast must not
+// fail with a stale deadline (seen as "raw-write ...: i/o timeout").
+func TestDirectAnswerAfterStaleWriteDeadline(t *testing.T) {
+	ctrl := &fakeController{statuses: []Status{{Account: "account-1", Calls: []Call{}}}}
+	s := startServer(t, Config{WriteTimeout: 50 * time.Millisecond}, ctrl)
+	c := dial(t, s)
+	waitFor(t, "1 client", func() bool { return s.Stats().Clients == 1 })
+	s.Broadcast(CallAnswered{Account: "account-1", CallID: 0}) // written by the writer goroutine
+	if got := c.next()["event"]; got != "call-answered" {
+		t.Fatalf("got %v, want call-answered", got)
+	}
+	time.Sleep(150 * time.Millisecond) // past the writer's deadline
+	c.send("{\"cmd\":\"get-status\",\"account\":\"account-1\"}\x00")
+	if got := c.next()["event"]; got != "status" {
+		t.Fatalf("got %v, want status", got)
+	}
+	if n := s.Stats().DroppedClients; n != 0 {
+		t.Fatalf("%d clients dropped", n)
+	}
+}
