@@ -32,12 +32,13 @@ type plan struct {
 	Channels        []channel
 	Backend         string // loopback (default), pulse, alsa
 	PulseServer     string
-	RTPTimeout      string // default 30s
-	RegisterExpires string // default 60s
-	RegisterRetry   string // default 1s
-	Linger          string // ended-call-linger, default 10s
-	LogLevel        string // default debug
-	RTPPorts        int    // size of the RTP range; default 40
+	RTPTimeout      string   // default 30s
+	RegisterExpires string   // default 60s
+	RegisterRetry   string   // default 1s
+	Linger          string   // ended-call-linger, default 10s
+	LogLevel        string   // default debug
+	RTPPorts        int      // size of the RTP range; default 40
+	Transports      []string // [sip-settings] transports; default the daemon's (udp)
 
 	// Filled in by render.
 	APIPort, SIPPort, RTPMin, RTPMax int
@@ -62,6 +63,13 @@ func (p *plan) render(t *testing.T) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[tcp-settings]\naddress = \"127.0.0.1\"\nport = %d\n\n", p.APIPort)
 	fmt.Fprintf(&b, "[sip-settings]\naddress = \"127.0.0.1\"\nport = %d\nuser-agent = \"telestra-e2e\"\n", p.SIPPort)
+	if len(p.Transports) > 0 {
+		quoted := make([]string, len(p.Transports))
+		for i, tr := range p.Transports {
+			quoted[i] = q(tr)
+		}
+		fmt.Fprintf(&b, "transports = [%s]\n", strings.Join(quoted, ", "))
+	}
 	fmt.Fprintf(&b, "register-expires = %s\nregister-retry = %s\nended-call-linger = %s\n\n",
 		q(or(p.RegisterExpires, "60s")), q(or(p.RegisterRetry, "1s")), q(or(p.Linger, "10s")))
 	fmt.Fprintf(&b, "[rtp-settings]\nport-min = %d\nport-max = %d\ntimeout = %s\n\n", p.RTPMin, p.RTPMax, q(or(p.RTPTimeout, "30s")))

@@ -1,0 +1,187 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/api/client"
+	"github.com/telestra/telestra-sip/cmd/internal/testpeers"
+)
+
+// The CUCM tests play, with SIPp (Debian package sip-tester), what Cisco
+// UCM does to a third-party SIP phone (docs/sip.md, PROTOCOL.md "SIP
+// behaviour expected of a good phone"): delayed offer, session-timer
+// refreshes, the three hold styles, offer-less re-INVITE, early media,
+// out-of-dialog and unknown requests. SIPp talks straight to the daemon's
+// SIP port: the account has no server and does not register, and takes
+// INVITEs addressed to its user. Each scenario (testdata/sipp/*.xml) checks
+// the daemon's answers itself (expected responses, regexps on headers and
+// SDP) and SIPp exits non-zero when one is wrong; the test checks the
+// daemon's events and get-status, and lets the scenario go on with
+// Sipp.Continue where it must look in between.
+
+const cucmUser = "3001"
+
+// cucmEnv starts a daemon with one server-less account "acc1" (user 3001)
+// that does not register. RTP arrives from SIPp's echo; the long time-out
+// keeps held calls (nothing flows) and slow -race runs from ending calls.
+func cucmEnv(t *testing.T, transports ...string) (*env, *plan) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	e := &env{t: t, ctx: ctx}
+	p := &plan{
+		Accounts:   []account{{Name: "acc1", User: cucmUser, Pass: "x", NoRegister: true}},
+		RTPTimeout: "300s",
+		Transports: transports,
+	}
+	e.start(p)
+	waitRegistered(t, e.c, "acc1", 0)
+	return e, p
+}
+
+// cucmCall is a daemon and the SIPp that plays a scenario against it.
+type cucmCall struct {
+	*env
+	p *plan
+	s *testpeers.Sipp
+}
+
+// sippTo starts SIPp playing a UAC scenario against the daemon of p.
+func sippTo(t *testing.T, e *env, p *plan, scenario string, opts testpeers.SippOptions) *cucmCall {
+	t.Helper()
+	opts.Scenario = scenario
+	opts.Remote = "127.0.0.1:" + strconv.Itoa(p.SIPPort)
+	if opts.Service == "" {
+		opts.Service = cucmUser
+	}
+	return &cucmCall{env: e, p: p, s: testpeers.StartSipp(t, opts)}
+}
+
+// sippFailed fails the test at once when the scenario has failed already.
+func (c *cucmCall) sippFailed() {
+	c.t.Helper()
+	if err := c.s.Failed(); err != nil {
+		c.t.Fatalf("while the test waited: %v", err)
+	}
+}
+
+// passed fails the test unless SIPp ends within 20 s with its scenario
+// passed.
+func (c *cucmCall) passed() {
+	c.t.Helper()
+	if err := c.s.Wait(20 * time.Second); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// event waits up to 10 s for a message of the daemon matching match, and
+// stops early when SIPp's scenario fails.
+func (c *cucmCall) event(what string, match func(client.Message) bool) client.Message {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		m, err := c.c.WaitFor(ctx, match)
+		cancel()
+		if err == nil {
+			return m
+		}
+		c.sippFailed()
+		if time.Now().After(deadline) {
+			c.t.Fatalf("waiting 10 s for %s: %v", what, err)
+		}
+	}
+}
+
+// call polls get-status until call id satisfies ok (10 s), stopping early
+// when SIPp's scenario fails.
+func (c *cucmCall) call(id int, what string, ok func(api.Call) bool) api.Call {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := status(c.t, c.c, "acc1")
+		call, found := findCall(st, id)
+		if found && ok(call) {
+			return call
+		}
+		c.sippFailed()
+		if time.Now().After(deadline) {
+			c.t.Fatalf("call %d: %s not reached within 10 s; last status %+v", id, what, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// state waits until call id is in state with active as given.
+func (c *cucmCall) state(id int, state string, active bool) api.Call {
+	c.t.Helper()
+	return c.call(id, fmt.Sprintf("state %s active %v", state, active), func(call api.Call) bool {
+		return call.State == state && call.Active == active && !call.Stopped
+	})
+}
+
+// answer waits for the call-incoming of acc1, answers it and waits for
+// call-answered.
+func (c *cucmCall) answer(wantCaller string) int {
+	c.t.Helper()
+	in := c.event("call-incoming", event(api.EventCallIncoming, "acc1", -1))
+	if in.Caller != wantCaller {
+		c.t.Errorf("call-incoming caller %q, want %q", in.Caller, wantCaller)
+	}
+	if err := c.c.AnswerCall(c.ctx, "acc1", in.CallID); err != nil {
+		c.t.Fatal(err)
+	}
+	c.event("call-answered", event(api.EventCallAnswered, "acc1", in.CallID))
+	return in.CallID
+}
+
+// remoteHangup waits for the call-ended of a BYE from SIPp.
+func (c *cucmCall) remoteHangup(id int) {
+	c.t.Helper()
+	ended := c.event("call-ended", event(api.EventCallEnded, "acc1", id))
+	if !strings.Contains(strings.ToLower(ended.Reason), "remote") {
+		c.t.Errorf("call-ended reason %q code %d, want a remote hangup", ended.Reason, ended.Code)
+	}
+}
+
+// noEnded fails the test if acc1 has broadcast a call-ended (so far).
+func (c *cucmCall) noEnded(id int) {
+	c.t.Helper()
+	if err := c.c.Ping(c.ctx); err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if m, err := c.c.WaitFor(ctx, event(api.EventCallEnded, "acc1", id)); err == nil {
+		c.t.Fatalf("call ended: %s", m.Raw)
+	}
+}
+
+// TestCUCMDelayedOffer: an INVITE without SDP; the daemon offers in the 200
+// (G.711, telephone-event; checked by SIPp) and takes the answer from the
+// ACK: call-answered, state active, media both ways; SIPp's BYE ends it.
+func TestCUCMDelayedOffer(t *testing.T) {
+	e, p := cucmEnv(t)
+	c := sippTo(t, e, p, "cucm_delayed_offer.xml", testpeers.SippOptions{})
+	id := c.answer("2001")
+	call := c.state(id, "active", true)
+	if call.Direction != "in" || !call.Started {
+		t.Errorf("answered call = %+v, want an incoming started call", call)
+	}
+	// The answer from the ACK pointed our RTP at SIPp's echo port.
+	call = c.call(id, "RTP echoed back", func(c api.Call) bool { return c.PacketsReceived > 10 })
+	if call.Codec != "PCMU" {
+		t.Errorf("codec %q, want PCMU (the only codec of the ACK's answer)", call.Codec)
+	}
+	c.s.Continue("answered")
+	c.remoteHangup(id)
+	c.passed()
+}
