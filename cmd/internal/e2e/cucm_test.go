@@ -181,7 +181,30 @@ func TestCUCMDelayedOffer(t *testing.T) {
 	if call.Codec != "PCMU" {
 		t.Errorf("codec %q, want PCMU (the only codec of the ACK's answer)", call.Codec)
 	}
+	c.s.Reached("answered")
 	c.s.Continue("answered")
+	c.remoteHangup(id)
+	c.passed()
+}
+
+// TestCUCMSessionTimer: an INVITE with Session-Expires 90 s, CUCM the
+// refresher; the 200 takes it (Session-Expires: 90;refresher=uac, Require:
+// timer). CUCM refreshes with an UPDATE without SDP and with a re-INVITE
+// whose SDP is unchanged: both answered 200 with Session-Expires, the
+// second with the first answer's o= version (compared by SIPp). The call
+// stays up through both.
+func TestCUCMSessionTimer(t *testing.T) {
+	e, p := cucmEnv(t)
+	c := sippTo(t, e, p, "cucm_session_timer.xml", testpeers.SippOptions{})
+	id := c.answer("2002")
+	c.state(id, "active", true)
+	c.s.Reached("answered")
+	c.s.Continue("answered")
+	c.s.Reached("refreshed")
+	call := c.state(id, "active", true)
+	c.noEnded(id)
+	t.Logf("after both refreshes: %+v", call)
+	c.s.Continue("refreshed")
 	c.remoteHangup(id)
 	c.passed()
 }

@@ -219,13 +219,41 @@ func (s *Sipp) CallID() string {
 	return s.callID
 }
 
+// Scenarios stop where the test must look at the daemon with
+//
+//	<nop><action><log message="reached STEP"/></action></nop>
+//	<recv request="INFO"/>
+//
+// and the test calls Reached("STEP"), checks, then Continue("STEP").
+
+// Reached waits until the scenario has logged "reached STEP" (its <log>
+// actions go to actions.log), failing the test when SIPp exits or 10 s
+// pass first.
+func (s *Sipp) Reached(step string) {
+	s.t.Helper()
+	want := "reached " + step + "\n"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(s.dir, "actions.log"))
+		if strings.Contains(string(b), want) {
+			return
+		}
+		if s.proc.exited() {
+			s.t.Fatalf("testpeers: sipp exited before step %q: %v", step, s.Wait(0))
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("testpeers: sipp did not reach step %q within 10 s (log: %q)", step, lastLines(string(b), 5))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Continue lets a scenario that waits in <recv request="INFO"> go on: it
 // sends SIPp an INFO with the call's Call-ID (the test is the sender, not
 // the daemon), so the test can check the daemon between two steps of a
 // scenario without timing guesses. SIPp would send its answer to the call's
 // peer (the daemon), so the scenario must not answer; Continue instead
-// waits until SIPp's message trace shows the INFO received. step names the
-// point in the scenario, for the trace and for errors.
+// waits until SIPp's message trace shows the INFO received.
 func (s *Sipp) Continue(step string) {
 	s.t.Helper()
 	if err := s.sendInfo(step); err != nil {
