@@ -165,6 +165,18 @@ func (c *cucmCall) noEnded(id int) {
 	}
 }
 
+// notSending fails the test when call id sends RTP over 400 ms (after
+// 100 ms for a packet already on its way).
+func (c *cucmCall) notSending(id int, what string) {
+	c.t.Helper()
+	time.Sleep(100 * time.Millisecond)
+	before := c.call(id, what, func(api.Call) bool { return true }).PacketsSent
+	time.Sleep(400 * time.Millisecond)
+	if after := c.call(id, what, func(api.Call) bool { return true }).PacketsSent; after != before {
+		c.t.Errorf("%s: the daemon sent %d RTP packets in 400 ms while held", what, after-before)
+	}
+}
+
 // TestCUCMDelayedOffer: an INVITE without SDP; the daemon offers in the 200
 // (G.711, telephone-event; checked by SIPp) and takes the answer from the
 // ACK: call-answered, state active, media both ways; SIPp's BYE ends it.
@@ -205,6 +217,32 @@ func TestCUCMSessionTimer(t *testing.T) {
 	c.noEnded(id)
 	t.Logf("after both refreshes: %+v", call)
 	c.s.Continue("refreshed")
+	c.remoteHangup(id)
+	c.passed()
+}
+
+// TestCUCMHoldStyles: CUCM holds with a=sendonly (answered recvonly),
+// a=inactive (inactive) and c=0.0.0.0 (accepted, recvonly), each checked by
+// SIPp; the call is held and not bound to audio each time. The resume with
+// a=sendrecv is answered sendrecv and the call is active, bound and gets
+// RTP again.
+func TestCUCMHoldStyles(t *testing.T) {
+	e, p := cucmEnv(t)
+	c := sippTo(t, e, p, "cucm_hold_styles.xml", testpeers.SippOptions{})
+	id := c.answer("2003")
+	c.state(id, "active", true)
+	c.s.Reached("answered")
+	c.s.Continue("answered")
+	for _, step := range []string{"sendonly", "inactive", "c0"} {
+		c.s.Reached(step)
+		c.state(id, "held", false)
+		c.notSending(id, step)
+		c.s.Continue(step)
+	}
+	c.s.Reached("resumed")
+	before := c.state(id, "active", true).PacketsReceived
+	c.call(id, "RTP again after the resume", func(call api.Call) bool { return call.PacketsReceived > before+10 })
+	c.s.Continue("resumed")
 	c.remoteHangup(id)
 	c.passed()
 }
