@@ -5,8 +5,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,6 +245,79 @@ func TestCUCMHoldStyles(t *testing.T) {
 	before := c.state(id, "active", true).PacketsReceived
 	c.call(id, "RTP again after the resume", func(call api.Call) bool { return call.PacketsReceived > before+10 })
 	c.s.Continue("resumed")
+	c.remoteHangup(id)
+	c.passed()
+}
+
+// rtpSink counts the UDP datagrams that reach a socket of the test.
+type rtpSink struct {
+	conn *net.UDPConn
+	n    atomic.Int64
+	done chan struct{}
+}
+
+// newRTPSink listens on a free port of the RTP regions until the test ends.
+func newRTPSink(t *testing.T) *rtpSink {
+	t.Helper()
+	port, _ := testpeers.FreeRTPRange(t, 2)
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rtpSink{conn: conn, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := conn.ReadFromUDP(buf); err != nil {
+				return // closed by the cleanup
+			}
+			s.n.Add(1)
+		}
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-s.done
+	})
+	return s
+}
+
+func (s *rtpSink) port() int { return s.conn.LocalAddr().(*net.UDPAddr).Port }
+
+// TestCUCMReinviteWithoutSDP: CUCM reconnects media with a re-INVITE
+// without SDP: the daemon offers in the 200 (checked by SIPp) and applies
+// the answer of the ACK, which moves the media from a socket of the test to
+// SIPp's echo port; the call stays active throughout.
+func TestCUCMReinviteWithoutSDP(t *testing.T) {
+	e, p := cucmEnv(t)
+	sink := newRTPSink(t)
+	c := sippTo(t, e, p, "cucm_reinvite_no_sdp.xml", testpeers.SippOptions{
+		Keys: map[string]string{"first_port": strconv.Itoa(sink.port())},
+	})
+	id := c.answer("2004")
+	c.state(id, "active", true)
+	c.s.Reached("answered")
+	deadline := time.Now().Add(5 * time.Second)
+	for sink.n.Load() < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d RTP packets reached the first media address in 5 s, want 10", sink.n.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if call := c.state(id, "active", true); call.PacketsReceived != 0 {
+		t.Errorf("packets_received %d before the reconnect, want 0 (nothing sends to the daemon yet)", call.PacketsReceived)
+	}
+	c.s.Continue("answered")
+
+	c.s.Reached("reconnected")
+	c.state(id, "active", true)
+	c.call(id, "RTP echoed from the new media address", func(call api.Call) bool { return call.PacketsReceived > 10 })
+	first := sink.n.Load()
+	time.Sleep(300 * time.Millisecond)
+	if n := sink.n.Load(); n != first {
+		t.Errorf("%d RTP packets still reached the old media address after the ACK's answer moved it", n-first)
+	}
+	c.s.Continue("reconnected")
 	c.remoteHangup(id)
 	c.passed()
 }
