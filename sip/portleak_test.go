@@ -1,0 +1,68 @@
+package sip
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/telestra/telestra-sip/sip/media"
+)
+
+// Every call returns its RTP ports: 1000 real local calls in a row through
+// the real media engine, with a pool of only 8 port pairs, must all get
+// ports, and leave none in use.
+func TestThousandCallsReturnEveryPort(t *testing.T) {
+	const calls = 1000
+	ev := newEvents()
+	cfg := Config{
+		Address: "127.0.0.1", Transports: []string{"udp"}, EndedCallLinger: time.Millisecond,
+		Media: media.Config{BindIP: net.IPv4(127, 0, 0, 1), PortMin: 42300, PortMax: 42315, Codecs: []string{"PCMU"},
+			PTime: 20 * time.Millisecond, JitterBuffer: 40 * time.Millisecond, Timeout: 30 * time.Second},
+	}
+	ua, err := New(cfg, []Account{
+		{Name: "a", User: "3001", Audio: &fakePort{"a"}, AudioName: "ch1"},
+		{Name: "b", User: "3002", Audio: &fakePort{"b"}, AudioName: "ch2"},
+	}, ev.handler, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ua.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if err := ua.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}()
+	eng := ua.alloc.(engineAllocator).e
+
+	for i := 0; i < calls; i++ {
+		id := -1
+		if err := ua.Dial("a", "3002", func(cid int) { id = cid }); err != nil {
+			t.Fatalf("call %d: dial: %v", i, err)
+		}
+		in := ev.wait(t, CallIncoming, 5*time.Second)
+		if err := ua.Answer("b", in.CallID); err != nil {
+			t.Fatalf("call %d: answer: %v", i, err)
+		}
+		ev.wait(t, CallAnswered, 5*time.Second)
+		ev.wait(t, CallAnswered, 5*time.Second)
+		if err := ua.Hangup("a", id, false); err != nil {
+			t.Fatalf("call %d: hangup: %v", i, err)
+		}
+		ev.wait(t, CallEnded, 5*time.Second)
+		ev.wait(t, CallEnded, 5*time.Second)
+	}
+	eventually(t, "every RTP port back in the pool", 2*time.Second, func() bool { return eng.InUse() == 0 })
+	// And every port of the range is free again at the socket level.
+	for p := cfg.Media.PortMin; p <= cfg.Media.PortMax; p++ {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: cfg.Media.BindIP, Port: p})
+		if err != nil {
+			t.Fatalf("port %d still bound after %d calls: %v", p, calls, err)
+		}
+		c.Close()
+	}
+}
