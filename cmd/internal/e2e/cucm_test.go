@@ -321,3 +321,34 @@ func TestCUCMReinviteWithoutSDP(t *testing.T) {
 	c.remoteHangup(id)
 	c.passed()
 }
+
+// TestCUCMEarlyMedia: the daemon calls SIPp, which answers 183 with SDP
+// and plays an announcement (g711a.pcap) before its 200: the call is in
+// state early and bound to the channel while the announcement arrives,
+// then call-answered; the test hangs up and SIPp gets the BYE.
+func TestCUCMEarlyMedia(t *testing.T) {
+	e, _ := cucmEnv(t)
+	c := &cucmCall{env: e, s: testpeers.StartSipp(t, testpeers.SippOptions{Scenario: "cucm_early_media_uas.xml"})}
+	id, err := e.c.MakeCall(e.ctx, "acc1", "sip:8005551212@"+c.s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.s.Reached("early")
+	call := c.state(id, "early", true)
+	if call.Direction != "out" || call.Started {
+		t.Errorf("call in early media = %+v, want outgoing, not started", call)
+	}
+	call = c.call(id, "announcement received in early media", func(call api.Call) bool { return call.PacketsReceived > 20 })
+	if call.State != "early" || call.Codec != "PCMA" {
+		t.Errorf("while the announcement plays: state %q codec %q, want early PCMA", call.State, call.Codec)
+	}
+	c.s.Continue("early")
+	c.event("call-answered", event(api.EventCallAnswered, "acc1", id))
+	c.state(id, "active", true)
+	if err := e.c.HangupCall(e.ctx, "acc1", id, false); err != nil {
+		t.Fatal(err)
+	}
+	ended := c.event("call-ended", event(api.EventCallEnded, "acc1", id))
+	t.Logf("call-ended: reason %q code %d", ended.Reason, ended.Code)
+	c.passed()
+}
