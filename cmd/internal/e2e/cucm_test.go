@@ -352,3 +352,23 @@ func TestCUCMEarlyMedia(t *testing.T) {
 	t.Logf("call-ended: reason %q code %d", ended.Reason, ended.Code)
 	c.passed()
 }
+
+// TestCUCMOtherRequests: OPTIONS out of a dialog 200; BYE and MESSAGE for
+// an unknown dialog 481; MESSAGE out of a dialog 405; the INVITE is not
+// challenged; in the call OPTIONS and INFO 200, MESSAGE 405 and an unknown
+// method 501, none of which disturbs the call; after the BYE another BYE
+// gets 481 (all checked by SIPp).
+func TestCUCMOtherRequests(t *testing.T) {
+	e, p := cucmEnv(t)
+	c := sippTo(t, e, p, "cucm_other_requests.xml", testpeers.SippOptions{})
+	id := c.answer("2006")
+	c.state(id, "active", true)
+	c.s.Reached("answered")
+	c.s.Continue("answered")
+	c.s.Reached("requests")
+	c.state(id, "active", true)
+	c.noEnded(id)
+	c.s.Continue("requests")
+	c.remoteHangup(id)
+	c.passed()
+}
