@@ -26,6 +26,10 @@ type dialog struct {
 	remoteSeq  uint32
 	target     sip.Uri   // remote target: the peer's Contact
 	routes     []sip.Uri // route set
+	// transport the dialog was made over ("UDP"/"TCP"; "" = the outbound
+	// transport): our Contact's, and our requests' unless the first hop
+	// names one.
+	transport string
 }
 
 func (d *dialog) key() string { return d.callID + "|" + d.localTag }
@@ -361,8 +365,13 @@ func (u *UA) inDialogLocked(c *call, method sip.RequestMethod, seq uint32) *sip.
 		ruri = routes[0]
 		routes = append(append([]sip.Uri{}, routes[1:]...), d.target)
 	}
+	hop := ruri
+	if len(routes) > 0 {
+		hop = routes[0]
+	}
+	transport := u.transportTo(hop, d.transport)
 	req := sip.NewRequest(method, *ruri.Clone())
-	req.AppendHeader(u.newVia(c.host))
+	req.AppendHeader(u.newViaOver(c.host, transport))
 	for i := range routes {
 		req.AppendHeader(&sip.RouteHeader{Address: *routes[i].Clone()})
 	}
@@ -384,7 +393,7 @@ func (u *UA) inDialogLocked(c *call, method sip.RequestMethod, seq uint32) *sip.
 	}
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
 	if method == sip.INVITE || method == sip.UPDATE || method == sip.ACK {
-		req.AppendHeader(u.contactHeader(c.dlg.local.User, c.host))
+		req.AppendHeader(u.contactHeaderOver(c.dlg.local.User, c.host, d.transport))
 	}
 	if method == sip.INVITE || method == sip.UPDATE {
 		req.AppendHeader(sip.NewHeader("Allow", allowHeader))
@@ -392,7 +401,7 @@ func (u *UA) inDialogLocked(c *call, method sip.RequestMethod, seq uint32) *sip.
 	}
 	req.AppendHeader(sip.NewHeader("User-Agent", u.cfg.UserAgent))
 	req.SetBody(nil)
-	u.prepare(req)
+	u.prepareOver(req, transport)
 	return req
 }
 

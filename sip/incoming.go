@@ -274,6 +274,7 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		localSeq:   uint32(time.Now().UnixNano()%10000) + 1,
 		target:     *contact.Address.Clone(),
 		routes:     recordRoutes(req), // in order at the UAS (RFC 3261 12.1.1)
+		transport:  u.transportOfRequest(req),
 	}
 	c.caller = from.Address.User
 	c.callerName = from.DisplayName
@@ -303,7 +304,7 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		u.log.Debug("100 Trying failed", "error", err)
 	}
 	ringing := u.response(req, 180, "Ringing", tag)
-	ringing.AppendHeader(u.contactHeader(a.eff.User, host))
+	ringing.AppendHeader(u.contactHeaderOver(a.eff.User, host, u.transportOfRequest(req)))
 	if err := tx.Respond(ringing); err != nil {
 		u.log.Debug("180 Ringing failed", "error", err)
 	}
@@ -361,7 +362,7 @@ func splitHostPort(s string) (string, string, error) {
 // ok200Locked builds our 2xx to an INVITE or UPDATE of the dialog.
 func (u *UA) ok200Locked(c *call, req *sip.Request, body []byte) *sip.Response {
 	res := u.response(req, 200, "OK", c.dlg.localTag)
-	res.AppendHeader(u.contactHeader(c.dlg.local.User, c.host))
+	res.AppendHeader(u.contactHeaderOver(c.dlg.local.User, c.host, c.dlg.transport))
 	res.AppendHeader(sip.NewHeader("Allow", allowHeader))
 	res.AppendHeader(sip.NewHeader("Supported", "timer"))
 	u.seResponseHeadersLocked(c, res)

@@ -25,11 +25,44 @@ func statusText(res *sip.Response) string {
 }
 
 // listenPort is the port of the listener used for outbound requests.
-func (u *UA) listenPort() int {
-	if u.outTransport == "TCP" {
+func (u *UA) listenPort() int { return u.portOf(u.outTransport) }
+
+// portOf is the port we listen on for transport ("UDP" or "TCP").
+func (u *UA) portOf(transport string) int {
+	if transport == "TCP" {
 		return u.tcpPort
 	}
 	return u.udpPort
+}
+
+// transportTo is the transport for a request to uri (the first hop): its
+// transport parameter when we listen on that transport (RFC 3263 §4.1),
+// else def ("" = the outbound transport). A peer that reached us over TCP
+// and says ;transport=tcp in its Contact gets its in-dialog requests over
+// TCP even when UDP is listed first.
+func (u *UA) transportTo(uri sip.Uri, def string) string {
+	if def == "" {
+		def = u.outTransport
+	}
+	if uri.UriParams != nil {
+		if v, ok := uri.UriParams.Get("transport"); ok {
+			switch t := strings.ToUpper(v); {
+			case t == "TCP" && u.tcpPort != 0, t == "UDP" && u.udpPort != 0:
+				return t
+			}
+		}
+	}
+	return def
+}
+
+// transportOfRequest is the transport an incoming request came over, when
+// we listen on it; else "" (the outbound transport).
+func (u *UA) transportOfRequest(req *sip.Request) string {
+	switch t := strings.ToUpper(req.Transport()); {
+	case t == "TCP" && u.tcpPort != 0, t == "UDP" && u.udpPort != 0:
+		return t
+	}
+	return ""
 }
 
 // localHost is the address we put in Via, Contact and SDP for traffic to
@@ -68,10 +101,12 @@ func (u *UA) localHost(dest string) string {
 	return h
 }
 
-func (u *UA) newVia(host string) *sip.ViaHeader {
+func (u *UA) newVia(host string) *sip.ViaHeader { return u.newViaOver(host, u.outTransport) }
+
+func (u *UA) newViaOver(host, transport string) *sip.ViaHeader {
 	v := &sip.ViaHeader{
-		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: u.outTransport,
-		Host: host, Port: u.listenPort(), Params: sip.NewParams(),
+		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport,
+		Host: host, Port: u.portOf(transport), Params: sip.NewParams(),
 	}
 	v.Params.Add("branch", sip.GenerateBranch())
 	v.Params.Add("rport", "")
@@ -81,34 +116,47 @@ func (u *UA) newVia(host string) *sip.ViaHeader {
 // contactURI is where peers reach us for user: the account's user keeps
 // the Contact of each account distinguishable when a proxy rewrites the
 // Request-URI to it.
-func (u *UA) contactURI(user, host string) sip.Uri {
-	uri := sip.Uri{Scheme: "sip", User: user, Host: host, Port: u.listenPort(), UriParams: sip.NewParams()}
-	if u.outTransport == "TCP" {
+func (u *UA) contactURI(user, host string) sip.Uri { return u.contactURIOver(user, host, "") }
+
+// contactURIOver is contactURI for a dialog over transport ("" = the
+// outbound transport).
+func (u *UA) contactURIOver(user, host, transport string) sip.Uri {
+	if transport == "" {
+		transport = u.outTransport
+	}
+	uri := sip.Uri{Scheme: "sip", User: user, Host: host, Port: u.portOf(transport), UriParams: sip.NewParams()}
+	if transport == "TCP" {
 		uri.UriParams.Add("transport", "tcp")
 	}
 	return uri
 }
 
 func (u *UA) contactHeader(user, host string) *sip.ContactHeader {
-	return &sip.ContactHeader{Address: u.contactURI(user, host), Params: sip.NewParams()}
+	return u.contactHeaderOver(user, host, "")
+}
+
+func (u *UA) contactHeaderOver(user, host, transport string) *sip.ContactHeader {
+	return &sip.ContactHeader{Address: u.contactURIOver(user, host, transport), Params: sip.NewParams()}
 }
 
 // prepare pins transport and, for UDP, the listening socket as source.
-func (u *UA) prepare(req *sip.Request) {
-	req.SetTransport(u.outTransport)
-	if u.outTransport == "UDP" {
+func (u *UA) prepare(req *sip.Request) { u.prepareOver(req, u.outTransport) }
+
+func (u *UA) prepareOver(req *sip.Request, transport string) {
+	req.SetTransport(transport)
+	if transport == "UDP" {
 		u.udpLaddr.Copy(&req.Laddr)
 	}
 }
 
 // freshVia replaces the top Via with a new branch (a new transaction).
 func (u *UA) freshVia(req *sip.Request) {
-	host := ""
+	host, transport := "", u.outTransport
 	if v := req.Via(); v != nil {
-		host = v.Host
+		host, transport = v.Host, v.Transport
 	}
 	req.RemoveHeader("Via")
-	req.PrependHeader(u.newVia(host))
+	req.PrependHeader(u.newViaOver(host, transport))
 }
 
 type credentials struct {

@@ -372,3 +372,24 @@ func TestCUCMOtherRequests(t *testing.T) {
 	c.remoteHangup(id)
 	c.passed()
 }
+
+// TestCUCMOverTCP: SIPp over TCP (-t t1) to a daemon listening on UDP and
+// TCP: the call (PCMA preferred by the offer), an UPDATE refresh and the
+// daemon's BYE all go over TCP (checked by SIPp).
+func TestCUCMOverTCP(t *testing.T) {
+	e, p := cucmEnv(t, "udp", "tcp")
+	c := sippTo(t, e, p, "cucm_tcp.xml", testpeers.SippOptions{Transport: "tcp"})
+	id := c.answer("2007")
+	if call := c.state(id, "active", true); call.Codec != "PCMA" {
+		t.Errorf("codec %q, want PCMA (the offer's first)", call.Codec)
+	}
+	c.s.Reached("answered")
+	c.s.Continue("answered")
+	c.s.Reached("refreshed")
+	c.state(id, "active", true)
+	if err := e.c.HangupCall(e.ctx, "acc1", id, false); err != nil {
+		t.Fatal(err)
+	}
+	c.event("call-ended", event(api.EventCallEnded, "acc1", id))
+	c.passed()
+}
