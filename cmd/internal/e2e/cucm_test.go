@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -21,19 +23,21 @@ import (
 // UCM does to a third-party SIP phone (docs/sip.md, PROTOCOL.md "SIP
 // behaviour expected of a good phone"): delayed offer, session-timer
 // refreshes, the three hold styles, offer-less re-INVITE, early media,
-// out-of-dialog and unknown requests. SIPp talks straight to the daemon's
+// out-of-dialog and unknown requests, TCP. SIPp talks straight to the daemon's
 // SIP port: the account has no server and does not register, and takes
 // INVITEs addressed to its user. Each scenario (testdata/sipp/*.xml) checks
 // the daemon's answers itself (expected responses, regexps on headers and
 // SDP) and SIPp exits non-zero when one is wrong; the test checks the
-// daemon's events and get-status, and lets the scenario go on with
-// Sipp.Continue where it must look in between.
+// daemon's events and get-status where the scenario stops for it
+// (Sipp.Reached), then lets it go on (Sipp.Continue).
 
 const cucmUser = "3001"
 
 // cucmEnv starts a daemon with one server-less account "acc1" (user 3001)
-// that does not register. RTP arrives from SIPp's echo; the long time-out
-// keeps held calls (nothing flows) and slow -race runs from ending calls.
+// that does not register. RTP comes back from SIPp's echo; the long RTP
+// time-out keeps phases where nothing sends to the daemon (the first media
+// address of TestCUCMReinviteWithoutSDP) and slow -race runs from ending
+// calls.
 func cucmEnv(t *testing.T, transports ...string) (*env, *plan) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -392,4 +396,43 @@ func TestCUCMOverTCP(t *testing.T) {
 	}
 	c.event("call-ended", event(api.EventCallEnded, "acc1", id))
 	c.passed()
+}
+
+// TestSippReportsFailure: the harness sees a failed scenario: SIPp expects
+// a 486 to OPTIONS, the daemon answers 200, and Wait must return SIPp's
+// error (exit status 1, "unexpected message" in errors.log). Without this
+// a broken harness would let every CUCM test pass.
+func TestSippReportsFailure(t *testing.T) {
+	e, p := cucmEnv(t)
+	scen := filepath.Join(t.TempDir(), "want_486.xml")
+	xml := `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="expects a 486 to OPTIONS">
+  <send retrans="500">
+    <![CDATA[
+
+      OPTIONS sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:probe@[local_ip]>;tag=probe[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 OPTIONS
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="486"/>
+</scenario>
+`
+	if err := os.WriteFile(scen, []byte(xml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := sippTo(t, e, p, scen, testpeers.SippOptions{RecvTimeout: 2 * time.Second})
+	err := c.s.Wait(20 * time.Second)
+	if err == nil {
+		t.Fatal("sipp reported success for a scenario the daemon cannot satisfy")
+	}
+	if !strings.Contains(err.Error(), "exit status 1") || !strings.Contains(c.s.Messages(), "SIP/2.0 200") {
+		t.Errorf("want exit status 1 after the daemon's 200; got %v", err)
+	}
 }
