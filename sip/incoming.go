@@ -505,6 +505,26 @@ func (u *UA) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
+// lockDialogRequest prepares an in-dialog re-INVITE or UPDATE of c: it waits
+// for the ACK of our 200 to be processed, locks u.mu and checks the call is
+// live and the CSeq in order. When not, it unlocks and answers itself (481,
+// or 500 with Retry-After) and returns false.
+func (u *UA) lockDialogRequest(c *call, req *sip.Request, tx sip.ServerTransaction) bool {
+	u.waitAckProcessed(c)
+	u.mu.Lock()
+	switch {
+	case c.stopped:
+		u.mu.Unlock()
+		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
+		return false
+	case !checkSeqLocked(c, req):
+		u.mu.Unlock()
+		u.reply(req, tx, 500, "Server Internal Error", sip.NewHeader("Retry-After", "1"))
+		return false
+	}
+	return true
+}
+
 // checkSeqLocked enforces increasing remote CSeq (RFC 3261 12.2.2).
 func checkSeqLocked(c *call, req *sip.Request) bool {
 	cs := req.CSeq()
@@ -531,17 +551,10 @@ func (u *UA) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	defer u.wg.Done()
-	u.waitAckProcessed(c)
-	u.mu.Lock()
+	if !u.lockDialogRequest(c, req, tx) {
+		return
+	}
 	switch {
-	case c.stopped:
-		u.mu.Unlock()
-		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
-	case !checkSeqLocked(c, req):
-		u.mu.Unlock()
-		u.reply(req, tx, 500, "Server Internal Error", sip.NewHeader("Retry-After", "1"))
-		return
 	case !c.established || c.outPending:
 		u.mu.Unlock()
 		u.reply(req, tx, 491, "Request Pending")
@@ -640,17 +653,10 @@ func (u *UA) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	u.waitAckProcessed(c)
-	u.mu.Lock()
+	if !u.lockDialogRequest(c, req, tx) {
+		return
+	}
 	switch {
-	case c.stopped:
-		u.mu.Unlock()
-		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
-	case !checkSeqLocked(c, req):
-		u.mu.Unlock()
-		u.reply(req, tx, 500, "Server Internal Error", sip.NewHeader("Retry-After", "1"))
-		return
 	case len(req.Body()) > 0 && (c.outPending || c.inPending):
 		u.mu.Unlock()
 		u.reply(req, tx, 491, "Request Pending")
