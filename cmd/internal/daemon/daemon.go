@@ -106,6 +106,10 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	uaCtx, stopUA := context.WithCancel(context.Background())
 	defer stopUA()
 	if err := ua.Start(uaCtx); err != nil {
+		// Serve on a finished context only closes the bound API listener.
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = d.server.Serve(done)
 		return fmt.Errorf("SIP listener on %s: %w", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), err)
 	}
 

@@ -208,3 +208,33 @@ func TestAPIEventTranslation(t *testing.T) {
 		t.Fatalf("fail text = %s", got)
 	}
 }
+
+// A SIP port that cannot be bound fails the start with a message naming
+// it, and leaves the API port free again.
+func TestDaemonStartFailsOnBusySIPPort(t *testing.T) {
+	planPath := filepath.Join(t.TempDir(), "sipplan.toml")
+	apiPort, sipPort := freePort(t), freePort(t)
+	writePlan(t, planPath, apiPort, sipPort)
+	busy, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", sipPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	p, err := plan.Load(planPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &recNotifier{}
+	err = Run(context.Background(), Options{PlanPath: planPath, Plan: p, Log: discardLogger(), Notifier: n})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("SIP listener on 127.0.0.1:%d", sipPort)) {
+		t.Fatalf("Run = %v, want an error naming the SIP listener", err)
+	}
+	if n.count("READY=1") != 0 {
+		t.Fatal("READY=1 sent although the SIP port was not bound")
+	}
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", apiPort))
+	if err != nil {
+		t.Fatalf("API port still bound after the failed start: %v", err)
+	}
+	l.Close()
+}
