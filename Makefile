@@ -2,7 +2,9 @@
 # The two README commands are `make run` and `make check`.
 
 VERSION ?= $(shell cat VERSION 2>/dev/null || echo 0.1.0)
-GO      ?= go
+# Go from PATH, else where the official tarball installs it.
+GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GOFMT   ?= $(shell command -v gofmt 2>/dev/null || echo /usr/local/go/bin/gofmt)
 LDFLAGS := -X main.version=$(VERSION)
 PLAN    ?= testdata/quickstart.toml
 export CGO_ENABLED ?= 1
@@ -36,7 +38,7 @@ check:
 
 lint:
 	$(GO) vet ./...
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	@out=$$($(GOFMT) -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags integration ./...
 
 # Short coverage-guided run of every fuzz target (seeds live in testdata/fuzz).
