@@ -55,6 +55,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	level := new(slog.LevelVar)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// sipgo logs a few transport warnings through slog.Default: keep them
+	// in the same format and at the plan's level.
+	slog.SetDefault(log)
 	if err != nil {
 		log.Error("SIP plan invalid; run telestra-sipd -check for every problem", "plan", *planPath, "err", err)
 		return 1
