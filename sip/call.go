@@ -228,8 +228,28 @@ func (u *UA) end(c *call, reason string, code int) {
 }
 
 // endAndBye ends an established call and sends BYE.
-func (u *UA) endAndBye(ctx context.Context, c *call, reason string, code int) {
+// takeAnswerLocked applies the SDP answer that completes c's set-up (in the
+// 200 of our INVITE, or in the ACK of our offer). When there is no usable
+// answer it unlocks u.mu, ends the call with BYE (488) and returns false.
+func (u *UA) takeAnswerLocked(c *call, body []byte, where string) bool {
+	r, err := parseSDP(body)
+	if err == nil {
+		err = u.applyAnswerLocked(c, r)
+	}
+	if err == nil {
+		return true
+	}
+	u.mu.Unlock()
+	u.log.Warn("no usable SDP "+where+": hanging up", "call", c.id, "error", err)
+	u.endAndBye(c, "488 Not Acceptable Here (no usable SDP "+where+")", 488)
+	return false
+}
+
+func (u *UA) endAndBye(c *call, reason string, code int) {
 	u.end(c, reason, code)
+	// A BYE transaction lives at most 64*T1 (32 s); the UA's shutdown ends it sooner.
+	ctx, cancel := context.WithTimeout(u.ctx, 64*sip.T1)
+	defer cancel()
 	u.sendBye(ctx, c)
 }
 
@@ -277,9 +297,7 @@ func (u *UA) onMediaTimeout(c *call) {
 			return
 		}
 		u.log.Warn("no RTP received: ending call", "account", c.acct.plan.Name, "call", c.id)
-		ctx, cancel := context.WithTimeout(u.ctx, 32*time.Second)
-		defer cancel()
-		u.endAndBye(ctx, c, "rtp timeout", 0)
+		u.endAndBye(c, "rtp timeout", 0)
 	})
 }
 
@@ -608,9 +626,7 @@ func (u *UA) armSessionTimerLocked(c *call) {
 				return
 			}
 			u.log.Warn("session expired without refresh: ending call", "account", c.acct.plan.Name, "call", c.id)
-			ctx, cancel := context.WithTimeout(u.ctx, 32*time.Second)
-			defer cancel()
-			u.endAndBye(ctx, c, "session expired", 408)
+			u.endAndBye(c, "session expired", 408)
 		})
 	})
 }
@@ -767,9 +783,7 @@ func (u *UA) work(c *call) {
 		}
 		u.mu.Unlock()
 		if fatal != "" {
-			ctx, cancel := context.WithTimeout(u.ctx, 32*time.Second)
-			u.endAndBye(ctx, c, fatal, code)
-			cancel()
+			u.endAndBye(c, fatal, code)
 			u.mu.Lock()
 			c.worker = false
 			u.mu.Unlock()

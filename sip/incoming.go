@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -417,9 +416,7 @@ func (u *UA) answerIncoming(c *call, req *sip.Request, tx sip.ServerTransaction,
 		stopped := c.stopped
 		u.mu.Unlock()
 		if !stopped && u.ctx.Err() == nil {
-			ctx, cancel := context.WithTimeout(u.ctx, 32*time.Second)
-			defer cancel()
-			u.endAndBye(ctx, c, "no ACK for 200 OK", 408)
+			u.endAndBye(c, "no ACK for 200 OK", 408)
 		} else if !stopped {
 			u.end(c, "shutdown", 0)
 		}
@@ -430,19 +427,8 @@ func (u *UA) answerIncoming(c *call, req *sip.Request, tx sip.ServerTransaction,
 		u.mu.Unlock()
 		return
 	}
-	if awaitAnswer {
-		r, err := parseSDP(ack.Body())
-		if err == nil {
-			err = u.applyAnswerLocked(c, r)
-		}
-		if err != nil {
-			u.mu.Unlock()
-			u.log.Warn("ACK without usable SDP answer: hanging up", "call", c.id, "error", err)
-			ctx, cancel := context.WithTimeout(u.ctx, 32*time.Second)
-			defer cancel()
-			u.endAndBye(ctx, c, "488 Not Acceptable Here (no usable SDP in ACK)", 488)
-			return
-		}
+	if awaitAnswer && !u.takeAnswerLocked(c, ack.Body(), "in ACK") {
+		return
 	}
 	c.established = true
 	c.started = true
@@ -610,9 +596,7 @@ func (u *UA) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		if u.ctx.Err() != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(u.ctx, 32*time.Second)
-		defer cancel()
-		u.endAndBye(ctx, c, "no ACK for re-INVITE", 408)
+		u.endAndBye(c, "no ACK for re-INVITE", 408)
 		return
 	}
 	if awaitAnswer {

@@ -424,22 +424,11 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 		if why == "" {
 			why = "cancelled"
 		}
-		ctx, cancel := context.WithTimeout(u.ctx, 32*time.Second)
-		defer cancel()
-		u.endAndBye(ctx, c, why, 487)
+		u.endAndBye(c, why, 487)
 		return
 	}
-	r, err := parseSDP(res.Body())
 	u.mu.Lock()
-	if err == nil {
-		err = u.applyAnswerLocked(c, r)
-	}
-	if err != nil {
-		u.mu.Unlock()
-		u.log.Warn("answer without usable SDP: hanging up", "call", c.id, "error", err)
-		ctx, cancel := context.WithTimeout(u.ctx, 32*time.Second)
-		defer cancel()
-		u.endAndBye(ctx, c, "488 Not Acceptable Here (no usable SDP answer)", 488)
+	if !u.takeAnswerLocked(c, res.Body(), "answer") {
 		return
 	}
 	c.established = true
