@@ -26,7 +26,7 @@ type account struct {
 	gen      uint64 // bumped by commands; stale REGISTER results are dropped
 
 	// Registration binding at the registrar (Call-ID and CSeq are reused by
-	// refreshes and the un-REGISTER, RFC 3261 10.2.4).
+	// refreshes and the un-REGISTER, as RFC 3261 asks of a refreshing UA).
 	regCallID string
 	regCSeq   uint32
 	regTag    string
