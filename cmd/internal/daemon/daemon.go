@@ -41,7 +41,9 @@ type Daemon struct {
 	log    *slog.Logger
 	notify Notifier
 
-	mu       sync.Mutex // guards plan and channels (reload vs controller)
+	// Only the goroutine of run (start, reload, stop) writes plan and
+	// touches channels; mu guards plan for the controller's readers.
+	mu       sync.Mutex
 	plan     *plan.Plan
 	channels map[string]openChannel
 
@@ -214,7 +216,7 @@ func sipConfig(p *plan.Plan) sip.Config {
 }
 
 // sipAccounts maps the plan's accounts to the UA's, each with its channel.
-// Callers hold d.mu or own d exclusively.
+// Only run's goroutine calls it (it reads d.channels).
 func (d *Daemon) sipAccounts(p *plan.Plan) []sip.Account {
 	out := make([]sip.Account, 0, len(p.Accounts))
 	for _, a := range p.Accounts {

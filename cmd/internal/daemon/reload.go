@@ -28,9 +28,10 @@ func (d *Daemon) reload() {
 	d.log.Info("reload: plan applied", "plan", d.opts.PlanPath, "accounts", len(np.Accounts))
 }
 
+// apply runs on run's goroutine, the only writer of d.plan and d.channels,
+// so it opens devices and re-registers without holding d.mu: a get-status
+// is never stuck behind a slow device or registrar.
 func (d *Daemon) apply(np *plan.Plan) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	old := d.plan
 	for _, w := range restartOnly(old, np) {
 		d.log.Warn("reload: change needs a restart to take effect", "section", w)
@@ -73,7 +74,9 @@ func (d *Daemon) apply(np *plan.Plan) error {
 			oc.ch.Close()
 		}
 	}
+	d.mu.Lock()
 	d.plan = np
+	d.mu.Unlock()
 	applyLogLevel(d.opts.Level, np.Log.Level)
 	return nil
 }
