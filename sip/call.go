@@ -79,6 +79,7 @@ type call struct {
 	// Incoming INVITE.
 	decisionCh chan decision
 	answering  bool
+	decided    bool // an answer or a decline was handed to the INVITE handler
 	ackCh      chan *sip.Request
 
 	// The ACK we sent for the last 2xx, resent if the 2xx is retransmitted.
@@ -277,6 +278,9 @@ func (u *UA) callLocked(account string, id int) (*call, error) {
 
 // newCall registers a call under a fresh ID.
 func (u *UA) newCallLocked(a *account, out bool) *call {
+	// Ended calls leave the maps here too, not only on get-status: the
+	// daemon runs for months.
+	u.pruneLocked()
 	c := &call{
 		id: u.nextID, acct: a, out: out, state: StateRinging,
 		ended: make(chan struct{}), cancelCh: make(chan struct{}),

@@ -478,9 +478,17 @@ func (u *UA) Answer(account string, callID int) error {
 	if err != nil {
 		return err
 	}
-	if c.out || c.stopped || c.established || c.answering {
+	if c.out || c.stopped || c.established || c.decided {
 		return fmt.Errorf("account %q call %d (%s %s): %w", account, callID, dirName(c), c.state, ErrCallState)
 	}
+	// Never block under u.mu: the one-slot channel is free unless a decision
+	// was already handed over, which decided rules out.
+	select {
+	case c.decisionCh <- decision{code: 200}:
+	default:
+		return fmt.Errorf("account %q call %d: already being declined: %w", account, callID, ErrCallState)
+	}
+	c.decided = true
 	a := c.acct
 	if old := a.active; old != nil && old != c && !old.stopped {
 		old.localHold = true
@@ -489,7 +497,6 @@ func (u *UA) Answer(account string, callID int) error {
 	}
 	a.active = c
 	c.answering = true
-	c.decisionCh <- decision{code: 200}
 	return nil
 }
 
@@ -561,9 +568,12 @@ func (u *UA) terminate(ctx context.Context, c *call, reason string, decline bool
 		if decline {
 			code = 603
 		}
-		select {
-		case c.decisionCh <- decision{code: code, reason: reason}:
-		default:
+		if !c.decided {
+			c.decided = true
+			select { // never blocks: nothing was decided, so the slot is free
+			case c.decisionCh <- decision{code: code, reason: reason}:
+			default:
+			}
 		}
 		u.mu.Unlock()
 		select {

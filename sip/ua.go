@@ -492,6 +492,7 @@ func (u *UA) pruneLocked() {
 	for id, c := range u.calls {
 		if c.stopped && now.Sub(c.endedAt) >= u.cfg.EndedCallLinger {
 			delete(u.calls, id)
+			delete(u.dialogs, c.dlg.key())
 		}
 	}
 }
