@@ -52,6 +52,9 @@ func (c *controller) Status(_ context.Context, account string) ([]api.Status, er
 	out := make([]api.Status, 0, len(names))
 	for _, name := range names {
 		st, err := c.d.ua.Status(name)
+		if account == "" && errors.Is(err, sip.ErrUnknownAccount) {
+			continue // removed by a reload that is being applied
+		}
 		if err != nil {
 			return nil, c.wrap(name, err)
 		}

@@ -42,8 +42,10 @@ func (l *eventLoop) post(f func()) bool {
 	case l.queue <- f:
 		return true
 	default:
-		n := l.dropped.Add(1)
-		l.log.Error("event path stalled: event dropped", "dropped_total", n)
+		// Logged on the SIP goroutine: once, then every 1000th drop.
+		if n := l.dropped.Add(1); n == 1 || n%1000 == 0 {
+			l.log.Error("event path stalled: event dropped", "dropped_total", n)
+		}
 		return false
 	}
 }
