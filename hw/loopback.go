@@ -33,7 +33,7 @@ type Loopback struct {
 	f       Format
 	mode    string
 	capture *sampleQueue
-	tap     *sampleQueue
+	tap     *sampleQueue // NewLoopback only (tests); nil from Open
 
 	mu   sync.Mutex // guards gen
 	gen  *toneGen   // nil: silence (or echo)
@@ -46,8 +46,15 @@ var _ Channel = (*Loopback)(nil)
 
 // NewLoopback returns a loopback channel in mode ("echo", "tone:HZ",
 // "silence"; empty means "echo") for format f, with 20 ms frames.
+// Only a Loopback made here keeps the tap that Played reads; Open's (the
+// daemon's) does not copy every played frame for nobody.
 func NewLoopback(mode string, f Format) (*Loopback, error) {
-	return newLoopback(mode, f, DefaultFrameTime)
+	l, err := newLoopback(mode, f, DefaultFrameTime)
+	if err != nil {
+		return nil, err
+	}
+	l.tap = newSampleQueue(tapSeconds * f.Rate * f.Channels)
+	return l, nil
 }
 
 func newLoopback(mode string, f Format, frameTime time.Duration) (*Loopback, error) {
@@ -61,7 +68,6 @@ func newLoopback(mode string, f Format, frameTime time.Duration) (*Loopback, err
 		f:       f,
 		mode:    mode,
 		capture: newSampleQueue(QueueFrames * f.FrameSamples(frameTime)),
-		tap:     newSampleQueue(tapSeconds * f.Rate * f.Channels),
 	}
 	switch {
 	case mode == "" || mode == "echo":
@@ -109,7 +115,9 @@ func (l *Loopback) WriteFrame(frame []int16) {
 	if l.closed.Load() {
 		return
 	}
-	l.tap.write(frame)
+	if l.tap != nil {
+		l.tap.write(frame)
+	}
 	if l.echo {
 		l.capture.write(frame)
 	}
@@ -118,6 +126,9 @@ func (l *Loopback) WriteFrame(frame []int16) {
 // Played returns and forgets everything written since the last call (at
 // most the last 10 seconds).
 func (l *Loopback) Played() []int16 {
+	if l.tap == nil {
+		return nil
+	}
 	out := make([]int16, l.tap.len())
 	return out[:l.tap.readSome(out)]
 }
