@@ -94,12 +94,14 @@ func (s *Session) QueueDTMF(digit rune, dur time.Duration) error {
 // nextEventLocked turns h into a telephone-event packet when a digit is
 // being sent; ended reports the digit's last packet. s.mu held.
 func (s *Session) nextEventLocked(ts uint32, h *rtp.Header, payload *[4]byte) (isEvent, ended bool) {
+	if s.p.EventPT == 0 {
+		// Not negotiated (any more: a re-INVITE may drop it mid-digit):
+		// drop what is pending rather than send events as PT 0 audio.
+		s.dtmfCur, s.dtmfQ = nil, s.dtmfQ[:0]
+		return false, false
+	}
 	if s.dtmfCur == nil {
 		if len(s.dtmfQ) == 0 {
-			return false, false
-		}
-		if s.p.EventPT == 0 {
-			s.dtmfQ = s.dtmfQ[:0]
 			return false, false
 		}
 		t := s.dtmfQ[0]
