@@ -71,7 +71,6 @@ type call struct {
 	remoteHold bool // the peer put us on hold
 
 	// Outgoing INVITE.
-	invite       *sip.Request
 	cancelWanted bool
 	cancelReason string
 	cancelCh     chan struct{}
@@ -228,7 +227,6 @@ func (u *UA) end(c *call, reason string, code int) {
 	}
 }
 
-// endAndBye ends an established call and sends BYE.
 // takeAnswerLocked applies the SDP answer that completes c's set-up (in the
 // 200 of our INVITE, or in the ACK of our offer). When there is no usable
 // answer it unlocks u.mu, ends the call with BYE (488) and returns false.
@@ -246,6 +244,7 @@ func (u *UA) takeAnswerLocked(c *call, body []byte, where string) bool {
 	return false
 }
 
+// endAndBye ends an established call and sends BYE.
 func (u *UA) endAndBye(c *call, reason string, code int) {
 	u.end(c, reason, code)
 	// A BYE transaction lives at most 64*T1 (32 s); the UA's shutdown ends it sooner.
@@ -455,9 +454,9 @@ func (u *UA) sendBye(ctx context.Context, c *call) {
 	}
 }
 
-// sendInvite runs one INVITE client transaction (re-INVITE or a retry of
-// the initial INVITE) to its final response; provisional responses go to
-// onProv. A 2xx is ACKed here (build gives the ACK).
+// waitInvite waits for the final response of an INVITE client transaction
+// (re-INVITE or a retry of the initial INVITE); provisional responses go to
+// onProv, and abort (may be nil) gives up early. The caller ACKs a 2xx.
 func (u *UA) waitInvite(ctx context.Context, tx sip.ClientTransaction, onProv func(*sip.Response), abort <-chan struct{}) (*sip.Response, error) {
 	for {
 		select {

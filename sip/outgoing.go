@@ -105,7 +105,6 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 	}
 	a.active = c
 	req := u.initialInviteLocked(c)
-	c.invite = req
 	u.wg.Add(1)
 	u.mu.Unlock()
 	u.log.Info("dialing", "account", account, "call", id, "to", target.String())
@@ -187,7 +186,6 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 			return
 		}
 		u.mu.Lock()
-		c.invite = req
 		u.mu.Unlock()
 		res, err := u.waitOutgoing(c, tx, req, ring.C)
 		if err != nil {

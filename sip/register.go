@@ -70,13 +70,6 @@ func (a *account) authUser() string {
 	return a.eff.User
 }
 
-func (a *account) displayName() string {
-	if a.eff.DisplayName != "" {
-		return a.eff.DisplayName
-	}
-	return a.eff.Name
-}
-
 // startAccountLocked starts the account's registration goroutine.
 func (u *UA) startAccountLocked(a *account) {
 	if a.running || u.closed {

@@ -113,12 +113,9 @@ func (u *UA) newViaOver(host, transport string) *sip.ViaHeader {
 	return v
 }
 
-// contactURI is where peers reach us for user: the account's user keeps
-// the Contact of each account distinguishable when a proxy rewrites the
-// Request-URI to it.
-func (u *UA) contactURI(user, host string) sip.Uri { return u.contactURIOver(user, host, "") }
-
-// contactURIOver is contactURI for a dialog over transport ("" = the
+// contactURIOver is where peers reach us for user: the account's user
+// keeps the Contact of each account distinguishable when a proxy rewrites
+// the Request-URI to it; for a dialog over transport ("" = the
 // outbound transport).
 func (u *UA) contactURIOver(user, host, transport string) sip.Uri {
 	if transport == "" {

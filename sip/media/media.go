@@ -203,9 +203,6 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 	return e, nil
 }
 
-// Config returns the engine's configuration with defaults applied.
-func (e *Engine) Config() Config { return e.cfg }
-
 // Allocate binds an even RTP port and RTCP on port+1 from the pool.
 // onTimeout (may be nil) is called once, on a goroutine of its own, when
 // the session expects RTP and none has arrived for Config.Timeout; it may
