@@ -327,8 +327,11 @@ func (u *UA) Start(ctx context.Context) error {
 		u.serve("udp", func() error { return srv.ServeUDP(u.udpConn) })
 		if err := u.waitUDPReady(); err != nil {
 			u.cancel()
-			u.closeListeners()
+			u.closeListeners() // ends the UDP serve goroutine
+			u.wg.Wait()
 			u.events.close()
+			<-u.eventsDone
+			sua.Close()
 			return err
 		}
 	}
