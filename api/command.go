@@ -22,7 +22,15 @@ const (
 	// the same `token`. As commands of one client run in order, a client can
 	// send it after commands that have no reply to learn they were handled.
 	CmdPing = "ping"
+	// CmdResume is an extension: it replays the broadcast events after
+	// `since` that the client missed (history.go).
+	CmdResume = "resume"
+	// CmdLogLevel is an extension: it reads or sets the daemon's log level.
+	CmdLogLevel = "log-level"
 )
+
+// MaxTagBytes is the longest `tag` a command may carry.
+const MaxTagBytes = 64
 
 // Command is a decoded client command. Only the fields of its Name are set.
 type Command struct {
@@ -34,6 +42,10 @@ type Command struct {
 	// Login: nil means "absent, keep the value in force".
 	User, Pass, Server *string
 	Token              string // ping
+	Since              uint64 // resume
+	Level              string // log-level; "": read only
+	// Tag is echoed in the command's direct answer (extension).
+	Tag string
 }
 
 // CommandError says why a message is not a valid command. Cmd and Account
@@ -41,6 +53,7 @@ type Command struct {
 type CommandError struct {
 	Cmd     string
 	Account string
+	Tag     string // the command's tag, when it was valid
 	Msg     string
 }
 
@@ -102,6 +115,9 @@ func decode(d decoder) (Command, error) {
 	if acct, _, err := d.str("account"); err == nil {
 		c.Account = acct
 	}
+	if err := d.tag(&c); err != nil {
+		return Command{}, &CommandError{Cmd: name, Account: c.Account, Msg: err.Error()}
+	}
 	switch name {
 	case CmdLogin:
 		err = d.each(d.account(&c), d.optStr("user", &c.User), d.optStr("pass", &c.Pass), d.optStr("server", &c.Server))
@@ -121,12 +137,16 @@ func decode(d decoder) (Command, error) {
 		if err == nil {
 			c.Token, _, err = d.str("token")
 		}
+	case CmdResume:
+		err = d.since(&c)
+	case CmdLogLevel:
+		err = d.level(&c)
 	default:
-		return Command{}, &CommandError{Cmd: name, Account: c.Account,
-			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout or ping", name)}
+		return Command{}, &CommandError{Cmd: name, Account: c.Account, Tag: c.Tag,
+			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, resume or log-level", name)}
 	}
 	if err != nil {
-		return Command{}, &CommandError{Cmd: name, Account: c.Account, Msg: err.Error()}
+		return Command{}, &CommandError{Cmd: name, Account: c.Account, Tag: c.Tag, Msg: err.Error()}
 	}
 	return c, nil
 }
@@ -176,6 +196,10 @@ func (d decoder) name() (string, bool, error) {
 			return CmdLogout, true, nil
 		case CmdPing:
 			return CmdPing, true, nil
+		case CmdResume:
+			return CmdResume, true, nil
+		case CmdLogLevel:
+			return CmdLogLevel, true, nil
 		}
 	}
 	return d.str("cmd")
@@ -265,6 +289,52 @@ func (d decoder) callID(c *Command) error {
 	}
 	c.CallID = n
 	return nil
+}
+
+// tag reads the optional request tag, which any command may carry.
+func (d decoder) tag(c *Command) error {
+	v, _, err := d.str("tag")
+	if err != nil {
+		return err
+	}
+	if len(v) > MaxTagBytes {
+		return d.errorf("field \"tag\" is %d bytes long; at most %d are allowed", len(v), MaxTagBytes)
+	}
+	c.Tag = v
+	return nil
+}
+
+func (d decoder) since(c *Command) error {
+	raw, ok := d.get("since")
+	if !ok {
+		return d.errorf(`missing field "since"`)
+	}
+	n, err := strconv.ParseUint(string(raw), 10, 64)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return d.errorf(`field "since" is out of range`)
+		}
+		return d.errorf(`field "since" must be a non-negative integer (the seq of the last event received; 0: none)`)
+	}
+	c.Since = n
+	return nil
+}
+
+// logLevels are the levels `log-level` accepts, as in [log] level.
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+func (d decoder) level(c *Command) error {
+	v, ok, err := d.str("level")
+	if err != nil || !ok {
+		return err
+	}
+	for _, l := range logLevels {
+		if v == l {
+			c.Level = v
+			return nil
+		}
+	}
+	return d.errorf(`field "level" must be "debug", "info", "warn" or "error" (got %q)`, v)
 }
 
 func (d decoder) optBool(name string, dst *bool) error {

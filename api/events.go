@@ -13,27 +13,33 @@ const (
 	EventCallIncoming = "call-incoming"
 	EventCallAnswered = "call-answered"
 	EventCallEnded    = "call-ended"
-	EventPong         = "pong" // extension: the answer to ping
+	EventPong         = "pong"      // extension: the answer to ping
+	EventLogLevel     = "log-level" // extension: the answer to log-level
 )
 
 // Wire forms. Field order is the vendor document's.
 type (
+	// Tag (extension) is only in direct answers, and only when the
+	// command carried one.
 	wireCallReturn struct {
 		Event   string `json:"event"`
 		Account string `json:"account"`
 		CallID  int    `json:"call_id"`
+		Tag     string `json:"tag,omitempty"`
 	}
 	wireStatus struct {
 		Event         string `json:"event"`
 		Account       string `json:"account"`
 		Calls         []Call `json:"calls"`
 		AccountStatus int    `json:"account_status"`
+		Tag           string `json:"tag,omitempty"`
 	}
 	wireFail struct {
 		Event   string `json:"event"`
 		Account string `json:"account"`
 		Error   string `json:"error"`
 		Cmd     string `json:"cmd,omitempty"`
+		Tag     string `json:"tag,omitempty"`
 	}
 	wireCallIncoming struct {
 		Event      string `json:"event"`
@@ -57,6 +63,20 @@ type (
 	wirePong struct {
 		Event string `json:"event"`
 		Token string `json:"token"`
+		Tag   string `json:"tag,omitempty"`
+	}
+	// wirePongInfo is the pong of a server that knows its version.
+	wirePongInfo struct {
+		Event   string `json:"event"`
+		Token   string `json:"token"`
+		Tag     string `json:"tag,omitempty"`
+		Version string `json:"version"`
+		UptimeS int64  `json:"uptime_s"`
+	}
+	wireLogLevel struct {
+		Event string `json:"event"`
+		Level string `json:"level"`
+		Tag   string `json:"tag,omitempty"`
 	}
 )
 
@@ -87,21 +107,25 @@ func encodeEvent(ev any) ([]byte, error) {
 	return frame(w)
 }
 
-func encodeStatus(st Status) []byte {
+func encodeStatus(st Status, tag string) []byte {
 	calls := st.Calls
 	if calls == nil {
 		calls = []Call{}
 	}
-	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus})
+	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus, tag})
 	if err != nil {
 		// Only a NaN or infinite jitter can get here.
-		return encodeFail(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error())
+		return encodeFailTag(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error(), tag)
 	}
 	return b
 }
 
 func encodeFail(cmd, account, msg string) []byte {
-	return mustFrame(wireFail{Event: EventFail, Account: account, Error: msg, Cmd: cmd})
+	return encodeFailTag(cmd, account, msg, "")
+}
+
+func encodeFailTag(cmd, account, msg, tag string) []byte {
+	return mustFrame(wireFail{Event: EventFail, Account: account, Error: msg, Cmd: cmd, Tag: tag})
 }
 
 // frame marshals v as compact JSON followed by NUL.

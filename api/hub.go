@@ -18,6 +18,10 @@ import (
 type client struct {
 	conn   net.Conn
 	remote string
+	// joined is the seq of the latest broadcast when the hub admitted the
+	// client: it is sent every later one live. Set by the hub goroutine
+	// before the client's goroutines start.
+	joined uint64
 	max    int             // queue bound
 	raw    syscall.RawConn // for reply's non-blocking write; nil: always queue
 
@@ -173,9 +177,10 @@ type registration struct {
 // hubMsg is one item for the hub: a broadcast event, a probe, or (tests)
 // a function to run on the hub goroutine.
 type hubMsg struct {
-	event any
-	probe chan struct{}
-	fn    func()
+	event  any
+	probe  chan struct{}
+	fn     func()
+	resume *resumeReq
 }
 
 // runHub owns the client set until stop is closed. Serve closes stop only
@@ -188,6 +193,8 @@ func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 			close(m.probe)
 		case m.fn != nil:
 			m.fn()
+		case m.resume != nil:
+			s.resume(*m.resume)
 		default:
 			s.fanOut(clients, m.event)
 		}
@@ -200,6 +207,7 @@ func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 				continue
 			}
 			clients[r.c] = struct{}{}
+			r.c.joined = s.hist.seq
 			s.stats.clients.Store(int64(len(clients)))
 			r.reply <- true
 		case c := <-s.unregister:
@@ -224,6 +232,7 @@ func (s *Server) fanOut(clients map[*client]struct{}, ev any) {
 		s.log.Error("broadcast dropped", "err", err)
 		return
 	}
+	frame = s.hist.stamp(frame)
 	for c := range clients {
 		if !s.enqueue(c, frame) {
 			// Stopped: no more broadcasts for it. Its goroutines

@@ -42,6 +42,9 @@ type Config struct {
 	// WriteTimeout bounds one write to a client (default 5s); a client
 	// that does not read for that long is disconnected.
 	WriteTimeout time.Duration
+	// EventHistory is how many broadcast events are kept for `resume`
+	// (default 1024).
+	EventHistory int
 }
 
 // Server is the TCP API: it accepts clients, runs their commands on a
@@ -59,10 +62,13 @@ type Server struct {
 	unregister chan *client
 
 	stats counters
+
+	hist *history // owned by the hub goroutine
+	opts options
 }
 
 // NewServer returns a server; call Listen, then Serve.
-func NewServer(cfg Config, ctrl Controller, log *slog.Logger) *Server {
+func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *Server {
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = DefaultMaxClients
 	}
@@ -75,10 +81,22 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger) *Server {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.EventHistory <= 0 {
+		cfg.EventHistory = DefaultEventHistory
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.started.IsZero() {
+		o.started = o.now()
+	}
 	return &Server{
+		hist:       newHistory(cfg.EventHistory),
+		opts:       o,
 		cfg:        cfg,
 		ctrl:       ctrl,
 		log:        log,
