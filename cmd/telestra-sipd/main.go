@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/telestra/telestra-sip/cmd/internal/daemon"
 	"github.com/telestra/telestra-sip/cmd/internal/plan"
@@ -26,6 +27,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	started := time.Now() // for the API's uptime
 	fs := flag.NewFlagSet("telestra-sipd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	planPath := fs.String("plan", "/etc/telestra/sipplan.toml", "SIP plan `file`")
@@ -70,7 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(hup)
 
 	log.Info("starting telestra-sipd", "version", version, "plan", *planPath)
-	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup})
+	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup,
+		Version: version, Started: started})
 	if err != nil {
 		log.Error("telestra-sipd failed", "err", err)
 		return 1

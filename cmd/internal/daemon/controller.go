@@ -20,7 +20,10 @@ func (c *controller) Login(_ context.Context, account string, user, pass, server
 }
 
 func (c *controller) MakeCall(_ context.Context, account, num string, accepted func(int)) error {
-	return c.wrap(account, c.d.ua.Dial(account, num, accepted))
+	return c.wrap(account, c.d.ua.Dial(account, num, func(id int) {
+		c.d.metrics.CallPlaced(id)
+		accepted(id)
+	}))
 }
 
 func (c *controller) AnswerCall(_ context.Context, account string, id int) error {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/cmd/internal/metrics"
 	"github.com/telestra/telestra-sip/cmd/internal/plan"
 	"github.com/telestra/telestra-sip/hw"
 	"github.com/telestra/telestra-sip/sip"
@@ -33,6 +34,8 @@ type Options struct {
 	Level    *slog.LevelVar   // set from [log] level, also on reload
 	Reload   <-chan os.Signal // SIGHUP: re-read PlanPath
 	Notifier Notifier         // nil: sd_notify through $NOTIFY_SOCKET
+	Version  string           // in pong and build_info
+	Started  time.Time        // process start, for pong's uptime_s; zero: when Run starts
 }
 
 // Daemon is one running telestra-sipd.
@@ -47,9 +50,10 @@ type Daemon struct {
 	plan     *plan.Plan
 	channels map[string]openChannel
 
-	ua     *sip.UA
-	server *api.Server
-	events *eventLoop
+	ua      *sip.UA
+	server  *api.Server
+	events  *eventLoop
+	metrics *metrics.Metrics // always fed; served when [metrics] address is set
 }
 
 type openChannel struct {
@@ -74,8 +78,12 @@ func newDaemon(opts Options) *Daemon {
 	if d.notify == nil {
 		d.notify = systemdNotifier{}
 	}
+	if d.opts.Started.IsZero() {
+		d.opts.Started = time.Now()
+	}
 	applyLogLevel(opts.Level, opts.Plan.Log.Level)
 	d.events = newEventLoop(4096, opts.Log)
+	d.metrics = metrics.New(opts.Version, metrics.Sources{Accounts: d.metricsAccounts, API: d.apiStats})
 	return d
 }
 
@@ -100,19 +108,49 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	}
 	d.ua = ua
 
-	d.server = api.NewServer(apiConfig(p), &controller{d: d}, d.log.With("component", "api"))
+	d.server = api.NewServer(apiConfig(p), &controller{d: d}, d.log.With("component", "api"),
+		api.WithLogLevel(d.opts.Level), api.WithVersion(d.opts.Version, d.opts.Started))
 	if err := d.server.Listen(); err != nil {
 		return fmt.Errorf("API listener on %s: %w", net.JoinHostPort(p.TCP.Address, fmt.Sprint(p.TCP.Port)), err)
+	}
+	// Serve on a finished context only closes the bound API listener.
+	closeAPI := func() {
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = d.server.Serve(done)
+	}
+	var metricsSrv *metrics.Server
+	if p.Metrics.Address != "" {
+		if metricsSrv, err = d.metrics.Listen(p.Metrics.Address, d.log.With("component", "metrics")); err != nil {
+			closeAPI()
+			return err
+		}
 	}
 
 	uaCtx, stopUA := context.WithCancel(context.Background())
 	defer stopUA()
 	if err := ua.Start(uaCtx); err != nil {
-		// Serve on a finished context only closes the bound API listener.
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = d.server.Serve(done)
+		closeAPI()
+		if metricsSrv != nil {
+			done, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = metricsSrv.Serve(done)
+		}
 		return fmt.Errorf("SIP listener on %s: %w", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), err)
+	}
+	if metricsSrv != nil {
+		mctx, stopMetrics := context.WithCancel(context.Background())
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := metricsSrv.Serve(mctx); err != nil {
+				d.log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
+		// Sampled often enough that an ended call's last RTP counts are
+		// read before it stops being listed.
+		go func() { defer wg.Done(); d.metrics.RunSampler(mctx, sampleInterval(p)) }()
+		defer stopMetrics()
 	}
 
 	srvCtx, stopSrv := context.WithCancel(context.Background())
@@ -121,6 +159,9 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 
 	// Both sockets are bound: tell systemd.
 	d.sdNotify("READY=1")
+	if metricsSrv != nil {
+		d.log.Info("metrics endpoint ready", "address", "http://"+metricsSrv.Addr().String()+"/metrics")
+	}
 	d.log.Info("telestra-sipd ready", "api", d.server.Addr().String(),
 		"sip", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), "accounts", len(p.Accounts))
 
@@ -189,6 +230,7 @@ func apiConfig(p *plan.Plan) api.Config {
 		Allow:           append([]netip.Prefix(nil), p.TCP.Allow...),
 		MaxClients:      p.TCP.MaxClients,
 		MaxMessageBytes: p.TCP.MaxMessageBytes,
+		EventHistory:    p.TCP.EventHistory,
 	}
 }
 

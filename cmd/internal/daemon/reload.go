@@ -19,13 +19,23 @@ func (d *Daemon) reload() {
 	np, err := plan.Load(d.opts.PlanPath)
 	if err != nil {
 		d.log.Error("reload: plan rejected, keeping the running plan", "plan", d.opts.PlanPath, "err", err)
+		d.rejected()
 		return
 	}
 	if err := d.apply(np); err != nil {
 		d.log.Error("reload: not applied, keeping the running plan", "err", err)
+		d.rejected()
 		return
 	}
+	d.metrics.Reload(true)
 	d.log.Info("reload: plan applied", "plan", d.opts.PlanPath, "accounts", len(np.Accounts))
+}
+
+// rejected counts a rejected reload. A reload, even a rejected one, puts
+// the log level back to the running plan's (log-level may have changed it).
+func (d *Daemon) rejected() {
+	d.metrics.Reload(false)
+	applyLogLevel(d.opts.Level, d.plan.Log.Level)
 }
 
 // apply runs on run's goroutine, the only writer of d.plan and d.channels,

@@ -23,6 +23,7 @@ type Plan struct {
 	RTP      RTPSettings // [rtp-settings]
 	Audio    Audio       // [audio]
 	Log      Log         // [log]
+	Metrics  Metrics     // [metrics]
 	Accounts []Account   // [accounts.NAME] in the order they appear in the file
 }
 
@@ -33,6 +34,7 @@ type TCPSettings struct {
 	Allow           []netip.Prefix // peers that may connect; empty: any. A bare IP is a /32 or /128.
 	MaxClients      int            // simultaneous API connections; default 64
 	MaxMessageBytes int            // largest accepted command, NUL excluded; default 65536
+	EventHistory    int            // broadcast events kept for the API's resume; default 1024
 }
 
 // SIPSettings is [sip-settings], the user agent.
@@ -76,6 +78,11 @@ type Channel struct {
 // Log is [log].
 type Log struct {
 	Level string // "debug", "info", "warn", "error"; default "info"
+}
+
+// Metrics is [metrics], the Prometheus endpoint.
+type Metrics struct {
+	Address string // HOST:PORT serving /metrics; default "": off
 }
 
 // Account is one [accounts.NAME] table. After Parse, AuthUser, DisplayName
@@ -129,6 +136,7 @@ func Default() *Plan {
 			Port:            3550,
 			MaxClients:      64,
 			MaxMessageBytes: 65536,
+			EventHistory:    1024,
 		},
 		SIP: SIPSettings{
 			Address:         "0.0.0.0",
