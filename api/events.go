@@ -72,6 +72,7 @@ type (
 		Tag     string `json:"tag,omitempty"`
 		Version string `json:"version"`
 		UptimeS int64  `json:"uptime_s"`
+		Seq     uint64 `json:"seq"` // latest broadcast event; 0: none yet
 	}
 	wireLogLevel struct {
 		Event string `json:"event"`

@@ -233,6 +233,7 @@ func (s *Server) fanOut(clients map[*client]struct{}, ev any) {
 		return
 	}
 	frame = s.hist.stamp(frame)
+	s.latest.Store(s.hist.seq)
 	for c := range clients {
 		if !s.enqueue(c, frame) {
 			// Stopped: no more broadcasts for it. Its goroutines

@@ -63,7 +63,8 @@ type Server struct {
 
 	stats counters
 
-	hist *history // owned by the hub goroutine
+	hist   *history      // owned by the hub goroutine
+	latest atomic.Uint64 // hist.seq, for pong
 	opts options
 }
 

@@ -30,13 +30,17 @@ const usageText = `usage: telestra-sipctl [-addr HOST:PORT | -plan FILE] [-timeo
 
 commands:
   status [ACCOUNT]                      registration and calls of one or every account
-  events [-json]                        follow the broadcast events until interrupted
+  events [-json]                        follow the broadcast events until interrupted;
+                                        reconnects and resumes when the daemon restarts
   call ACCOUNT NUM                      place a call; prints its call ID
   answer ACCOUNT CALL_ID                answer a ringing incoming call
   switch ACCOUNT CALL_ID                hold the active call and resume CALL_ID
   hangup [-decline] ACCOUNT CALL_ID     end, cancel or decline (486; 603 with -decline) a call
   login ACCOUNT [USER [PASS [SERVER]]]  register again, optionally with other credentials
   logout ACCOUNT                        un-register
+  log-level [LEVEL]                     show or set the daemon's log level until the next reload
+                                        (debug, info, warn, error)
+  version                               print the versions of telestra-sipctl and telestra-sipd
   send JSON                             send a raw command; print the replies for a moment
 
 options:
@@ -228,6 +232,33 @@ func (c *cli) dispatch(ctx context.Context, cmd string, args []string) error {
 		return c.withClient(ctx, func(ctx context.Context, cl *client.Client) error {
 			return cl.Logout(ctx, args[0])
 		})
+	case "log-level":
+		if len(args) > 1 {
+			return usagef("log-level takes at most one LEVEL")
+		}
+		level := ""
+		if len(args) == 1 {
+			level = args[0]
+		}
+		return c.withClient(ctx, func(ctx context.Context, cl *client.Client) error {
+			got, err := cl.LogLevel(ctx, level)
+			if err == nil {
+				fmt.Fprintln(c.stdout, got)
+			}
+			return err
+		})
+	case "version":
+		if len(args) != 0 {
+			return usagef("version takes no arguments")
+		}
+		fmt.Fprintln(c.stdout, "telestra-sipctl", version)
+		return c.withClient(ctx, func(ctx context.Context, cl *client.Client) error {
+			m, err := cl.Pong(ctx)
+			if err == nil {
+				fmt.Fprintf(c.stdout, "telestra-sipd %s (up %s)\n", or(m.Version, "unknown"), time.Duration(m.UptimeS)*time.Second)
+			}
+			return err
+		})
 	case "send":
 		if len(args) != 1 {
 			return usagef("send needs one JSON argument (quote it)")
@@ -287,30 +318,6 @@ func (c *cli) status(ctx context.Context, account string) error {
 	})
 }
 
-// events prints every event until ctx ends (exit 0) or the daemon closes
-// the connection (exit 2).
-func (c *cli) events(ctx context.Context, asJSON bool) error {
-	cl, err := c.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	for {
-		m, err := cl.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return c.explain(err)
-		}
-		if asJSON {
-			fmt.Fprintf(c.stdout, "%s\n", m.Raw)
-		} else {
-			fmt.Fprintf(c.stdout, "%s %s\n", c.now().Format("15:04:05.000"), eventLine(m))
-		}
-	}
-}
-
 // errFailReply: `send` got a fail and printed it already.
 var errFailReply = errors.New("the daemon answered with a fail")
 
@@ -350,6 +357,13 @@ func (c *cli) send(ctx context.Context, raw string) error {
 		return errFailReply
 	}
 	return nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // eventLine is the one-line human form of an event.
