@@ -65,7 +65,7 @@ type Server struct {
 
 	hist   *history      // owned by the hub goroutine
 	latest atomic.Uint64 // hist.seq, for pong
-	opts options
+	opts   options
 }
 
 // NewServer returns a server; call Listen, then Serve.

@@ -67,7 +67,9 @@ func TestEventsResumeAfterBlip(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- runWithClock(ctx, []string{"-addr", px.ln.Addr().String(), "events", "-json"}, &out, &errb) }()
+	go func() {
+		done <- runWithClock(ctx, []string{"-addr", px.ln.Addr().String(), "events", "-json"}, &out, &errb)
+	}()
 	waitFor(t, func() bool { return s.Stats().Clients == 1 })
 	s.Broadcast(api.CallAnswered{Account: "a", CallID: 1})
 	waitFor(t, func() bool { return strings.Count(out.String(), "\n") == 1 })
@@ -116,7 +118,9 @@ func TestEventsAfterRestart(t *testing.T) {
 	defer cancel()
 	var out, errb syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- runWithClock(ctx, []string{"-addr", s1.Addr().String(), "events", "-json"}, &out, &errb) }()
+	go func() {
+		done <- runWithClock(ctx, []string{"-addr", s1.Addr().String(), "events", "-json"}, &out, &errb)
+	}()
 	waitFor(t, func() bool { return s1.Stats().Clients == 1 })
 	for id := 1; id <= 3; id++ {
 		s1.Broadcast(api.CallAnswered{Account: "a", CallID: id})
