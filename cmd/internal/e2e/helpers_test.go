@@ -39,9 +39,12 @@ type plan struct {
 	LogLevel        string   // default debug
 	RTPPorts        int      // size of the RTP range; default 40
 	Transports      []string // [sip-settings] transports; default the daemon's (udp)
+	EventHistory    int      // [tcp-settings] event-history; 0: the daemon's default
+	Metrics         bool     // serve [metrics] on a free port (MetricsAddr)
 
 	// Filled in by render.
 	APIPort, SIPPort, RTPMin, RTPMax int
+	MetricsAddr                      string
 }
 
 func q(s string) string { return fmt.Sprintf("%q", s) }
@@ -61,7 +64,15 @@ func (p *plan) render(t *testing.T) string {
 	p.SIPPort = testpeers.FreePort(t)
 	p.RTPMin, p.RTPMax = testpeers.FreeRTPRange(t, max(p.RTPPorts, 40))
 	var b strings.Builder
-	fmt.Fprintf(&b, "[tcp-settings]\naddress = \"127.0.0.1\"\nport = %d\n\n", p.APIPort)
+	fmt.Fprintf(&b, "[tcp-settings]\naddress = \"127.0.0.1\"\nport = %d\n", p.APIPort)
+	if p.EventHistory > 0 {
+		fmt.Fprintf(&b, "event-history = %d\n", p.EventHistory)
+	}
+	b.WriteString("\n")
+	if p.Metrics {
+		p.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", testpeers.FreePort(t))
+		fmt.Fprintf(&b, "[metrics]\naddress = %q\n\n", p.MetricsAddr)
+	}
 	fmt.Fprintf(&b, "[sip-settings]\naddress = \"127.0.0.1\"\nport = %d\nuser-agent = \"telestra-e2e\"\n", p.SIPPort)
 	if len(p.Transports) > 0 {
 		quoted := make([]string, len(p.Transports))
