@@ -73,9 +73,12 @@ type Metrics struct {
 	setup    *prometheus.HistogramVec // direction
 	reloads  *prometheus.CounterVec   // result
 
-	mu    sync.Mutex
-	calls map[int]*callTrack // calls between their first event and call-ended
-	rtp   rtpTotals          // see rtp.go
+	// sampleMu orders samples (Sample); it is never taken by the event
+	// methods, so the SIP path never waits for a snapshot.
+	sampleMu sync.Mutex
+	mu       sync.Mutex
+	calls    map[int]*callTrack // calls between their first event and call-ended
+	rtp      rtpTotals          // see snapshot.go
 }
 
 // callTrack is what the call events tell about a call still going.

@@ -75,6 +75,11 @@ func (t *rtpTotals) byAccount() map[string]rtpCounts {
 // seconds (RunSampler) so that a call's last counts are seen before its
 // ended entry stops being listed, whatever the scrape interval.
 func (m *Metrics) Sample() []Account {
+	// One sample at a time, taken and folded in order: folding an older
+	// snapshot after a newer one would count a call that started between
+	// them as gone, and then again.
+	m.sampleMu.Lock()
+	defer m.sampleMu.Unlock()
 	var accts []Account
 	if m.src.Accounts != nil {
 		accts = m.src.Accounts()
