@@ -33,7 +33,7 @@ func buildDaemonAt(b *testing.B, rev string) string {
 			b.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	git("worktree", "add", "--detach", dir, rev)
+	git("worktree", "add", "--quiet", "--detach", dir, rev)
 	b.Cleanup(func() { git("worktree", "remove", "--force", dir) })
 	bin := filepath.Join(b.TempDir(), "telestra-sipd-ref")
 	cmd := exec.Command(goBinary(b), "build", "-o", bin, "./cmd/telestra-sipd")
@@ -73,20 +73,24 @@ func scrape(ctx context.Context, url string, period time.Duration) (n int, err e
 // three daemons side by side: the reference build BENCH_REF (default
 // HEAD~1, the parent commit) without metrics, this build without metrics,
 // and this build with [metrics] on while a scraper reads /metrics every
-// BENCH_SCRAPE_MS (default 1000 ms, 15 times Prometheus' default rate).
-// Interleaved BENCH_API_REPS times (default 5); medians reported.
+// BENCH_SCRAPE_MS (default 100 ms, 150 times Prometheus' default rate, so
+// that every run overlaps scrapes). BENCH_API_N requests per run (default
+// 10000), interleaved BENCH_API_REPS times (default 5); medians reported.
 //
 // Goal: with metrics on, p50 and p99 within 10 % of the reference.
 func BenchmarkAPIRoundTripMetrics(b *testing.B) {
 	reps := envInt(b, "BENCH_API_REPS", 5)
-	n := envInt(b, "BENCH_API_N", 5000)
-	period := time.Duration(envInt(b, "BENCH_SCRAPE_MS", 1000)) * time.Millisecond
+	n := envInt(b, "BENCH_API_N", 10000)
+	period := time.Duration(envInt(b, "BENCH_SCRAPE_MS", 100)) * time.Millisecond
 	ref := os.Getenv("BENCH_REF")
 	if ref == "" {
 		ref = "HEAD~1"
 	}
 	bin := buildTool(b, "apibench")
 	refBin := buildDaemonAt(b, ref)
+	if out, err := exec.Command("git", "-C", testpeers.RepoRoot(b), "rev-parse", "--short", ref).Output(); err == nil {
+		ref += " (" + strings.TrimSpace(string(out)) + ")"
+	}
 	self := filepath.Join(b.TempDir(), "telestra-sipd")
 	cmd := exec.Command(goBinary(b), "build", "-o", self, "./cmd/telestra-sipd") // without -race
 	cmd.Dir = testpeers.RepoRoot(b)
