@@ -46,6 +46,8 @@ func TestPrometheusScrape(t *testing.T) {
 	waitRegistered(t, e.c, "acc1", 200)
 	prom := testpeers.StartPrometheus(t, p.MetricsAddr)
 
+	// Prometheus' first scrape comes about 5 s after its start (its target
+	// discovery sends updates every 5 s).
 	waitQuery(t, prom, `telestra_sipd_account_registered{account="acc1"}`, func(v float64) bool { return v == 1 })
 	waitQuery(t, prom, `telestra_sipd_build_info`, func(v float64) bool { return v == 1 })
 

@@ -26,7 +26,7 @@ type Prometheus struct {
 }
 
 // ScrapeInterval is how often StartPrometheus's server scrapes.
-const ScrapeInterval = time.Second
+const ScrapeInterval = 250 * time.Millisecond
 
 // StartPrometheus starts a server that scrapes http://target/metrics and
 // waits until it is ready. It is stopped in t.Cleanup.
@@ -37,7 +37,7 @@ func StartPrometheus(t testing.TB, target string) *Prometheus {
 	cfg := filepath.Join(dir, "prometheus.yml")
 	conf := fmt.Sprintf(`global:
   scrape_interval: %s
-  scrape_timeout: 900ms
+  scrape_timeout: 200ms
 scrape_configs:
   - job_name: telestra-sipd
     static_configs:
