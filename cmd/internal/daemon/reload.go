@@ -103,5 +103,8 @@ func restartOnly(old, np *plan.Plan) []string {
 	if !reflect.DeepEqual(old.RTP, np.RTP) {
 		out = append(out, "rtp-settings")
 	}
+	if old.Metrics != np.Metrics {
+		out = append(out, "metrics")
+	}
 	return out
 }
