@@ -37,7 +37,7 @@ type Message struct {
 	Reason     string `json:"reason"`      // call-ended
 	Code       int    `json:"code"`        // call-ended
 	Token      string `json:"token"`       // pong
-	Seq        uint64 `json:"seq"`         // broadcast events (extension); 0 in direct answers
+	Seq        uint64 `json:"seq"`         // broadcast events (extension); pong: the latest; else 0
 	Tag        string `json:"tag"`         // direct answers to a tagged command (extension)
 	Version    string `json:"version"`     // pong (extension)
 	UptimeS    int64  `json:"uptime_s"`    // pong (extension)

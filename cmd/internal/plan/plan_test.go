@@ -195,7 +195,7 @@ func TestKeys(t *testing.T) {
 		{name: "event-history default", get: func(p *Plan) any { return p.TCP.EventHistory }, want: 1024},
 		{name: "event-history one", edits: []string{`[tcp-settings] event-history = 1`}, get: func(p *Plan) any { return p.TCP.EventHistory }, want: 1},
 		{name: "event-history zero", edits: []string{`[tcp-settings] event-history = 0`}, wantKey: "tcp-settings.event-history"},
-		{name: "event-history too big", edits: []string{`[tcp-settings] event-history = 1048577`}, wantKey: "tcp-settings.event-history"},
+		{name: "event-history too big", edits: []string{`[tcp-settings] event-history = 65537`}, wantKey: "tcp-settings.event-history"},
 		{name: "metrics off by default", get: func(p *Plan) any { return p.Metrics.Address }, want: ""},
 		{name: "metrics address", edits: []string{`[metrics] address = "127.0.0.1:9550"`}, get: func(p *Plan) any { return p.Metrics.Address }, want: "127.0.0.1:9550"},
 		{name: "metrics IPv6", edits: []string{`[metrics] address = "[::1]:9550"`}, get: func(p *Plan) any { return p.Metrics.Address }, want: "[::1]:9550"},

@@ -22,7 +22,7 @@ const (
 	minMessageBytes    = 1024
 	maxMessageBytes    = 16 << 20
 	maxNameLen         = 64
-	maxEventHistory    = 1 << 20
+	maxEventHistory    = 1 << 16 // about 10 MB of kept frames
 	sampleRate         = 8000 // G.711, the only codecs offered
 )
 
