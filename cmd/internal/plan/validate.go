@@ -23,7 +23,7 @@ const (
 	maxMessageBytes    = 16 << 20
 	maxNameLen         = 64
 	maxEventHistory    = 1 << 16 // about 10 MB of kept frames
-	sampleRate         = 8000 // G.711, the only codecs offered
+	sampleRate         = 8000    // G.711, the only codecs offered
 )
 
 // Known values of the enumerated keys, in the order the docs list them.
