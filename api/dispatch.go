@@ -77,7 +77,7 @@ func (s *Server) pong(cmd Command) []byte {
 		return mustFrame(wirePong{EventPong, cmd.Token, cmd.Tag})
 	}
 	up := int64(s.opts.now().Sub(s.opts.started) / time.Second)
-	return mustFrame(wirePongInfo{EventPong, cmd.Token, cmd.Tag, s.opts.version, max(up, 0), s.latest.Load()})
+	return mustFrame(wirePongInfo{EventPong, cmd.Token, cmd.Tag, s.opts.version, max(up, 0), s.latest.Load(), s.opts.startedText})
 }
 
 // requestResume has the hub replay what c missed and waits until the replay

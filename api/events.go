@@ -72,7 +72,8 @@ type (
 		Tag     string `json:"tag,omitempty"`
 		Version string `json:"version"`
 		UptimeS int64  `json:"uptime_s"`
-		Seq     uint64 `json:"seq"` // latest broadcast event; 0: none yet
+		Seq     uint64 `json:"seq"`     // latest broadcast event; 0: none yet
+		Started string `json:"started"` // start time, RFC 3339 UTC: tells one run from the next
 	}
 	wireLogLevel struct {
 		Event string `json:"event"`

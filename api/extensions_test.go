@@ -235,7 +235,7 @@ func TestPongVersionAndUptime(t *testing.T) {
 	s := startServer(t, Config{}, &fakeController{}, WithVersion("1.2.3", start), withClock(func() time.Time { return now }))
 	c := dial(t, s)
 	c.send(`{"cmd":"ping","token":"v"}` + "\x00")
-	if got, want := c.nextRaw(), `{"event":"pong","token":"v","version":"1.2.3","uptime_s":10801,"seq":0}`; got != want {
+	if got, want := c.nextRaw(), `{"event":"pong","token":"v","version":"1.2.3","uptime_s":10801,"seq":0,"started":"2026-12-01T10:00:00Z"}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 	broadcastN(s, 1, 3)
@@ -243,7 +243,7 @@ func TestPongVersionAndUptime(t *testing.T) {
 		c.nextRaw()
 	}
 	c.send(`{"cmd":"ping","tag":"x"}` + "\x00")
-	if got, want := c.nextRaw(), `{"event":"pong","token":"","tag":"x","version":"1.2.3","uptime_s":10801,"seq":3}`; got != want {
+	if got, want := c.nextRaw(), `{"event":"pong","token":"","tag":"x","version":"1.2.3","uptime_s":10801,"seq":3,"started":"2026-12-01T10:00:00Z"}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 }

@@ -13,6 +13,8 @@ type options struct {
 	version string         // pong's version; "": pong has only token and tag
 	now     func() time.Time
 	started time.Time
+	// startedText is started in pong: RFC 3339 UTC with nanoseconds.
+	startedText string
 }
 
 // WithLogLevel lets clients read and set the daemon's log level with the

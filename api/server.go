@@ -95,6 +95,7 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *S
 	if o.started.IsZero() {
 		o.started = o.now()
 	}
+	o.startedText = o.started.UTC().Format(time.RFC3339Nano)
 	return &Server{
 		hist:       newHistory(cfg.EventHistory),
 		opts:       o,

@@ -41,6 +41,7 @@ type Message struct {
 	Tag        string `json:"tag"`         // direct answers to a tagged command (extension)
 	Version    string `json:"version"`     // pong (extension)
 	UptimeS    int64  `json:"uptime_s"`    // pong (extension)
+	Started    string `json:"started"`     // pong (extension): the daemon run's start time
 	Level      string `json:"level"`       // log-level (extension)
 
 	Raw json.RawMessage `json:"-"`

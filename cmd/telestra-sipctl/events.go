@@ -18,9 +18,9 @@ const (
 // follower is the state `events` keeps across connections.
 type follower struct {
 	last uint64 // seq of the latest event printed, or the daemon's latest when we joined
-	// since is when we first reached the daemon's current run: a daemon
-	// whose uptime is shorter has restarted.
-	since time.Time
+	// started is pong's start time of the daemon run we follow: another
+	// value means the daemon restarted.
+	started string
 }
 
 // events prints every event until ctx ends (exit 0). When the connection is
@@ -32,7 +32,6 @@ func (c *cli) events(ctx context.Context, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	f := &follower{since: c.now()}
 	// The daemon's latest seq: the first resume starts after it.
 	pctx, cancel := context.WithTimeout(ctx, c.timeout)
 	m, err := cl.Pong(pctx)
@@ -41,7 +40,7 @@ func (c *cli) events(ctx context.Context, asJSON bool) error {
 		cl.Close()
 		return c.explain(err)
 	}
-	f.last = m.Seq
+	f := &follower{last: m.Seq, started: m.Started}
 	for {
 		err := c.printEvents(ctx, cl, f, asJSON)
 		cl.Close()
@@ -103,15 +102,12 @@ func (c *cli) resume(ctx context.Context, cl *client.Client, f *follower) {
 	m, err := cl.Pong(pctx)
 	cancel()
 	since := f.last
-	// The uptime is in whole seconds; allow for that and the round trip.
-	restarted := err == nil && m.Version != "" &&
-		(m.Seq < f.last || time.Duration(m.UptimeS+2)*time.Second < c.now().Sub(f.since))
-	if restarted {
+	if err == nil && (m.Started != f.started || m.Seq < f.last) {
 		fmt.Fprintf(c.stderr, "telestra-sipctl: reconnected to %s: telestra-sipd restarted (up %ds); printing its events from the first it keeps\n",
 			c.addr, m.UptimeS)
 		since = 0
 		f.last = 0
-		f.since = c.now().Add(-time.Duration(m.UptimeS) * time.Second)
+		f.started = m.Started
 	} else {
 		fmt.Fprintf(c.stderr, "telestra-sipctl: reconnected to %s; resuming after event %d\n", c.addr, since)
 	}
