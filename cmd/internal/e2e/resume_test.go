@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,4 +149,65 @@ func TestResumeTooOld(t *testing.T) {
 	if live := broadcasts(t, back, 1); live[0].Seq != last+51 {
 		t.Fatalf("live event %s, want seq %d", live[0].Raw, last+51)
 	}
+}
+
+// TestTagsEchoed: against the real daemon, every direct answer echoes the
+// command's tag, commands without an answer stay silent, and a malformed
+// tag is a fail naming the field.
+func TestTagsEchoed(t *testing.T) {
+	e := &env{t: t, ctx: peerCtx(t, 60*time.Second)}
+	e.start(&plan{LogLevel: "info", Accounts: []account{
+		{Name: "account-1", User: "3001", Pass: "x"},
+		{Name: "account-2", User: "3002", Pass: "x"},
+	}})
+	// Not a broadcast: call-incoming and the rest carry a seq, and so does
+	// pong (the latest); a command's fail has none.
+	direct := func(m client.Message) bool {
+		switch m.Event {
+		case api.EventCallReturn, api.EventStatus, api.EventPong, api.EventLogLevel:
+			return true
+		}
+		return m.Event == api.EventFail && m.Seq == 0
+	}
+	send := func(raw string) {
+		t.Helper()
+		if err := e.c.SendRaw([]byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(what string, check func(client.Message) bool) client.Message {
+		t.Helper()
+		m := wait(t, e.c, 5*time.Second, what, direct)
+		if !check(m) {
+			t.Fatalf("%s: got %s", what, m.Raw)
+		}
+		return m
+	}
+
+	send(`{"cmd":"make-call","account":"account-1","num":"3002","tag":"call-1"}`)
+	ret := expect("tagged call-return", func(m client.Message) bool { return m.Event == api.EventCallReturn && m.Tag == "call-1" })
+	send(`{"cmd":"get-status","tag":"st-1"}`)
+	for _, acct := range []string{"account-1", "account-2"} {
+		expect("tagged status of "+acct, func(m client.Message) bool {
+			return m.Event == api.EventStatus && m.Account == acct && m.Tag == "st-1"
+		})
+	}
+	// hangup-call has no answer of its own: a tagged ping confirms it.
+	send(fmt.Sprintf(`{"cmd":"hangup-call","account":"account-1","call_id":%d,"tag":"h-1"}`, ret.CallID))
+	send(`{"cmd":"ping","tag":"h-1"}`)
+	expect("tagged pong after hangup-call", func(m client.Message) bool { return m.Event == api.EventPong && m.Tag == "h-1" })
+	send(`{"cmd":"hangup-call","account":"account-1","call_id":999,"tag":"h-2"}`)
+	expect("tagged fail of the daemon", func(m client.Message) bool {
+		return m.Event == api.EventFail && m.Tag == "h-2" && m.Cmd == api.CmdHangupCall && strings.Contains(m.Error, "999")
+	})
+	send(`{"cmd":"log-level","tag":"l-1"}`)
+	expect("tagged log-level", func(m client.Message) bool { return m.Event == api.EventLogLevel && m.Level == "info" && m.Tag == "l-1" })
+	send(`{"cmd":"get-status","account":"account-1","tag":["x"]}`)
+	expect("fail naming tag", func(m client.Message) bool {
+		return m.Event == api.EventFail && m.Tag == "" && m.Error == `get-status: field "tag" must be a string`
+	})
+	send(`{"cmd":"ping","tag":"` + strings.Repeat("x", 65) + `"}`)
+	expect("fail for a long tag", func(m client.Message) bool {
+		return m.Event == api.EventFail && m.Error == `ping: field "tag" is 65 bytes long; at most 64 are allowed`
+	})
 }
