@@ -201,7 +201,9 @@ func TestTagsEchoed(t *testing.T) {
 		return m.Event == api.EventFail && m.Tag == "h-2" && m.Cmd == api.CmdHangupCall && strings.Contains(m.Error, "999")
 	})
 	send(`{"cmd":"log-level","tag":"l-1"}`)
-	expect("tagged log-level", func(m client.Message) bool { return m.Event == api.EventLogLevel && m.Level == "info" && m.Tag == "l-1" })
+	expect("tagged log-level", func(m client.Message) bool {
+		return m.Event == api.EventLogLevel && m.Level == "info" && m.Tag == "l-1"
+	})
 	send(`{"cmd":"get-status","account":"account-1","tag":["x"]}`)
 	expect("fail naming tag", func(m client.Message) bool {
 		return m.Event == api.EventFail && m.Tag == "" && m.Error == `get-status: field "tag" must be a string`
