@@ -1,0 +1,188 @@
+package edge
+
+import (
+	"hash/fnv"
+	"strconv"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Headers whose parameters sipgo reads: LWS around ';', '=' and ',' there
+// is legal (RFC 3261 §25.1, RFC 4475 §3.1.1.1) but sipgo keeps it in the
+// parameter names, so "tag = x" is no tag.
+var paramHeaders = []string{"from", "to", "via", "contact", "route", "record-route"}
+
+// rewrite returns b in a form sipgo handles the way RFC 3261 means, with
+// the request parsed again and what was done; nil when b needs nothing.
+func (e *Edge) rewrite(b []byte, raw *rawMessage, req *sip.Request) ([]byte, *sip.Request, string) {
+	var did []string
+	out := *raw
+	out.headers = append([]header(nil), raw.headers...)
+	changed := false
+	for i, h := range out.headers {
+		if !contains(paramHeaders, h.name) {
+			continue
+		}
+		if n := squeezeLWS(h.value); n != h.value {
+			out.headers[i].value = n
+			changed = true
+		}
+	}
+	if changed {
+		did = append(did, "LWS in parameters")
+		nb := out.bytes()
+		m, err := e.parser.ParseSIP(nb)
+		nreq, ok := m.(*sip.Request)
+		if err != nil || !ok {
+			return nil, nil, ""
+		}
+		b, req = nb, nreq
+	}
+	if needs2543Branch(req) {
+		for i, h := range out.headers {
+			if h.name == "via" {
+				out.headers[i].value = withBranch(h.value, rfc2543Branch(&out))
+				break
+			}
+		}
+		did = append(did, "RFC 2543 transaction id")
+		nb := out.bytes()
+		m, err := e.parser.ParseSIP(nb)
+		nreq, ok := m.(*sip.Request)
+		if err != nil || !ok {
+			return nil, nil, ""
+		}
+		b, req = nb, nreq
+	}
+	if len(did) == 0 {
+		return nil, nil, ""
+	}
+	return b, req, strings.Join(did, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, l := range list {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+// bytes writes the message again: start line, unfolded headers, body.
+func (m *rawMessage) bytes() []byte {
+	var sb strings.Builder
+	sb.WriteString(m.start)
+	sb.WriteString("\r\n")
+	for _, h := range m.headers {
+		if h.name == "" {
+			sb.WriteString(h.value)
+		} else {
+			sb.WriteString(h.name)
+			sb.WriteString(": ")
+			sb.WriteString(h.value)
+		}
+		sb.WriteString("\r\n")
+	}
+	sb.WriteString("\r\n")
+	sb.Write(m.body)
+	return []byte(sb.String())
+}
+
+// squeezeLWS drops white space next to ';', '=', ',' and '/' outside quoted
+// strings and <>; nothing else changes.
+func squeezeLWS(v string) string {
+	isSep := func(c byte) bool { return c == ';' || c == '=' || c == ',' || c == '/' }
+	var sb strings.Builder
+	inQuote, inAngle, esc := false, false, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case esc:
+			esc = false
+		case inQuote && c == '\\':
+			esc = true
+		case c == '"':
+			inQuote = !inQuote
+		case inQuote:
+		case c == '<':
+			inAngle = true
+		case c == '>':
+			inAngle = false
+		case inAngle:
+		case c == ' ' || c == '\t':
+			j := i
+			for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
+				j++
+			}
+			prevSep := sb.Len() > 0 && isSep(sb.String()[sb.Len()-1])
+			nextSep := j < len(v) && isSep(v[j])
+			if prevSep || nextSep || j == len(v) {
+				i = j - 1
+				continue
+			}
+		}
+		sb.WriteByte(c)
+	}
+	return sb.String()
+}
+
+// needs2543Branch: a request without an RFC 3261 branch and without a
+// From tag, which sipgo cannot key a transaction for (RFC 3261 §17.2.3
+// matches it on Request-URI, From tag, Call-ID, CSeq and top Via; RFC
+// 2543 has no From tag at all).
+func needs2543Branch(req *sip.Request) bool {
+	via := req.Via()
+	from := req.From()
+	if via == nil || from == nil {
+		return false
+	}
+	if br, ok := via.Params.Get("branch"); ok && strings.HasPrefix(br, sip.RFC3261BranchMagicCookie) && len(br) > len(sip.RFC3261BranchMagicCookie) {
+		return false
+	}
+	_, tagged := from.Params.Get("tag")
+	return !tagged
+}
+
+// rfc2543Branch derives a branch from what RFC 3261 §17.2.3 matches an
+// RFC 2543 request on, so the INVITE, its retransmissions, its CANCEL and
+// the ACK of a non-2xx answer share one transaction.
+func rfc2543Branch(m *rawMessage) string {
+	h := fnv.New64a()
+	_, uri, _, _ := requestLine(m.start)
+	via, _ := m.first("via")
+	top, _, _ := strings.Cut(via, ",")
+	cseq, _ := m.first("cseq")
+	num, _, _ := strings.Cut(strings.TrimSpace(cseq), " ")
+	for _, s := range []string{uri, top, firstValue(m, "call-id"), num, firstValue(m, "from")} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return sip.RFC3261BranchMagicCookie + "-2543-" + strconv.FormatUint(h.Sum64(), 36)
+}
+
+func firstValue(m *rawMessage, name string) string {
+	v, _ := m.first(name)
+	return v
+}
+
+// withBranch sets the branch of the first value of a Via header.
+func withBranch(via, branch string) string {
+	first, rest, list := strings.Cut(via, ",")
+	var kept []string
+	for i, p := range strings.Split(first, ";") {
+		if i > 0 {
+			k, _, _ := strings.Cut(p, "=")
+			if strings.EqualFold(strings.TrimSpace(k), "branch") {
+				continue
+			}
+		}
+		kept = append(kept, p)
+	}
+	out := strings.Join(kept, ";") + ";branch=" + branch
+	if list {
+		out += "," + rest
+	}
+	return out
+}
