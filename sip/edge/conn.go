@@ -159,7 +159,7 @@ func (c *streamConn) frame() bool {
 		}
 		return false
 	}
-	msg := c.in[:end+cl:end+cl]
+	msg := c.in[: end+cl : end+cl]
 	c.in = c.in[end+cl:]
 	v := c.e.vet(msg, c.RemoteAddr())
 	c.send(v)
