@@ -202,8 +202,18 @@ func (e *Edge) check(raw *rawMessage, req *sip.Request) (int, string, []string) 
 		// (RFC 4475 §3.1.2.18 prefers it to a 400).
 		return 400, "CSeq Method Mismatch", nil
 	}
-	if !knownScheme(strings.ToLower(req.Recipient.Scheme)) {
+	scheme := strings.ToLower(req.Recipient.Scheme)
+	if !knownScheme(scheme) {
 		return 416, "Unsupported URI Scheme", nil
+	}
+	if _, uri, _, _ := requestLine(raw.start); (scheme == "sip" || scheme == "sips") && strings.Contains(uri, "?") {
+		// RFC 3261 §19.1.5: headers are not allowed in a Request-URI
+		// (RFC 4475 §3.1.2.11).
+		return 400, "Headers In Request-URI", nil
+	}
+	if date, ok := raw.first("date"); ok && !strings.HasSuffix(strings.TrimSpace(date), " GMT") {
+		// RFC 3261 §20.17: SIP dates are GMT only (RFC 4475 §3.1.2.12).
+		return 400, "Invalid Date", nil
 	}
 	if method != "CANCEL" {
 		if bad := e.unsupported(raw.all("require")); len(bad) > 0 {
