@@ -2,6 +2,7 @@ package sip
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -46,6 +47,15 @@ func checkRequestSize(req *sip.Request) error {
 			req.Method, n, udpRequestLimit, sip.ErrUDPMTUCongestion)
 	}
 	return nil
+}
+
+// uriUser is the user part of u unescaped: RFC 3261 §19.1.4 compares
+// "%75ser" and "user" equal (RFC 4475 §3.1.1.3).
+func uriUser(u sip.Uri) string {
+	if s, err := url.PathUnescape(u.User); err == nil {
+		return s
+	}
+	return u.User
 }
 
 // EdgeStats are the counters of malformed and refused traffic.

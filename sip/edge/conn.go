@@ -48,12 +48,61 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if v.reply != nil {
 			// Best effort, like any stateless answer; an error here is the
 			// peer's problem (unreachable), not ours.
-			_, _ = c.PacketConn.WriteTo(v.reply, addr)
+			_, _ = c.PacketConn.WriteTo(v.reply, replyAddr(v.reply, addr))
 		}
 		if v.pass != nil {
 			return copy(p, v.pass), addr, nil
 		}
 	}
+}
+
+// replyAddr is where a stateless answer over UDP goes (RFC 3261 §18.2.2,
+// as sipgo sends its own): the source address, with the source port when
+// the top Via asked for rport (RFC 3581, filled in by response), else the
+// Via's sent-by port, else 5060.
+func replyAddr(reply []byte, src net.Addr) net.Addr {
+	ua, ok := src.(*net.UDPAddr)
+	if !ok {
+		return src
+	}
+	raw := splitRaw(reply)
+	via, ok := raw.first("via")
+	if !ok {
+		return src
+	}
+	top, _, _ := strings.Cut(via, ",")
+	for _, p := range params(top) {
+		k, _, _ := strings.Cut(p, "=")
+		if strings.EqualFold(strings.TrimSpace(k), "rport") {
+			return src
+		}
+	}
+	return &net.UDPAddr{IP: ua.IP, Port: sentByPort(top), Zone: ua.Zone}
+}
+
+// sentByPort is the port of a Via value's sent-by, 5060 when it has none
+// or it cannot be read.
+func sentByPort(via string) int {
+	sentBy, _, _ := strings.Cut(via, ";")
+	f := strings.Fields(strings.ReplaceAll(sentBy, "/", " / "))
+	if len(f) == 0 {
+		return 5060
+	}
+	hostport := f[len(f)-1]
+	if strings.HasSuffix(hostport, "]") {
+		return 5060
+	}
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.Contains(hostport[:i], ":") {
+		if p, err := strconv.Atoi(hostport[i+1:]); err == nil && p > 0 && p < 65536 {
+			return p
+		}
+	}
+	if i := strings.LastIndex(hostport, "]:"); i >= 0 {
+		if p, err := strconv.Atoi(hostport[i+2:]); err == nil && p > 0 && p < 65536 {
+			return p
+		}
+	}
+	return 5060
 }
 
 // Listener returns l with the messages of every accepted connection
@@ -93,7 +142,7 @@ type streamConn struct {
 func (c *streamConn) Read(p []byte) (int, error) {
 	for len(c.out) == 0 {
 		if c.closing {
-			c.Conn.Close()
+			// sipgo closes the connection when its reader sees EOF.
 			return 0, io.EOF
 		}
 		if c.frame() {

@@ -181,6 +181,15 @@ func (e *Edge) vet(b []byte, src net.Addr) verdict {
 	return verdict{pass: b}
 }
 
+// uriHasHeaders: a '?' after the host part of a SIP URI (in the user part
+// it is a legal character, RFC 3261 §25.1 user-unreserved).
+func uriHasHeaders(uri string) bool {
+	if i := strings.LastIndexByte(uri, '@'); i >= 0 {
+		uri = uri[i+1:]
+	}
+	return strings.Contains(uri, "?")
+}
+
 func knownScheme(s string) bool { return s == "sip" || s == "sips" || s == "tel" }
 
 // check applies the rules sipgo does not: the status to answer (0 for
@@ -206,7 +215,7 @@ func (e *Edge) check(raw *rawMessage, req *sip.Request) (int, string, []string) 
 	if !knownScheme(scheme) {
 		return 416, "Unsupported URI Scheme", nil
 	}
-	if _, uri, _, _ := requestLine(raw.start); (scheme == "sip" || scheme == "sips") && strings.Contains(uri, "?") {
+	if _, uri, _, _ := requestLine(raw.start); (scheme == "sip" || scheme == "sips") && uriHasHeaders(uri) {
 		// RFC 3261 §19.1.5: headers are not allowed in a Request-URI
 		// (RFC 4475 §3.1.2.11).
 		return 400, "Headers In Request-URI", nil

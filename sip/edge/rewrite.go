@@ -47,6 +47,14 @@ func (e *Edge) rewrite(b []byte, raw *rawMessage, req *sip.Request) ([]byte, *si
 			}
 		}
 		did = append(did, "RFC 2543 transaction id")
+		if _, ok := out.first("contact"); !ok && req.IsInvite() {
+			// RFC 2543 §6.13: without Contact, the From address is where the
+			// dialog's requests go; RFC 3261 §8.1.1.8 makes it mandatory.
+			if c := contactFromFrom(firstValue(&out, "from")); c != "" {
+				out.headers = append(out.headers, header{name: "contact", value: c})
+				did = append(did, "Contact from From")
+			}
+		}
 		nb := out.bytes()
 		m, err := e.parser.ParseSIP(nb)
 		nreq, ok := m.(*sip.Request)
@@ -185,4 +193,21 @@ func withBranch(via, branch string) string {
 		out += "," + rest
 	}
 	return out
+}
+
+// contactFromFrom is the name-addr of a From value without its header
+// parameters.
+func contactFromFrom(from string) string {
+	if i := strings.IndexByte(from, '<'); i >= 0 {
+		if j := strings.IndexByte(from[i:], '>'); j >= 0 {
+			return from[i : i+j+1]
+		}
+		return ""
+	}
+	uri, _, _ := strings.Cut(from, ";")
+	uri = strings.TrimSpace(uri)
+	if uri == "" {
+		return ""
+	}
+	return "<" + uri + ">"
 }

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
-
 	"github.com/telestra/telestra-sip/api"
 	"github.com/telestra/telestra-sip/api/client"
 	"github.com/telestra/telestra-sip/cmd/internal/testpeers"
@@ -70,7 +68,7 @@ var tortureCases = []struct {
 	section string
 }{
 	// 3.1.1 valid messages: parsed and processed.
-	{"wsinv", ringing, nil, "3.1.1.1"},
+	{"wsinv", codes(481), nil, "3.1.1.1"}, // its To has a tag: an unknown dialog
 	{"intmeth", codes(501), &tortureWant{codes: []int{501}}, "3.1.1.2"},
 	{"esc01", ringing, nil, "3.1.1.3"},
 	{"escnull", codes(405), nil, "3.1.1.4"},
@@ -131,9 +129,82 @@ var tortureCases = []struct {
 // the RFC asks of a UAS, that an invalid INVITE rings no account, that the
 // ACK of a final answer gets no answer, and that the API answers after
 // every message. The accounts are the corpus's users (user, vivekg, UserB),
-// so the messages go out byte for byte as the RFC has them.
+// so the Request-URIs stay as the RFC has them. One change: ";rport" is
+// added to the top Via (RFC 3581). Without it RFC 3261 §18.2.2 sends a
+// UDP answer to the Via's port, 5060 for most messages, where a test must
+// not listen.
 func TestTorture(t *testing.T) {
 	dir := tortureDir(t)
+	// A daemon sees each transaction once: the corpus reuses branches
+	// (cparam01/cparam02, escnull/regescrt share Via and method) and a TCP
+	// send repeats its UDP one, which the daemon would rightly take for
+	// retransmissions of a transaction it answered to another socket.
+	var daemons []*tortureDaemon
+	daemonFor := func(key string) *tortureDaemon {
+		for _, td := range daemons {
+			if !td.keys[key] {
+				td.keys[key] = true
+				return td
+			}
+		}
+		td := startTortureDaemon(t)
+		td.keys[key] = true
+		daemons = append(daemons, td)
+		return td
+	}
+
+	type result struct{ name, transport, got string }
+	var failed []result
+	sends := 0
+	for _, tc := range tortureCases {
+		orig, err := os.ReadFile(filepath.Join(dir, tc.name+".dat"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := withRport(orig)
+		for _, tr := range []string{"udp", "tcp"} {
+			want := tc.udp
+			if tr == "tcp" {
+				if tc.tcp == nil {
+					continue
+				}
+				want = *tc.tcp
+			}
+			sends++
+			td := daemonFor(txKey(msg))
+			got, err := tortureSend(t, td.c, td.events, td.target, tr, msg, want)
+			if err != nil {
+				failed = append(failed, result{tc.name, tr, err.Error()})
+				t.Errorf("%s (RFC 4475 §%s) over %s: %v (answer %s)", tc.name, tc.section, tr, err, got)
+			}
+			for _, td := range daemons {
+				if td.d.Exited() {
+					t.Fatalf("a daemon exited after %s over %s", tc.name, tr)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := td.c.GetStatus(ctx, "user")
+				cancel()
+				if err != nil {
+					t.Fatalf("the API does not answer after %s over %s: %v", tc.name, tr, err)
+				}
+			}
+		}
+	}
+	t.Logf("RFC 4475: %d of %d sends answered as the RFC asks", sends-len(failed), sends)
+	if sends != 62 {
+		t.Errorf("%d sends, want 62 (49 over UDP, 13 over TCP)", sends)
+	}
+}
+
+type tortureDaemon struct {
+	d         *testpeers.Daemon
+	c, events *client.Client // events sees every broadcast: call-incoming must come only from valid INVITEs
+	target    string
+	keys      map[string]bool // transactions it has seen
+}
+
+func startTortureDaemon(t *testing.T) *tortureDaemon {
+	t.Helper()
 	p := &plan{
 		Accounts: []account{
 			{Name: "user", User: "user", Pass: "x", NoRegister: true, MaxCalls: 8},
@@ -144,46 +215,35 @@ func TestTorture(t *testing.T) {
 		LogLevel:   "info",
 	}
 	d := testpeers.StartDaemon(t, p.render(t))
-	c := d.Client(t)
-	events := d.Client(t) // sees every broadcast: call-incoming must come only from valid INVITEs
-	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.SIPPort))
+	return &tortureDaemon{d: d, c: d.Client(t), events: d.Client(t),
+		target: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.SIPPort)), keys: map[string]bool{}}
+}
 
-	type result struct{ name, transport, got string }
-	var failed []result
-	sends := 0
-	for _, tc := range tortureCases {
-		msg, err := os.ReadFile(filepath.Join(dir, tc.name+".dat"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, tr := range []string{"udp", "tcp"} {
-			want := tc.udp
-			if tr == "tcp" {
-				if tc.tcp == nil {
-					continue
-				}
-				want = *tc.tcp
+// txKey is what a server transaction is matched on (RFC 3261 §17.2.3):
+// the top Via (branch and sent-by) and the CSeq method, read as text.
+func txKey(msg []byte) string {
+	head, _, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
+	lines := strings.Split(string(head), "\r\n")
+	via, method := "", ""
+	for i := 1; i < len(lines); i++ {
+		name, v, ok := strings.Cut(lines[i], ":")
+		n := strings.ToLower(strings.TrimSpace(name))
+		switch {
+		case !ok:
+		case (n == "via" || n == "v") && via == "":
+			for i+1 < len(lines) && strings.HasPrefix(lines[i+1], " ") {
+				i++
+				v += lines[i]
 			}
-			sends++
-			got, err := tortureSend(t, c, events, target, tr, msg, want)
-			if err != nil {
-				failed = append(failed, result{tc.name, tr, err.Error()})
-				t.Errorf("%s (RFC 4475 §%s) over %s: %v (answer %s)", tc.name, tc.section, tr, err, got)
+			via = strings.Join(strings.Fields(v), "")
+			via, _, _ = strings.Cut(via, ",")
+		case n == "cseq" && method == "":
+			if f := strings.Fields(v); len(f) == 2 {
+				method = f[1]
 			}
-			if d.Exited() {
-				t.Fatalf("the daemon exited after %s over %s", tc.name, tr)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if _, err := c.GetStatus(ctx, "user"); err != nil {
-				t.Fatalf("the API does not answer after %s over %s: %v", tc.name, tr, err)
-			}
-			cancel()
 		}
 	}
-	t.Logf("RFC 4475: %d of %d sends answered as the RFC asks", sends-len(failed), sends)
-	if sends != 62 {
-		t.Errorf("%d sends, want 62 (49 over UDP, 13 over TCP)", sends)
-	}
+	return strings.ToLower(via) + "|" + method
 }
 
 // tortureSend sends msg over transport and checks the answer against want;
@@ -210,22 +270,20 @@ func tortureSend(t *testing.T, c, events *client.Client, target, transport strin
 		return "none", nil
 	}
 	var seen []string
-	var final *sip.Response
+	var final *answer
 	for final == nil {
 		b, err := peer.recv(3 * time.Second)
 		if err != nil {
 			return strings.Join(seen, ", "), fmt.Errorf("no final answer: %w", err)
 		}
-		m, err := sip.ParseMessage(b)
+		// Answers to broken requests echo their broken headers: read them
+		// as text, not with a parser that would refuse them too.
+		res, err := parseAnswer(b)
 		if err != nil {
-			return strings.Join(append(seen, firstLine(b)), ", "), fmt.Errorf("the answer does not parse: %w", err)
+			return strings.Join(append(seen, firstLine(b)), ", "), err
 		}
-		res, ok := m.(*sip.Response)
-		if !ok {
-			return strings.Join(seen, ", "), fmt.Errorf("got a request: %s", firstLine(b))
-		}
-		seen = append(seen, strconv.Itoa(res.StatusCode))
-		if res.StatusCode == 180 && want.ring {
+		seen = append(seen, strconv.Itoa(res.code))
+		if res.code == 180 && want.ring {
 			ev, err := waitIncoming(events)
 			if err != nil {
 				return strings.Join(seen, ", "), err
@@ -238,7 +296,7 @@ func tortureSend(t *testing.T, c, events *client.Client, target, transport strin
 			}
 			continue
 		}
-		if res.StatusCode >= 200 {
+		if res.code >= 200 {
 			final = res
 		}
 	}
@@ -247,29 +305,27 @@ func tortureSend(t *testing.T, c, events *client.Client, target, transport strin
 		if !slices.Contains(seen, "180") {
 			return got, errors.New("did not ring (no 180)")
 		}
-		if final.StatusCode < 300 {
+		if final.code < 300 {
 			return got, errors.New("declined call answered with a 2xx")
 		}
 	} else {
-		if !slices.Contains(want.codes, final.StatusCode) {
-			return got, fmt.Errorf("final answer %d, RFC 4475 asks for %v", final.StatusCode, want.codes)
+		if !slices.Contains(want.codes, final.code) {
+			return got, fmt.Errorf("final answer %d, RFC 4475 asks for %v", final.code, want.codes)
 		}
 		if n := drainIncoming(events); n > 0 {
 			return got, fmt.Errorf("an invalid request rang an account (%d call-incoming)", n)
 		}
 	}
-	if want.header != "" && !strings.Contains(final.String(), want.header+"\r\n") {
-		return got, fmt.Errorf("answer lacks %q:\n%s", want.header, final.String())
+	if want.header != "" && !bytes.Contains(final.raw, []byte("\r\n"+want.header+"\r\n")) {
+		return got, fmt.Errorf("answer lacks %q:\n%s", want.header, final.raw)
 	}
-	if final.CSeq() != nil && final.CSeq().MethodName == sip.INVITE {
+	if final.cseqMethod == "INVITE" {
 		if err := peer.send(ackFor(msg, final)); err != nil {
 			return got, err
 		}
 		if b, err := peer.recv(300 * time.Millisecond); err == nil {
-			if m, perr := sip.ParseMessage(b); perr == nil {
-				if r, ok := m.(*sip.Response); ok && r.CSeq() != nil && r.CSeq().MethodName == sip.ACK {
-					return got, fmt.Errorf("the ACK was answered: %s", firstLine(b))
-				}
+			if r, perr := parseAnswer(b); perr == nil && r.cseqMethod == "ACK" {
+				return got, fmt.Errorf("the ACK was answered: %s", firstLine(b))
 			}
 		}
 	}
@@ -281,25 +337,99 @@ func tortureSend(t *testing.T, c, events *client.Client, target, transport strin
 	return got, nil
 }
 
+// answer is a response read as text.
+type answer struct {
+	code       int
+	cseqMethod string
+	headers    map[string]string // first value of each, by lower-case long name
+	raw        []byte
+}
+
+var longNames = map[string]string{"v": "via", "f": "from", "t": "to", "i": "call-id", "l": "content-length"}
+
+func parseAnswer(b []byte) (*answer, error) {
+	head, _, _ := bytes.Cut(b, []byte("\r\n\r\n"))
+	lines := strings.Split(string(head), "\r\n")
+	f := strings.Fields(lines[0])
+	if len(f) < 2 || f[0] != "SIP/2.0" {
+		return nil, fmt.Errorf("not a SIP/2.0 response: %q", lines[0])
+	}
+	code, err := strconv.Atoi(f[1])
+	if err != nil || code < 100 || code > 699 {
+		return nil, fmt.Errorf("bad status line %q", lines[0])
+	}
+	a := &answer{code: code, headers: map[string]string{}, raw: b}
+	for _, l := range lines[1:] {
+		name, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		n := strings.ToLower(strings.TrimSpace(name))
+		if long, ok := longNames[n]; ok {
+			n = long
+		}
+		if _, dup := a.headers[n]; !dup {
+			a.headers[n] = strings.TrimSpace(v)
+		}
+	}
+	if cs := strings.Fields(a.headers["cseq"]); len(cs) == 2 {
+		a.cseqMethod = cs[1]
+	}
+	return a, nil
+}
+
 // ackFor builds the ACK of a non-2xx final answer (RFC 3261 §17.1.1.3):
-// Request-URI of the request, top Via, From, Call-ID and CSeq number of the
-// response's request, To of the response.
-func ackFor(req []byte, res *sip.Response) []byte {
+// Request-URI of the request; top Via, From, Call-ID and CSeq number of
+// the answer (which echoes the request's); To of the answer.
+func ackFor(req []byte, res *answer) []byte {
 	line, _, _ := bytes.Cut(req, []byte("\r\n"))
-	parts := strings.Split(string(line), " ")
+	parts := strings.Fields(string(line))
 	ruri := parts[1]
 	var b strings.Builder
 	fmt.Fprintf(&b, "ACK %s SIP/2.0\r\n", ruri)
-	if v := res.Via(); v != nil {
-		fmt.Fprintf(&b, "Via: %s\r\n", v.Value())
-	}
-	for _, h := range []sip.Header{res.From(), res.To(), res.CallID()} {
-		if h != nil {
-			fmt.Fprintf(&b, "%s: %s\r\n", h.Name(), h.Value())
+	for _, h := range []struct{ name, out string }{{"via", "Via"}, {"from", "From"}, {"to", "To"}, {"call-id", "Call-ID"}} {
+		if v, ok := res.headers[h.name]; ok {
+			fmt.Fprintf(&b, "%s: %s\r\n", h.out, v)
 		}
 	}
-	fmt.Fprintf(&b, "CSeq: %d ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", res.CSeq().SeqNo)
+	num, _, _ := strings.Cut(res.headers["cseq"], " ")
+	fmt.Fprintf(&b, "CSeq: %s ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", num)
 	return []byte(b.String())
+}
+
+// withRport adds ";rport" to the first value of the top Via of msg, which
+// may be folded over several lines or list several values.
+func withRport(msg []byte) []byte {
+	head, body, ended := bytes.Cut(msg, []byte("\r\n\r\n"))
+	lines := strings.Split(string(head), "\r\n")
+	for i := 1; i < len(lines); i++ {
+		name, _, ok := strings.Cut(lines[i], ":")
+		n := strings.ToLower(strings.TrimSpace(name))
+		if !ok || (n != "via" && n != "v") {
+			continue
+		}
+		last := i
+		for last+1 < len(lines) && strings.HasPrefix(lines[last+1], " ") {
+			last++
+		}
+		for j := i; j <= last; j++ {
+			if k := strings.IndexByte(lines[j], ','); k >= 0 && (j > i || k > len(name)) {
+				lines[j] = lines[j][:k] + ";rport" + lines[j][k:]
+				return joinMessage(lines, body, ended)
+			}
+		}
+		lines[last] = strings.TrimRight(lines[last], " ") + ";rport"
+		return joinMessage(lines, body, ended)
+	}
+	return msg
+}
+
+func joinMessage(lines []string, body []byte, ended bool) []byte {
+	if !ended {
+		// baddn.dat lacks the empty line ending its header: keep it so.
+		return []byte(strings.Join(lines, "\r\n"))
+	}
+	return append([]byte(strings.Join(lines, "\r\n")+"\r\n\r\n"), body...)
 }
 
 func firstLine(b []byte) string {
