@@ -176,6 +176,8 @@ func TestTorture(t *testing.T) {
 			if err != nil {
 				failed = append(failed, result{tc.name, tr, err.Error()})
 				t.Errorf("%s (RFC 4475 §%s) over %s: %v (answer %s)", tc.name, tc.section, tr, err, got)
+			} else {
+				t.Logf("%-10s %s: %s", tc.name, tr, got)
 			}
 			for _, td := range daemons {
 				if td.d.Exited() {
