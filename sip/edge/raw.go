@@ -144,13 +144,42 @@ func hasParam(value, name string) bool {
 }
 
 // params are the ;-separated parameters of a header value, outside
-// quotes and angle brackets.
+// quotes and angle brackets, up to the end of its first list element.
 func params(value string) []string {
 	var out []string
-	inQuote, inAngle, esc := false, false, false
 	start := -1
+	out0 := outside(value)
 	for i := 0; i < len(value); i++ {
-		c := value[i]
+		if !out0[i] {
+			continue
+		}
+		switch value[i] {
+		case ';':
+			if start >= 0 {
+				out = append(out, value[start:i])
+			}
+			start = i + 1
+		case ',':
+			// The next value of a list begins: its parameters are not ours.
+			if start >= 0 {
+				out = append(out, value[start:i])
+			}
+			return out
+		}
+	}
+	if start >= 0 {
+		out = append(out, value[start:])
+	}
+	return out
+}
+
+// outside marks the bytes of v that are neither in a quoted string (with
+// its \ escapes) nor between < and >, nor the quotes and brackets.
+func outside(v string) []bool {
+	mask := make([]bool, len(v))
+	inQuote, inAngle, esc := false, false, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
 		switch {
 		case esc:
 			esc = false
@@ -164,23 +193,11 @@ func params(value string) []string {
 		case c == '>':
 			inAngle = false
 		case inAngle:
-		case c == ';':
-			if start >= 0 {
-				out = append(out, value[start:i])
-			}
-			start = i + 1
-		case c == ',':
-			// The next header value of a list begins: its parameters are not ours.
-			if start >= 0 {
-				out = append(out, value[start:i])
-			}
-			return out
+		default:
+			mask[i] = true
 		}
 	}
-	if start >= 0 {
-		out = append(out, value[start:])
-	}
-	return out
+	return mask
 }
 
 // statelessTag is the To tag of a stateless response: the same for every

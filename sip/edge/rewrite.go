@@ -2,6 +2,7 @@ package edge
 
 import (
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,7 +22,7 @@ func (e *Edge) rewrite(b []byte, raw *rawMessage, req *sip.Request) ([]byte, *si
 	out.headers = append([]header(nil), raw.headers...)
 	changed := false
 	for i, h := range out.headers {
-		if !contains(paramHeaders, h.name) {
+		if !slices.Contains(paramHeaders, h.name) {
 			continue
 		}
 		if n := squeezeLWS(h.value); n != h.value {
@@ -31,13 +32,9 @@ func (e *Edge) rewrite(b []byte, raw *rawMessage, req *sip.Request) ([]byte, *si
 	}
 	if changed {
 		did = append(did, "LWS in parameters")
-		nb := out.bytes()
-		m, err := e.parser.ParseSIP(nb)
-		nreq, ok := m.(*sip.Request)
-		if err != nil || !ok {
+		if b, req = e.reparse(&out); req == nil {
 			return nil, nil, ""
 		}
-		b, req = nb, nreq
 	}
 	if needs2543Branch(req) {
 		for i, h := range out.headers {
@@ -55,13 +52,9 @@ func (e *Edge) rewrite(b []byte, raw *rawMessage, req *sip.Request) ([]byte, *si
 				did = append(did, "Contact from From")
 			}
 		}
-		nb := out.bytes()
-		m, err := e.parser.ParseSIP(nb)
-		nreq, ok := m.(*sip.Request)
-		if err != nil || !ok {
+		if b, req = e.reparse(&out); req == nil {
 			return nil, nil, ""
 		}
-		b, req = nb, nreq
 	}
 	if len(did) == 0 {
 		return nil, nil, ""
@@ -69,13 +62,16 @@ func (e *Edge) rewrite(b []byte, raw *rawMessage, req *sip.Request) ([]byte, *si
 	return b, req, strings.Join(did, ", ")
 }
 
-func contains(list []string, s string) bool {
-	for _, l := range list {
-		if l == s {
-			return true
-		}
+// reparse writes m out and parses it; a nil request when it does not
+// parse as one.
+func (e *Edge) reparse(m *rawMessage) ([]byte, *sip.Request) {
+	b := m.bytes()
+	msg, err := e.parser.ParseSIP(b)
+	req, ok := msg.(*sip.Request)
+	if err != nil || !ok {
+		return nil, nil
 	}
-	return false
+	return b, req
 }
 
 // bytes writes the message again: start line, unfolded headers, body.
@@ -102,36 +98,22 @@ func (m *rawMessage) bytes() []byte {
 // strings and <>; nothing else changes.
 func squeezeLWS(v string) string {
 	isSep := func(c byte) bool { return c == ';' || c == '=' || c == ',' || c == '/' }
+	isWS := func(c byte) bool { return c == ' ' || c == '\t' }
+	out := outside(v)
 	var sb strings.Builder
-	inQuote, inAngle, esc := false, false, false
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case esc:
-			esc = false
-		case inQuote && c == '\\':
-			esc = true
-		case c == '"':
-			inQuote = !inQuote
-		case inQuote:
-		case c == '<':
-			inAngle = true
-		case c == '>':
-			inAngle = false
-		case inAngle:
-		case c == ' ' || c == '\t':
+		if out[i] && isWS(v[i]) {
 			j := i
-			for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
+			for j < len(v) && isWS(v[j]) {
 				j++
 			}
 			prevSep := sb.Len() > 0 && isSep(sb.String()[sb.Len()-1])
-			nextSep := j < len(v) && isSep(v[j])
-			if prevSep || nextSep || j == len(v) {
+			if prevSep || j == len(v) || isSep(v[j]) {
 				i = j - 1
 				continue
 			}
 		}
-		sb.WriteByte(c)
+		sb.WriteByte(v[i])
 	}
 	return sb.String()
 }
