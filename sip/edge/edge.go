@@ -190,6 +190,12 @@ func uriHasHeaders(uri string) bool {
 	return strings.Contains(uri, "?")
 }
 
+// gmtDate: RFC 3261 §20.17 dates end in GMT (UTC is taken too).
+func gmtDate(d string) bool {
+	f := strings.Fields(d)
+	return len(f) > 0 && (f[len(f)-1] == "GMT" || f[len(f)-1] == "UTC")
+}
+
 func knownScheme(s string) bool { return s == "sip" || s == "sips" || s == "tel" }
 
 // check applies the rules sipgo does not: the status to answer (0 for
@@ -220,7 +226,7 @@ func (e *Edge) check(raw *rawMessage, req *sip.Request) (int, string, []string) 
 		// (RFC 4475 §3.1.2.11).
 		return 400, "Headers In Request-URI", nil
 	}
-	if date, ok := raw.first("date"); ok && !strings.HasSuffix(strings.TrimSpace(date), " GMT") {
+	if date, ok := raw.first("date"); ok && !gmtDate(date) {
 		// RFC 3261 §20.17: SIP dates are GMT only (RFC 4475 §3.1.2.12).
 		return 400, "Invalid Date", nil
 	}
