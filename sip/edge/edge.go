@@ -171,10 +171,19 @@ func (e *Edge) vet(b []byte, src net.Addr) verdict {
 		e.log.Debug("SIP request rewritten for the stack", "source", addrString(src), "what", what, "start", excerpt(raw.start))
 		b, req, raw = nb, nreq, splitRaw(nb)
 	}
+	code, reason, extra := e.check(&raw, req)
 	if req.IsAck() {
+		if code == 400 {
+			// sipgo would answer an ACK it cannot match with a 400; an ACK
+			// never gets an answer (RFC 3261 §17.2.1).
+			e.rejected.Add(1)
+			e.dropped.Add(1)
+			e.drop(src, "broken ACK: "+reason, raw.start, nil)
+			return verdict{}
+		}
 		return verdict{pass: b}
 	}
-	if code, reason, extra := e.check(&raw, req); code != 0 {
+	if code != 0 {
 		e.rejected.Add(1)
 		return e.answer(&raw, src, code, reason, reason, nil, extra...)
 	}

@@ -72,6 +72,8 @@ func TestVet(t *testing.T) {
 		{name: "unterminated quote", in: bytes.Replace(opts(), []byte("From: sip:caller"), []byte("From: \"Mr J. User <sip:caller"), 1), status: "SIP/2.0 400 Bad Request"},
 		{name: "no Via: nothing to answer", in: bytes.Replace(opts("l: x"), []byte("Via: SIP/2.0/UDP host.example.com;branch=z9hG4bKkdjuw;rport\r\n"), nil, 1), status: "drop"},
 		{name: "unparseable ACK", in: bytes.Replace(bytes.Replace(opts(), []byte("OPTIONS sip"), []byte("ACK  sip"), 1), []byte("8 OPTIONS"), []byte("8 ACK"), 1), status: "drop"},
+		{name: "ACK without CSeq", in: bytes.Replace(bytes.Replace(opts(), []byte("OPTIONS sip"), []byte("ACK sip"), 1), []byte("CSeq: 8 OPTIONS\r\n"), nil, 1), status: "drop"},
+		{name: "ACK with an unknown Require passes", in: bytes.Replace(bytes.Replace(opts("Require: foo"), []byte("OPTIONS sip"), []byte("ACK sip"), 1), []byte("8 OPTIONS"), []byte("8 ACK"), 1)},
 		{name: "ACK with bad version", in: bytes.Replace(bytes.Replace(opts(), []byte("OPTIONS sip"), []byte("ACK sip"), 1), []byte("SIP/2.0\r\n"), []byte("SIP/7.0\r\n"), 1), status: "drop"},
 		{name: "garbage", in: []byte("\x16\x03\x01 hello there\r\n\r\n"), status: "drop"},
 		{name: "unparseable response", in: msg("SIP/2.0 4294967301 big", "Via: SIP/2.0/UDP x;branch=z9hG4bKa", "", ""), status: "drop"},
