@@ -1,7 +1,9 @@
 package sip
 
 import (
+	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,5 +99,34 @@ func TestBigUDPRequestRefused(t *testing.T) {
 	req.SetTransport("TCP")
 	if err := checkRequestSize(req); err != nil {
 		t.Fatalf("TCP request refused: %v", err)
+	}
+}
+
+// TestEdgeInFrontOfSipgo: the UA's UDP socket goes through sip/edge: a
+// request with SIP/7.0, which sipgo would answer as if it were 2.0, gets
+// 505 and is counted.
+func TestEdgeInFrontOfSipgo(t *testing.T) {
+	h := startUA(t, []Account{{Name: "a1", User: "3001"}}, nil)
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := "OPTIONS sip:3001@127.0.0.1 SIP/7.0\r\nVia: SIP/7.0/UDP 127.0.0.1;branch=z9hG4bKv7;rport\r\n" +
+		"From: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:3001@127.0.0.1>\r\nCall-ID: v7\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+	if _, err := c.WriteTo([]byte(req), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: h.ua.udpPort}); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 4096)
+	n, _, err := c.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := strings.Cut(string(buf[:n]), "\r\n"); got != "SIP/2.0 505 Version Not Supported" {
+		t.Fatalf("answer %q, want SIP/2.0 505", got)
+	}
+	if s := h.ua.EdgeStats(); s.Rejected != 1 || s.Answers != 1 {
+		t.Errorf("edge stats %+v, want 1 rejected and answered", s)
 	}
 }
