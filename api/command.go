@@ -43,6 +43,7 @@ type Command struct {
 	User, Pass, Server *string
 	Token              string // ping
 	Since              uint64 // resume
+	Started            string // resume: pong's started of the run since counts in; "": not given
 	Level              string // log-level; "": read only
 	// Tag is echoed in the command's direct answer (extension).
 	Tag string
@@ -138,7 +139,7 @@ func decode(d decoder) (Command, error) {
 			c.Token, _, err = d.str("token")
 		}
 	case CmdResume:
-		err = d.since(&c)
+		err = d.each(d.since(&c), d.optStrTo("started", &c.Started))
 	case CmdLogLevel:
 		err = d.level(&c)
 	default:
@@ -260,6 +261,15 @@ func (d decoder) optStr(name string, dst **string) error {
 	v, ok, err := d.str(name)
 	if err == nil && ok {
 		*dst = &v
+	}
+	return err
+}
+
+// optStrTo reads an optional string field into dst ("" when absent).
+func (d decoder) optStrTo(name string, dst *string) error {
+	v, _, err := d.str(name)
+	if err == nil {
+		*dst = v
 	}
 	return err
 }

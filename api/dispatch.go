@@ -83,7 +83,7 @@ func (s *Server) pong(cmd Command) []byte {
 // requestResume has the hub replay what c missed and waits until the replay
 // is queued, so that the answers of c's later commands follow it.
 func (s *Server) requestResume(ctx context.Context, c *client, cmd Command) error {
-	r := resumeReq{c: c, since: cmd.Since, tag: cmd.Tag, done: make(chan struct{})}
+	r := resumeReq{c: c, since: cmd.Since, started: cmd.Started, tag: cmd.Tag, done: make(chan struct{})}
 	select {
 	case s.events <- hubMsg{resume: &r}:
 	case <-ctx.Done():

@@ -132,7 +132,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	probe(t, s)
 	b := dial(t, s)
 	b.send(`{"cmd":"resume","since":900}` + "\x00")
-	want := `{"event":"fail","account":"","error":"resume: since 900 is ahead of the latest event 2: the daemon has restarted since (seq counts from 1 in each run); every kept event of this run follows","cmd":"resume"}`
+	want := `{"event":"fail","account":"","error":"resume: since 900 is ahead of the latest event 2, so the daemon restarted: any events of the previous run after 900 are lost; every event of this run follows","cmd":"resume"}`
 	if got := b.nextRaw(); got != want {
 		t.Fatalf("got %s\nwant %s", got, want)
 	}
@@ -140,6 +140,36 @@ func TestResumeAfterRestart(t *testing.T) {
 		if got := b.nextRaw(); got != answered(i) {
 			t.Fatalf("got %s, want %s", got, answered(i))
 		}
+	}
+}
+
+// A resume that names another run's start time gets this run's events,
+// even when its since is not ahead; naming this run is a plain resume.
+func TestResumeNamesTheRun(t *testing.T) {
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	s := startServer(t, Config{EventHistory: 4}, &fakeController{}, WithVersion("1", start))
+	broadcastN(s, 1, 6)
+	probe(t, s)
+	b := dial(t, s)
+	b.send(`{"cmd":"resume","since":3,"started":"2026-12-01T09:00:00Z","tag":"t"}` + "\x00")
+	want := `{"event":"fail","account":"","error":"resume: the daemon restarted (this run started at 2026-12-01T10:00:00Z, not 2026-12-01T09:00:00Z): any events of the previous run after 3 are lost; this run's first 2 events are no longer kept; the 4 kept ones follow","cmd":"resume","tag":"t"}`
+	if got := b.nextRaw(); got != want {
+		t.Fatalf("got %s\nwant %s", got, want)
+	}
+	for i := 3; i <= 6; i++ {
+		if got := b.nextRaw(); got != answered(i) {
+			t.Fatalf("got %s, want %s", got, answered(i))
+		}
+	}
+	c := dial(t, s)
+	c.send(`{"cmd":"resume","since":4,"started":"2026-12-01T10:00:00Z"}` + "\x00" + `{"cmd":"resume","since":1,"started":7}` + "\x00")
+	for i := 5; i <= 6; i++ {
+		if got := c.nextRaw(); got != answered(i) {
+			t.Fatalf("same run: got %s, want %s", got, answered(i))
+		}
+	}
+	if got, want := c.nextRaw(), `{"event":"fail","account":"","error":"resume: field \"started\" must be a string","cmd":"resume"}`; got != want {
+		t.Fatalf("got %s\nwant %s", got, want)
 	}
 }
 

@@ -68,10 +68,11 @@ func (h *history) between(since, upto uint64) (frames []byte, lost uint64) {
 
 // resumeReq asks the hub to replay to c what it missed after since.
 type resumeReq struct {
-	c     *client
-	since uint64
-	tag   string
-	done  chan struct{}
+	c       *client
+	since   uint64
+	started string // the run since counts in (pong's started); "": this one
+	tag     string
+	done    chan struct{}
 }
 
 // resume runs on the hub goroutine. The client has been sent, live, every
@@ -86,13 +87,22 @@ func (s *Server) resume(r resumeReq) {
 		s.stats.fails.Add(1)
 		out = encodeFailTag(CmdResume, "", fmt.Sprintf(format, args...), r.tag)
 	}
-	switch latest := s.hist.seq; {
-	case r.since > latest:
-		// seq restarts at 1 with the process: the client has seen a
-		// previous run's events.
-		fail("resume: since %d is ahead of the latest event %d: the daemon has restarted since (seq counts from 1 in each run); every kept event of this run follows", r.since, latest)
-		b, _ := s.hist.between(0, c.joined)
+	// A client that saw another run of the daemon gets all of this one's.
+	restarted := func(why string) {
+		b, lost := s.hist.between(0, c.joined)
+		kept := "every event of this run follows"
+		if lost > 0 {
+			kept = fmt.Sprintf("this run's first %d events are no longer kept; the %d kept ones follow", lost, c.joined-lost)
+		}
+		fail("resume: %s: any events of the previous run after %d are lost; %s", why, r.since, kept)
 		out = append(out, b...)
+	}
+	switch latest := s.hist.seq; {
+	case r.started != "" && r.started != s.opts.startedText:
+		restarted(fmt.Sprintf("the daemon restarted (this run started at %s, not %s)", s.opts.startedText, r.started))
+	case r.since > latest:
+		// seq restarts at 1 with the process.
+		restarted(fmt.Sprintf("since %d is ahead of the latest event %d, so the daemon restarted", r.since, latest))
 	case r.since < c.joined:
 		b, lost := s.hist.between(r.since, c.joined)
 		if lost > 0 {

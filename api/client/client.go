@@ -241,10 +241,16 @@ func (c *Client) Pong(ctx context.Context) (Message, error) {
 }
 
 // Resume asks for the broadcast events after seq since that this client
-// missed; they arrive, in order, before the answers to later commands. A
-// fail with cmd "resume" says how many are lost.
-func (c *Client) Resume(since uint64) error {
-	return c.Send(map[string]any{"cmd": api.CmdResume, "since": since})
+// missed; they arrive, in order, before the answers to later commands.
+// started is the Started of a pong of the run since counts in ("": not
+// known): when the daemon has restarted since, every kept event of the new
+// run comes instead. A fail with cmd "resume" says what is lost.
+func (c *Client) Resume(since uint64, started string) error {
+	cmd := map[string]any{"cmd": api.CmdResume, "since": since}
+	if started != "" {
+		cmd["started"] = started
+	}
+	return c.Send(cmd)
 }
 
 // LogLevel sets the daemon's log level ("debug", "info", "warn", "error"),

@@ -18,8 +18,8 @@ const (
 // follower is the state `events` keeps across connections.
 type follower struct {
 	last uint64 // seq of the latest event printed, or the daemon's latest when we joined
-	// started is pong's start time of the daemon run we follow: another
-	// value means the daemon restarted.
+	// started is pong's start time of the daemon run last seen; resume
+	// names it, so that the daemon tells when it has restarted since.
 	started string
 }
 
@@ -51,7 +51,7 @@ func (c *cli) events(ctx context.Context, asJSON bool) error {
 		if cl = c.redial(ctx); cl == nil {
 			return nil // interrupted
 		}
-		c.resume(ctx, cl, f)
+		c.resume(cl, f)
 	}
 }
 
@@ -63,13 +63,17 @@ func (c *cli) printEvents(ctx context.Context, cl *client.Client, f *follower, a
 			return err
 		}
 		if m.Event == api.EventPong {
-			continue // ours
+			// Ours, sent after each resume: the run we now follow.
+			f.started = m.Started
+			continue
 		}
 		if m.Event == api.EventFail && m.Cmd == api.CmdResume {
 			fmt.Fprintf(c.stderr, "telestra-sipctl: %s\n", m.Error)
 			continue
 		}
-		f.last = max(f.last, m.Seq)
+		// The latest printed, not the highest: after a restart the new
+		// run counts from 1 again.
+		f.last = m.Seq
 		if asJSON {
 			fmt.Fprintf(c.stdout, "%s\n", m.Raw)
 		} else {
@@ -95,23 +99,18 @@ func (c *cli) redial(ctx context.Context) *client.Client {
 	}
 }
 
-// resume asks for what was missed. A daemon that restarted numbers its
-// events from 1 again, so then everything it still keeps is asked for.
-func (c *cli) resume(ctx context.Context, cl *client.Client, f *follower) {
-	pctx, cancel := context.WithTimeout(ctx, c.timeout)
-	m, err := cl.Pong(pctx)
-	cancel()
-	since := f.last
-	if err == nil && (m.Started != f.started || m.Seq < f.last) {
-		fmt.Fprintf(c.stderr, "telestra-sipctl: reconnected to %s: telestra-sipd restarted (up %ds); printing its events from the first it keeps\n",
-			c.addr, m.UptimeS)
-		since = 0
-		f.last = 0
-		f.started = m.Started
-	} else {
-		fmt.Fprintf(c.stderr, "telestra-sipctl: reconnected to %s; resuming after event %d\n", c.addr, since)
-	}
-	if err := cl.Resume(since); err != nil {
+// resume asks for what was missed, at once (an event broadcast before the
+// daemon reads the resume arrives live, ahead of the replay), naming the run
+// it saw; a daemon that restarted since says so in a fail, printed on
+// stderr, and sends its new run's events. The ping after it tells the run
+// now followed.
+func (c *cli) resume(cl *client.Client, f *follower) {
+	fmt.Fprintf(c.stderr, "telestra-sipctl: reconnected to %s; resuming after event %d\n", c.addr, f.last)
+	if err := cl.Resume(f.last, f.started); err != nil {
 		fmt.Fprintf(c.stderr, "telestra-sipctl: resume: %v\n", err)
+		return
+	}
+	if err := cl.Send(map[string]any{"cmd": api.CmdPing}); err != nil {
+		fmt.Fprintf(c.stderr, "telestra-sipctl: ping: %v\n", err)
 	}
 }

@@ -139,7 +139,7 @@ func TestEventsAfterRestart(t *testing.T) {
 		lines[4] != `{"event":"call-answered","account":"a","call_id":4,"seq":2}` {
 		t.Fatalf("after the restart: %q", lines[3:])
 	}
-	if e := errb.String(); !strings.Contains(e, "telestra-sipd restarted") {
+	if e := errb.String(); !strings.Contains(e, "resume: the daemon restarted") {
 		t.Fatalf("stderr %q", e)
 	}
 	cancel()

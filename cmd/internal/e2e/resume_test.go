@@ -92,7 +92,7 @@ func TestResume(t *testing.T) {
 	}
 
 	back := e.d.Client(t)
-	if err := back.Resume(last); err != nil {
+	if err := back.Resume(last, ""); err != nil {
 		t.Fatal(err)
 	}
 	pong, err := back.Pong(e.ctx)
@@ -131,7 +131,7 @@ func TestResumeTooOld(t *testing.T) {
 	missed := broadcasts(t, recorder, 50)
 
 	back := e.d.Client(t)
-	if err := back.Resume(last); err != nil {
+	if err := back.Resume(last, ""); err != nil {
 		t.Fatal(err)
 	}
 	fail := wait(t, back, 5*time.Second, "fail of resume", func(m client.Message) bool { return m.Event == api.EventFail })

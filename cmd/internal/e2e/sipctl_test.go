@@ -150,7 +150,7 @@ func TestSipctlEventsAcrossRestart(t *testing.T) {
 			t.Fatalf("second run: event %d (%s) has seq %d, want %d; stderr:\n%s", i, m.Event, m.Seq, i+1, stderr.String())
 		}
 	}
-	if !strings.Contains(stderr.String(), "telestra-sipd restarted") {
+	if !strings.Contains(stderr.String(), "resume: the daemon restarted") {
 		t.Fatalf("stderr does not say the daemon restarted:\n%s", stderr.String())
 	}
 	select {
