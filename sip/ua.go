@@ -69,6 +69,8 @@ type Config struct {
 	// name (media.Supported); empty: Media.Codecs, else PCMU, PCMA.
 	Codecs []string
 	Media  media.Config
+	// Resolver looks up host names (servers, Route hops); nil: the system's.
+	Resolver Resolver
 }
 
 // EventKind says what happened.
@@ -365,7 +367,7 @@ func (u *UA) listen() error {
 			if u.udpConn != nil {
 				continue
 			}
-			c, err := net.ListenPacket("udp", addr)
+			c, err := net.ListenPacket(listenNetwork("udp", host), addr)
 			if err != nil {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen udp %s: %w (is another SIP service using the port?)", addr, err)
@@ -378,7 +380,7 @@ func (u *UA) listen() error {
 			if u.tcpLn != nil {
 				continue
 			}
-			l, err := net.Listen("tcp", addr)
+			l, err := net.Listen(listenNetwork("tcp", host), addr)
 			if err != nil {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen tcp %s: %w (is another SIP service using the port?)", addr, err)
