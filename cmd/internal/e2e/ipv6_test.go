@@ -1,0 +1,177 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/cmd/internal/testpeers"
+)
+
+// peerPorts are a baresip's ports for a capture filter: SIP (UDP, and TCP
+// on port+1), ctrl_tcp excluded, RTP/RTCP.
+func peerPorts(p *testpeers.Baresip) []testpeers.PortRange {
+	lo, hi := p.RTPRange()
+	return []testpeers.PortRange{{Min: p.SIPPort(), Max: p.SIPPort() + 1}, {Min: lo, Max: hi}}
+}
+
+// TestIPv6: the Kamailio and baresip paths over ::1 only: Kamailio on
+// [::1] (401 on REGISTER, 407 on INVITE, Record-Route), baresip and the
+// daemon on ::1. A call in with the peer's tone echoed back (checked by
+// frequency at the peer), a call out held and resumed by the peer and hung
+// up by the daemon through the route set; tshark sees IPv6 packets only.
+func TestIPv6(t *testing.T) {
+	e := newEnv6(t)
+	p := e.peer("3002", testpeers.BaresipOptions{Source: "ausine,440", Record: true})
+	capture := testpeers.StartCapture(t, append(peerPorts(p), testpeers.PortRange{Min: e.k.Port()})...)
+	e.start(&plan{Accounts: []account{e.user("acc1", "3001")}})
+	waitRegistered(t, e.c, "acc1", 200)
+	if len(e.k.LogLines("AUTH challenge REGISTER 3001")) == 0 {
+		t.Error("the REGISTER was not challenged (401)")
+	}
+	contacts, err := e.k.Contacts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := contacts["3001"]; len(c) != 1 || !strings.Contains(c[0], "@[::1]:") {
+		t.Errorf("registered contact of 3001 %v, want one sip:3001@[::1]:PORT", c)
+	}
+
+	t.Run("call in, audio", func(t *testing.T) {
+		heard := callAndListen(t, e, p, 3*time.Second)
+		expectTone(t, "peer heard its echo over IPv6", heard, 440, 0.7)
+	})
+
+	t.Run("call out, hold and resume", func(t *testing.T) {
+		id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
+		if _, err := p.WaitEvent(peerCtx(t, 5*time.Second), "CALL_ESTABLISHED"); err != nil {
+			t.Fatal(err)
+		}
+		if len(e.k.LogLines("AUTH challenge INVITE 3001")) == 0 {
+			t.Error("the INVITE was not challenged (407)")
+		}
+		if err := p.Hold(); err != nil {
+			t.Fatal(err)
+		}
+		waitPeerDir(t, p, "sendonly")
+		if err := p.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		waitPeerDir(t, p, "sendrecv")
+		before := waitCall(t, e.c, "acc1", id, "active", func(c api.Call) bool { return c.State == "active" }).PacketsReceived
+		time.Sleep(time.Second)
+		waitCall(t, e.c, "acc1", id, "media after the resume", func(c api.Call) bool { return c.PacketsReceived > before+20 })
+		byes := len(e.k.LogLines("REQ BYE"))
+		if err := e.c.HangupCall(e.ctx, "acc1", id, false); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, e.c, 5*time.Second, "call-ended", event(api.EventCallEnded, "acc1", id))
+		if _, err := p.WaitEvent(peerCtx(t, 5*time.Second), "CALL_CLOSED"); err != nil {
+			t.Fatal(err)
+		}
+		if len(e.k.LogLines("REQ BYE")) == byes {
+			t.Error("the daemon's BYE did not go through Kamailio: Record-Route not followed")
+		}
+	})
+
+	capture.Stop()
+	v4, v6 := capture.Count("ip"), capture.Count("ipv6")
+	sip6, rtp6 := capture.Count("ipv6 && sip"), capture.Count("ipv6 && rtp")
+	sdp := capture.Fields("sdp", "sdp.connection_info")
+	t.Logf("tshark: %d IPv4 and %d IPv6 packets; %d SIP, %d RTP over IPv6; c= lines %v", v4, v6, sip6, rtp6, sdp)
+	if v4 != 0 || sip6 < 10 || rtp6 < 200 {
+		t.Errorf("tshark saw %d IPv4 packets, %d SIP and %d RTP over IPv6; want IPv6 only, with SIP and RTP", v4, sip6, rtp6)
+	}
+	for _, c := range sdp {
+		if !strings.HasPrefix(c, "IN IP6 ::1") {
+			t.Errorf("SDP connection %q, want IN IP6 ::1", c)
+		}
+	}
+}
+
+// TestIPv6LocalCall: the local-call path with the daemon on ::1.
+func TestIPv6LocalCall(t *testing.T) { localCall(t, "::1") }
+
+// TestDualStack: a daemon bound to "::" has an account at an IPv4 Kamailio
+// and one at an IPv6 Kamailio; an IPv4 peer and an IPv6 peer call them at
+// the same time. Each call keeps its family in SIP, SDP and RTP, and each
+// carries audio both ways.
+func TestDualStack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	k4 := testpeers.StartKamailio(t, testpeers.KamailioOptions{})
+	k6 := testpeers.StartKamailio(t, testpeers.KamailioOptions{IPv6: true})
+	p4 := testpeers.StartBaresip(t, "3002", testpeers.BaresipOptions{Registrar: k4.Addr()})
+	p6 := testpeers.StartBaresip(t, "3004", testpeers.BaresipOptions{Registrar: k6.Addr(), IPv6: true})
+	ports := append(peerPorts(p4), peerPorts(p6)...)
+	capture := testpeers.StartCapture(t, append(ports, testpeers.PortRange{Min: k4.Port()}, testpeers.PortRange{Min: k6.Port()})...)
+
+	e := &env{t: t, k: k4, ctx: ctx}
+	e.start(&plan{Address: "::", Accounts: []account{
+		{Name: "acc4", User: "3001", Pass: "sip3001", Server: k4.Addr()},
+		{Name: "acc6", User: "3003", Pass: "sip3003", Server: k6.Addr()},
+	}})
+	waitRegistered(t, e.c, "acc4", 200)
+	waitRegistered(t, e.c, "acc6", 200)
+
+	if err := p4.Dial("sip:3001@" + k4.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p6.Dial("sip:3003@" + k6.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int{}
+	for _, acct := range []string{"acc4", "acc6"} {
+		in := wait(t, e.c, 10*time.Second, "call-incoming on "+acct, event(api.EventCallIncoming, acct, -1))
+		ids[acct] = in.CallID
+		if err := e.c.AnswerCall(ctx, acct, in.CallID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []*testpeers.Baresip{p4, p6} {
+		if _, err := p.WaitEvent(peerCtx(t, 5*time.Second), "CALL_ESTABLISHED"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	for acct, id := range ids {
+		c := waitCall(t, e.c, acct, id, "media flowing", func(c api.Call) bool { return c.PacketsReceived > 20 && c.PacketsSent > 20 })
+		t.Logf("%s: %+v", acct, c)
+	}
+	for acct, p := range map[string]*testpeers.Baresip{"acc4": p4, "acc6": p6} {
+		if err := p.Hangup(); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, e.c, 5*time.Second, "call-ended on "+acct, event(api.EventCallEnded, acct, ids[acct]))
+	}
+
+	capture.Stop()
+	// Each SDP travels in its call's family and names an address of it.
+	for _, tc := range []struct{ filter, want string }{
+		{"ip && sdp", "IN IP4 127.0.0.1"},
+		{"ipv6 && sdp", "IN IP6 ::1"},
+	} {
+		cs := capture.Fields(tc.filter, "sdp.connection_info")
+		if len(cs) < 2 {
+			t.Errorf("%s: %d SDP bodies, want an offer and an answer", tc.filter, len(cs))
+		}
+		for _, c := range cs {
+			if !strings.HasPrefix(c, tc.want) {
+				t.Errorf("%s: connection %q, want %s", tc.filter, c, tc.want)
+			}
+		}
+	}
+	r4, r6 := capture.Count("ip && rtp"), capture.Count("ipv6 && rtp")
+	t.Logf("tshark: RTP %d packets over IPv4, %d over IPv6", r4, r6)
+	if r4 < 100 || r6 < 100 {
+		t.Errorf("RTP %d packets over IPv4 and %d over IPv6, want both calls' media", r4, r6)
+	}
+}
