@@ -175,3 +175,33 @@ func TestDualStack(t *testing.T) {
 		t.Errorf("RTP %d packets over IPv4 and %d over IPv6, want both calls' media", r4, r6)
 	}
 }
+
+// TestIPv6TCP: SIP over TCP on ::1: the daemon registers at Kamailio
+// [::1] over TCP and calls a TCP peer, which hangs up; and the daemon's
+// two local accounts call each other over TCP on ::1.
+func TestIPv6TCP(t *testing.T) {
+	e := newEnv6(t)
+	p := e.peer("3002", testpeers.BaresipOptions{Transport: "tcp"})
+	e.start(&plan{Accounts: []account{e.user("acc1", "3001")}, Transports: []string{"tcp"}})
+	waitRegistered(t, e.c, "acc1", 200)
+	if regs := e.k.LogLines("REQ REGISTER sip:[::1]"); len(regs) == 0 || !strings.Contains(regs[len(regs)-1], "(tcp:::1:") {
+		t.Errorf("REGISTER lines %q, want the daemon's over tcp from ::1", regs)
+	}
+	id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
+	if _, err := p.WaitEvent(peerCtx(t, 5*time.Second), "CALL_ESTABLISHED"); err != nil {
+		t.Fatal(err)
+	}
+	waitCall(t, e.c, "acc1", id, "media flowing", func(c api.Call) bool { return c.PacketsReceived > 10 })
+	if err := p.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	ended := wait(t, e.c, 5*time.Second, "call-ended", event(api.EventCallEnded, "acc1", id))
+	if !strings.Contains(strings.ToLower(ended.Reason), "remote") {
+		t.Errorf("call-ended reason %q, want a remote hangup", ended.Reason)
+	}
+	t.Run("local call", func(t *testing.T) { localCall(t, "::1", "tcp") })
+}
