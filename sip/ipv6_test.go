@@ -254,3 +254,25 @@ func TestLocalCallIPv6(t *testing.T) {
 		})
 	}
 }
+
+// TestSDPIPv6: our SDP for an IPv6 host says IN IP6 in o= and c=, and an
+// IPv6 offer (also the IPv6 hold address ::) parses.
+func TestSDPIPv6(t *testing.T) {
+	body := renderSDP(sdpSpec{Addr: "2001:db8::5", Port: 16384, Codecs: offerCodecs([]string{"PCMU"}), EventPT: -1, Dir: dirSendRecv}, 42, 1)
+	for _, want := range []string{"o=- 42 1 IN IP6 2001:db8::5\r\n", "c=IN IP6 2001:db8::5\r\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("SDP lacks %q:\n%s", want, body)
+		}
+	}
+	r, err := parseSDP([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := r.rtpAddr(); a == nil || a.String() != "[2001:db8::5]:16384" {
+		t.Errorf("rtpAddr = %v, want [2001:db8::5]:16384", a)
+	}
+	hold := strings.Replace(body, "c=IN IP6 2001:db8::5", "c=IN IP6 ::", 1)
+	if r, err := parseSDP([]byte(hold)); err != nil || !r.held() || r.rtpAddr() != nil {
+		t.Errorf("c=IN IP6 :: parsed as %+v, %v; want held, no RTP address", r, err)
+	}
+}
