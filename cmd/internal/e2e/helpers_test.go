@@ -40,6 +40,7 @@ type plan struct {
 	RTPPorts        int      // size of the RTP range; default 40
 	Transports      []string // [sip-settings] transports; default the daemon's (udp)
 	Address         string   // [tcp-settings] and [sip-settings] address; default 127.0.0.1
+	Allow           []string // [tcp-settings] allow; default none (any client)
 
 	// Filled in by render.
 	APIPort, SIPPort, RTPMin, RTPMax int
@@ -63,7 +64,15 @@ func (p *plan) render(t *testing.T) string {
 	p.RTPMin, p.RTPMax = testpeers.FreeRTPRange(t, max(p.RTPPorts, 40))
 	var b strings.Builder
 	addr := or(p.Address, "127.0.0.1")
-	fmt.Fprintf(&b, "[tcp-settings]\naddress = %s\nport = %d\n\n", q(addr), p.APIPort)
+	fmt.Fprintf(&b, "[tcp-settings]\naddress = %s\nport = %d\n", q(addr), p.APIPort)
+	if len(p.Allow) > 0 {
+		quoted := make([]string, len(p.Allow))
+		for i, a := range p.Allow {
+			quoted[i] = q(a)
+		}
+		fmt.Fprintf(&b, "allow = [%s]\n", strings.Join(quoted, ", "))
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "[sip-settings]\naddress = %s\nport = %d\nuser-agent = \"telestra-e2e\"\n", q(addr), p.SIPPort)
 	if len(p.Transports) > 0 {
 		quoted := make([]string, len(p.Transports))

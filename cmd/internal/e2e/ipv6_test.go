@@ -4,11 +4,14 @@ package e2e
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/api/client"
 	"github.com/telestra/telestra-sip/cmd/internal/testpeers"
 )
 
@@ -204,4 +207,51 @@ func TestIPv6TCP(t *testing.T) {
 		t.Errorf("call-ended reason %q, want a remote hangup", ended.Reason)
 	}
 	t.Run("local call", func(t *testing.T) { localCall(t, "::1", "tcp") })
+}
+
+// TestAPIAllowIPv6: a daemon whose API listens on "::" with allow ::1/128
+// serves ::1 and refuses 127.0.0.1; with allow 127.0.0.1/32 the reverse.
+func TestAPIAllowIPv6(t *testing.T) {
+	for _, tc := range []struct{ allow, admitted, refused string }{
+		{"::1/128", "::1", "127.0.0.1"},
+		{"127.0.0.1/32", "127.0.0.1", "::1"},
+	} {
+		t.Run(tc.allow, func(t *testing.T) {
+			pl := &plan{Address: "::", Allow: []string{tc.allow}, Accounts: []account{{Name: "acc1", User: "3001", Pass: "x"}}}
+			d := testpeers.StartDaemonWith(t, pl.render(t), testpeers.DaemonOptions{NoWait: true})
+			port := strconv.Itoa(pl.APIPort)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var c *client.Client
+			for {
+				var err error
+				if c, err = client.Dial(ctx, net.JoinHostPort(tc.admitted, port)); err == nil {
+					break
+				}
+				if ctx.Err() != nil || d.Exited() {
+					t.Fatalf("API on [::]:%s not reachable from %s: %v; log:\n%s", port, tc.admitted, err, d.Log())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			defer c.Close()
+			if st, err := c.GetStatus(ctx, "acc1"); err != nil || len(st) != 1 {
+				t.Fatalf("get-status from %s: %v %v", tc.admitted, st, err)
+			}
+			// The refused client is accepted by the kernel, then closed
+			// without an answer.
+			conn, err := net.DialTimeout("tcp", net.JoinHostPort(tc.refused, port), 2*time.Second)
+			if err != nil {
+				t.Fatalf("connect from %s: %v", tc.refused, err)
+			}
+			defer conn.Close()
+			_, _ = conn.Write([]byte(`{"cmd":"get-status","account":"acc1"}` + "\x00"))
+			_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+			if n, err := conn.Read(make([]byte, 512)); err == nil || strings.Contains(err.Error(), "timeout") {
+				t.Errorf("client from %s: read %d bytes, %v; want the connection closed", tc.refused, n, err)
+			}
+			if log := d.Log(); !strings.Contains(log, "API connection refused") {
+				t.Errorf("daemon log has no refusal of %s", tc.refused)
+			}
+		})
+	}
 }
