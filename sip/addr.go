@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -121,19 +122,86 @@ func (u *UA) resolve(ctx context.Context, host string) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("resolve %s: no IPv%d address (sip-settings.address is %s)", host, fam, u.cfg.Address)
 }
 
-// pinDestination resolves a host name in req's destination (Route or
-// Request-URI) with resolve, so that sipgo sends to the address whose
-// family localHost chose for Via, Contact and SDP.
+// pinDestination puts the address resolve chose for a host name in req's
+// destination (Route or Request-URI), so that sipgo sends to the family
+// localHost chose for Via, Contact and SDP. It only reads what hostInfo
+// resolved before (no I/O: callers may hold u.mu); a name not resolved yet
+// is left to sipgo.
 func (u *UA) pinDestination(req *sip.Request) {
 	host, port, err := net.SplitHostPort(req.Destination())
 	if err != nil || ipFamily(host) != 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(u.ctxOrBackground(), dnsTimeout)
-	defer cancel()
-	if a, err := u.resolve(ctx, host); err == nil {
-		req.SetDestination(net.JoinHostPort(a.String(), port))
+	if info, ok := u.hosts.get(host); ok && info.remote.IsValid() {
+		req.SetDestination(net.JoinHostPort(info.remote.String(), port))
 	}
+}
+
+// hostTTL is how long a resolved host stays valid for hostInfo; the
+// registration refresh of an account re-resolves its server about as
+// often, so a registrar that moves is followed.
+const hostTTL = time.Minute
+
+// hostInfo is what we know of a peer host: the address we reach it at and
+// our address towards it.
+type hostInfo struct {
+	remote netip.Addr // invalid: not resolved
+	local  string     // our interface address towards remote
+	at     time.Time
+}
+
+// hostMemo caches hostInfo by bare host.
+type hostMemo struct {
+	mu sync.Mutex
+	m  map[string]hostInfo
+}
+
+func (m *hostMemo) get(host string) (hostInfo, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, ok := m.m[bareHost(host)]
+	return h, ok
+}
+
+func (m *hostMemo) put(host string, h hostInfo) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = map[string]hostInfo{}
+	}
+	m.m[host] = h
+}
+
+// hostInfo resolves dest (at most once per hostTTL) and asks the kernel
+// which local address routes to it. It does I/O: never call it with u.mu
+// held.
+func (u *UA) hostInfo(dest string) hostInfo {
+	dest = bareHost(dest)
+	fallback := hostInfo{local: loopbackOf(u.bindFamily())}
+	if dest == "" {
+		return fallback
+	}
+	now := time.Now()
+	if h, ok := u.hosts.get(dest); ok && now.Sub(h.at) < hostTTL {
+		return h
+	}
+	ctx, cancel := context.WithTimeout(u.ctxOrBackground(), dnsTimeout)
+	ip, err := u.resolve(ctx, dest)
+	cancel()
+	if err != nil {
+		u.log.Debug("cannot resolve host", "host", dest, "error", err)
+		return fallback // not remembered: the next request tries again
+	}
+	h := hostInfo{remote: ip, local: loopbackOf(ipFamily(ip.String())), at: now}
+	// A UDP "connection" sends nothing; it only asks the kernel for the route.
+	if c, err := net.Dial("udp", hostPort(ip.String(), 5060)); err == nil {
+		if la, ok := c.LocalAddr().(*net.UDPAddr); ok && !la.IP.IsUnspecified() {
+			h.local = la.IP.String()
+		}
+		c.Close()
+	}
+	u.hosts.put(dest, h)
+	return h
 }
 
 func (u *UA) ctxOrBackground() context.Context {

@@ -68,8 +68,10 @@ func (u *UA) transportOfRequest(req *sip.Request) string {
 // localHost is the address we put in Via, Contact and SDP for traffic to
 // dest (a host, bracketed or not): the public address, else the bind
 // address, else (bound to a wildcard) the address of the interface that
-// routes to dest, in the family resolve picks for it.
+// routes to dest, in the family resolve picks for it. It may resolve dest:
+// never call it with u.mu held.
 func (u *UA) localHost(dest string) string {
+	info := u.hostInfo(dest)
 	if u.cfg.PublicAddress != "" {
 		return u.cfg.PublicAddress
 	}
@@ -79,34 +81,7 @@ func (u *UA) localHost(dest string) string {
 			return a
 		}
 	}
-	dest = bareHost(dest)
-	if dest == "" {
-		return loopbackOf(u.bindFamily())
-	}
-	u.mu.Lock()
-	h, ok := u.hostMemo[dest]
-	u.mu.Unlock()
-	if ok {
-		return h
-	}
-	h = loopbackOf(u.bindFamily())
-	ctx, cancel := context.WithTimeout(u.ctxOrBackground(), dnsTimeout)
-	ip, err := u.resolve(ctx, dest)
-	cancel()
-	if err == nil {
-		h = loopbackOf(ipFamily(ip.String()))
-		// A UDP "connection" sends nothing; it only asks the kernel for the route.
-		if c, err := net.Dial("udp", hostPort(ip.String(), 5060)); err == nil {
-			if la, ok := c.LocalAddr().(*net.UDPAddr); ok && !la.IP.IsUnspecified() {
-				h = la.IP.String()
-			}
-			c.Close()
-		}
-	}
-	u.mu.Lock()
-	u.hostMemo[dest] = h
-	u.mu.Unlock()
-	return h
+	return info.local
 }
 
 func (u *UA) newVia(host string) *sip.ViaHeader { return u.newViaOver(host, u.outTransport) }

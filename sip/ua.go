@@ -194,7 +194,7 @@ type UA struct {
 	dialogs  map[string]*call // Call-ID "|" local tag
 	nextID   int
 	bound    map[string]*call // audio channel key -> call bound to it
-	hostMemo map[string]string
+	hosts    hostMemo         // own lock: read while mu is held, never I/O under it
 }
 
 // New builds the UA; nothing is bound until Start.
@@ -264,7 +264,6 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		calls:        map[int]*call{},
 		dialogs:      map[string]*call{},
 		bound:        map[string]*call{},
-		hostMemo:     map[string]string{},
 	}
 	u.events = newEventQueue(onEvent)
 	u.eventsDone = make(chan struct{})

@@ -86,18 +86,54 @@ func TestIPv6(t *testing.T) {
 	})
 
 	capture.Stop()
-	v4, v6 := capture.Count("ip"), capture.Count("ipv6")
-	sip6, rtp6 := capture.Count("ipv6 && sip"), capture.Count("ipv6 && rtp")
-	sdp := capture.Fields("sdp", "sdp.connection_info")
-	t.Logf("tshark: %d IPv4 and %d IPv6 packets; %d SIP, %d RTP over IPv6; c= lines %v", v4, v6, sip6, rtp6, sdp)
+	pkts := capture.Packets("sip.Method", "sip.Status-Code", "sip.CSeq.method", "sip.Via", "sip.Contact",
+		"sip.Record-Route", "sip.Route", "sdp.connection_info")
+	v4, v6 := countPackets(pkts, func(p testpeers.Packet) bool { return p.Family == 4 }), countPackets(pkts, func(p testpeers.Packet) bool { return p.Family == 6 })
+	sip6 := countPackets(pkts, func(p testpeers.Packet) bool { return p.Family == 6 && p.Is("sip") })
+	rtp6 := countPackets(pkts, func(p testpeers.Packet) bool { return p.Family == 6 && p.Is("rtp") })
+	t.Logf("tshark: %d IPv4 and %d IPv6 packets; %d SIP, %d RTP over IPv6", v4, v6, sip6, rtp6)
 	if v4 != 0 || sip6 < 10 || rtp6 < 200 {
 		t.Errorf("tshark saw %d IPv4 packets, %d SIP and %d RTP over IPv6; want IPv6 only, with SIP and RTP", v4, sip6, rtp6)
 	}
-	for _, c := range sdp {
-		if !strings.HasPrefix(c, "IN IP6 ::1") {
-			t.Errorf("SDP connection %q, want IN IP6 ::1", c)
+	// The daemon's side of the ladder, as seen on the wire.
+	for _, c := range []struct {
+		what string
+		ok   func(p testpeers.Packet) bool
+	}{
+		{"REGISTER challenged with 401", func(p testpeers.Packet) bool {
+			return p.Field("sip.CSeq.method") == "REGISTER" && p.Field("sip.Status-Code") == "401"
+		}},
+		{"INVITE challenged with 407", func(p testpeers.Packet) bool {
+			return p.Field("sip.CSeq.method") == "INVITE" && p.Field("sip.Status-Code") == "407"
+		}},
+		{"Record-Route <sip:[::1]:PORT;lr>", func(p testpeers.Packet) bool { return strings.Contains(p.Field("sip.Record-Route"), "[::1]") }},
+		{"Via [::1]:PORT with rport", func(p testpeers.Packet) bool {
+			return strings.Contains(p.Field("sip.Via"), "[::1]:") && strings.Contains(p.Field("sip.Via"), "rport")
+		}},
+		{"Contact sip:3001@[::1]:PORT", func(p testpeers.Packet) bool { return strings.Contains(p.Field("sip.Contact"), "sip:3001@[::1]:") }},
+		{"BYE with a Route to [::1]", func(p testpeers.Packet) bool {
+			return p.Field("sip.Method") == "BYE" && strings.Contains(p.Field("sip.Route"), "[::1]")
+		}},
+	} {
+		if countPackets(pkts, func(p testpeers.Packet) bool { return p.Family == 6 && c.ok(p) }) == 0 {
+			t.Errorf("tshark: no %s over IPv6", c.what)
 		}
 	}
+	for _, p := range pkts {
+		if ci := p.Field("sdp.connection_info"); p.Is("sdp") && !strings.HasPrefix(ci, "IN IP6 ::1") {
+			t.Errorf("SDP connection %q, want IN IP6 ::1", ci)
+		}
+	}
+}
+
+func countPackets(pkts []testpeers.Packet, ok func(testpeers.Packet) bool) int {
+	n := 0
+	for _, p := range pkts {
+		if ok(p) {
+			n++
+		}
+	}
+	return n
 }
 
 // TestIPv6LocalCall: the local-call path with the daemon on ::1.
@@ -158,24 +194,24 @@ func TestDualStack(t *testing.T) {
 
 	capture.Stop()
 	// Each SDP travels in its call's family and names an address of it.
-	for _, tc := range []struct{ filter, want string }{
-		{"ip && sdp", "IN IP4 127.0.0.1"},
-		{"ipv6 && sdp", "IN IP6 ::1"},
-	} {
-		cs := capture.Fields(tc.filter, "sdp.connection_info")
-		if len(cs) < 2 {
-			t.Errorf("%s: %d SDP bodies, want an offer and an answer", tc.filter, len(cs))
+	pkts := capture.Packets("sdp.connection_info")
+	want := map[int]string{4: "IN IP4 127.0.0.1", 6: "IN IP6 ::1"}
+	sdps, rtp := map[int]int{}, map[int]int{}
+	for _, p := range pkts {
+		if p.Is("rtp") {
+			rtp[p.Family]++
 		}
-		for _, c := range cs {
-			if !strings.HasPrefix(c, tc.want) {
-				t.Errorf("%s: connection %q, want %s", tc.filter, c, tc.want)
-			}
+		if !p.Is("sdp") {
+			continue
+		}
+		sdps[p.Family]++
+		if c := p.Field("sdp.connection_info"); !strings.HasPrefix(c, want[p.Family]) {
+			t.Errorf("SDP over IPv%d: connection %q, want %s", p.Family, c, want[p.Family])
 		}
 	}
-	r4, r6 := capture.Count("ip && rtp"), capture.Count("ipv6 && rtp")
-	t.Logf("tshark: RTP %d packets over IPv4, %d over IPv6", r4, r6)
-	if r4 < 100 || r6 < 100 {
-		t.Errorf("RTP %d packets over IPv4 and %d over IPv6, want both calls' media", r4, r6)
+	t.Logf("tshark: SDP %d over IPv4, %d over IPv6; RTP %d over IPv4, %d over IPv6", sdps[4], sdps[6], rtp[4], rtp[6])
+	if sdps[4] < 2 || sdps[6] < 2 || rtp[4] < 100 || rtp[6] < 100 {
+		t.Errorf("want an offer and an answer and both calls' RTP in each family")
 	}
 }
 

@@ -55,7 +55,9 @@ func StartCapture(t testing.TB, ports ...PortRange) *Capture {
 	c.proc = pr
 	t.Cleanup(func() { _ = c.proc.stop(3 * time.Second) })
 	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(pr.log(), "Capturing on") {
+	// "Capturing on" comes first; dumpcap is capturing once tshark logs
+	// "Capture started" (up to a second or two later on a loaded machine).
+	for !strings.Contains(pr.log(), "Capture started") {
 		if pr.exited() || time.Now().After(deadline) {
 			_ = pr.stop(time.Second)
 			t.Fatalf("testpeers: tshark did not start capturing (needs root or the wireshark group); log:\n%s", tail(pr.logPath, 20))
@@ -76,6 +78,51 @@ func (c *Capture) Stop() {
 	if err := c.proc.stop(5 * time.Second); err != nil {
 		c.t.Errorf("testpeers: %v", err)
 	}
+}
+
+// Packet is one captured packet: its IP family, the protocols tshark
+// found in it ("sip", "sdp", "rtp", ...) and the fields asked for (several
+// occurrences of a field joined by commas).
+type Packet struct {
+	Family int // 4 or 6
+	protos map[string]bool
+	fields map[string]string
+}
+
+// Is reports whether tshark found protocol proto ("sip", "rtp", "sdp") in p.
+func (p Packet) Is(proto string) bool { return p.protos[proto] }
+
+// Field is the value of a field asked for in Packets; "" when absent.
+func (p Packet) Field(name string) string { return p.fields[name] }
+
+// Packets reads every captured packet once, with the given fields (such
+// as "sip.Method", "sdp.connection_info"). One tshark run, however many
+// questions the test then asks.
+func (c *Capture) Packets(fields ...string) []Packet {
+	c.t.Helper()
+	all := append([]string{"ip.src", "ipv6.src", "frame.protocols"}, fields...)
+	var out []Packet
+	for _, line := range c.Fields("frame", all...) {
+		v := strings.Split(line, "\t")
+		for len(v) < len(all) {
+			v = append(v, "")
+		}
+		p := Packet{protos: map[string]bool{}, fields: map[string]string{}}
+		switch {
+		case v[0] != "":
+			p.Family = 4
+		case v[1] != "":
+			p.Family = 6
+		}
+		for _, proto := range strings.Split(v[2], ":") {
+			p.protos[proto] = true
+		}
+		for i, f := range fields {
+			p.fields[f] = v[3+i]
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // Count is the number of captured packets matching a Wireshark display
