@@ -334,6 +334,7 @@ func TestKeys(t *testing.T) {
 		{name: "server ipv6 unbracketed with port", edits: []string{`[accounts.account-1] server = "2001:db8::1]:5060"`}, wantKey: "accounts.account-1.server", wantMsg: `"[2001:db8::1]:5060"`},
 		{name: "server ipv6 missing bracket", edits: []string{`[accounts.account-1] server = "[2001:db8::1:5060"`}, wantKey: "accounts.account-1.server", wantMsg: "in brackets"},
 		{name: "server ipv4 in brackets", edits: []string{`[accounts.account-1] server = "[127.0.0.1]:5060"`}, wantKey: "accounts.account-1.server", wantMsg: "only an IPv6 address goes in brackets"},
+		{name: "server ipv6 zone", edits: []string{`[accounts.account-1] server = "[fe80::1%eth0]:5060"`}, wantKey: "accounts.account-1.server", wantMsg: "zone"},
 		{name: "server name in brackets", edits: []string{`[accounts.account-1] server = "[pbx.example.com]"`}, wantKey: "accounts.account-1.server", wantMsg: "only an IPv6 address goes in brackets"},
 		{name: "server host", edits: []string{`[accounts.account-1] server = "pbx.example.com"`}, get: func(p *Plan) any { return acct(p).Server }, want: "pbx.example.com"},
 		{name: "server host port", edits: []string{`[accounts.account-1] server = "pbx.example.com:5080"`}, get: func(p *Plan) any { return acct(p).Server }, want: "pbx.example.com:5080"},

@@ -299,16 +299,23 @@ func checkServer(s string) error {
 	if l := strings.ToLower(s); strings.HasPrefix(l, "sip:") || strings.HasPrefix(l, "sips:") {
 		return fmt.Errorf("%s, without a sip: scheme (got %q)", how, s)
 	}
-	if _, err := netip.ParseAddr(s); err == nil {
+	// A zone (fe80::1%eth0) has no place in a SIP URI.
+	noZone := func(a netip.Addr) error {
+		if a.Zone() != "" {
+			return fmt.Errorf("%s; an IPv6 zone (%%%s) cannot be used (got %q)", how, a.Zone(), s)
+		}
 		return nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return noZone(a)
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		host, port = s, ""
 		if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
 			host = s[1 : len(s)-1] // "[2001:db8::1]": IPv6 without a port
-			if a, err := netip.ParseAddr(host); err == nil && a.Is6() && a.Zone() == "" {
-				return nil
+			if a, err := netip.ParseAddr(host); err == nil && a.Is6() {
+				return noZone(a)
 			}
 			return fmt.Errorf("%s; only an IPv6 address goes in brackets (got %q)", how, s)
 		}
@@ -317,12 +324,12 @@ func checkServer(s string) error {
 		if err != nil || n < 1 || n > 65535 {
 			return fmt.Errorf("%s; the port must be from 1 to 65535 (got %q)", how, s)
 		}
-		if a, err := netip.ParseAddr(host); strings.HasPrefix(s, "[") && (err != nil || !a.Is6() || a.Zone() != "") {
+		if a, err := netip.ParseAddr(host); strings.HasPrefix(s, "[") && (err != nil || !a.Is6()) {
 			return fmt.Errorf("%s; only an IPv6 address goes in brackets (got %q)", how, s)
 		}
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return nil
+	if a, err := netip.ParseAddr(host); err == nil {
+		return noZone(a)
 	}
 	if strings.Contains(host, ":") {
 		return fmt.Errorf("%s; an IPv6 address with a port goes in brackets (got %q)", how, s)
