@@ -152,8 +152,16 @@ type hostInfo struct {
 
 // hostMemo caches hostInfo by bare host.
 type hostMemo struct {
-	mu sync.Mutex
-	m  map[string]hostInfo
+	mu  sync.Mutex
+	m   map[string]hostInfo
+	now func() time.Time // nil: time.Now (tests set it)
+}
+
+func (m *hostMemo) clock() time.Time {
+	if m.now != nil {
+		return m.now()
+	}
+	return time.Now()
 }
 
 func (m *hostMemo) get(host string) (hostInfo, bool) {
@@ -181,7 +189,7 @@ func (u *UA) hostInfo(dest string) hostInfo {
 	if dest == "" {
 		return fallback
 	}
-	now := time.Now()
+	now := u.hosts.clock()
 	if h, ok := u.hosts.get(dest); ok && now.Sub(h.at) < hostTTL {
 		return h
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -274,5 +275,84 @@ func TestSDPIPv6(t *testing.T) {
 	hold := strings.Replace(body, "c=IN IP6 2001:db8::5", "c=IN IP6 ::", 1)
 	if r, err := parseSDP([]byte(hold)); err != nil || !r.held() || r.rtpAddr() != nil {
 		t.Errorf("c=IN IP6 :: parsed as %+v, %v; want held, no RTP address", r, err)
+	}
+}
+
+// countingResolver answers from a map it can be changed in, counting
+// lookups.
+type countingResolver struct {
+	mu    sync.Mutex
+	addrs map[string][]netip.Addr
+	calls int
+}
+
+func (r *countingResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if a, ok := r.addrs[host]; ok {
+		return a, nil
+	}
+	return nil, errors.New("no such host " + host)
+}
+
+func (r *countingResolver) set(host string, a ...netip.Addr) {
+	r.mu.Lock()
+	r.addrs[host] = a
+	r.mu.Unlock()
+}
+
+func (r *countingResolver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls
+}
+
+// TestHostMemo: a server name is resolved once per hostTTL, a registrar
+// that moves is followed after it, and pinning a request's destination
+// never resolves (it may run under the UA lock).
+func TestHostMemo(t *testing.T) {
+	res := &countingResolver{addrs: map[string][]netip.Addr{}}
+	res.set("pbx.test", netip.MustParseAddr("::1"))
+	u, err := newUA(Config{Address: "::", Resolver: res}, nil, nil, nil, &fakeAlloc{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	u.hosts.now = func() time.Time { return now }
+
+	pinned := func(uri string) string {
+		var ruri sip.Uri
+		if err := sip.ParseUri(uri, &ruri); err != nil {
+			t.Fatal(err)
+		}
+		req := sip.NewRequest(sip.OPTIONS, ruri)
+		u.pinDestination(req)
+		return req.Destination()
+	}
+	if got := pinned("sip:pbx.test:5070"); got != "pbx.test:5070" || res.count() != 0 {
+		t.Errorf("before any lookup: destination %q after %d lookups, want pbx.test:5070 untouched and none", got, res.count())
+	}
+	if h := u.localHost("pbx.test"); h != "::1" {
+		t.Errorf("localHost = %q, want ::1", h)
+	}
+	if got := pinned("sip:pbx.test:5070"); got != "[::1]:5070" {
+		t.Errorf("destination %q, want [::1]:5070", got)
+	}
+	res.set("pbx.test", netip.MustParseAddr("127.0.0.1"))
+	now = now.Add(hostTTL - time.Second)
+	u.localHost("pbx.test")
+	if got := pinned("sip:pbx.test:5070"); got != "[::1]:5070" || res.count() != 1 {
+		t.Errorf("within the TTL: destination %q after %d lookups, want [::1]:5070 after 1", got, res.count())
+	}
+	now = now.Add(2 * time.Second)
+	if h := u.localHost("pbx.test"); h != "127.0.0.1" {
+		t.Errorf("after the TTL localHost = %q, want 127.0.0.1 (the new address's family)", h)
+	}
+	if got := pinned("sip:pbx.test:5070"); got != "127.0.0.1:5070" || res.count() != 2 {
+		t.Errorf("after the TTL: destination %q after %d lookups, want 127.0.0.1:5070 after 2", got, res.count())
+	}
+	if got := pinned("sip:[::1]:5070;lr"); got != "[::1]:5070" {
+		t.Errorf("IPv6 literal destination %q, want [::1]:5070", got)
 	}
 }
