@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -139,7 +140,7 @@ func runOpts(ctx context.Context, args []string, stdout, stderr io.Writer, opts 
 func (c *cli) resolveAddr(addr, planPath string) error {
 	if addr != "" {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return usagef("-addr %q: want HOST:PORT (%v)", addr, err)
+			return usagef("-addr %q: want HOST:PORT, an IPv6 address in brackets such as [::1]:3550 (%v)", addr, err)
 		}
 		c.addr = addr
 		return nil
@@ -150,7 +151,7 @@ func (c *cli) resolveAddr(addr, planPath string) error {
 	}
 	host := p.TCP.Address
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1" // listening on every address: use loopback
+		host = loopbackFor(host, p.TCP.Allow) // listening on every address: use loopback
 	}
 	c.addr = net.JoinHostPort(host, strconv.Itoa(p.TCP.Port))
 	return nil
@@ -397,4 +398,23 @@ func eventLine(m client.Message) string {
 		b.Write(m.Raw)
 	}
 	return b.String()
+}
+
+// loopbackFor is the loopback address to reach an API listening on the
+// wildcard bind: 127.0.0.1, or ::1 when the daemon listens on "::" and its
+// allow-list admits ::1 but not 127.0.0.1.
+func loopbackFor(bind string, allow []netip.Prefix) string {
+	v4, v6 := netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()
+	if bind != "::" || len(allow) == 0 {
+		return v4.String()
+	}
+	ok4, ok6 := false, false
+	for _, p := range allow {
+		ok4 = ok4 || p.Contains(v4)
+		ok6 = ok6 || p.Contains(v6)
+	}
+	if ok6 && !ok4 {
+		return v6.String()
+	}
+	return v4.String()
 }

@@ -13,10 +13,10 @@ import (
 	"github.com/telestra/telestra-sip/api/client"
 )
 
-// localCall places a call from account-1 to account-2, answers it and
+// callAndHangUp places a call from account-1 to account-2, answers it and
 // hangs it up: five broadcast events (call-incoming, two call-answered, two
 // call-ended).
-func localCall(t *testing.T, c *client.Client, ctx context.Context) {
+func callAndHangUp(t *testing.T, c *client.Client, ctx context.Context) {
 	t.Helper()
 	id, err := c.MakeCall(ctx, "account-1", "3002")
 	if err != nil {
@@ -66,7 +66,7 @@ func resumeEnv(t *testing.T, history int) (e *env, recorder *client.Client, last
 	if err := watcher.Ping(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	localCall(t, e.c, e.ctx)
+	callAndHangUp(t, e.c, e.ctx)
 	seen := broadcasts(t, watcher, 5)
 	broadcasts(t, recorder, 5)
 	last = seen[4].Seq
@@ -84,7 +84,7 @@ func resumeEnv(t *testing.T, history int) (e *env, recorder *client.Client, last
 func TestResume(t *testing.T) {
 	e, recorder, last := resumeEnv(t, 0)
 	for range 10 {
-		localCall(t, e.c, e.ctx)
+		callAndHangUp(t, e.c, e.ctx)
 	}
 	missed := broadcasts(t, recorder, 50)
 	if missed[0].Seq != last+1 || missed[49].Seq != last+50 {
@@ -114,7 +114,7 @@ func TestResume(t *testing.T) {
 	if m, err := back.Next(ctx); err == nil {
 		t.Fatalf("after the replay and the pong: %s, want nothing until the next event", m.Raw)
 	}
-	localCall(t, e.c, e.ctx)
+	callAndHangUp(t, e.c, e.ctx)
 	live := broadcasts(t, back, 5)
 	if live[0].Seq != last+51 || live[0].Event != api.EventCallIncoming {
 		t.Fatalf("first live event after the replay: %s, want call-incoming with seq %d", live[0].Raw, last+51)
@@ -126,7 +126,7 @@ func TestResume(t *testing.T) {
 func TestResumeTooOld(t *testing.T) {
 	e, recorder, last := resumeEnv(t, 16)
 	for range 10 {
-		localCall(t, e.c, e.ctx)
+		callAndHangUp(t, e.c, e.ctx)
 	}
 	missed := broadcasts(t, recorder, 50)
 
@@ -145,7 +145,7 @@ func TestResumeTooOld(t *testing.T) {
 			t.Fatalf("kept event %d = %s, want %s", i, kept[i].Raw, missed[34+i].Raw)
 		}
 	}
-	localCall(t, e.c, e.ctx)
+	callAndHangUp(t, e.c, e.ctx)
 	if live := broadcasts(t, back, 1); live[0].Seq != last+51 {
 		t.Fatalf("live event %s, want seq %d", live[0].Raw, last+51)
 	}

@@ -124,7 +124,7 @@ func TestSipctlEventsAcrossRestart(t *testing.T) {
 	waitUntil("telestra-sipctl connected", func() bool {
 		return strings.Count(e.d.Log(), "API client connected") >= 2 && strings.Count(e.d.Log(), `cmd=ping`) >= 1
 	})
-	localCall(t, e.c, e.ctx)
+	callAndHangUp(t, e.c, e.ctx)
 	first := read(5)
 	for i, m := range first {
 		if m.Seq != uint64(i+1) {
@@ -143,7 +143,7 @@ func TestSipctlEventsAcrossRestart(t *testing.T) {
 	c2 := d2.Client(t)
 	// A call right away: its first events may come before telestra-sipctl
 	// is back, and are then replayed.
-	localCall(t, c2, e.ctx)
+	callAndHangUp(t, c2, e.ctx)
 	second := read(5)
 	for i, m := range second {
 		if m.Seq != uint64(i+1) {
