@@ -16,6 +16,17 @@ import (
 func (s *Server) execute(ctx context.Context, c *client, msg []byte) {
 	s.stats.commands.Add(1)
 	cmd, err := ParseCommand(msg)
+	if !c.commanded {
+		c.commanded = true
+		// A first command other than resume ends the hold of broadcasts
+		// (history.go) before it runs, so what it causes comes live.
+		if err != nil || cmd.Name != CmdResume {
+			select {
+			case s.events <- hubMsg{release: c}:
+			case <-ctx.Done():
+			}
+		}
+	}
 	if err != nil {
 		var ce *CommandError
 		errors.As(err, &ce)

@@ -3,10 +3,18 @@ package api
 import (
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // DefaultEventHistory is how many broadcast events are kept for resume.
 const DefaultEventHistory = 1024
+
+// holdTime is how long the broadcasts to a new client wait for its first
+// command. A resume sent at once after connecting then replays everything
+// after its since and the live stream follows, strictly in order: nothing
+// was sent live to the client yet. The held broadcasts come from the
+// history, in order, once the first command arrives or holdTime passes.
+const holdTime = 100 * time.Millisecond
 
 // history numbers the broadcast events and keeps the frames of the last ones
 // for `resume`. Only the hub goroutine touches it: numbering there, at the
@@ -66,6 +74,67 @@ func (h *history) between(since, upto uint64) (frames []byte, lost uint64) {
 	return frames, lost
 }
 
+// arrivals are the new clients whose broadcasts are held (holdTime).
+// Owned by the hub goroutine.
+type arrivals struct {
+	held  []*client
+	timer *time.Timer // armed while held is not empty
+}
+
+func (a *arrivals) hold(c *client, now time.Time) {
+	c.held, c.holdUntil = true, now.Add(holdTime)
+	a.held = append(a.held, c)
+	if a.timer == nil {
+		a.timer = time.NewTimer(holdTime)
+	} else if len(a.held) == 1 {
+		a.timer.Reset(holdTime)
+	}
+}
+
+// expired is the timer's channel; nil (never ready) when nobody is held.
+func (a *arrivals) expired() <-chan time.Time {
+	if len(a.held) == 0 {
+		return nil
+	}
+	return a.timer.C
+}
+
+// release sends the held broadcasts of every client whose hold ended by
+// now (all when all is set) and re-arms the timer for the next.
+func (s *Server) release(now time.Time, all bool) {
+	a := &s.arrivals
+	keep := a.held[:0]
+	for _, c := range a.held {
+		switch {
+		case !c.held: // released by its first command
+		case all || !now.Before(c.holdUntil):
+			s.activate(c)
+		default:
+			keep = append(keep, c)
+		}
+	}
+	clear(a.held[len(keep):])
+	a.held = keep
+	if len(keep) > 0 {
+		a.timer.Reset(keep[0].holdUntil.Sub(now))
+	}
+}
+
+// activate ends c's hold: the broadcasts since it connected, then live.
+func (s *Server) activate(c *client) {
+	if !c.held {
+		return
+	}
+	c.held = false
+	if latest := s.hist.seq; c.joined < latest {
+		b, _ := s.hist.between(c.joined, latest)
+		c.joined = latest
+		if len(b) > 0 {
+			s.enqueue(c, b)
+		}
+	}
+}
+
 // resumeReq asks the hub to replay to c what it missed after since.
 type resumeReq struct {
 	c       *client
@@ -76,12 +145,18 @@ type resumeReq struct {
 }
 
 // resume runs on the hub goroutine. The client has been sent, live, every
-// event after c.joined (the latest seq when it connected); it gets the ones
-// in (since, c.joined] that are still kept, queued as one batch so that a
-// replay longer than the client queue does not overflow it.
+// event after c.joined; it gets the ones in (since, c.joined] that are
+// still kept, queued as one batch so that a replay longer than the client
+// queue does not overflow it. As its first command (c.held), nothing was
+// sent live yet: it gets everything after since up to now, then live.
 func (s *Server) resume(r resumeReq) {
 	defer close(r.done)
 	c := r.c
+	if c.held {
+		c.held = false
+		c.joined = s.hist.seq
+	}
+	upto := c.joined
 	var out []byte
 	fail := func(format string, args ...any) {
 		s.stats.fails.Add(1)
@@ -89,10 +164,14 @@ func (s *Server) resume(r resumeReq) {
 	}
 	// A client that saw another run of the daemon gets all of this one's.
 	restarted := func(why string) {
-		b, lost := s.hist.between(0, c.joined)
 		kept := "every event of this run follows"
-		if lost > 0 {
-			kept = fmt.Sprintf("this run's first %d events are no longer kept; the %d kept ones follow", lost, c.joined-lost)
+		var b []byte
+		if upto > 0 {
+			var lost uint64
+			b, lost = s.hist.between(0, upto)
+			if lost > 0 {
+				kept = fmt.Sprintf("this run's first %d events are no longer kept; the %d kept ones follow", lost, upto-lost)
+			}
 		}
 		fail("resume: %s: any events of the previous run after %d are lost; %s", why, r.since, kept)
 		out = append(out, b...)
@@ -103,11 +182,11 @@ func (s *Server) resume(r resumeReq) {
 	case r.since > latest:
 		// seq restarts at 1 with the process.
 		restarted(fmt.Sprintf("since %d is ahead of the latest event %d, so the daemon restarted", r.since, latest))
-	case r.since < c.joined:
-		b, lost := s.hist.between(r.since, c.joined)
+	case r.since < upto:
+		b, lost := s.hist.between(r.since, upto)
 		if lost > 0 {
 			fail("resume: %d events lost: events %d to %d are no longer kept ([tcp-settings] event-history is %d); the %d kept ones follow",
-				lost, r.since+1, r.since+lost, len(s.hist.ring), c.joined-r.since-lost)
+				lost, r.since+1, r.since+lost, len(s.hist.ring), upto-r.since-lost)
 		}
 		out = append(out, b...)
 	}

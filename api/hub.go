@@ -18,12 +18,17 @@ import (
 type client struct {
 	conn   net.Conn
 	remote string
-	// joined is the seq of the latest broadcast when the hub admitted the
-	// client: it is sent every later one live. Set by the hub goroutine
-	// before the client's goroutines start.
-	joined uint64
-	max    int             // queue bound
-	raw    syscall.RawConn // for reply's non-blocking write; nil: always queue
+	// Owned by the hub goroutine (history.go): joined is the seq of the
+	// latest broadcast when the client was admitted, or released from its
+	// hold; every later one is sent to it live. While held, broadcasts wait
+	// in the history until its first command or holdUntil.
+	joined    uint64
+	held      bool
+	holdUntil time.Time
+	// commanded is set by the reader goroutine at the first message.
+	commanded bool
+	max       int             // queue bound
+	raw       syscall.RawConn // for reply's non-blocking write; nil: always queue
 
 	mu      sync.Mutex
 	queue   [][]byte // frames waiting for the writer goroutine, at most max
@@ -177,10 +182,11 @@ type registration struct {
 // hubMsg is one item for the hub: a broadcast event, a probe, or (tests)
 // a function to run on the hub goroutine.
 type hubMsg struct {
-	event  any
-	probe  chan struct{}
-	fn     func()
-	resume *resumeReq
+	event   any
+	probe   chan struct{}
+	fn      func()
+	resume  *resumeReq
+	release *client // its first command came: end its hold
 }
 
 // runHub owns the client set until stop is closed. Serve closes stop only
@@ -195,6 +201,8 @@ func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 			m.fn()
 		case m.resume != nil:
 			s.resume(*m.resume)
+		case m.release != nil:
+			s.activate(m.release)
 		default:
 			s.fanOut(clients, m.event)
 		}
@@ -208,6 +216,7 @@ func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 			}
 			clients[r.c] = struct{}{}
 			r.c.joined = s.hist.seq
+			s.arrivals.hold(r.c, s.opts.now())
 			s.stats.clients.Store(int64(len(clients)))
 			r.reply <- true
 		case c := <-s.unregister:
@@ -215,10 +224,13 @@ func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 			s.stats.clients.Store(int64(len(clients)))
 		case m := <-s.events:
 			handle(m)
+		case <-s.arrivals.expired():
+			s.release(s.opts.now(), false)
 		case done := <-drain:
 			for n := len(s.events); n > 0; n-- {
 				handle(<-s.events)
 			}
+			s.release(s.opts.now(), true)
 			close(done)
 		case <-stop:
 			return
@@ -235,6 +247,9 @@ func (s *Server) fanOut(clients map[*client]struct{}, ev any) {
 	frame = s.hist.stamp(frame)
 	s.latest.Store(s.hist.seq)
 	for c := range clients {
+		if c.held {
+			continue // gets it from the history when released
+		}
 		if !s.enqueue(c, frame) {
 			// Stopped: no more broadcasts for it. Its goroutines
 			// unregister it once they have ended.

@@ -63,9 +63,10 @@ type Server struct {
 
 	stats counters
 
-	hist   *history      // owned by the hub goroutine
-	latest atomic.Uint64 // hist.seq, for pong
-	opts   options
+	hist     *history      // owned by the hub goroutine
+	arrivals arrivals      // owned by the hub goroutine
+	latest   atomic.Uint64 // hist.seq, for pong
+	opts     options
 }
 
 // NewServer returns a server; call Listen, then Serve.
