@@ -277,3 +277,70 @@ func TestPongVersionAndUptime(t *testing.T) {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 }
+
+// Events broadcast while a client connects and before its resume is read
+// still come in seq order after the replay: the client's broadcasts are
+// held until its first command.
+func TestResumeFirstCommandIsInOrder(t *testing.T) {
+	s := startServer(t, Config{}, &fakeController{})
+	broadcastN(s, 1, 10)
+	b := dial(t, s)
+	broadcastN(s, 11, 30) // before, during or after b's admission
+	time.Sleep(20 * time.Millisecond)
+	b.send(`{"cmd":"resume","since":5}` + "\x00")
+	for i := 6; i <= 30; i++ {
+		if got := b.nextRaw(); got != answered(i) {
+			t.Fatalf("got %s, want %s", got, answered(i))
+		}
+	}
+	broadcastN(s, 31, 31)
+	if got := b.nextRaw(); got != answered(31) {
+		t.Fatalf("live: got %s", got)
+	}
+}
+
+// A client that sends nothing gets the broadcasts held for it once the
+// hold ends, in order; one whose first command is not resume gets them
+// at once.
+func TestHoldEnds(t *testing.T) {
+	s := startServer(t, Config{}, &fakeController{})
+	quiet := dial(t, s)
+	waitFor(t, "client", func() bool { return s.Stats().Clients == 1 })
+	broadcastN(s, 1, 3)
+	for i := 1; i <= 3; i++ { // within holdTime, nextRaw allows 5 s
+		if got := quiet.nextRaw(); got != answered(i) {
+			t.Fatalf("quiet client: got %s, want %s", got, answered(i))
+		}
+	}
+
+	busy := dial(t, s)
+	busy.send(`{"cmd":"ping","token":"p"}` + "\x00")
+	if got := busy.nextRaw(); got != `{"event":"pong","token":"p"}` {
+		t.Fatalf("got %s", got)
+	}
+	// The release went to the hub before the ping ran: once the hub has
+	// handled what came before the probe, nobody is held.
+	probe(t, s)
+	held := -1
+	done := make(chan struct{})
+	s.inHub(func() {
+		held = 0
+		for _, c := range s.arrivals.held {
+			if c.held {
+				held++
+			}
+		}
+		close(done)
+	})
+	<-done
+	if held != 0 {
+		t.Fatalf("%d clients still held after their first command", held)
+	}
+	broadcastN(s, 4, 4)
+	if got := busy.nextRaw(); got != answered(4) {
+		t.Fatalf("after a ping: got %s", got)
+	}
+	if got := quiet.nextRaw(); got != answered(4) {
+		t.Fatalf("quiet client live: got %s", got)
+	}
+}

@@ -99,9 +99,9 @@ func (c *cli) redial(ctx context.Context) *client.Client {
 	}
 }
 
-// resume asks for what was missed, at once (an event broadcast before the
-// daemon reads the resume arrives live, ahead of the replay), naming the run
-// it saw; a daemon that restarted since says so in a fail, printed on
+// resume asks for what was missed as the connection's first command, so
+// the replay and the live stream come in order (docs/api.md), naming the
+// run it saw; a daemon that restarted since says so in a fail, printed on
 // stderr, and sends its new run's events. The ping after it tells the run
 // now followed.
 func (c *cli) resume(cl *client.Client, f *follower) {
