@@ -37,6 +37,7 @@ commands:
   hangup [-decline] ACCOUNT CALL_ID     end, cancel or decline (486; 603 with -decline) a call
   login ACCOUNT [USER [PASS [SERVER]]]  register again, optionally with other credentials
   logout ACCOUNT                        un-register
+  reload                                re-read the SIP plan; print what changed, or every problem
   send JSON                             send a raw command; print the replies for a moment
 
 options:
@@ -228,6 +229,11 @@ func (c *cli) dispatch(ctx context.Context, cmd string, args []string) error {
 		return c.withClient(ctx, func(ctx context.Context, cl *client.Client) error {
 			return cl.Logout(ctx, args[0])
 		})
+	case "reload":
+		if len(args) != 0 {
+			return usagef("reload takes no arguments")
+		}
+		return c.reload(ctx)
 	case "send":
 		if len(args) != 1 {
 			return usagef("send needs one JSON argument (quote it)")
@@ -309,6 +315,46 @@ func (c *cli) events(ctx context.Context, asJSON bool) error {
 			fmt.Fprintf(c.stdout, "%s %s\n", c.now().Format("15:04:05.000"), eventLine(m))
 		}
 	}
+}
+
+// reload asks the daemon to re-read its plan and prints what changed; a
+// rejected plan prints every problem on stderr (exit 1).
+func (c *cli) reload(ctx context.Context) error {
+	return c.withClient(ctx, func(ctx context.Context, cl *client.Client) error {
+		r, err := cl.Reload(ctx)
+		var fe *client.FailError
+		if errors.As(err, &fe) && len(fe.Problems) > 0 {
+			fmt.Fprintln(c.stderr, "telestra-sipctl: reload rejected, telestra-sipd keeps the running plan:")
+			for _, p := range fe.Problems {
+				fmt.Fprintln(c.stderr, "  "+p)
+			}
+			return errFailReply
+		}
+		if err != nil {
+			return err
+		}
+		restart := 0
+		for _, ch := range r.Changes {
+			if ch.Restart {
+				restart++
+			}
+		}
+		switch len(r.Changes) {
+		case 0:
+			fmt.Fprintf(c.stdout, "reloaded %s: nothing changed\n", r.Plan)
+		case 1:
+			fmt.Fprintf(c.stdout, "reloaded %s: 1 change\n", r.Plan)
+		default:
+			fmt.Fprintf(c.stdout, "reloaded %s: %d changes\n", r.Plan, len(r.Changes))
+		}
+		for _, ch := range r.Changes {
+			fmt.Fprintln(c.stdout, "  "+ch.Text)
+		}
+		if restart > 0 {
+			fmt.Fprintf(c.stdout, "%d of them take effect only after a restart: systemctl restart telestra-sipd\n", restart)
+		}
+		return nil
+	})
 }
 
 // errFailReply: `send` got a fail and printed it already.

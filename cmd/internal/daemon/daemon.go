@@ -46,6 +46,12 @@ type Daemon struct {
 	mu       sync.Mutex
 	plan     *plan.Plan
 	channels map[string]openChannel
+	// running is the plan the listeners and media started with: what a
+	// reload compares the settings that need a restart against.
+	running *plan.Plan
+
+	reloads  chan reloadRequest // the API's reload, served by run
+	stopping chan struct{}      // closed when run stops serving reloads
 
 	ua     *sip.UA
 	server *api.Server
@@ -69,7 +75,10 @@ func newDaemon(opts Options) *Daemon {
 		log:      opts.Log,
 		notify:   opts.Notifier,
 		plan:     opts.Plan,
+		running:  opts.Plan,
 		channels: map[string]openChannel{},
+		reloads:  make(chan reloadRequest),
+		stopping: make(chan struct{}),
 	}
 	if d.notify == nil {
 		d.notify = systemdNotifier{}
@@ -100,7 +109,8 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	}
 	d.ua = ua
 
-	d.server = api.NewServer(apiConfig(p), &controller{d: d}, d.log.With("component", "api"))
+	ctrl := &controller{d: d}
+	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl))
 	if err := d.server.Listen(); err != nil {
 		return fmt.Errorf("API listener on %s: %w", net.JoinHostPort(p.TCP.Address, fmt.Sprint(p.TCP.Port)), err)
 	}
@@ -134,8 +144,11 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 			running = false
 		case <-d.opts.Reload:
 			d.reload()
+		case req := <-d.reloads:
+			req.reply <- d.reload()
 		case err := <-srvDone:
 			// The API server only returns early on a fatal listener error.
+			close(d.stopping)
 			stopWD()
 			stopSrv()
 			d.shutdownUA()
@@ -143,6 +156,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		}
 	}
 
+	close(d.stopping)
 	d.sdNotify("STOPPING=1")
 	d.log.Info("telestra-sipd stopping")
 	stopWD()
