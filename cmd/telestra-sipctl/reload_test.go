@@ -117,7 +117,7 @@ func TestReloadCLI(t *testing.T) {
 				"  " + path + ":1: port: unknown table or key", "accounts.x.user: required", "accounts.x.max-calls: must be at least 1"}},
 		{name: "daemon not running", args: []string{"-addr", fmt.Sprintf("127.0.0.1:%d", closed), "reload"},
 			wantCode: 2, wantStderr: []string{"connection refused", "is telestra-sipd running?"}},
-		{name: "argument", args: []string{"-addr", addr, "reload", "now"}, wantCode: 64, wantStderr: []string{"reload takes no arguments"}},
+		{name: "argument", args: []string{"-addr", addr, "reload", "now"}, wantCode: 64, wantStderr: []string{"reload: takes no arguments"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,6 +33,9 @@ type Options struct {
 	Level    *slog.LevelVar   // set from [log] level, also on reload
 	Reload   <-chan os.Signal // SIGHUP: re-read PlanPath
 	Notifier Notifier         // nil: sd_notify through $NOTIFY_SOCKET
+	// RuntimeDir is $RUNTIME_DIRECTORY: the API address is written there
+	// for telestra-sipctl (runtime.go). "": not written.
+	RuntimeDir string
 }
 
 // Daemon is one running telestra-sipd.
@@ -113,6 +116,14 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl))
 	if err := d.server.Listen(); err != nil {
 		return fmt.Errorf("API listener on %s: %w", net.JoinHostPort(p.TCP.Address, fmt.Sprint(p.TCP.Port)), err)
+	}
+	if dir := runtimeDir(d.opts.RuntimeDir); dir != "" {
+		path, err := writeAPIAddress(dir, d.server.Addr())
+		if err != nil {
+			d.log.Warn("telestra-sipctl will not find the API without -addr", "err", err)
+		} else {
+			defer os.Remove(path)
+		}
 	}
 
 	uaCtx, stopUA := context.WithCancel(context.Background())
