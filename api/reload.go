@@ -22,6 +22,9 @@ type Reloader interface {
 type Reloaded struct {
 	Plan    string   `json:"plan"`    // the file that was read
 	Changes []Change `json:"changes"` // never null: [] when nothing changed
+	// Warnings are settings of the new plan that have no effect, one line
+	// each, "FILE:LINE: KEY: ...".
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Change is one difference between the running and the reloaded plan.
@@ -61,9 +64,10 @@ func WithReloader(r Reloader) ServerOption {
 }
 
 type wireReloaded struct {
-	Event   string   `json:"event"`
-	Plan    string   `json:"plan"`
-	Changes []Change `json:"changes"`
+	Event    string   `json:"event"`
+	Plan     string   `json:"plan"`
+	Changes  []Change `json:"changes"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // errNoReloader is the fail of `reload` on a server without a Reloader.
@@ -89,6 +93,6 @@ func (s *Server) reload(ctx context.Context, c *client) {
 		if changes == nil {
 			changes = []Change{}
 		}
-		s.reply(c, mustFrame(wireReloaded{EventReloaded, r.Plan, changes}))
+		s.reply(c, mustFrame(wireReloaded{EventReloaded, r.Plan, changes, r.Warnings}))
 	}
 }

@@ -461,6 +461,9 @@ func (c *cli) reload(ctx context.Context) error {
 		if restart > 0 {
 			fmt.Fprintf(c.stdout, "%d of them take effect only after a restart: systemctl restart telestra-sipd\n", restart)
 		}
+		for _, w := range r.Warnings {
+			fmt.Fprintln(c.stderr, "telestra-sipctl: warning: "+w)
+		}
 		return nil
 	})
 }
