@@ -7,7 +7,9 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-func channelKey(name, field string) string { return toml.Key{"audio", "channels", name, field}.String() }
+func channelKey(name, field string) string {
+	return toml.Key{"audio", "channels", name, field}.String()
+}
 func accountKey(name, field string) string { return toml.Key{"accounts", name, field}.String() }
 
 // written reports whether the file sets key (a value or a table).
