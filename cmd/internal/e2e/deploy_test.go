@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -61,13 +62,10 @@ func quiet(t *testing.T, d *testpeers.Daemon) {
 	}
 }
 
-// The Kamailio deployment example of docs/deploy-kamailio.md, run as is
-// against the Kamailio configuration of testdata/kamailio with a
-// system-wide-style PulseAudio: both positions register, call each other
-// through the registrar (the caller's client leaves right after
-// call-return, as telestra-sipctl call does), and the daemon stops during
-// a call; nothing of it is a warning.
-func TestDeployKamailioExample(t *testing.T) {
+// startKamailioExample runs testdata/deploy/kamailio.toml against the
+// tests' Kamailio, with PulseAudio devices of the example's names.
+func startKamailioExample(t *testing.T) (*testpeers.Kamailio, *testpeers.Pulse, *testpeers.Daemon) {
+	t.Helper()
 	k := testpeers.StartKamailio(t, testpeers.KamailioOptions{})
 	pa := testpeers.StartPulse(t)
 	for _, n := range []string{"headset-1", "headset-2"} {
@@ -89,7 +87,100 @@ func TestDeployKamailioExample(t *testing.T) {
 		"accounts.position-1.server": q(k.Addr()),
 		"accounts.position-2.server": q(k.Addr()),
 	})
-	d := testpeers.StartDaemonWith(t, text, testpeers.DaemonOptions{Env: pa.Env()})
+	return k, pa, testpeers.StartDaemonWith(t, text, testpeers.DaemonOptions{Env: pa.Env()})
+}
+
+// The audio check procedure of docs/audio.md, step by step with the same
+// tools (pactl, parecord, sox) on the Kamailio example: a 1 kHz test
+// source replaces position 1's microphone by a reload, and what position 2
+// plays to its headset is recorded from the sink's monitor and measured.
+func TestAudioCheckProcedure(t *testing.T) {
+	parecord := testpeers.RequireBinary(t, "parecord", "pulseaudio-utils")
+	sox := testpeers.RequireBinary(t, "sox", "sox")
+	timeout := testpeers.RequireBinary(t, "timeout", "coreutils")
+	_, pa, d := startKamailioExample(t)
+	c := d.Client(t)
+	waitRegistered(t, c, "position-1", 200)
+	waitRegistered(t, c, "position-2", 200)
+
+	// 1. The test source, and the plan pointed at it.
+	pa.LoadModule("module-sine-source", "source_name=check_1k", "frequency=1000")
+	b, err := os.ReadFile(d.PlanPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(b), `source = "alsa_input.headset-1"`, `source = "check_1k"`, 1)
+	if err := os.WriteFile(d.PlanPath(), []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := c.Reload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Changes) != 1 || r.Changes[0].Text != `audio.channels.position-1.source = "alsa_input.headset-1" → "check_1k"` || r.Changes[0].Restart {
+		t.Fatalf("reload changes %+v", r.Changes)
+	}
+
+	// 2. The call.
+	out, err := c.MakeCall(ctx, "position-1", "3002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := wait(t, c, 10*time.Second, "call-incoming", event(api.EventCallIncoming, "position-2", -1))
+	if err := c.AnswerCall(ctx, "position-2", in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "position-1", out))
+	waitCall(t, c, "position-2", in.CallID, "media flowing", func(cl api.Call) bool { return cl.PacketsReceived > 25 })
+
+	// 3. Record position 2's headset and measure.
+	wav := filepath.Join(t.TempDir(), "position-2.wav")
+	// timeout(1) ends parecord with SIGTERM, as in the documented command;
+	// exit status 124 is that time-out.
+	rec := exec.Command(timeout, "3", parecord, "-d", "alsa_output.headset-2.monitor", "--rate=8000", "--channels=1", "--file-format=wav", wav)
+	rec.Env = append(os.Environ(), pa.Env()...)
+	if out, err := rec.CombinedOutput(); err != nil && rec.ProcessState.ExitCode() != 124 {
+		t.Fatalf("parecord: %v\n%s", err, out)
+	}
+	stat, err := exec.Command(sox, wav, "-n", "stat").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sox: %v\n%s", err, stat)
+	}
+	freq, rms := soxStat(t, string(stat), "Rough   frequency"), soxStat(t, string(stat), "RMS     amplitude")
+	t.Logf("position 2 hears: rough frequency %.0f Hz, RMS amplitude %.3f", freq, rms)
+	if freq < 950 || freq > 1050 || rms < 0.01 {
+		t.Fatalf("position 2 does not hear the 1 kHz tone: sox stat says\n%s", stat)
+	}
+	if err := c.HangupCall(ctx, "position-1", out, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// soxStat reads one value of `sox FILE -n stat`.
+func soxStat(t *testing.T, out, name string) float64 {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, name); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":")), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	t.Fatalf("sox stat has no %q:\n%s", name, out)
+	return 0
+}
+
+// The Kamailio deployment example of docs/deploy-kamailio.md, run as is
+// against the Kamailio configuration of testdata/kamailio with a
+// system-wide-style PulseAudio: both positions register, call each other
+// through the registrar (the caller's client leaves right after
+// call-return, as telestra-sipctl call does), and the daemon stops during
+// a call; nothing of it is a warning.
+func TestDeployKamailioExample(t *testing.T) {
+	_, _, d := startKamailioExample(t)
 	c := d.Client(t)
 	waitRegistered(t, c, "position-1", 200)
 	waitRegistered(t, c, "position-2", 200)
