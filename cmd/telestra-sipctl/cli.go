@@ -161,7 +161,11 @@ func runOpts(ctx context.Context, args []string, stdout, stderr io.Writer, opts 
 		}
 		return exitUsage
 	case errors.As(err, &fe):
-		fmt.Fprintf(stderr, "telestra-sipctl: %s failed: %s\n", c.cmdName, fe.Error())
+		msg := fe.Error() // "ACCOUNT: error"
+		if strings.Contains(fe.Message.Error, strconv.Quote(fe.Account)) {
+			msg = fe.Message.Error // it names the account already
+		}
+		fmt.Fprintf(stderr, "telestra-sipctl: %s failed: %s\n", c.cmdName, msg)
 		return exitFail
 	case errors.Is(err, errFailReply):
 		return exitFail
