@@ -40,8 +40,8 @@ const (
 	reloadTimeout = 30 * time.Second
 )
 
-// usageError is a command line mistake: exit 64. usage is the usage line
-// of the command concerned ("" for the whole program).
+// usageError is a command line mistake: exit 64. cmd is the command whose
+// usage line is printed with it (nil: the whole program's hint).
 type usageError struct {
 	msg string
 	cmd *command
