@@ -54,15 +54,6 @@ func (e *ReloadRejected) Error() string {
 	return "reload of " + e.Plan + " rejected, the running plan is kept (" + n + "): " + strings.Join(e.Problems, "; ")
 }
 
-// ServerOption configures optional parts of a Server.
-type ServerOption func(*Server)
-
-// WithReloader serves the `reload` extension with r. Without it, `reload`
-// gets a fail saying that reloading is not available.
-func WithReloader(r Reloader) ServerOption {
-	return func(s *Server) { s.reloader = r }
-}
-
 type wireReloaded struct {
 	Event    string   `json:"event"`
 	Plan     string   `json:"plan"`
@@ -75,11 +66,11 @@ var errNoReloader = errors.New("reload is not available on this server")
 
 // reload runs the reload command and writes its answer.
 func (s *Server) reload(ctx context.Context, c *client) {
-	if s.reloader == nil {
+	if s.opts.reloader == nil {
 		s.fail(c, CmdReload, "", errNoReloader.Error())
 		return
 	}
-	r, err := s.reloader.Reload(ctx)
+	r, err := s.opts.reloader.Reload(ctx)
 	var rr *ReloadRejected
 	switch {
 	case errors.As(err, &rr):
