@@ -30,25 +30,14 @@ func documentedDefaults() map[string]string {
 	return out
 }
 
-// docTable maps a section heading of the docs to the TOML table of its keys.
+// docTable maps a section heading of the docs to the TOML table of its keys:
+// the first [table] it names ("[audio] and [audio.channels.NAME]" is audio).
 func docTable(heading string) string {
-	switch {
-	case strings.Contains(heading, "[tcp-settings]"):
-		return "tcp-settings"
-	case strings.Contains(heading, "[sip-settings]"):
-		return "sip-settings"
-	case strings.Contains(heading, "[rtp-settings]"):
-		return "rtp-settings"
-	case strings.Contains(heading, "[audio.channels.NAME]") && !strings.Contains(heading, "[audio]"):
-		return "audio.channels.NAME"
-	case strings.Contains(heading, "[audio]"):
-		return "audio"
-	case strings.Contains(heading, "[accounts.NAME]"):
-		return "accounts.NAME"
-	case strings.Contains(heading, "[log]"):
-		return "log"
+	m := regexp.MustCompile(`\[([A-Za-z0-9.-]+)\]`).FindStringSubmatch(heading)
+	if m == nil {
+		return ""
 	}
-	return ""
+	return m[1]
 }
 
 // checkDefaults compares documented key → default pairs with the code and
@@ -235,5 +224,49 @@ func TestDeployExamples(t *testing.T) {
 				t.Fatalf("%s does not show %s as it is (in a ```toml block)", ex.doc, ex.file)
 			}
 		})
+	}
+}
+
+// Settings (and so Diff, reload's report and the documentation tests)
+// covers every key the decoder knows: a key added to the schema but not to
+// Settings fails here. The decoder's own "known" lists are the reference.
+func TestSettingsCoverEveryKey(t *testing.T) {
+	known := regexp.MustCompile(`\(known(?: in \[[^\]]+\])?: ([^)]*)\)`)
+	knownKeys := func(text string) []string {
+		t.Helper()
+		_, err := Parse([]byte(text), "k.toml")
+		for _, p := range problemsOf(t, err) {
+			if m := known.FindStringSubmatch(p.Msg); m != nil {
+				return strings.Split(m[1], ", ")
+			}
+		}
+		t.Fatalf("no list of known keys for:\n%s\n%v", text, err)
+		return nil
+	}
+	p := Default()
+	p.Audio.Channels = []Channel{{Name: "c"}}
+	p.Accounts = []Account{{Name: "a"}}
+	have := map[string]bool{}
+	for _, s := range Settings(p) {
+		have[s.Key] = true
+	}
+	tables := map[string]string{ // table → a key of it
+		"tcp-settings": "", "sip-settings": "", "rtp-settings": "", "audio": "", "log": "",
+		"audio.channels.c": "", "accounts.a": "",
+	}
+	for _, top := range knownKeys("zzz-unknown = 1\n") {
+		if _, ok := tables[top]; !ok && top != "accounts" {
+			t.Errorf("the plan has a table [%s] that Settings and this test do not cover", top)
+		}
+	}
+	for table := range tables {
+		for _, k := range knownKeys("[" + table + "]\nzzz-unknown = 1\n") {
+			if table == "audio" && k == "channels" {
+				continue
+			}
+			if !have[table+"."+k] {
+				t.Errorf("Settings lacks %s.%s", table, k)
+			}
+		}
 	}
 }
