@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,14 +19,23 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// bashCompletionLib is the bash-completion package's library, which an
+// interactive bash on RHEL loads; the completion also works without it.
+const bashCompletionLib = "/usr/share/bash-completion/bash_completion"
+
 // complete runs the packaged completion function in bash for the words
-// (the last one is being completed) and returns the candidates.
-func complete(t *testing.T, path string, words ...string) []string {
+// (the last one is being completed) and returns the candidates; with lib,
+// bash-completion's library is loaded first (_init_completion).
+func complete(t *testing.T, path string, lib bool, words ...string) []string {
 	t.Helper()
 	script := `source ../../packaging/telestra-sipctl.bash-completion
 COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))
+COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}
 _telestra_sipctl
 printf '%s\n' "${COMPREPLY[@]}"`
+	if lib {
+		script = "source " + bashCompletionLib + "\n" + script
+	}
 	cmd := exec.Command("bash", append([]string{"-c", script, "bash", "telestra-sipctl"}, words...)...)
 	cmd.Env = append(os.Environ(), "PATH="+path, "TELESTRA_SIPCTL_TEST_AS_CLI=1")
 	out, err := cmd.CombinedOutput()
@@ -39,6 +49,9 @@ printf '%s\n' "${COMPREPLY[@]}"`
 func TestBashCompletion(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Fatal("bash not found: install the Debian package bash")
+	}
+	if _, err := os.Stat(bashCompletionLib); err != nil {
+		t.Fatalf("%v: install the Debian package bash-completion", err)
 	}
 	s, _ := startServer(t)
 	addr := s.Addr().String()
@@ -74,11 +87,13 @@ func TestBashCompletion(t *testing.T) {
 		{name: "nothing after the arguments", words: []string{"-addr", addr, "logout", "account-1", ""}, want: ""},
 		{name: "no daemon, no accounts", words: []string{"-addr", "127.0.0.1:1", "call", ""}, want: ""},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := strings.Join(complete(t, path, tc.words...), " "); got != tc.want {
-				t.Fatalf("completing %q: got %q, want %q", tc.words, got, tc.want)
-			}
-		})
+	for _, lib := range []bool{false, true} {
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s/bash-completion=%v", tc.name, lib), func(t *testing.T) {
+				if got := strings.Join(complete(t, path, lib, tc.words...), " "); got != tc.want {
+					t.Fatalf("completing %q: got %q, want %q", tc.words, got, tc.want)
+				}
+			})
+		}
 	}
 }
