@@ -59,10 +59,12 @@ type Server struct {
 	unregister chan *client
 
 	stats counters
+
+	opts options
 }
 
 // NewServer returns a server; call Listen, then Serve.
-func NewServer(cfg Config, ctrl Controller, log *slog.Logger) *Server {
+func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *Server {
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = DefaultMaxClients
 	}
@@ -78,7 +80,12 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return &Server{
+		opts:       o,
 		cfg:        cfg,
 		ctrl:       ctrl,
 		log:        log,
