@@ -9,7 +9,8 @@ import (
 	"unicode/utf8"
 )
 
-// Command names: the vendor document's seven, plus the extension "ping".
+// Command names: the vendor document's seven, plus the extensions "ping"
+// and "reload".
 const (
 	CmdLogin      = "login"
 	CmdMakeCall   = "make-call"
@@ -22,6 +23,10 @@ const (
 	// the same `token`. As commands of one client run in order, a client can
 	// send it after commands that have no reply to learn they were handled.
 	CmdPing = "ping"
+	// CmdReload is an extension: the daemon re-reads its SIP plan and
+	// answers `reloaded` once it is applied, or a `fail` listing every
+	// problem once it is rejected (the running plan is then kept).
+	CmdReload = "reload"
 	// CmdResume is an extension: it replays the broadcast events after
 	// `since` that the client missed (history.go).
 	CmdResume = "resume"
@@ -138,13 +143,15 @@ func decode(d decoder) (Command, error) {
 		if err == nil {
 			c.Token, _, err = d.str("token")
 		}
+	case CmdReload:
+		_, _, err = d.str("account")
 	case CmdResume:
 		err = d.each(d.since(&c), d.optStrTo("started", &c.Started))
 	case CmdLogLevel:
 		err = d.level(&c)
 	default:
 		return Command{}, &CommandError{Cmd: name, Account: c.Account, Tag: c.Tag,
-			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, resume or log-level", name)}
+			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume or log-level", name)}
 	}
 	if err != nil {
 		return Command{}, &CommandError{Cmd: name, Account: c.Account, Tag: c.Tag, Msg: err.Error()}
@@ -197,6 +204,8 @@ func (d decoder) name() (string, bool, error) {
 			return CmdLogout, true, nil
 		case CmdPing:
 			return CmdPing, true, nil
+		case CmdReload:
+			return CmdReload, true, nil
 		case CmdResume:
 			return CmdResume, true, nil
 		case CmdLogLevel:

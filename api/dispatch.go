@@ -64,6 +64,8 @@ func (s *Server) execute(ctx context.Context, c *client, msg []byte) {
 		}
 	case CmdPing:
 		s.reply(c, s.pong(cmd))
+	case CmdReload:
+		s.reload(ctx, c, cmd.Tag) // writes its own answer
 	case CmdResume:
 		err = s.requestResume(ctx, c, cmd)
 	case CmdLogLevel:

@@ -39,7 +39,9 @@ type (
 		Account string `json:"account"`
 		Error   string `json:"error"`
 		Cmd     string `json:"cmd,omitempty"`
-		Tag     string `json:"tag,omitempty"`
+		// Problems (extension): every reason a reload was rejected.
+		Problems []string `json:"problems,omitempty"`
+		Tag      string   `json:"tag,omitempty"`
 	}
 	wireCallIncoming struct {
 		Event      string `json:"event"`

@@ -196,7 +196,7 @@ func TestTags(t *testing.T) {
 		{name: "fail of a bad field", send: `{"cmd":"make-call","account":"account-1","tag":"m2"}`,
 			want: []string{`{"event":"fail","account":"account-1","error":"make-call: missing field \"num\"","cmd":"make-call","tag":"m2"}`}},
 		{name: "fail of an unknown command", send: `{"cmd":"dial","tag":"d1"}`,
-			want: []string{`{"event":"fail","account":"","error":"unknown command \"dial\": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, resume or log-level","cmd":"dial","tag":"d1"}`}},
+			want: []string{`{"event":"fail","account":"","error":"unknown command \"dial\": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume or log-level","cmd":"dial","tag":"d1"}`}},
 		{name: "silent command stays silent", send: `{"cmd":"answer-call","account":"account-1","call_id":0,"tag":"a1"}`},
 		{name: "64 bytes", send: `{"cmd":"ping","tag":"` + tag64 + `"}`,
 			want: []string{`{"event":"pong","token":"","tag":"` + tag64 + `"}`}},

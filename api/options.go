@@ -9,12 +9,19 @@ import (
 type Option func(*options)
 
 type options struct {
-	level   *slog.LevelVar // log-level command; nil: not offered
-	version string         // pong's version; "": pong has only token and tag
-	now     func() time.Time
-	started time.Time
+	reloader Reloader       // reload command; nil: not offered
+	level    *slog.LevelVar // log-level command; nil: not offered
+	version  string         // pong's version; "": pong has only token and tag
+	now      func() time.Time
+	started  time.Time
 	// startedText is started in pong: RFC 3339 UTC with nanoseconds.
 	startedText string
+}
+
+// WithReloader serves the `reload` extension with r. Without it, `reload`
+// gets a fail saying that reloading is not available.
+func WithReloader(r Reloader) Option {
+	return func(o *options) { o.reloader = r }
 }
 
 // WithLogLevel lets clients read and set the daemon's log level with the

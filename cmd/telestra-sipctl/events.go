@@ -38,7 +38,7 @@ func (c *cli) events(ctx context.Context, asJSON bool) error {
 	cancel()
 	if err != nil {
 		cl.Close()
-		return c.explain(err)
+		return c.explain(err, c.timeout)
 	}
 	f := &follower{last: m.Seq, started: m.Started}
 	for {
@@ -47,7 +47,7 @@ func (c *cli) events(ctx context.Context, asJSON bool) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		fmt.Fprintf(c.stderr, "telestra-sipctl: %v; reconnecting\n", c.explain(err))
+		fmt.Fprintf(c.stderr, "telestra-sipctl: %v; reconnecting\n", c.explain(err, c.timeout))
 		if cl = c.redial(ctx); cl == nil {
 			return nil // interrupted
 		}
