@@ -197,6 +197,8 @@ func TestTags(t *testing.T) {
 			want: []string{`{"event":"fail","account":"account-1","error":"make-call: missing field \"num\"","cmd":"make-call","tag":"m2"}`}},
 		{name: "fail of an unknown command", send: `{"cmd":"dial","tag":"d1"}`,
 			want: []string{`{"event":"fail","account":"","error":"unknown command \"dial\": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume or log-level","cmd":"dial","tag":"d1"}`}},
+		{name: "fail of reload", send: `{"cmd":"reload","tag":"r1"}`,
+			want: []string{`{"event":"fail","account":"","error":"reload is not available on this server","cmd":"reload","tag":"r1"}`}},
 		{name: "silent command stays silent", send: `{"cmd":"answer-call","account":"account-1","call_id":0,"tag":"a1"}`},
 		{name: "64 bytes", send: `{"cmd":"ping","tag":"` + tag64 + `"}`,
 			want: []string{`{"event":"pong","token":"","tag":"` + tag64 + `"}`}},
