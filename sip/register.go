@@ -511,7 +511,7 @@ func (u *UA) Reload(accounts []Account) error {
 	u.byName = byName
 	var ending []*call
 	for _, c := range u.calls {
-		if c.acct.removed && !c.stopped {
+		if c.acct.removed && c.phase.live() {
 			ending = append(ending, c)
 		}
 	}

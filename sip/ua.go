@@ -71,42 +71,6 @@ type Config struct {
 	Media  media.Config
 }
 
-// EventKind says what happened.
-type EventKind int
-
-const (
-	CallIncoming  EventKind = iota + 1 // Caller, CallerName set
-	CallAnswered                       // the call became established (either side answered)
-	CallEnded                          // Reason, Code set
-	AccountFailed                      // a REGISTER was rejected or timed out; Reason, Code set
-)
-
-func (k EventKind) String() string {
-	switch k {
-	case CallIncoming:
-		return "CallIncoming"
-	case CallAnswered:
-		return "CallAnswered"
-	case CallEnded:
-		return "CallEnded"
-	case AccountFailed:
-		return "AccountFailed"
-	}
-	return "EventKind(" + strconv.Itoa(int(k)) + ")"
-}
-
-// Event is delivered to the handler given to New. The handler must not
-// block; events of one call are delivered in order.
-type Event struct {
-	Kind       EventKind
-	Account    string
-	CallID     int
-	Caller     string
-	CallerName string
-	Reason     string
-	Code       int
-}
-
 // AccountStatus is a snapshot for get-status.
 type AccountStatus struct {
 	Account string
@@ -151,6 +115,7 @@ const (
 type UA struct {
 	cfg     Config
 	log     *slog.Logger
+	clock   clock
 	onEvent func(Event)
 	alloc   mediaAllocator
 	codecs  []string
@@ -250,6 +215,7 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		log:          log,
 		onEvent:      onEvent,
 		alloc:        alloc,
+		clock:        wallClock{},
 		codecs:       codecs,
 		minSE:        defaultMinSE,
 		seInterval:   max(se, defaultMinSE),
@@ -472,13 +438,13 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 		}
 		cs := CallStatus{
 			ID: c.id, Caller: c.caller, Callee: c.callee,
-			Started: c.started, Stopped: c.stopped, State: c.state,
+			Started: !c.confirmedAt.IsZero(), Stopped: !c.phase.live(), State: c.status,
 			Direction: "in", Active: c.bound,
 		}
 		if c.out {
 			cs.Direction = "out"
 		}
-		if c.sess != nil && !c.stopped {
+		if c.sess != nil && c.phase.live() {
 			cs.Media = c.sess.Stats()
 		} else {
 			cs.Media = c.lastStats
@@ -487,17 +453,6 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 	}
 	sort.Slice(st.Calls, func(i, j int) bool { return st.Calls[i].ID < st.Calls[j].ID })
 	return st, nil
-}
-
-// pruneLocked forgets ended calls whose linger time is over.
-func (u *UA) pruneLocked() {
-	now := time.Now()
-	for id, c := range u.calls {
-		if c.stopped && now.Sub(c.endedAt) >= u.cfg.EndedCallLinger {
-			delete(u.calls, id)
-			delete(u.dialogs, c.dlg.key())
-		}
-	}
 }
 
 // Shutdown ends every call (BYE/CANCEL/486), un-registers every account and
@@ -511,7 +466,7 @@ func (u *UA) Shutdown(ctx context.Context) error {
 	u.closing = true
 	var live []*call
 	for _, c := range u.calls {
-		if !c.stopped {
+		if c.phase.live() {
 			live = append(live, c)
 		}
 	}
@@ -595,66 +550,4 @@ func (u *UA) enter() bool {
 	}
 	u.wg.Add(1)
 	return true
-}
-
-// emitLocked queues an event; called with u.mu held so that the events of
-// one call keep the order of its state changes.
-func (u *UA) emitLocked(e Event) {
-	u.events.push(e)
-}
-
-// eventQueue decouples the SIP goroutines from the event handler: pushing
-// never blocks, and one goroutine delivers in order.
-type eventQueue struct {
-	fn     func(Event)
-	mu     sync.Mutex
-	q      []Event
-	closed bool
-	signal chan struct{}
-}
-
-func newEventQueue(fn func(Event)) *eventQueue {
-	return &eventQueue{fn: fn, signal: make(chan struct{}, 1)}
-}
-
-func (q *eventQueue) push(e Event) {
-	q.mu.Lock()
-	q.q = append(q.q, e)
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *eventQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-// run delivers events until close, then delivers what is left and returns.
-func (q *eventQueue) run() {
-	for range q.signal {
-		for {
-			q.mu.Lock()
-			batch := q.q
-			q.q = nil
-			closed := q.closed
-			q.mu.Unlock()
-			for _, e := range batch {
-				q.fn(e)
-			}
-			if len(batch) == 0 {
-				if closed {
-					return
-				}
-				break
-			}
-		}
-	}
 }

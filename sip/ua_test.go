@@ -1364,7 +1364,7 @@ func TestOutgoing422AndReinviteGlare(t *testing.T) {
 	// The call is put on hold; the peer answers the first re-INVITE 491.
 	h.ua.mu.Lock()
 	c := h.ua.calls[id]
-	c.localHold = true
+	c.hold.want = true
 	h.ua.kickLocked(c)
 	h.ua.mu.Unlock()
 	eventually(t, "hold retried after 491", 6*time.Second, func() bool {

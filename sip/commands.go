@@ -1,0 +1,214 @@
+// commands.go owns the operator's call commands (Dial, Answer, Switch,
+// Hangup) and terminate, which ends a call the way its phase requires.
+// Each command checks the phase and asks setPhaseLocked for the move.
+package sip
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Dial places a call. accepted is called synchronously with the new call ID
+// before the INVITE is sent and before any event of the call.
+func (u *UA) Dial(account, num string, accepted func(callID int)) error {
+	u.mu.Lock()
+	a, err := u.accountLocked(account)
+	if err == nil && a.eff.MaxCalls > 0 && u.liveCallsLocked(a) >= a.eff.MaxCalls {
+		err = fmt.Errorf("account %q: %w (%d)", account, ErrTooManyCalls, a.eff.MaxCalls)
+	}
+	var eff Account
+	var localUsers []string
+	if err == nil {
+		eff = a.eff
+		for _, o := range u.accounts {
+			if o != a {
+				localUsers = append(localUsers, o.eff.User)
+			}
+		}
+	}
+	u.mu.Unlock()
+	if err != nil {
+		return err
+	}
+
+	target, err := u.dialTarget(eff, num, localUsers)
+	if err != nil {
+		return fmt.Errorf("account %q: %w", account, err)
+	}
+	host := u.localHost(target.Host)
+
+	var c *call
+	sess, err := u.alloc.Allocate(func() {
+		if c != nil {
+			u.onMediaTimeout(c)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("account %q: RTP: %w", account, err)
+	}
+
+	u.mu.Lock()
+	closing := u.closing
+	if !closing {
+		c = u.newCallLocked(a, true)
+		c.sess = sess
+		c.host = host
+		c.caller = eff.User
+		c.callee = target.User
+		domain := host
+		if eff.Server != "" {
+			if su, err := serverURI(eff.Server); err == nil {
+				domain = su.Host
+			}
+		}
+		c.dlg = dialog{
+			callID:    newCallID(),
+			localTag:  newTag(),
+			local:     sip.Uri{Scheme: "sip", User: eff.User, Host: domain},
+			localName: displayOf(eff),
+			remote:    sip.Uri{Scheme: "sip", User: target.User, Host: target.Host, Port: target.Port},
+			localSeq:  uint32(rand.IntN(10000)) + 1,
+			target:    *target,
+		}
+	}
+	u.mu.Unlock()
+	if closing {
+		sess.Close()
+		return ErrClosed
+	}
+
+	if accepted != nil {
+		accepted(c.id)
+	}
+
+	u.mu.Lock()
+	u.calls[c.id] = c
+	if u.closing || u.closed {
+		s := u.endLocked(c, "shutdown", 0)
+		u.mu.Unlock()
+		if s != nil {
+			s.Close()
+		}
+		return nil
+	}
+	u.dialogs[c.dlg.key()] = c
+	// Like a phone: dialing puts the account's current call on hold, and
+	// the audio follows the new call.
+	u.makeActiveLocked(c)
+	req := u.initialInviteLocked(c)
+	u.wg.Add(1)
+	u.mu.Unlock()
+	u.log.Info("dialing", "account", account, "call", c.id, "to", target.String())
+	go func() {
+		defer u.wg.Done()
+		u.runOutgoing(c, req)
+	}()
+	return nil
+}
+
+// Answer answers a ringing incoming call, holding the account's active call first.
+func (u *UA) Answer(account string, callID int) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	c, err := u.callLocked(account, callID)
+	if err != nil {
+		return err
+	}
+	if c.out || c.phase != phaseRinging {
+		return fmt.Errorf("account %q call %d (%s %s): %w", account, callID, dirName(c), c.status, ErrCallState)
+	}
+	if _, err := u.setPhaseLocked(c, phaseAnswering, transition{}); err != nil {
+		return err
+	}
+	u.makeActiveLocked(c)
+	return nil
+}
+
+// Switch holds the account's active call and resumes callID.
+func (u *UA) Switch(account string, callID int) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	c, err := u.callLocked(account, callID)
+	if err != nil {
+		return err
+	}
+	if c.phase != phaseConfirmed {
+		return fmt.Errorf("account %q call %d (%s): %w", account, callID, c.status, ErrCallState)
+	}
+	if c.acct.active == c && !c.hold.want {
+		return nil // already the active call
+	}
+	u.makeActiveLocked(c)
+	c.hold.want = false
+	u.settleLocked(c)
+	u.kickLocked(c)
+	return nil
+}
+
+// Hangup declines (486, or 603 when decline), cancels or BYEs the call.
+func (u *UA) Hangup(account string, callID int, decline bool) error {
+	u.mu.Lock()
+	c, err := u.callLocked(account, callID)
+	if err == nil && !c.phase.live() {
+		err = fmt.Errorf("account %q call %d already ended: %w", account, callID, ErrCallState)
+	}
+	u.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	u.goTracked(func() {
+		ctx, cancel := context.WithTimeout(u.ctx, 40*time.Second)
+		defer cancel()
+		u.terminate(ctx, c, "local hangup", decline)
+	})
+	return nil
+}
+
+// terminate ends a call the way its phase requires: decline a ringing
+// incoming call, CANCEL a ringing outgoing one, BYE an answered one. It
+// returns when the call has ended (and the BYE was answered) or ctx ends.
+func (u *UA) terminate(ctx context.Context, c *call, reason string, decline bool) {
+	u.mu.Lock()
+	p := c.phase
+	var sess mediaSession
+	switch p {
+	case phaseRinging, phaseEarly:
+		t := transition{reason: reasonOr(reason, "cancelled")}
+		if !c.out {
+			t = transition{reason: reason, code: 486}
+			if decline {
+				t.code = 603
+			}
+		}
+		_, _ = u.setPhaseLocked(c, phaseEnding, t) // legal from ringing and early
+	case phaseAnswering, phaseConfirmed:
+		sess = u.endLocked(c, reason, 0)
+	}
+	u.mu.Unlock()
+	switch p {
+	case phaseEnded:
+	case phaseAnswering, phaseConfirmed:
+		if sess != nil {
+			sess.Close()
+		}
+		u.sendBye(ctx, c)
+	default:
+		// The INVITE's own goroutine ends the call when the CANCEL or
+		// the decline is through.
+		select {
+		case <-c.ended:
+		case <-ctx.Done():
+		}
+	}
+}
+
+func reasonOr(reason, def string) string {
+	if reason == "local hangup" {
+		return def
+	}
+	return reason
+}
