@@ -1,11 +1,8 @@
-// events.go owns what the UA reports to its owner: the Event type and the
-// queue that hands events to the handler without blocking a SIP goroutine.
+// events.go owns what the UA reports to its owner: the Event type and its
+// hand-off to the owner's handler.
 package sip
 
-import (
-	"strconv"
-	"sync"
-)
+import "strconv"
 
 // EventKind says what happened.
 type EventKind int
@@ -31,8 +28,9 @@ func (k EventKind) String() string {
 	return "EventKind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// Event is delivered to the handler given to New. The handler must not
-// block; events of one call are delivered in order.
+// Event is delivered to the handler given to New, in the order of the
+// state changes that caused it. The handler is called with the UA's lock
+// held: it must not block and must not call the UA.
 type Event struct {
 	Kind       EventKind
 	Account    string
@@ -43,64 +41,10 @@ type Event struct {
 	Code       int
 }
 
-// emitLocked queues an event; called with u.mu held so that the events of
-// one call keep the order of its state changes.
+// emitLocked hands an event to the handler. It is called with u.mu held,
+// so the events of a call keep the order of its phase changes, and the
+// handler must neither block nor call the UA (the daemon's hands the event
+// to the API hub's queue, which never blocks).
 func (u *UA) emitLocked(e Event) {
-	u.events.push(e)
-}
-
-// eventQueue decouples the SIP goroutines from the event handler: pushing
-// never blocks, and one goroutine delivers in order.
-type eventQueue struct {
-	fn     func(Event)
-	mu     sync.Mutex
-	q      []Event
-	closed bool
-	signal chan struct{}
-}
-
-func newEventQueue(fn func(Event)) *eventQueue {
-	return &eventQueue{fn: fn, signal: make(chan struct{}, 1)}
-}
-
-func (q *eventQueue) push(e Event) {
-	q.mu.Lock()
-	q.q = append(q.q, e)
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *eventQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-// run delivers events until close, then delivers what is left and returns.
-func (q *eventQueue) run() {
-	for range q.signal {
-		for {
-			q.mu.Lock()
-			batch := q.q
-			q.q = nil
-			closed := q.closed
-			q.mu.Unlock()
-			for _, e := range batch {
-				q.fn(e)
-			}
-			if len(batch) == 0 {
-				if closed {
-					return
-				}
-				break
-			}
-		}
-	}
+	u.onEvent(e)
 }

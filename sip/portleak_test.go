@@ -38,8 +38,14 @@ func TestThousandCallsReturnEveryPort(t *testing.T) {
 		}
 	}()
 	eng := ua.alloc.(engineAllocator).e
+	// The linger is measured on a clock the test moves: one linger per call.
+	clk := newFakeClock()
+	ua.mu.Lock()
+	ua.clock = clk
+	ua.mu.Unlock()
 
 	for i := 0; i < calls; i++ {
+		clk.Advance(cfg.EndedCallLinger)
 		id := -1
 		if err := ua.Dial("a", "3002", func(cid int) { id = cid }); err != nil {
 			t.Fatalf("call %d: dial: %v", i, err)

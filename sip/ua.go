@@ -141,10 +141,6 @@ type UA struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	events *eventQueue
-	// eventsDone is closed when the event goroutine has delivered the last
-	// event; it is not in wg so that Shutdown can flush after wg.Wait.
-	eventsDone chan struct{}
 
 	mu       sync.Mutex
 	started  bool
@@ -230,8 +226,6 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		bound:        map[string]*call{},
 		hostMemo:     map[string]string{},
 	}
-	u.events = newEventQueue(onEvent)
-	u.eventsDone = make(chan struct{})
 	for _, a := range accounts {
 		if a.Name == "" {
 			return nil, errors.New("sip: an account has no name")
@@ -285,18 +279,12 @@ func (u *UA) Start(ctx context.Context) error {
 	}
 	u.ctx, u.cancel = context.WithCancel(ctx)
 
-	go func() {
-		defer close(u.eventsDone)
-		u.events.run()
-	}()
 	if u.udpConn != nil {
 		u.serve("udp", func() error { return srv.ServeUDP(u.udpConn) })
 		if err := u.waitUDPReady(); err != nil {
 			u.cancel()
 			u.closeListeners() // ends the UDP serve goroutine
 			u.wg.Wait()
-			u.events.close()
-			<-u.eventsDone
 			sua.Close()
 			return err
 		}
@@ -510,12 +498,6 @@ func (u *UA) Shutdown(ctx context.Context) error {
 		if err == nil {
 			err = fmt.Errorf("sip: shutdown: goroutines still running: %w", ctx.Err())
 		}
-	}
-	// Deliver what the ending calls reported, then stop the event goroutine.
-	u.events.close()
-	select {
-	case <-u.eventsDone:
-	case <-ctx.Done():
 	}
 	u.sua.Close()
 	if cerr := u.alloc.Close(); cerr != nil {

@@ -38,7 +38,7 @@ func (d *Daemon) watchdog(ctx context.Context) {
 
 // healthy is the watchdog's health check.
 func (d *Daemon) healthy(ctx context.Context) error {
-	return errors.Join(d.events.probe(ctx), d.server.Probe(ctx), d.ua.Healthy())
+	return errors.Join(d.hub.Probe(ctx), d.ua.Healthy())
 }
 
 // runWatchdog calls check every period, bounded by half a period, and sends
