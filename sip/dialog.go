@@ -102,7 +102,7 @@ func (u *UA) inDialogLocked(c *call, method sip.RequestMethod, seq uint32) *sip.
 		req.AppendHeader(sip.NewHeader("Allow", allowHeader))
 		req.AppendHeader(sip.NewHeader("Supported", "timer"))
 	}
-	req.AppendHeader(sip.NewHeader("User-Agent", u.cfg.UserAgent))
+	u.addUserAgent(req)
 	req.SetBody(nil)
 	u.prepareOver(req, transport)
 	return req

@@ -35,11 +35,20 @@ func (u *UA) response(req *sip.Request, code int, reason, tag string, hdrs ...si
 			to.Params.Add("tag", tag)
 		}
 	}
-	res.AppendHeader(sip.NewHeader("Server", u.cfg.UserAgent))
+	if u.cfg.UserAgent != "" {
+		res.AppendHeader(sip.NewHeader("Server", u.cfg.UserAgent))
+	}
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
 	return res
+}
+
+// addUserAgent adds our User-Agent to a request, when we have one.
+func (u *UA) addUserAgent(req *sip.Request) {
+	if u.cfg.UserAgent != "" {
+		req.AppendHeader(sip.NewHeader("User-Agent", u.cfg.UserAgent))
+	}
 }
 
 // send sends a response of a server transaction.

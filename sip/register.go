@@ -346,7 +346,7 @@ func (u *UA) sendRegister(ctx context.Context, a *account, eff Account, expires 
 		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 		req.AppendHeader(sip.NewHeader("Allow", allowHeader))
 		req.AppendHeader(sip.NewHeader("Supported", "timer"))
-		req.AppendHeader(sip.NewHeader("User-Agent", u.cfg.UserAgent))
+		u.addUserAgent(req)
 		req.SetBody(nil)
 		u.prepare(req)
 		return req

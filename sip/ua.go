@@ -54,17 +54,25 @@ type Account struct {
 	AudioName   string          // channel name; accounts sharing a channel share one binding
 }
 
-// Config is [sip-settings] plus the media configuration.
+// Config is [sip-settings] plus the media configuration. The defaults are
+// the plan's (plan.Default); here a zero value means the stated minimum.
 type Config struct {
-	Address         string   // bind address
-	Port            int      // bind port; 0: chosen by the kernel (tests)
-	Transports      []string // "udp", "tcp"; the first is used for outbound requests
-	PublicAddress   string   // Contact/Via/SDP address; empty: derived from Address
-	UserAgent       string
-	RegisterExpires time.Duration // requested registration lifetime; 0: 3600s
-	RegisterRetry   time.Duration // first retry; doubles up to 5 min; 0: 30s
-	EndedCallLinger time.Duration // 0: 10s
-	SessionExpires  time.Duration // RFC 4028 interval we ask for / accept; 0: 1800s
+	Address       string   // bind address
+	Port          int      // bind port; 0: chosen by the kernel (tests)
+	Transports    []string // "udp", "tcp"; the first is used for outbound requests; empty: udp
+	PublicAddress string   // Contact/Via/SDP address; empty: derived from Address
+	UserAgent     string   // User-Agent and Server header; empty: none sent
+	// RegisterExpires is the registration lifetime asked for; 0: 10 s.
+	RegisterExpires time.Duration
+	// RegisterRetry is the first retry after a failed REGISTER, doubling
+	// up to 5 min; 0: 1 s.
+	RegisterRetry time.Duration
+	// EndedCallLinger is how long an ended call stays in Status; 0: it
+	// leaves at the next Status or new call.
+	EndedCallLinger time.Duration
+	// SessionExpires is the RFC 4028 interval we ask for; 0 (and anything
+	// shorter): the RFC's minimum, 90 s.
+	SessionExpires time.Duration
 	// Codecs lists the audio codecs offered, in order of preference, by
 	// name (media.Supported); empty: Media.Codecs, else PCMU, PCMA.
 	Codecs []string
@@ -102,12 +110,10 @@ const (
 
 const (
 	allowHeader     = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
-	defaultExpires  = 3600 * time.Second
-	defaultRetry    = 30 * time.Second
+	minExpires      = 10 * time.Second
+	minRetry        = time.Second
 	maxRetry        = 5 * time.Minute
-	defaultLinger   = 10 * time.Second
-	defaultSE       = 1800 // seconds
-	defaultMinSE    = 90   // seconds, RFC 4028 minimum
+	minSE           = 90 // seconds, RFC 4028 minimum
 	defaultRingTime = 3 * time.Minute
 )
 
@@ -180,17 +186,14 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 			return nil, fmt.Errorf("sip: transport %q is not supported: use \"udp\" or \"tcp\"", t)
 		}
 	}
-	if cfg.RegisterExpires <= 0 {
-		cfg.RegisterExpires = defaultExpires
+	if cfg.RegisterExpires < 0 || cfg.RegisterRetry < 0 || cfg.EndedCallLinger < 0 || cfg.SessionExpires < 0 {
+		return nil, errors.New("sip: negative duration in the configuration")
 	}
-	if cfg.RegisterRetry <= 0 {
-		cfg.RegisterRetry = defaultRetry
+	if cfg.RegisterExpires == 0 {
+		cfg.RegisterExpires = minExpires
 	}
-	if cfg.EndedCallLinger <= 0 {
-		cfg.EndedCallLinger = defaultLinger
-	}
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = "telestra-sipd"
+	if cfg.RegisterRetry == 0 {
+		cfg.RegisterRetry = minRetry
 	}
 	codecs := cfg.Codecs
 	if len(codecs) == 0 {
@@ -203,9 +206,6 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		return nil, fmt.Errorf("sip: none of the codecs %v is supported: use PCMU or PCMA", codecs)
 	}
 	se := int(cfg.SessionExpires / time.Second)
-	if se <= 0 {
-		se = defaultSE
-	}
 	u := &UA{
 		cfg:          cfg,
 		log:          log,
@@ -213,8 +213,8 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		alloc:        alloc,
 		clock:        wallClock{},
 		codecs:       codecs,
-		minSE:        defaultMinSE,
-		seInterval:   max(se, defaultMinSE),
+		minSE:        minSE,
+		seInterval:   max(se, minSE),
 		ackTimeout:   64 * sip.T1,
 		ringTime:     defaultRingTime,
 		t1:           sip.T1,

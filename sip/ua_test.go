@@ -21,7 +21,7 @@ type harness struct {
 
 func startUA(t *testing.T, accounts []Account, tweak func(*Config, *UA)) *harness {
 	t.Helper()
-	cfg := Config{Address: "127.0.0.1", Transports: []string{"udp"}, RegisterRetry: 200 * time.Millisecond,
+	cfg := Config{Address: "127.0.0.1", Transports: []string{"udp"}, RegisterRetry: 200 * time.Millisecond, RegisterExpires: time.Hour,
 		EndedCallLinger: time.Second}
 	h := &harness{ev: newEvents(), alloc: &fakeAlloc{}}
 	if tweak != nil {
