@@ -6,6 +6,7 @@ package sip
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -19,23 +20,29 @@ type decision struct {
 	reason string
 }
 
-// call is one call; all fields are guarded by UA.mu.
+// call is one call. The fields above mu never change once the call is in
+// the tables; tab is guarded by UA.mu; the rest by mu.
 type call struct {
 	id         int
 	acct       *account
+	account    string // acct's name, for logs and events
 	out        bool
 	caller     string
 	callee     string
 	callerName string
+	ended      chan struct{}     // closed on the move to ended
+	cancelCh   chan struct{}     // outgoing: closed on the move to ending
+	decisionCh chan decision     // incoming: the answer or decline, one slot
+	ackCh      chan *sip.Request // ACKs of our 2xx sent outside the INVITE transaction
 
+	tab callEntry // guarded by UA.mu
+
+	mu          sync.Mutex
 	phase       phase
 	hold        holdState
 	status      string    // CallStatus.State, kept by setPhaseLocked and settleLocked
 	confirmedAt time.Time // zero: never confirmed (CallStatus.Started)
-	endedAt     time.Time
-	endReason   string        // phaseEnding: why (CANCEL, decline)
-	ended       chan struct{} // closed on the move to ended
-	bound       bool          // bound to its account's audio channel (UA.bound)
+	endReason   string    // phaseEnding: why (CANCEL, decline)
 	sess        mediaSession
 	lastStats   media.Stats
 
@@ -45,9 +52,6 @@ type call struct {
 	lastSDP []byte // our last description, resent unchanged by refreshes
 	neg     *negotiated
 
-	cancelCh   chan struct{}     // outgoing: closed on the move to ending
-	decisionCh chan decision     // incoming: the answer or decline, one slot
-	ackCh      chan *sip.Request // ACKs of our 2xx sent outside the INVITE transaction
 	// waitAck is non-nil while our 2xx to an INVITE waits for its ACK
 	// (answering, or offerTheirs) and closed when it arrived or never will:
 	// the peer's next request waits for it (sipgo handles each message in
@@ -65,6 +69,17 @@ type call struct {
 
 	timer     sessionTimer // RFC 4028
 	peerAllow string
+}
+
+// callEntry is what the tables know of a call, guarded by UA.mu: whether it
+// ended (and when), whether it wants its account's audio channel (published
+// by settleLocked) and the session the channel binds to.
+type callEntry struct {
+	gone    bool
+	endedAt time.Time
+	audio   bool
+	bound   bool // bound to its account's audio channel (UA.bound)
+	media   mediaSession
 }
 
 // ackSeen ends a wait for the ACK of our 2xx.
@@ -92,7 +107,7 @@ func dirName(c *call) string {
 func (u *UA) liveCallsLocked(a *account) int {
 	n := 0
 	for _, c := range u.calls {
-		if c.acct == a && c.phase.live() {
+		if c.acct == a && !c.tab.gone {
 			n++
 		}
 	}
@@ -111,13 +126,20 @@ func (u *UA) callLocked(account string, id int) (*call, error) {
 	return c, nil
 }
 
+// call finds a call for a command.
+func (u *UA) call(account string, id int) (*call, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.callLocked(account, id)
+}
+
 // newCallLocked makes a ringing call under a fresh ID (not yet in the tables).
 func (u *UA) newCallLocked(a *account, out bool) *call {
 	// Ended calls leave the maps here too, not only on get-status: the
 	// daemon runs for months.
 	u.pruneLocked()
 	c := &call{
-		id: u.nextID, acct: a, out: out, phase: phaseRinging, status: StateRinging,
+		id: u.nextID, acct: a, account: a.plan.Name, out: out, phase: phaseRinging, status: StateRinging,
 		ended: make(chan struct{}), cancelCh: make(chan struct{}),
 		decisionCh: make(chan decision, 1), ackCh: make(chan *sip.Request, 4),
 	}
@@ -130,7 +152,7 @@ func (u *UA) newCallLocked(a *account, out bool) *call {
 func (u *UA) pruneLocked() {
 	now := u.clock.Now()
 	for id, c := range u.calls {
-		if !c.phase.live() && now.Sub(c.endedAt) >= u.cfg.EndedCallLinger {
+		if c.tab.gone && now.Sub(c.tab.endedAt) >= u.cfg.EndedCallLinger {
 			delete(u.calls, id)
 			delete(u.dialogs, c.dlg.key())
 		}
@@ -140,13 +162,13 @@ func (u *UA) pruneLocked() {
 func (u *UA) onMediaTimeout(c *call) {
 	// Called from the media goroutine: never block it.
 	u.goTracked(func() {
-		u.mu.Lock()
+		c.mu.Lock()
 		ok := c.phase == phaseConfirmed
-		u.mu.Unlock()
+		c.mu.Unlock()
 		if !ok {
 			return
 		}
-		u.log.Warn("no RTP received: ending call", "account", c.acct.plan.Name, "call", c.id)
+		u.log.Warn("no RTP received: ending call", "account", c.account, "call", c.id)
 		u.endAndBye(c, "rtp timeout", 0)
 	})
 }

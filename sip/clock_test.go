@@ -81,11 +81,18 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 func (t *fakeTimer) C() <-chan time.Time { return t.c }
 
+// Stop also drops a fire not yet received, as time.Timer does since Go 1.23.
 func (t *fakeTimer) Stop() bool {
 	t.clk.mu.Lock()
 	defer t.clk.mu.Unlock()
 	_, ok := t.clk.timers[t]
 	delete(t.clk.timers, t)
+	if t.c != nil {
+		select {
+		case <-t.c:
+		default:
+		}
+	}
 	return ok
 }
 

@@ -55,7 +55,7 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 	closing := u.closing
 	if !closing {
 		c = u.newCallLocked(a, true)
-		c.sess = sess
+		c.sess, c.tab.media = sess, sess
 		c.host = host
 		c.caller = eff.User
 		c.callee = target.User
@@ -87,65 +87,75 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 
 	u.mu.Lock()
 	u.calls[c.id] = c
-	if u.closing || u.closed {
-		s := u.endLocked(c, "shutdown", 0)
-		u.mu.Unlock()
-		if s != nil {
-			s.Close()
-		}
+	closing = u.closing || u.closed
+	if !closing {
+		u.dialogs[c.dlg.key()] = c
+	}
+	u.mu.Unlock()
+	if closing {
+		u.end(c, "shutdown", 0)
 		return nil
 	}
-	u.dialogs[c.dlg.key()] = c
 	// Like a phone: dialing puts the account's current call on hold, and
 	// the audio follows the new call.
-	u.makeActiveLocked(c)
+	u.makeActive(c)
+	c.mu.Lock()
 	req := u.initialInviteLocked(c)
-	u.wg.Add(1)
-	u.mu.Unlock()
+	c.mu.Unlock()
 	u.log.Info("dialing", "account", account, "call", c.id, "to", target.String())
-	go func() {
-		defer u.wg.Done()
-		u.runOutgoing(c, req)
-	}()
+	if !u.goTracked(func() { u.runOutgoing(c, req) }) {
+		u.end(c, "shutdown", 0)
+	}
 	return nil
 }
 
 // Answer answers a ringing incoming call, holding the account's active call first.
 func (u *UA) Answer(account string, callID int) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	c, err := u.callLocked(account, callID)
+	c, err := u.call(account, callID)
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
 	if c.out || c.phase != phaseRinging {
-		return fmt.Errorf("account %q call %d (%s %s): %w", account, callID, dirName(c), c.status, ErrCallState)
+		err = fmt.Errorf("account %q call %d (%s %s): %w", account, callID, dirName(c), c.status, ErrCallState)
+	} else {
+		_, err = u.setPhaseLocked(c, phaseAnswering, transition{})
 	}
-	if _, err := u.setPhaseLocked(c, phaseAnswering, transition{}); err != nil {
+	c.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	u.makeActiveLocked(c)
+	u.makeActive(c)
 	return nil
 }
 
 // Switch holds the account's active call and resumes callID.
 func (u *UA) Switch(account string, callID int) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	c, err := u.callLocked(account, callID)
+	c, err := u.call(account, callID)
 	if err != nil {
 		return err
 	}
-	if c.phase != phaseConfirmed {
-		return fmt.Errorf("account %q call %d (%s): %w", account, callID, c.status, ErrCallState)
+	c.mu.Lock()
+	ok := c.phase == phaseConfirmed
+	if !ok {
+		err = fmt.Errorf("account %q call %d (%s): %w", account, callID, c.status, ErrCallState)
 	}
-	if c.acct.active == c && !c.hold.want {
-		return nil // already the active call
+	u.mu.Lock()
+	active := c.acct.active == c
+	u.mu.Unlock()
+	already := active && !c.hold.want
+	c.mu.Unlock()
+	if !ok || already {
+		return err // nil when c is already the active call
 	}
-	u.makeActiveLocked(c)
-	c.hold.want = false
-	u.settleLocked(c)
-	u.kickLocked(c)
+	u.makeActive(c)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.phase == phaseConfirmed {
+		c.hold.want = false
+		u.settleLocked(c)
+		u.kickLocked(c)
+	}
 	return nil
 }
 
@@ -153,7 +163,7 @@ func (u *UA) Switch(account string, callID int) error {
 func (u *UA) Hangup(account string, callID int, decline bool) error {
 	u.mu.Lock()
 	c, err := u.callLocked(account, callID)
-	if err == nil && !c.phase.live() {
+	if err == nil && c.tab.gone {
 		err = fmt.Errorf("account %q call %d already ended: %w", account, callID, ErrCallState)
 	}
 	u.mu.Unlock()
@@ -172,7 +182,7 @@ func (u *UA) Hangup(account string, callID int, decline bool) error {
 // incoming call, CANCEL a ringing outgoing one, BYE an answered one. It
 // returns when the call has ended (and the BYE was answered) or ctx ends.
 func (u *UA) terminate(ctx context.Context, c *call, reason string, decline bool) {
-	u.mu.Lock()
+	c.mu.Lock()
 	p := c.phase
 	var sess mediaSession
 	switch p {
@@ -188,7 +198,7 @@ func (u *UA) terminate(ctx context.Context, c *call, reason string, decline bool
 	case phaseAnswering, phaseConfirmed:
 		sess = u.endLocked(c, reason, 0)
 	}
-	u.mu.Unlock()
+	c.mu.Unlock()
 	switch p {
 	case phaseEnded:
 	case phaseAnswering, phaseConfirmed:

@@ -122,7 +122,10 @@ func (u *UA) ok200Locked(c *call, req *sip.Request, body []byte) *sip.Response {
 	return res
 }
 
-func (u *UA) credsLocked(c *call) credentials {
+// creds are the account's digest credentials (account fields: UA.mu).
+func (u *UA) creds(c *call) credentials {
+	u.mu.Lock()
+	defer u.mu.Unlock()
 	return credentials{user: c.acct.authUser(), pass: c.acct.eff.Pass}
 }
 
@@ -137,28 +140,28 @@ func (u *UA) endAndBye(c *call, reason string, code int) {
 
 // sendBye sends BYE in the call's dialog (answering digest challenges).
 func (u *UA) sendBye(ctx context.Context, c *call) {
-	u.mu.Lock()
+	c.mu.Lock()
 	noDialog := c.dlg.remoteTag == "" && c.out
 	var req *sip.Request
 	var cr credentials
 	if !noDialog {
 		req = u.inDialogLocked(c, sip.BYE, 0)
-		cr = u.credsLocked(c)
+		cr = u.creds(c)
 	}
-	u.mu.Unlock()
+	c.mu.Unlock()
 	if noDialog {
 		return
 	}
 	res, err := u.doWithAuth(ctx, req, cr, func(old *sip.Request) *sip.Request {
-		u.mu.Lock()
-		defer u.mu.Unlock()
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		return u.inDialogLocked(c, sip.BYE, 0)
 	})
 	switch {
 	case err != nil:
-		u.log.Warn("BYE got no answer", "account", c.acct.plan.Name, "call", c.id, "error", err)
+		u.log.Warn("BYE got no answer", "account", c.account, "call", c.id, "error", err)
 	case res.StatusCode >= 300:
-		u.log.Warn("BYE rejected", "account", c.acct.plan.Name, "call", c.id, "status", statusText(res))
+		u.log.Warn("BYE rejected", "account", c.account, "call", c.id, "status", statusText(res))
 	}
 }
 
@@ -226,10 +229,10 @@ func (u *UA) reinvite(ctx context.Context, c *call, useUpdate bool, body []byte)
 		c.timer.addRequestHeaders(req, u.minSE)
 		return req
 	}
-	u.mu.Lock()
+	c.mu.Lock()
 	req := buildLocked()
-	cr := u.credsLocked(c)
-	u.mu.Unlock()
+	cr := u.creds(c)
+	c.mu.Unlock()
 	for attempt := 0; ; attempt++ {
 		var res *sip.Response
 		var err error
@@ -241,9 +244,9 @@ func (u *UA) reinvite(ctx context.Context, c *call, useUpdate bool, body []byte)
 			if err == nil {
 				res, err = u.waitInvite(ctx, tx, nil, c.ended)
 				if res != nil && res.IsSuccess() {
-					u.mu.Lock()
+					c.mu.Lock()
 					ack := u.ackLocked(c, req.CSeq().SeqNo, nil)
-					u.mu.Unlock()
+					c.mu.Unlock()
 					u.writeAck(ack)
 				}
 				tx.Terminate()
@@ -253,9 +256,9 @@ func (u *UA) reinvite(ctx context.Context, c *call, useUpdate bool, body []byte)
 			return nil, err
 		}
 		if (res.StatusCode == 401 || res.StatusCode == 407) && attempt < 2 && cr.pass != "" {
-			u.mu.Lock()
+			c.mu.Lock()
 			next := buildLocked()
-			u.mu.Unlock()
+			c.mu.Unlock()
 			if authorize(next, res, cr) == nil {
 				req = next
 				continue

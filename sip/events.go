@@ -28,9 +28,10 @@ func (k EventKind) String() string {
 	return "EventKind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// Event is delivered to the handler given to New, in the order of the
-// state changes that caused it. The handler is called with the UA's lock
-// held: it must not block and must not call the UA.
+// Event is delivered to the handler given to New; the events of one call
+// or account come in the order of the changes that caused them. The
+// handler is called with a UA lock held and from several goroutines: it
+// must not block and must not call the UA.
 type Event struct {
 	Kind       EventKind
 	Account    string
@@ -41,10 +42,12 @@ type Event struct {
 	Code       int
 }
 
-// emitLocked hands an event to the handler. It is called with u.mu held,
-// so the events of a call keep the order of its phase changes, and the
-// handler must neither block nor call the UA (the daemon's hands the event
-// to the API hub's queue, which never blocks).
+// emitLocked hands an event to the handler. It is called with the call's
+// lock held (UA.mu for an account's event, and for CallIncoming while the
+// call enters the tables), so the events of a call keep the order of its
+// phase changes. The handler must neither block nor call the UA, and may be
+// called from several goroutines at once (the daemon's hands the event to
+// the API hub's queue, which never blocks).
 func (u *UA) emitLocked(e Event) {
 	u.onEvent(e)
 }

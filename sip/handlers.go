@@ -54,9 +54,9 @@ func (u *UA) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	u.mu.Lock()
+	c.mu.Lock()
 	live := c.phase.live()
-	u.mu.Unlock()
+	c.mu.Unlock()
 	if !live {
 		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
 		return

@@ -110,7 +110,7 @@ func (u *UA) newIncoming(req *sip.Request, a *account) (*call, *sip.Response) {
 		return nil, u.response(req, 503, "Service Unavailable", "")
 	}
 	c = u.newCallLocked(a, false)
-	c.sess = sess
+	c.sess, c.tab.media = sess, sess
 	c.host = host
 	from, to := req.From(), req.To()
 	c.dlg = dialog{
@@ -197,7 +197,7 @@ func (u *UA) awaitDecision(req *sip.Request, tx sip.ServerTransaction, c *call, 
 // INVITE) and waits for the ACK that confirms the call.
 func (u *UA) answerIncoming(c *call, req *sip.Request, tx sip.ServerTransaction, offer *remoteSDP, cancelled <-chan struct{}) {
 	tag := c.dlg.localTag
-	u.mu.Lock()
+	c.mu.Lock()
 	live := c.phase.live()
 	var body []byte
 	var err error
@@ -213,7 +213,7 @@ func (u *UA) answerIncoming(c *call, req *sip.Request, tx sip.ServerTransaction,
 		res = u.ok200Locked(c, req, body)
 	}
 	heldInSDP := c.hold.want
-	u.mu.Unlock()
+	c.mu.Unlock()
 
 	switch {
 	case !live:
@@ -237,7 +237,7 @@ func (u *UA) answerIncoming(c *call, req *sip.Request, tx sip.ServerTransaction,
 	}
 	ack := u.awaitAck(c, tx, res, req.CSeq().SeqNo)
 
-	u.mu.Lock()
+	c.mu.Lock()
 	live = c.phase.live()
 	if live && ack != nil {
 		if offer == nil {
@@ -248,7 +248,7 @@ func (u *UA) answerIncoming(c *call, req *sip.Request, tx sip.ServerTransaction,
 			_, err = u.setPhaseLocked(c, phaseConfirmed, transition{}) // legal from answering
 		}
 	}
-	u.mu.Unlock()
+	c.mu.Unlock()
 	switch {
 	case !live:
 	case ack == nil && u.ctx.Err() == nil:
@@ -311,9 +311,9 @@ func (u *UA) onAck(req *sip.Request, tx sip.ServerTransaction) {
 // waitAckProcessed gives the ACK of our last 2xx to an INVITE a moment to
 // be processed before the peer's next request of the dialog.
 func (u *UA) waitAckProcessed(c *call) {
-	u.mu.Lock()
+	c.mu.Lock()
 	ch := c.waitAck
-	u.mu.Unlock()
+	c.mu.Unlock()
 	if ch == nil {
 		return
 	}
@@ -352,16 +352,16 @@ func (u *UA) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	defer u.wg.Done()
 	u.waitAckProcessed(c)
 	awaitAnswer := len(req.Body()) == 0
-	u.mu.Lock()
+	c.mu.Lock()
 	res := u.reinviteLocked(c, req, awaitAnswer)
-	u.mu.Unlock()
+	c.mu.Unlock()
 	u.send(tx, res)
 	if res.StatusCode != 200 {
 		return
 	}
 	ack := u.awaitAck(c, tx, res, req.CSeq().SeqNo)
 
-	u.mu.Lock()
+	c.mu.Lock()
 	c.offer = offerIdle
 	c.ackSeen()
 	live := c.phase.live()
@@ -379,7 +379,7 @@ func (u *UA) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		u.settleLocked(c)
 		u.kickLocked(c) // a hold/resume asked for meanwhile
 	}
-	u.mu.Unlock()
+	c.mu.Unlock()
 	if live && ack == nil && u.ctx.Err() == nil {
 		u.endAndBye(c, "no ACK for re-INVITE", 408)
 	}
@@ -429,9 +429,9 @@ func (u *UA) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	u.waitAckProcessed(c)
-	u.mu.Lock()
+	c.mu.Lock()
 	res := u.updateLocked(c, req)
-	u.mu.Unlock()
+	c.mu.Unlock()
 	u.send(tx, res)
 }
 

@@ -75,7 +75,7 @@ func (u *UA) initialInviteLocked(c *call) *sip.Request {
 // runOutgoing drives the initial INVITE of an outgoing call to its end
 // (answered, rejected, cancelled or timed out).
 func (u *UA) runOutgoing(c *call, req *sip.Request) {
-	name := c.acct.plan.Name
+	name := c.account
 	authTries, seTries := 0, 0
 	ring := u.clock.NewTimer(u.ringTime)
 	defer ring.Stop()
@@ -88,9 +88,9 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 		res, err := u.waitOutgoing(c, tx, req, ring.C())
 		if err != nil {
 			tx.Terminate()
-			u.mu.Lock()
+			c.mu.Lock()
 			cancelled, why := c.phase == phaseEnding, c.endReason
-			u.mu.Unlock()
+			c.mu.Unlock()
 			switch {
 			case cancelled:
 				u.end(c, why, 487)
@@ -111,10 +111,10 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 			tx.Terminate()
 			return
 		case (res.StatusCode == 401 || res.StatusCode == 407) && authTries < 2:
-			u.mu.Lock()
+			c.mu.Lock()
 			cancelled, why := c.phase == phaseEnding, c.endReason
-			cr := u.credsLocked(c)
-			u.mu.Unlock()
+			cr := u.creds(c)
+			c.mu.Unlock()
 			if cancelled {
 				u.end(c, why, 487)
 				return
@@ -142,9 +142,9 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 				}
 			}
 		}
-		u.mu.Lock()
+		c.mu.Lock()
 		cancelled, why := c.phase == phaseEnding, c.endReason
-		u.mu.Unlock()
+		c.mu.Unlock()
 		if cancelled && res.StatusCode == 487 {
 			u.end(c, why, 487)
 		} else {
@@ -160,10 +160,10 @@ var errRingTimeout = errors.New("no answer")
 // retryInvite copies req with the next CSeq and a new branch.
 func (u *UA) retryInvite(c *call, req *sip.Request) *sip.Request {
 	next := req.Clone()
-	u.mu.Lock()
+	c.mu.Lock()
 	c.dlg.localSeq++
 	seq := c.dlg.localSeq
-	u.mu.Unlock()
+	c.mu.Unlock()
 	next.CSeq().SeqNo = seq
 	u.freshVia(next)
 	return next
@@ -231,11 +231,11 @@ func (u *UA) waitOutgoing(c *call, tx sip.ClientTransaction, req *sip.Request, r
 			// No final response after CANCEL: give up (RFC 3261 9.1).
 			return nil, errAborted
 		case <-ring:
-			u.mu.Lock()
+			c.mu.Lock()
 			if c.phase == phaseRinging || c.phase == phaseEarly {
 				_, _ = u.setPhaseLocked(c, phaseEnding, transition{reason: "no answer"})
 			}
-			u.mu.Unlock()
+			c.mu.Unlock()
 			ring = nil
 		case <-u.ctx.Done():
 			return nil, u.ctx.Err()
@@ -266,8 +266,8 @@ func (u *UA) onProvisional(c *call, res *sip.Response) {
 	if res.StatusCode == 100 {
 		return
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.phase != phaseRinging && c.phase != phaseEarly {
 		return
 	}
@@ -295,7 +295,7 @@ func (u *UA) onProvisional(c *call, res *sip.Response) {
 
 // outgoingAnswered handles the 2xx to our initial INVITE.
 func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
-	u.mu.Lock()
+	c.mu.Lock()
 	d := &c.dlg
 	if to := res.To(); to != nil {
 		d.remoteTag, _ = to.Params.Get("tag")
@@ -324,7 +324,7 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 			_, err = u.setPhaseLocked(c, phaseConfirmed, transition{}) // legal from ringing and early
 		}
 	}
-	u.mu.Unlock()
+	c.mu.Unlock()
 	u.writeAck(ack)
 
 	switch {

@@ -12,18 +12,13 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// kickLocked makes sure the call's worker runs; it sends at most one
+// kickLocked (c.mu held) makes sure the call's worker runs; it sends at most one
 // transaction at a time, so hold/resume/refresh never overlap.
 func (u *UA) kickLocked(c *call) {
-	if c.worker || c.phase != phaseConfirmed || u.closed {
+	if c.worker || c.phase != phaseConfirmed {
 		return
 	}
-	c.worker = true
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
-		u.work(c)
-	}()
+	c.worker = u.goTracked(func() { u.work(c) })
 }
 
 // midcallJob is one transaction the worker decided to send.
@@ -37,7 +32,7 @@ type midcallJob struct {
 // nextJobLocked picks the worker's next transaction; ok false: nothing to
 // do, and the worker is marked stopped.
 func (u *UA) nextJobLocked(c *call) (midcallJob, bool) {
-	if c.phase != phaseConfirmed || u.closing || c.offer == offerTheirs ||
+	if c.phase != phaseConfirmed || u.isClosing() || c.offer == offerTheirs ||
 		(!c.hold.pending() && !c.refreshDue) {
 		c.worker = false
 		return midcallJob{}, false
@@ -59,9 +54,9 @@ func (u *UA) nextJobLocked(c *call) (midcallJob, bool) {
 func (u *UA) work(c *call) {
 	glare := 0
 	for {
-		u.mu.Lock()
+		c.mu.Lock()
 		j, ok := u.nextJobLocked(c)
-		u.mu.Unlock()
+		c.mu.Unlock()
 		if !ok {
 			return
 		}
@@ -70,12 +65,12 @@ func (u *UA) work(c *call) {
 		res, err := u.reinvite(ctx, c, j.useUpdate, j.body)
 		cancel()
 
-		u.mu.Lock()
+		c.mu.Lock()
 		fatal, code, retry := u.jobDoneLocked(c, j, res, err, glare)
 		if err == nil && res.IsSuccess() {
 			glare = 0
 		}
-		u.mu.Unlock()
+		c.mu.Unlock()
 		if retry {
 			// Glare (RFC 3261 14.1): retry after a random wait.
 			glare++
@@ -90,9 +85,9 @@ func (u *UA) work(c *call) {
 		}
 		if fatal != "" {
 			u.endAndBye(c, fatal, code)
-			u.mu.Lock()
+			c.mu.Lock()
 			c.worker = false
-			u.mu.Unlock()
+			c.mu.Unlock()
 			return
 		}
 	}
@@ -147,7 +142,7 @@ func (u *UA) jobDoneLocked(c *call, j midcallJob, res *sip.Response, err error, 
 		c.peerAllow = ""
 		c.refreshDue = true
 	default:
-		u.log.Warn(what+" rejected; keeping the call", "account", c.acct.plan.Name, "call", c.id, "status", statusText(res))
+		u.log.Warn(what+" rejected; keeping the call", "account", c.account, "call", c.id, "status", statusText(res))
 		c.hold.agreed = j.wantHold
 		if j.refreshOnly {
 			u.armSessionTimerLocked(c) // try again at the next half interval

@@ -3,10 +3,13 @@
 // phase change, and the binding of an account's audio channel to its active
 // call, which follows the phase and the hold record.
 //
-// Ownership: UA.mu guards every table of the UA and every field of every
-// call and account; it is held only while memory is updated, never across
-// network I/O, a blocking channel operation or a media Close, and no
-// function returns with a lock state that depends on its result.
+// Ownership: each call's own lock (call.mu) guards its fields and UA.mu
+// guards only the UA's tables (the accounts and their fields, calls,
+// dialogs, channel bindings, each call's table entry) and its flags; a
+// goroutine takes call.mu before UA.mu, never two
+// call locks at once, and holds neither across network I/O, a blocking
+// channel operation or a media Close. Functions named ...Locked run with
+// the lock of what they change (a call's, or UA.mu for the tables) held.
 package sip
 
 import (
@@ -114,17 +117,17 @@ type transition struct {
 // errIllegalMove is wrapped by every rejected phase change.
 var errIllegalMove = fmt.Errorf("illegal call phase change: %w", ErrCallState)
 
-// setPhaseLocked moves c to phase to and performs the side effects of the
-// move: the status text, the CallAnswered/CallEnded event, the log line,
-// the session timer, the decision handed to the INVITE handler, the CANCEL
-// signal and the audio binding. It returns the media session to close once
-// u.mu is released (on the move to ended; closing may wait for the media
-// goroutine). An illegal move changes nothing and returns an error that
-// names both phases.
+// setPhaseLocked moves c (c.mu held) to phase to and performs the side
+// effects of the move: the status text, the CallAnswered/CallEnded event,
+// the log line, the session timer, the decision handed to the INVITE
+// handler, the CANCEL signal and the audio binding. It returns the media
+// session to close once c.mu is released (on the move to ended; closing may
+// wait for the media goroutine). An illegal move changes nothing and
+// returns an error that names both phases.
 func (u *UA) setPhaseLocked(c *call, to phase, t transition) (mediaSession, error) {
 	from := c.phase
 	if !from.canMoveTo(to) || (to == phaseEarly && !c.out) || (to == phaseAnswering && c.out) {
-		return nil, fmt.Errorf("account %q call %d: %s -> %s: %w", c.acct.plan.Name, c.id, from, to, errIllegalMove)
+		return nil, fmt.Errorf("account %q call %d: %s -> %s: %w", c.account, c.id, from, to, errIllegalMove)
 	}
 	c.phase = to
 	if from == phaseAnswering {
@@ -141,8 +144,8 @@ func (u *UA) setPhaseLocked(c *call, to phase, t transition) (mediaSession, erro
 		c.confirmedAt = u.clock.Now()
 		u.armSessionTimerLocked(c)
 		u.settleLocked(c)
-		u.emitLocked(Event{Kind: CallAnswered, Account: c.acct.plan.Name, CallID: c.id})
-		u.log.Info("call answered", "account", c.acct.plan.Name, "call", c.id)
+		u.emitLocked(Event{Kind: CallAnswered, Account: c.account, CallID: c.id})
+		u.log.Info("call answered", "account", c.account, "call", c.id)
 		// A hold requested before the answer (another call taken meanwhile)
 		// is sent now.
 		if c.hold.pending() {
@@ -164,13 +167,18 @@ func (u *UA) setPhaseLocked(c *call, to phase, t transition) (mediaSession, erro
 
 // endedLocked is the side effects of the move to ended.
 func (u *UA) endedLocked(c *call, t transition) mediaSession {
-	u.unbindLocked(c)
 	c.status = StateEnded
-	c.endedAt = u.clock.Now()
 	c.timer.stop()
+	u.mu.Lock()
+	u.unbindLocked(c)
+	c.tab.gone = true
+	c.tab.endedAt = u.clock.Now()
+	c.tab.audio = false
+	c.tab.media = nil
 	if c.acct.active == c {
 		c.acct.active = nil
 	}
+	u.mu.Unlock()
 	c.ackSeen()
 	close(c.ended)
 	sess := c.sess
@@ -178,8 +186,8 @@ func (u *UA) endedLocked(c *call, t transition) mediaSession {
 		c.lastStats = sess.Stats()
 	}
 	c.sess = nil
-	u.log.Info("call ended", "account", c.acct.plan.Name, "call", c.id, "reason", t.reason, "code", t.code)
-	u.emitLocked(Event{Kind: CallEnded, Account: c.acct.plan.Name, CallID: c.id, Reason: t.reason, Code: t.code})
+	u.log.Info("call ended", "account", c.account, "call", c.id, "reason", t.reason, "code", t.code)
+	u.emitLocked(Event{Kind: CallEnded, Account: c.account, CallID: c.id, Reason: t.reason, Code: t.code})
 	return sess
 }
 
@@ -191,9 +199,9 @@ func (u *UA) endLocked(c *call, reason string, code int) mediaSession {
 }
 
 func (u *UA) end(c *call, reason string, code int) {
-	u.mu.Lock()
+	c.mu.Lock()
 	s := u.endLocked(c, reason, code)
-	u.mu.Unlock()
+	c.mu.Unlock()
 	if s != nil {
 		s.Close()
 	}
@@ -209,8 +217,9 @@ func (u *UA) earlyMediaLocked(c *call) {
 	u.settleLocked(c)
 }
 
-// settleLocked derives the status text of a confirmed call from its hold
-// record and moves the audio binding after a phase or hold change.
+// settleLocked (c.mu held) derives the status text of a confirmed call
+// from its hold record, publishes whether the call wants its account's
+// audio and moves the binding, after a phase or hold change.
 func (u *UA) settleLocked(c *call) {
 	if c.phase == phaseConfirmed {
 		if c.hold.held() {
@@ -219,23 +228,38 @@ func (u *UA) settleLocked(c *call) {
 			c.status = StateActive
 		}
 	}
-	if !bindable(c) {
+	audio := c.sess != nil && !c.hold.held() && (c.phase == phaseConfirmed || c.phase == phaseEarly)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	c.tab.audio = audio
+	if !audio {
 		u.unbindLocked(c)
 	}
 	u.rebindLocked(c.acct)
 }
 
-// makeActiveLocked makes c the call the account's audio follows, as a
-// phone does when a call is dialled, answered or switched to: the call
-// active until now is put on hold.
-func (u *UA) makeActiveLocked(c *call) {
+// makeActive makes c the call the account's audio follows, as a phone does
+// when a call is dialled, answered or switched to: the call active until
+// now is put on hold. No call lock may be held.
+func (u *UA) makeActive(c *call) {
 	a := c.acct
-	if old := a.active; old != nil && old != c && old.phase.live() {
+	u.mu.Lock()
+	old := a.active
+	a.active = c
+	u.mu.Unlock()
+	if old == nil || old == c {
+		return
+	}
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	u.mu.Lock()
+	stillAway := a.active != old // not switched back meanwhile
+	u.mu.Unlock()
+	if stillAway && old.phase.live() {
 		old.hold.want = true
 		u.settleLocked(old)
 		u.kickLocked(old)
 	}
-	a.active = c
 }
 
 // ---- binding the account's audio to its active call ----
@@ -247,14 +271,9 @@ func chanKey(a *account) string {
 	return "acct:" + a.plan.Name
 }
 
-func bindable(c *call) bool {
-	if c == nil || c.sess == nil || c.hold.held() {
-		return false
-	}
-	return c.phase == phaseConfirmed || c.phase == phaseEarly
-}
+func bindable(c *call) bool { return c != nil && c.tab.audio && c.tab.media != nil }
 
-// rebindLocked makes the account's channel follow its active call; a
+// rebindLocked (u.mu held) makes the account's channel follow its active call; a
 // channel is bound to at most one call (accounts sharing a channel share
 // the binding, the latest to take it wins).
 func (u *UA) rebindLocked(a *account) {
@@ -265,10 +284,10 @@ func (u *UA) rebindLocked(a *account) {
 	}
 	cur := u.bound[key]
 	if cur != nil && cur != want && (want != nil || cur.acct == a) {
-		if cur.sess != nil {
-			cur.sess.Bind(nil)
+		if cur.tab.media != nil {
+			cur.tab.media.Bind(nil)
 		}
-		cur.bound = false
+		cur.tab.bound = false
 		delete(u.bound, key)
 		cur = nil
 	}
@@ -278,20 +297,21 @@ func (u *UA) rebindLocked(a *account) {
 				delete(u.bound, k) // the account moved to another channel (reload)
 			}
 		}
-		want.sess.Bind(a.eff.Audio)
-		want.bound = true
+		want.tab.media.Bind(a.eff.Audio)
+		want.tab.bound = true
 		u.bound[key] = want
 	}
 }
 
+// unbindLocked (u.mu held) unbinds c from its channel.
 func (u *UA) unbindLocked(c *call) {
-	if !c.bound {
+	if !c.tab.bound {
 		return
 	}
-	if c.sess != nil {
-		c.sess.Bind(nil)
+	if c.tab.media != nil {
+		c.tab.media.Bind(nil)
 	}
-	c.bound = false
+	c.tab.bound = false
 	for k, b := range u.bound {
 		if b == c {
 			delete(u.bound, k)

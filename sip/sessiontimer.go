@@ -131,9 +131,9 @@ func (u *UA) armSessionTimerLocked(c *call) {
 
 // refreshDue asks the mid-call worker for a session refresh.
 func (u *UA) refreshDue(c *call) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if !c.phase.live() || u.closing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.phase.live() || u.isClosing() {
 		return
 	}
 	c.refreshDue = true
@@ -143,13 +143,13 @@ func (u *UA) refreshDue(c *call) {
 // sessionExpired ends a call whose peer did not refresh the session.
 func (u *UA) sessionExpired(c *call) {
 	u.goTracked(func() {
-		u.mu.Lock()
+		c.mu.Lock()
 		live := c.phase.live()
-		u.mu.Unlock()
+		c.mu.Unlock()
 		if !live {
 			return
 		}
-		u.log.Warn("session expired without refresh: ending call", "account", c.acct.plan.Name, "call", c.id)
+		u.log.Warn("session expired without refresh: ending call", "account", c.account, "call", c.id)
 		u.endAndBye(c, "session expired", 408)
 	})
 }

@@ -148,6 +148,9 @@ type UA struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// mu guards the tables and flags below (and the accounts' fields and
+	// each call's tab); a call's own fields are under call.mu, which is
+	// taken first (see phase.go).
 	mu       sync.Mutex
 	started  bool
 	closing  bool // Shutdown began: no new calls
@@ -413,21 +416,31 @@ func (u *UA) Healthy() error {
 // Status snapshots one account.
 func (u *UA) Status(account string) (AccountStatus, error) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	a, ok := u.byName[account]
 	if !ok {
+		u.mu.Unlock()
 		return AccountStatus{}, fmt.Errorf("account %q: %w", account, ErrUnknownAccount)
 	}
 	u.pruneLocked()
 	st := AccountStatus{Account: a.plan.Name, Code: a.code, Calls: []CallStatus{}}
+	type entry struct {
+		c     *call
+		bound bool
+	}
+	var calls []entry
 	for _, c := range u.calls {
-		if c.acct != a {
-			continue
+		if c.acct == a {
+			calls = append(calls, entry{c, c.tab.bound})
 		}
+	}
+	u.mu.Unlock()
+	for _, e := range calls {
+		c := e.c
+		c.mu.Lock()
 		cs := CallStatus{
 			ID: c.id, Caller: c.caller, Callee: c.callee,
 			Started: !c.confirmedAt.IsZero(), Stopped: !c.phase.live(), State: c.status,
-			Direction: "in", Active: c.bound,
+			Direction: "in", Active: e.bound,
 		}
 		if c.out {
 			cs.Direction = "out"
@@ -437,6 +450,7 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 		} else {
 			cs.Media = c.lastStats
 		}
+		c.mu.Unlock()
 		st.Calls = append(st.Calls, cs)
 	}
 	sort.Slice(st.Calls, func(i, j int) bool { return st.Calls[i].ID < st.Calls[j].ID })
@@ -454,7 +468,7 @@ func (u *UA) Shutdown(ctx context.Context) error {
 	u.closing = true
 	var live []*call
 	for _, c := range u.calls {
-		if c.phase.live() {
+		if !c.tab.gone {
 			live = append(live, c)
 		}
 	}
@@ -521,6 +535,13 @@ func (u *UA) goTracked(f func()) bool {
 		f()
 	}()
 	return true
+}
+
+// isClosing reports whether Shutdown began.
+func (u *UA) isClosing() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.closing
 }
 
 // enter registers a sipgo handler goroutine as UA-owned for its duration.

@@ -1407,9 +1407,11 @@ func TestOutgoing422AndReinviteGlare(t *testing.T) {
 	// The call is put on hold; the peer answers the first re-INVITE 491.
 	h.ua.mu.Lock()
 	c := h.ua.calls[id]
+	h.ua.mu.Unlock()
+	c.mu.Lock()
 	c.hold.want = true
 	h.ua.kickLocked(c)
-	h.ua.mu.Unlock()
+	c.mu.Unlock()
 	eventually(t, "the first hold re-INVITE", 3*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
