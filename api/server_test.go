@@ -185,6 +185,8 @@ func TestDirectAnswerBeforeBroadcast(t *testing.T) {
 	s = startServer(t, Config{}, ctrl)
 	a := dial(t, s)
 	b := dial(t, s)
+	// Broadcasts reach the clients the hub has admitted.
+	waitFor(t, "both clients", func() bool { return s.Stats().Clients == 2 })
 	for i := range 50 {
 		a.send(`{"cmd":"make-call","account":"account-1","num":"3002"}` + "\x00")
 		want := []string{

@@ -184,7 +184,7 @@ func (u *UA) Hangup(account string, callID int, decline bool) error {
 func (u *UA) terminate(ctx context.Context, c *call, reason string, decline bool) {
 	c.mu.Lock()
 	p := c.phase
-	var sess mediaSession
+	var finish func()
 	switch p {
 	case phaseRinging, phaseEarly:
 		t := transition{reason: reasonOr(reason, "cancelled")}
@@ -196,14 +196,14 @@ func (u *UA) terminate(ctx context.Context, c *call, reason string, decline bool
 		}
 		_, _ = u.setPhaseLocked(c, phaseEnding, t) // legal from ringing and early
 	case phaseAnswering, phaseConfirmed:
-		sess = u.endLocked(c, reason, 0)
+		finish = u.endLocked(c, reason, 0)
 	}
 	c.mu.Unlock()
 	switch p {
 	case phaseEnded:
 	case phaseAnswering, phaseConfirmed:
-		if sess != nil {
-			sess.Close()
+		if finish != nil {
+			finish()
 		}
 		u.sendBye(ctx, c)
 	default:

@@ -45,9 +45,14 @@ type Event struct {
 // emitLocked hands an event to the handler. It is called with the call's
 // lock held (UA.mu for an account's event, and for CallIncoming while the
 // call enters the tables), so the events of a call keep the order of its
-// phase changes. The handler must neither block nor call the UA, and may be
+// phase changes; only CallEnded, the last, is handed over by emit after
+// the call's media session closed. The handler must neither block nor call the UA, and may be
 // called from several goroutines at once (the daemon's hands the event to
 // the API hub's queue, which never blocks).
 func (u *UA) emitLocked(e Event) {
 	u.onEvent(e)
 }
+
+// emit is emitLocked for an event that no other can race: a call's
+// CallEnded.
+func (u *UA) emit(e Event) { u.onEvent(e) }

@@ -120,11 +120,12 @@ var errIllegalMove = fmt.Errorf("illegal call phase change: %w", ErrCallState)
 // setPhaseLocked moves c (c.mu held) to phase to and performs the side
 // effects of the move: the status text, the CallAnswered/CallEnded event,
 // the log line, the session timer, the decision handed to the INVITE
-// handler, the CANCEL signal and the audio binding. It returns the media
-// session to close once c.mu is released (on the move to ended; closing may
-// wait for the media goroutine). An illegal move changes nothing and
-// returns an error that names both phases.
-func (u *UA) setPhaseLocked(c *call, to phase, t transition) (mediaSession, error) {
+// handler, the CANCEL signal and the audio binding. On the move to ended it
+// returns finish, to run once c.mu is released: it closes the media session
+// (which may wait for the media goroutine) and then reports CallEnded, the
+// call's last event. An illegal move changes nothing and returns an error
+// that names both phases.
+func (u *UA) setPhaseLocked(c *call, to phase, t transition) (finish func(), err error) {
 	from := c.phase
 	if !from.canMoveTo(to) || (to == phaseEarly && !c.out) || (to == phaseAnswering && c.out) {
 		return nil, fmt.Errorf("account %q call %d: %s -> %s: %w", c.account, c.id, from, to, errIllegalMove)
@@ -165,8 +166,9 @@ func (u *UA) setPhaseLocked(c *call, to phase, t transition) (mediaSession, erro
 	return nil, nil
 }
 
-// endedLocked is the side effects of the move to ended.
-func (u *UA) endedLocked(c *call, t transition) mediaSession {
+// endedLocked is the side effects of the move to ended; see setPhaseLocked
+// for what it returns.
+func (u *UA) endedLocked(c *call, t transition) func() {
 	c.status = StateEnded
 	c.timer.stop()
 	u.mu.Lock()
@@ -187,23 +189,29 @@ func (u *UA) endedLocked(c *call, t transition) mediaSession {
 	}
 	c.sess = nil
 	u.log.Info("call ended", "account", c.account, "call", c.id, "reason", t.reason, "code", t.code)
-	u.emitLocked(Event{Kind: CallEnded, Account: c.account, CallID: c.id, Reason: t.reason, Code: t.code})
-	return sess
+	ev := Event{Kind: CallEnded, Account: c.account, CallID: c.id, Reason: t.reason, Code: t.code}
+	return func() {
+		if sess != nil {
+			sess.Close()
+		}
+		// No event of c can follow: every later move is illegal.
+		u.emit(ev)
+	}
 }
 
-// endLocked ends c unless it has ended already; close the returned
-// session after unlocking.
-func (u *UA) endLocked(c *call, reason string, code int) mediaSession {
-	s, _ := u.setPhaseLocked(c, phaseEnded, transition{reason: reason, code: code})
-	return s // an ended call cannot end again: nothing to do
+// endLocked ends c unless it has ended already; run the returned finish
+// (non-nil) after unlocking.
+func (u *UA) endLocked(c *call, reason string, code int) (finish func()) {
+	f, _ := u.setPhaseLocked(c, phaseEnded, transition{reason: reason, code: code})
+	return f // an ended call cannot end again: nothing to do
 }
 
 func (u *UA) end(c *call, reason string, code int) {
 	c.mu.Lock()
-	s := u.endLocked(c, reason, code)
+	finish := u.endLocked(c, reason, code)
 	c.mu.Unlock()
-	if s != nil {
-		s.Close()
+	if finish != nil {
+		finish()
 	}
 }
 

@@ -27,6 +27,9 @@ func TestThousandCallsReturnEveryPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The linger is measured on a clock the test moves: one linger per call.
+	clk := newFakeClock()
+	ua.clock = clk
 	if err := ua.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -38,11 +41,6 @@ func TestThousandCallsReturnEveryPort(t *testing.T) {
 		}
 	}()
 	eng := ua.alloc.(engineAllocator).e
-	// The linger is measured on a clock the test moves: one linger per call.
-	clk := newFakeClock()
-	ua.mu.Lock()
-	ua.clock = clk
-	ua.mu.Unlock()
 
 	for i := 0; i < calls; i++ {
 		clk.Advance(cfg.EndedCallLinger)
