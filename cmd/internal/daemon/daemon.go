@@ -61,8 +61,10 @@ type Daemon struct {
 
 	ua      *sip.UA
 	server  *api.Server
-	events  *eventLoop
+	hub     eventHub         // server, or what wrapHub made of it
 	metrics *metrics.Metrics // always fed; served when [metrics] address is set
+	// wrapHub lets a test stand between the event path and the hub.
+	wrapHub func(eventHub) eventHub
 }
 
 type openChannel struct {
@@ -94,7 +96,6 @@ func newDaemon(opts Options) *Daemon {
 		d.opts.Started = time.Now()
 	}
 	applyLogLevel(opts.Level, opts.Plan.Log.Level)
-	d.events = newEventLoop(4096, opts.Log)
 	d.metrics = metrics.New(opts.Version, metrics.Sources{Accounts: d.metricsAccounts, API: d.apiStats})
 	return d
 }
@@ -107,12 +108,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	defer d.closeChannels()
 
 	var wg sync.WaitGroup
-	// The event loop outlives the UA so that the final call-ended events of
-	// the shutdown still reach the clients.
-	loopCtx, stopLoop := context.WithCancel(context.Background())
-	wg.Add(1)
-	go func() { defer wg.Done(); d.events.run(loopCtx) }()
-	defer func() { stopLoop(); wg.Wait() }()
+	defer wg.Wait()
 
 	ua, err := sip.New(sipConfig(p), d.sipAccounts(p), d.onSIPEvent, d.log.With("component", "sip"))
 	if err != nil {
@@ -123,6 +119,10 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	ctrl := &controller{d: d}
 	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl),
 		api.WithLogLevel(d.opts.Level), api.WithVersion(d.opts.Version, d.opts.Started))
+	d.hub = d.server
+	if d.wrapHub != nil {
+		d.hub = d.wrapHub(d.server)
+	}
 	if err := d.server.Listen(); err != nil {
 		return fmt.Errorf("API listener on %s: %w", net.JoinHostPort(p.TCP.Address, fmt.Sprint(p.TCP.Port)), err)
 	}
@@ -134,16 +134,10 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 			defer os.Remove(path)
 		}
 	}
-	// Serve on a finished context only closes the bound API listener.
-	closeAPI := func() {
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = d.server.Serve(done)
-	}
 	var metricsSrv *metrics.Server
 	if p.Metrics.Address != "" {
 		if metricsSrv, err = d.metrics.Listen(p.Metrics.Address, d.log.With("component", "metrics")); err != nil {
-			closeAPI()
+			_ = d.server.Close() // closes the bound API listener
 			return err
 		}
 	}
@@ -151,7 +145,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	uaCtx, stopUA := context.WithCancel(context.Background())
 	defer stopUA()
 	if err := ua.Start(uaCtx); err != nil {
-		closeAPI()
+		_ = d.server.Close() // closes the bound API listener
 		if metricsSrv != nil {
 			done, cancel := context.WithCancel(context.Background())
 			cancel()
@@ -174,9 +168,8 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		defer stopMetrics()
 	}
 
-	srvCtx, stopSrv := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- d.server.Serve(srvCtx) }()
+	go func() { srvDone <- d.server.Serve(context.Background()) }()
 
 	// Both sockets are bound: tell systemd.
 	d.sdNotify("READY=1")
@@ -203,7 +196,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 			// The API server only returns early on a fatal listener error.
 			close(d.stopping)
 			stopWD()
-			stopSrv()
+			_ = d.server.Close()
 			d.shutdownUA()
 			return fmt.Errorf("API server stopped: %w", err)
 		}
@@ -214,7 +207,9 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	d.log.Info("telestra-sipd stopping")
 	stopWD()
 	d.shutdownUA()
-	stopSrv()
+	// The UA has handed its last events (the shutdown's call-ended) to the
+	// hub; Close delivers them before it closes the clients.
+	_ = d.server.Close()
 	if err := <-srvDone; err != nil && !errors.Is(err, context.Canceled) {
 		d.log.Warn("API server stopped with error", "err", err)
 	}
@@ -227,10 +222,6 @@ func (d *Daemon) shutdownUA() {
 	if err := d.ua.Shutdown(ctx); err != nil {
 		d.log.Warn("SIP shutdown incomplete", "err", err)
 	}
-	// Let the final call-ended events reach the hub before the API closes.
-	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancelFlush()
-	_ = d.events.probe(flushCtx)
 }
 
 func (d *Daemon) sdNotify(state string) {
