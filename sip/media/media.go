@@ -19,7 +19,8 @@ import (
 )
 
 // AudioPort is the appliance side of a call; hw.Channel satisfies it.
-// Neither method may block. Frames are Codec.FrameSamples(PTime) long.
+// Neither method may block. Frames are Config.AudioRate × PTime long: the
+// session converts between that rate and the call's codec rate.
 type AudioPort interface {
 	ReadFrame(frame []int16) bool
 	WriteFrame(frame []int16)
@@ -33,13 +34,14 @@ var ErrClosed = errors.New("media: engine closed")
 
 // Codec is an audio payload format as negotiated in SDP.
 type Codec struct {
-	Name        string // "PCMU", "PCMA"
+	Name        string // "G722", "PCMU", "PCMA"
 	PayloadType uint8
-	ClockRate   int
+	ClockRate   int // RTP clock rate: 8000 for all three (G.722 samples at 16 kHz)
 }
 
 // Supported lists the codecs this package can encode and decode, by name.
 var Supported = map[string]Codec{
+	"G722": {Name: "G722", PayloadType: 9, ClockRate: 8000},
 	"PCMU": {Name: "PCMU", PayloadType: 0, ClockRate: 8000},
 	"PCMA": {Name: "PCMA", PayloadType: 8, ClockRate: 8000},
 }
@@ -49,10 +51,14 @@ const TelephoneEventPT = 101
 
 // Config is the plan's [rtp-settings] plus the address to bind.
 type Config struct {
-	BindIP       net.IP   // address the RTP sockets bind to; nil: 0.0.0.0
-	PortMin      int      // even; RTP on even ports, RTCP on +1
-	PortMax      int      // highest usable port (an RTCP port at most)
-	Codecs       []string // preference order for offers; empty: PCMU, PCMA
+	BindIP  net.IP   // address the RTP sockets bind to; nil: 0.0.0.0
+	PortMin int      // even; RTP on even ports, RTCP on +1
+	PortMax int      // highest usable port (an RTCP port at most)
+	Codecs  []string // preference order for offers; empty: PCMU, PCMA
+	// AudioRate is the sample rate of every bound AudioPort, 8000 or
+	// 16000 Hz; 0: 8000. ChannelRate(Codecs) picks the rate that loses no
+	// codec's band.
+	AudioRate    int
 	PTime        time.Duration
 	JitterBuffer time.Duration // initial jitter buffer depth; adapts within 20-200 ms
 	Timeout      time.Duration // no RTP received for this long while receiving: OnTimeout; 0: never
@@ -81,6 +87,9 @@ func (c *Config) setDefaults() {
 	if c.PortMin%2 != 0 {
 		c.PortMin++
 	}
+	if c.AudioRate == 0 {
+		c.AudioRate = 8000
+	}
 }
 
 // Validate reports the first problem with c, naming the plan key.
@@ -98,10 +107,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("media: rtp timeout %v must not be negative", c.Timeout)
 	case c.RTCPInterval < 0:
 		return fmt.Errorf("media: RTCP interval %v must not be negative", c.RTCPInterval)
+	case c.AudioRate != 0 && c.AudioRate != 8000 && c.AudioRate != 16000:
+		return fmt.Errorf("media: audio channel rate %d Hz: use 8000 or 16000", c.AudioRate)
 	}
 	for _, n := range c.Codecs {
 		if lookupCodec(n) == nil {
-			return fmt.Errorf("media: codec %q is not supported: use PCMU or PCMA", n)
+			return fmt.Errorf("media: codec %q is not supported: use G722, PCMU or PCMA", n)
 		}
 	}
 	if c.BindIP != nil && c.BindIP.To4() == nil && c.BindIP.To16() == nil {
@@ -151,7 +162,9 @@ type Engine struct {
 	network string
 	slotDur time.Duration
 	nslots  int
-	pacing  pacingHist
+	// portFrame is the AudioPort frame length in samples.
+	portFrame int
+	pacing    pacingHist
 
 	mu       sync.Mutex
 	closed   bool
@@ -186,6 +199,7 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
+	e.portFrame = int(int64(cfg.AudioRate) * int64(cfg.PTime) / int64(time.Second))
 	e.bindIP, e.network = net.IPv4zero, "udp4"
 	if cfg.BindIP != nil {
 		e.bindIP = cfg.BindIP

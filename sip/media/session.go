@@ -48,8 +48,10 @@ type Session struct {
 	mu         sync.Mutex
 	closed     bool
 	p          Params
-	codec      *codecImpl
-	frame      int // samples per frame
+	codec      *codecState
+	frame      int       // codec samples per frame
+	tsStep     uint32    // RTP timestamp units per frame
+	conv       *rateConv // nil: the port runs at the codec's rate
 	started    bool
 	remote     netip.AddrPort
 	remoteRTCP netip.AddrPort
@@ -79,10 +81,13 @@ type Session struct {
 
 	lastRx atomic.Int64 // engine time of the last valid RTP packet
 
-	// Scratch used only by the scheduler goroutine.
-	capBuf  []int16
-	playBuf []int16
-	pktBuf  []byte
+	// Scratch used only by the scheduler goroutine: frames at the codec
+	// rate, and at the port rate when the two differ.
+	capBuf   []int16
+	playBuf  []int16
+	portCap  []int16
+	portPlay []int16
+	pktBuf   []byte
 
 	codecName                             atomic.Pointer[string]
 	sent, received, lost, late, concealed atomic.Uint64
@@ -148,12 +153,19 @@ func (s *Session) Update(p Params) {
 	old := s.p
 	s.p = p
 	impl := lookupCodec(p.Codec.Name)
-	if impl != s.codec {
-		s.codec = impl
+	if cur := s.codec; (cur == nil) != (impl == nil) || (cur != nil && cur.codecImpl != impl) {
+		// A fresh coder state and converter: the scheduler may still use
+		// the old ones it took under s.mu, so they are replaced, not reset.
+		s.codec, s.conv = nil, nil
 		name := ""
 		if impl != nil {
 			name = impl.name
+			s.codec = impl.instance()
 			s.frame = p.Codec.FrameSamples(s.e.cfg.PTime)
+			s.tsStep = uint32(s.frame * impl.clockRate / impl.sampleRate)
+			if r := s.e.cfg.AudioRate; r != impl.sampleRate {
+				s.conv = &rateConv{up: r > impl.sampleRate}
+			}
 		}
 		s.codecName.Store(&name)
 		s.jb.reset()
@@ -326,6 +338,7 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 	newSrc, ok := s.rx.update(h.SSRC, h.SequenceNumber, h.Timestamp, arrival, kind == jbAudio)
 	if newSrc {
 		s.jb.reset()
+		s.codec.resetDecoder()
 		s.haveEventTS = false
 	}
 	if ok {
@@ -380,8 +393,16 @@ func (s *Session) playoutTick() {
 		s.playBuf = make([]int16, s.frame)
 	}
 	frame := s.playBuf[:s.frame]
-	s.jb.setJitter(s.rx.jitter / float64(s.frame))
+	s.jb.setJitter(s.rx.jitter / float64(s.tsStep))
 	s.jb.fill(frame, s.codec)
+	if s.conv != nil {
+		pf := s.e.portFrame
+		if cap(s.portPlay) < pf {
+			s.portPlay = make([]int16, pf)
+		}
+		s.conv.toPort(s.portPlay[:pf], frame)
+		frame = s.portPlay[:pf]
+	}
 	s.depthUs.Store(uint64(s.jb.depth()) * uint64(s.e.cfg.PTime/time.Microsecond))
 	s.concealed.Store(s.jb.concealed)
 	s.mu.Unlock()
@@ -400,7 +421,7 @@ func (s *Session) sendTick(deadline time.Duration) {
 		return
 	}
 	ts := s.ts
-	s.ts += uint32(s.frame) // the media clock runs on hold too
+	s.ts += s.tsStep // the media clock runs on hold too
 	dst := s.remote
 	if s.latched.IsValid() {
 		dst = s.latched
@@ -422,19 +443,30 @@ func (s *Session) sendTick(deadline time.Duration) {
 	s.seq++
 	var event [4]byte
 	isEvent, ended := s.nextEventLocked(ts, &h, &event)
-	codec, fs := s.codec, s.frame
+	codec, fs, conv := s.codec, s.frame, s.conv
 	s.mu.Unlock()
 
 	if cap(s.capBuf) < fs {
 		s.capBuf = make([]int16, fs)
 	}
 	frame := s.capBuf[:fs]
+	port := frame
+	if conv != nil {
+		pf := s.e.portFrame
+		if cap(s.portCap) < pf {
+			s.portCap = make([]int16, pf)
+		}
+		port = s.portCap[:pf]
+	}
 	got := false
 	s.portMu.Lock()
 	if s.audio != nil {
-		got = s.audio.ReadFrame(frame) // drained during events too, to stay in step
+		got = s.audio.ReadFrame(port) // drained during events too, to stay in step
 	}
 	s.portMu.Unlock()
+	if got && conv != nil {
+		conv.fromPort(frame, port)
+	}
 
 	hl, err := h.MarshalTo(s.pktBuf)
 	if err != nil {
@@ -452,7 +484,7 @@ func (s *Session) sendTick(deadline time.Duration) {
 		if hl+nb > len(s.pktBuf) {
 			return
 		}
-		n = hl + codec.encode(s.pktBuf[hl:hl+nb], frame)
+		n = hl + codec.enc.Encode(s.pktBuf[hl:hl+nb], frame)
 	}
 	_, err = s.rtpConn.WriteToUDPAddrPort(s.pktBuf[:n], dst)
 	s.e.pacing.add(s.e.clock.now() - deadline)

@@ -46,6 +46,9 @@ type Daemon struct {
 	mu       sync.Mutex
 	plan     *plan.Plan
 	channels map[string]openChannel
+	// chanRate is the sample rate channels were opened at start, which the
+	// media engine expects; a reload's codec change needs a restart.
+	chanRate int
 
 	ua     *sip.UA
 	server *api.Server
@@ -208,6 +211,7 @@ func sipConfig(p *plan.Plan) sip.Config {
 			PortMin:      p.RTP.PortMin,
 			PortMax:      p.RTP.PortMax,
 			Codecs:       append([]string(nil), p.RTP.Codecs...),
+			AudioRate:    media.ChannelRate(p.RTP.Codecs),
 			PTime:        p.RTP.PTime.Duration,
 			JitterBuffer: p.RTP.JitterBuffer.Duration,
 			Timeout:      p.RTP.Timeout.Duration,
@@ -243,7 +247,7 @@ func hwConfig(p *plan.Plan) hw.Config {
 	return hw.Config{
 		Backend:     p.Audio.Backend,
 		PulseServer: p.Audio.PulseServer,
-		Format:      hw.Format{Rate: 8000, Channels: 1},
+		Format:      hw.Format{Rate: media.ChannelRate(p.RTP.Codecs), Channels: 1},
 		FrameTime:   p.RTP.PTime.Duration,
 		Buffer:      20 * time.Millisecond,
 	}
@@ -256,6 +260,7 @@ func channelConfig(c plan.Channel) hw.ChannelConfig {
 // openChannels opens every channel of p; on failure the ones opened are closed.
 func (d *Daemon) openChannels(p *plan.Plan) error {
 	cfg := hwConfig(p)
+	d.chanRate = cfg.Format.Rate
 	for _, c := range p.Audio.Channels {
 		cc := channelConfig(c)
 		ch, err := hw.Open(cfg, cc, d.log.With("component", "hw", "channel", c.Name))
