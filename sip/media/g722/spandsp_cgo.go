@@ -1,7 +1,7 @@
-//go:build spandsp && cgo
+//go:build integration && cgo
 
 // Bindings to libspandsp's G.722 for the cross-check in spandsp_test.go
-// only (build tag spandsp): nothing of the library is copied or shipped.
+// only (build tag integration): nothing of the library is copied or shipped.
 
 package g722
 

@@ -1,11 +1,11 @@
-//go:build spandsp && cgo
+//go:build integration && cgo
 
 // Cross-check against libspandsp's G.722 (the implementation baresip's
 // g722 module uses), full path including the QMF, on signals that drive
 // every quantiser interval, overload and the predictor limits. The library
 // is only called, never copied. Run with:
 //
-//	go test -tags spandsp -run Spandsp ./sip/media/g722/
+//	go test -tags integration -run Spandsp ./sip/media/g722/
 //
 // (Debian: libspandsp2, which baresip-core pulls in.)
 
