@@ -3,10 +3,11 @@
 //
 // One Engine owns the port pool and a single send clock: a scheduler
 // goroutine that wakes on a fine slot grid and, for the sessions in that
-// slot, plays out one frame from the jitter buffer to the bound AudioPort,
-// captures one frame from it and sends one RTP packet. Each Session owns two
-// reader goroutines (RTP and RTCP) that only parse and queue. See
-// docs/media.md for the data flow.
+// slot, drains the RTP socket (everything that arrived since the last tick,
+// with kernel arrival times), plays out one frame from the jitter buffer to
+// the bound AudioPort, captures one frame from it and sends one RTP packet.
+// Each Session owns one reader goroutine for RTCP. See docs/media.md for
+// the data flow.
 package media
 
 import (
@@ -235,7 +236,13 @@ func (e *Engine) Allocate(onTimeout func()) (*Session, error) {
 			e.release(port)
 			continue
 		}
-		s := newSession(e, port, rtpConn, rtcpConn, onTimeout)
+		rtpIn, err := newRTPRx(rtpConn)
+		if err != nil {
+			err = errors.Join(fmt.Errorf("media: RTP socket on port %d: %w", port, err), rtpConn.Close(), rtcpConn.Close())
+			e.release(port)
+			return nil, err
+		}
+		s := newSession(e, port, rtpConn, rtcpConn, rtpIn, onTimeout)
 		e.mu.Lock()
 		if e.closed {
 			e.mu.Unlock()

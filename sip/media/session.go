@@ -27,13 +27,14 @@ type Session struct {
 	port      int
 	rtpConn   *net.UDPConn
 	rtcpConn  *net.UDPConn
+	rtpIn     *rtpRx // drained by the scheduler each tick
 	local     *net.UDPAddr
 	slot      int // scheduler slot, fixed for life; e.mu
 	onTimeout func()
 	ssrc      uint32
 	cname     string
 
-	wg        sync.WaitGroup // the two readers
+	wg        sync.WaitGroup // the RTCP reader
 	closeOnce sync.Once
 	closeErr  error
 	isClosed  atomic.Bool
@@ -57,6 +58,7 @@ type Session struct {
 	remoteRTCP netip.AddrPort
 	latched    netip.AddrPort
 	latchedAt  time.Duration // last valid packet from the latched source
+	remoteAt   time.Duration // when Remote last changed: older packets never latch
 	latchRTCP  netip.AddrPort
 
 	seq        uint16
@@ -98,7 +100,7 @@ type Session struct {
 	sendErrLogged                         atomic.Bool
 }
 
-func newSession(e *Engine, port int, rtpConn, rtcpConn *net.UDPConn, onTimeout func()) *Session {
+func newSession(e *Engine, port int, rtpConn, rtcpConn *net.UDPConn, rtpIn *rtpRx, onTimeout func()) *Session {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s := &Session{
@@ -106,6 +108,7 @@ func newSession(e *Engine, port int, rtpConn, rtcpConn *net.UDPConn, onTimeout f
 		port:      port,
 		rtpConn:   rtpConn,
 		rtcpConn:  rtcpConn,
+		rtpIn:     rtpIn,
 		local:     rtpConn.LocalAddr().(*net.UDPAddr),
 		onTimeout: onTimeout,
 		ssrc:      binary.BigEndian.Uint32(b[:4]),
@@ -121,8 +124,7 @@ func newSession(e *Engine, port int, rtpConn, rtcpConn *net.UDPConn, onTimeout f
 }
 
 func (s *Session) start() {
-	s.wg.Add(2)
-	go s.readRTP()
+	s.wg.Add(1)
 	go s.readRTCP()
 }
 
@@ -177,7 +179,7 @@ func (s *Session) Update(p Params) {
 	if remote != s.remote {
 		// A new peer (or none): forget the latched sources.
 		s.latched, s.latchRTCP = netip.AddrPort{}, netip.AddrPort{}
-		s.timerBase = now
+		s.timerBase, s.remoteAt = now, now
 	}
 	s.remote = remote
 	switch {
@@ -274,21 +276,6 @@ func (s *Session) rtcpDelay() time.Duration {
 	return m/2 + time.Duration(mrand.Int64N(int64(m)))
 }
 
-func (s *Session) readRTP() {
-	defer s.wg.Done()
-	buf := make([]byte, 1500)
-	for {
-		n, src, err := s.rtpConn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if s.isClosed.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		s.receive(buf[:n], netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), s.e.clock.now())
-	}
-}
-
 func (s *Session) readRTCP() {
 	defer s.wg.Done()
 	buf := make([]byte, 1500)
@@ -304,8 +291,9 @@ func (s *Session) readRTCP() {
 	}
 }
 
-// receive handles one datagram from the RTP socket. It never touches the
-// AudioPort: it only validates, accounts and queues.
+// receive handles one datagram from the RTP socket (the tick's drain), with
+// its arrival time. It never touches the AudioPort: it only validates,
+// accounts and queues.
 func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 	var h rtp.Header
 	hl, err := h.Unmarshal(b)
@@ -370,6 +358,10 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 func (s *Session) acceptSource(src netip.AddrPort, now time.Duration) bool {
 	switch {
 	case s.latched == src:
+	case now < s.remoteAt:
+		// Queued before the re-INVITE that moved us to a new peer (the tick
+		// drains what arrived since the last one): the old peer's.
+		return false
 	case !s.latched.IsValid() || now-s.latchedAt > relatchAfter:
 		if s.latched.IsValid() || src != s.remote {
 			s.e.log.Debug("media: latched RTP source", "port", s.port, "source", src, "sdp", s.remote)
@@ -444,6 +436,15 @@ func (s *Session) sendTick(deadline time.Duration) {
 	var event [4]byte
 	isEvent, ended := s.nextEventLocked(ts, &h, &event)
 	codec, fs, conv := s.codec, s.frame, s.conv
+	// Counted for the SR now, so the tick takes s.mu once: a send that
+	// fails (and is logged) is the rare exception.
+	octets := codec.bytesFor(fs)
+	if isEvent {
+		octets = len(event)
+	}
+	s.sentPkts++
+	s.sentOctets += uint32(octets)
+	s.sentAt = deadline
 	s.mu.Unlock()
 
 	if cap(s.capBuf) < fs {
@@ -498,11 +499,6 @@ func (s *Session) sendTick(deadline time.Duration) {
 	if ended {
 		s.dtmfTx.Add(1)
 	}
-	s.mu.Lock()
-	s.sentPkts++
-	s.sentOctets += uint32(n - hl)
-	s.sentAt = deadline
-	s.mu.Unlock()
 }
 
 // housekeep sends RTCP when due and fires the RTP timeout.
