@@ -107,7 +107,7 @@ func BenchmarkPacketPath(b *testing.B) {
 					b.Fatal(err)
 				}
 				now := e.clock.now()
-				s.rtpIn.drain(s, now, time.Now())
+				s.rtp.drain(s, now, time.Now())
 				s.playoutTick()
 				s.sendTick(now)
 				if _, _, err := peer.ReadFromUDPAddrPort(in); err != nil {

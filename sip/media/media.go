@@ -167,6 +167,11 @@ type Engine struct {
 	portFrame int
 	pacing    pacingHist
 
+	// tickMu is read-held by the scheduler across one tick, from taking
+	// its slot's sessions to the last send, so quiesce can tell when no
+	// tick still uses a forgotten session's socket.
+	tickMu sync.RWMutex
+
 	mu       sync.Mutex
 	closed   bool
 	used     map[int]bool // RTP ports reserved or bound
@@ -236,17 +241,18 @@ func (e *Engine) Allocate(onTimeout func()) (*Session, error) {
 			e.release(port)
 			continue
 		}
-		rtpIn, err := newRTPRx(rtpConn)
+		local := rtpConn.LocalAddr().(*net.UDPAddr)
+		rtp, err := newRTPSock(rtpConn) // takes rtpConn over
 		if err != nil {
-			err = errors.Join(fmt.Errorf("media: RTP socket on port %d: %w", port, err), rtpConn.Close(), rtcpConn.Close())
+			err = errors.Join(fmt.Errorf("media: RTP socket on port %d: %w", port, err), rtcpConn.Close())
 			e.release(port)
 			return nil, err
 		}
-		s := newSession(e, port, rtpConn, rtcpConn, rtpIn, onTimeout)
+		s := newSession(e, port, local, rtp, rtcpConn, onTimeout)
 		e.mu.Lock()
 		if e.closed {
 			e.mu.Unlock()
-			_ = rtpConn.Close()
+			_ = rtp.close()
 			_ = rtcpConn.Close()
 			e.release(port)
 			return nil, ErrClosed
@@ -343,6 +349,13 @@ func (e *Engine) forget(s *Session) {
 			break
 		}
 	}
+}
+
+// quiesce returns once no tick that may include a session forgotten
+// before the call is still running.
+func (e *Engine) quiesce() {
+	e.tickMu.Lock()
+	e.tickMu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
 }
 
 // InUse reports how many sessions hold ports.

@@ -8,16 +8,23 @@ import (
 	"time"
 )
 
-// rtpRx drains a session's RTP socket from the scheduler's tick: the
-// portable form, a read with a deadline already passed.
-type rtpRx struct {
+// rtpSock is a session's RTP socket, used by the scheduler only: the
+// portable form, drained with a read whose deadline has already passed.
+type rtpSock struct {
 	c   *net.UDPConn
 	buf [1500]byte
 }
 
-func newRTPRx(c *net.UDPConn) (*rtpRx, error) { return &rtpRx{c: c}, nil }
+func newRTPSock(c *net.UDPConn) (*rtpSock, error) { return &rtpSock{c: c}, nil }
 
-func (r *rtpRx) drain(s *Session, now time.Duration, _ time.Time) {
+func (r *rtpSock) close() error { return r.c.Close() }
+
+func (r *rtpSock) send(b []byte, dst netip.AddrPort) error {
+	_, err := r.c.WriteToUDPAddrPort(b, dst)
+	return err
+}
+
+func (r *rtpSock) drain(s *Session, now time.Duration, _ time.Time) {
 	if r.c.SetReadDeadline(time.Now()) != nil {
 		return
 	}

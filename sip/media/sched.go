@@ -51,10 +51,12 @@ func (e *Engine) run() {
 			return
 		default:
 		}
+		e.tickMu.RLock()
 		e.mu.Lock()
 		batch = append(batch[:0], e.slots[next%int64(e.nslots)]...)
 		e.mu.Unlock()
 		e.tick(batch, deadline)
+		e.tickMu.RUnlock()
 		clear(batch)
 		last = next
 	}
@@ -66,7 +68,7 @@ func (e *Engine) run() {
 func (e *Engine) tick(batch []*Session, deadline time.Duration) {
 	now, wall := e.clock.now(), time.Now()
 	for _, s := range batch {
-		s.rtpIn.drain(s, now, wall)
+		s.rtp.drain(s, now, wall)
 	}
 	for _, s := range batch {
 		s.playoutTick()

@@ -25,9 +25,8 @@ const relatchAfter = time.Second
 type Session struct {
 	e         *Engine
 	port      int
-	rtpConn   *net.UDPConn
+	rtp       *rtpSock // used by the scheduler only (and closed by Close)
 	rtcpConn  *net.UDPConn
-	rtpIn     *rtpRx // drained by the scheduler each tick
 	local     *net.UDPAddr
 	slot      int // scheduler slot, fixed for life; e.mu
 	onTimeout func()
@@ -100,16 +99,15 @@ type Session struct {
 	sendErrLogged                         atomic.Bool
 }
 
-func newSession(e *Engine, port int, rtpConn, rtcpConn *net.UDPConn, rtpIn *rtpRx, onTimeout func()) *Session {
+func newSession(e *Engine, port int, local *net.UDPAddr, rtp *rtpSock, rtcpConn *net.UDPConn, onTimeout func()) *Session {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s := &Session{
 		e:         e,
 		port:      port,
-		rtpConn:   rtpConn,
+		rtp:       rtp,
 		rtcpConn:  rtcpConn,
-		rtpIn:     rtpIn,
-		local:     rtpConn.LocalAddr().(*net.UDPAddr),
+		local:     local,
 		onTimeout: onTimeout,
 		ssrc:      binary.BigEndian.Uint32(b[:4]),
 		cname:     "telestra-" + hex.EncodeToString(b[4:]),
@@ -215,7 +213,8 @@ func (s *Session) Bind(p AudioPort) {
 }
 
 // OnDTMF sets a callback for received RFC 4733 digits (nil: none). It runs
-// on the session's reader goroutine and must not block.
+// on the engine's scheduler goroutine (the tick that drains the packet):
+// it must not block, nor call Close.
 func (s *Session) OnDTMF(f func(digit rune)) {
 	s.mu.Lock()
 	s.onDTMF = f
@@ -246,8 +245,8 @@ func (s *Session) Stats() Stats {
 }
 
 // Close stops the session and returns its ports to the pool. Idempotent.
-// Safe to call from onTimeout and OnDTMF callbacks' goroutines except the
-// OnDTMF callback itself (it runs on a reader Close waits for).
+// Safe to call from an onTimeout callback, not from the OnDTMF callback
+// itself (it runs inside the tick Close waits for).
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -260,7 +259,8 @@ func (s *Session) Close() error {
 		if bye != nil {
 			_, _ = s.rtcpConn.WriteToUDPAddrPort(bye.pkt, bye.dst)
 		}
-		s.closeErr = errors.Join(s.rtpConn.Close(), s.rtcpConn.Close())
+		s.e.quiesce() // no tick uses the RTP socket any more
+		s.closeErr = errors.Join(s.rtp.close(), s.rtcpConn.Close())
 		s.wg.Wait()
 		s.e.release(s.port)
 		if s.closeErr != nil {
@@ -487,7 +487,7 @@ func (s *Session) sendTick(deadline time.Duration) {
 		}
 		n = hl + codec.enc.Encode(s.pktBuf[hl:hl+nb], frame)
 	}
-	_, err = s.rtpConn.WriteToUDPAddrPort(s.pktBuf[:n], dst)
+	err = s.rtp.send(s.pktBuf[:n], dst)
 	s.e.pacing.add(s.e.clock.now() - deadline)
 	if err != nil {
 		if !s.isClosed.Load() && s.sendErrLogged.CompareAndSwap(false, true) {
