@@ -318,10 +318,26 @@ func (e *Engine) bindPair(port int) (*net.UDPConn, *net.UDPConn, error) {
 	return rtp, rtcp, nil
 }
 
-// emptiestSlot spreads sessions over the ptime so each wake-up has little
-// work and departures stay on their grid; e.mu held.
+// slotShare is how many sessions share a slot before another slot is
+// woken for them: every wake-up of the scheduler's thread costs a context
+// switch, so with few calls four ride on one wake-up (about 0.1 ms between
+// the first and the fourth packet) instead of each waking it alone.
+const slotShare = 4
+
+// emptiestSlot picks a new session's slot: the fullest slot that still
+// has room for slotShare sessions, else the emptiest one, so few sessions
+// share few wake-ups and many spread evenly over the ptime; e.mu held.
 func (e *Engine) emptiestSlot() int {
-	best := 0
+	best, fill := 0, -1
+	for i := range e.slots {
+		if n := len(e.slots[i]); n > 0 && n < slotShare && n > fill {
+			fill = n
+			best = i
+		}
+	}
+	if fill >= 0 {
+		return best
+	}
 	for i := range e.slots {
 		if len(e.slots[i]) < len(e.slots[best]) {
 			best = i

@@ -171,3 +171,29 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	waitFor(t, 2*time.Second, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// Few sessions share a wake-up of the scheduler; many spread evenly.
+func TestSlotPlacement(t *testing.T) {
+	e := &Engine{slots: make([][]*Session, 20)}
+	place := func(n int) []int {
+		for range n {
+			i := e.emptiestSlot()
+			e.slots[i] = append(e.slots[i], &Session{})
+		}
+		var used []int
+		for _, sl := range e.slots {
+			used = append(used, len(sl))
+		}
+		return used
+	}
+	got := place(8)
+	if got[0] != 4 || got[1] != 4 || got[2] != 0 {
+		t.Errorf("8 sessions: slots %v, want two slots of 4", got)
+	}
+	got = place(192) // 200 in all
+	for i, n := range got {
+		if n != 10 {
+			t.Fatalf("200 sessions: slot %d has %d (%v), want 10 each", i, n, got)
+		}
+	}
+}
