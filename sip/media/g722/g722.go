@@ -59,6 +59,8 @@ type band struct {
 	p   [2]int32 // previous partially reconstructed signals (PLT1, PLT2)
 	b   [6]int32 // zero coefficients (BL1..BL6)
 	d   [7]int32 // quantised differences, d[0] the current (DLT..DLT6)
+	d2  [7]int32 // sat16(2*d[i]), the zero filter's input, kept so each is limited once
+	r2  int32    // sat16(2*r1)
 	nb  int32    // log scale factor (NBL, NBH)
 	det int32    // scale factor (DETL, DETH)
 }
@@ -112,8 +114,9 @@ func (b *band) adapt(d int32) {
 	a1 = min(max(a1, -lim), lim)
 
 	// FILTEP, with the new coefficients and r, r1 delayed (DELAYA).
-	sp := sat16((a1*sat16(r+r))>>15 + (a2*sat16(b.r1+b.r1))>>15)
-	b.r1 = r
+	r2 := sat16(r + r)
+	sp := sat16((a1*r2)>>15 + (a2*b.r2)>>15)
+	b.r1, b.r2 = r, r2
 	b.a[0], b.a[1] = a1, a2
 	b.p[1], b.p[0] = b.p[0], p
 
@@ -122,7 +125,7 @@ func (b *band) adapt(d int32) {
 	if d != 0 {
 		step = 128
 	}
-	b.d[0] = d
+	b.d[0], b.d2[0] = d, sat16(d+d)
 	var sz int32
 	for i := 5; i >= 0; i-- {
 		g := step
@@ -130,8 +133,8 @@ func (b *band) adapt(d int32) {
 			g = -step
 		}
 		b.b[i] = sat16(g + (b.b[i]*32640)>>15)
-		sz += (b.b[i] * sat16(b.d[i]+b.d[i])) >> 15
-		b.d[i+1] = b.d[i]
+		sz += (b.b[i] * b.d2[i]) >> 15
+		b.d[i+1], b.d2[i+1] = b.d[i], b.d2[i]
 	}
 	b.sz = sat16(sz)
 	b.s = sat16(sp + b.sz) // PREDIC
