@@ -78,14 +78,16 @@ type Log struct {
 	Level string // "debug", "info", "warn", "error"; default "info"
 }
 
-// Account is one [accounts.NAME] table. After Parse, AuthUser, DisplayName
-// and Channel are never empty: their documented fallbacks are filled in.
+// Account is one [accounts.NAME] table. After Parse, DisplayName and Channel
+// are never empty: their documented fallbacks are filled in. AuthUser stays
+// empty when the file leaves it out, so the digest user follows User, also
+// when a login replaces User.
 type Account struct {
 	Name        string // the table name; the API's "account"
 	User        string // SIP user (extension)
 	Pass        string // digest password; never logged or shown in errors
 	Server      string // registrar/proxy host[:port]; empty: no registration, local/direct calls only
-	AuthUser    string // digest user name; empty in the file: User
+	AuthUser    string // digest user name; empty: User (the effective one, after a login)
 	DisplayName string // From display name; empty in the file: Name
 	Register    bool   // register with Server; default true (nothing to do without a Server)
 	Channel     string // audio channel of the account's active call
@@ -219,9 +221,6 @@ func (p *Plan) resolve() {
 		a := &p.Accounts[i]
 		if a.Channel == "" && len(p.Audio.Channels) == 1 {
 			a.Channel = p.Audio.Channels[0].Name
-		}
-		if a.AuthUser == "" {
-			a.AuthUser = a.User
 		}
 		if a.DisplayName == "" {
 			a.DisplayName = a.Name
