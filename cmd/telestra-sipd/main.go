@@ -31,6 +31,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	planPath := fs.String("plan", "/etc/telestra/sipplan.toml", "SIP plan `file`")
 	check := fs.Bool("check", false, "validate the plan, print every problem and exit (0: valid)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	debugAddr := fs.String("debug-addr", "", "serve process figures and profiles on this loopback `IP:PORT` (off when empty)")
 	if err := fs.Parse(args); err != nil {
 		return 64
 	}
@@ -70,6 +71,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(hup)
 
 	log.Info("starting telestra-sipd", "version", version, "plan", *planPath)
+	if *debugAddr != "" {
+		stopDebug, err := startDebug(*debugAddr, log)
+		if err != nil {
+			log.Error("telestra-sipd failed", "err", err)
+			return 1
+		}
+		defer stopDebug()
+	}
 	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup})
 	if err != nil {
 		log.Error("telestra-sipd failed", "err", err)

@@ -29,6 +29,8 @@ func TestFlags(t *testing.T) {
 		{name: "check missing file", args: []string{"-check", "-plan", filepath.Join(dir, "none.toml")}, wantCode: 1,
 			wantStderr: []string{"none.toml"}},
 		{name: "stray argument", args: []string{"extra"}, wantCode: 64, wantStderr: []string{`unexpected argument "extra"`}},
+		{name: "debug endpoint not loopback", args: []string{"-debug-addr", "0.0.0.0:0", "-plan", "../../testdata/quickstart.toml"}, wantCode: 1,
+			wantStderr: []string{"only loopback"}},
 		{name: "unknown flag", args: []string{"-bogus"}, wantCode: 64, wantStderr: []string{"bogus"}},
 	}
 	for _, tc := range tests {
