@@ -33,6 +33,10 @@ type SippOptions struct {
 	Timeout time.Duration
 	// RecvTimeout fails a <recv> that waits longer; default 20 s.
 	RecvTimeout time.Duration
+	// Calls > 1 plays the scenario that many times at Rate calls per
+	// second (default 10), each call with a Call-ID of its own; default one
+	// call.
+	Calls, Rate int
 }
 
 // Sipp is a running SIPp (sip-tester) playing one call. Its SIP port is
@@ -84,14 +88,22 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	}
 	// A fixed Call-ID lets Continue address the call of a UAC scenario.
 	s.callID = fmt.Sprintf("sipp-%d-%d@127.0.0.1", os.Getpid(), s.port)
+	cidStr, calls := s.callID, []string{"-m", "1", "-l", "1"}
+	if opts.Calls > 1 {
+		rate := opts.Rate
+		if rate <= 0 {
+			rate = 10
+		}
+		cidStr = "%u-" + s.callID // %u: SIPp's call number
+		calls = []string{"-m", strconv.Itoa(opts.Calls), "-r", strconv.Itoa(rate), "-rp", "1000", "-l", strconv.Itoa(opts.Calls)}
+	}
 	args := []string{
 		"-sf", scen,
 		"-i", "127.0.0.1", "-p", strconv.Itoa(s.port),
 		"-mi", "127.0.0.1", "-mp", strconv.Itoa(s.mediaPort), "-rtp_echo",
 		"-cp", strconv.Itoa(ctrlPort),
 		"-t", s.transport,
-		"-m", "1", "-l", "1",
-		"-cid_str", s.callID,
+		"-cid_str", cidStr,
 		"-nostdin",
 		"-timeout", fmt.Sprintf("%ds", int(timeout.Seconds())), "-timeout_error",
 		"-recv_timeout", strconv.Itoa(int(recvTimeout.Milliseconds())),
@@ -100,6 +112,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		"-trace_logs", "-log_file", filepath.Join(s.dir, "actions.log"),
 		"-trace_screen", "-screen_file", filepath.Join(s.dir, "screen.log"),
 	}
+	args = append(args, calls...)
 	if opts.Service != "" {
 		args = append(args, "-s", opts.Service)
 	}
