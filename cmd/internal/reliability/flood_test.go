@@ -59,7 +59,6 @@ func (ec *eventCounter) get(name string) int {
 	return ec.counts[name]
 }
 
-
 // runFlood sends calls INVITEs at rate per second from SIPp straight to
 // the daemon's account 3001 (max-calls 4, no registrar): a call that finds
 // the account full gets 486, one that rings is CANCELled by SIPp after
@@ -157,4 +156,3 @@ func TestInviteFlood(t *testing.T) {
 		t.Errorf("fds %d at idle, %d after the flood: leaked %d", r.start.FDs, r.after.FDs, f)
 	}
 }
-
