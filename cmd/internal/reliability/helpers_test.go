@@ -257,3 +257,12 @@ func statsLine(label string, s debugserver.Stats) string {
 }
 
 var _ = api.EventCallEnded
+
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
