@@ -50,6 +50,7 @@ type Daemon struct {
 	ua     *sip.UA
 	server *api.Server
 	events *eventLoop
+	trim   *memTrimmer
 }
 
 type openChannel struct {
@@ -76,6 +77,7 @@ func newDaemon(opts Options) *Daemon {
 	}
 	applyLogLevel(opts.Level, opts.Plan.Log.Level)
 	d.events = newEventLoop(4096, opts.Log)
+	d.trim = newMemTrimmer()
 	return d
 }
 
@@ -127,6 +129,10 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	wdCtx, stopWD := context.WithCancel(ctx)
 	wg.Add(1)
 	go func() { defer wg.Done(); d.watchdog(wdCtx) }()
+	trimTick := time.NewTicker(trimCheck)
+	defer trimTick.Stop()
+	wg.Add(1)
+	go func() { defer wg.Done(); d.trim.run(wdCtx, trimTick.C) }()
 
 	for running := true; running; {
 		select {
