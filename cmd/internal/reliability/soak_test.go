@@ -32,8 +32,9 @@ type soakResult struct {
 // every call is answered, hung up by the daemon and its call-ended seen
 // before the next starts. It reads the daemon's figures before the first
 // call, at the middle, after the last and once the calls have left
-// get-status and settle has passed.
-func runSoak(t testing.TB, n int, settle time.Duration) soakResult {
+// get-status and settle has passed. With profiles it keeps heap profiles
+// (start, end, after) in the daemon's log folder.
+func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResult {
 	t.Helper()
 	k := testpeers.StartKamailio(t, testpeers.KamailioOptions{})
 	testpeers.StartBaresip(t, "3002", testpeers.BaresipOptions{Registrar: k.Addr(), MaxCalls: 8})
@@ -42,7 +43,9 @@ func runSoak(t testing.TB, n int, settle time.Duration) soakResult {
 
 	r := soakResult{calls: n, settle: settle, logs: e.d.Dir()}
 	r.start = e.stats(t)
-	r.heapStart = e.saveProfile(t, "start")
+	if profiles {
+		r.heapStart = e.saveProfile(t, "start")
+	}
 	lat := make([]time.Duration, 0, n)
 	t0 := time.Now()
 	for i := range n {
@@ -54,7 +57,9 @@ func runSoak(t testing.TB, n int, settle time.Duration) soakResult {
 	r.took = time.Since(t0)
 	r.end = e.stats(t)
 	last := time.Now()
-	r.heapEnd = e.saveProfile(t, "end")
+	if profiles { // a profile collects garbage first: not in a budget run
+		r.heapEnd = e.saveProfile(t, "end")
+	}
 	waitIdle(t, e.c, "acc1", 30*time.Second)
 	for step := settle / 10; time.Since(last) < settle; time.Sleep(step) {
 		if testing.Verbose() {
@@ -62,7 +67,9 @@ func runSoak(t testing.TB, n int, settle time.Duration) soakResult {
 		}
 	}
 	r.after = e.stats(t)
-	r.heapAfter = e.saveProfile(t, "after")
+	if profiles {
+		r.heapAfter = e.saveProfile(t, "after")
+	}
 
 	m := min(100, n)
 	r.first100, r.first100p95 = medianP95(lat[:m])
@@ -119,7 +126,10 @@ func (r soakResult) report() string {
 	fmt.Fprintf(&b, "RSS after - idle: %+.1f MB; goroutines %+d; threads %+d; fds %+d\n",
 		mb(r.after.RSSBytes-r.start.RSSBytes), r.after.Goroutines-r.start.Goroutines,
 		r.after.Threads-r.start.Threads, r.after.FDs-r.start.FDs)
-	fmt.Fprintf(&b, "heap profiles: go tool pprof -top -diff_base %s %s\n", r.heapStart, r.heapAfter)
+	if r.heapStart == "" {
+		return b.String()
+	}
+	fmt.Fprintf(&b, "heap profiles: go tool pprof -top -diff_base %s %s (and %s)\n", r.heapStart, r.heapAfter, r.heapEnd)
 	if out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount", "15", "-sample_index", "inuse_space",
 		"-diff_base", r.heapStart, r.heapAfter).CombinedOutput(); err == nil {
 		b.Write(out)
@@ -133,7 +143,7 @@ func (r soakResult) report() string {
 // in BenchmarkSoakBudget (a race-detector build has no meaningful RSS).
 func TestSoak(t *testing.T) {
 	n := envInt(t, "SOAK_CALLS", 300)
-	r := runSoak(t, n, envDuration(t, "SOAK_SETTLE", 5*time.Second))
+	r := runSoak(t, n, envDuration(t, "SOAK_SETTLE", 5*time.Second), true)
 	t.Log("\n" + r.report())
 	if g := r.after.Goroutines - r.start.Goroutines; g > 0 {
 		t.Errorf("goroutines %d at idle, %d after %d calls: leaked %d", r.start.Goroutines, r.after.Goroutines, n, g)
