@@ -3,7 +3,7 @@
 // serves process figures as JSON and the runtime's profiles, for soak tests
 // and for an engineer chasing a leak on a live appliance.
 //
-//	GET /debug/stats                   {"goroutines":..,"threads":..,"fds":..,"rss_bytes":..,"heap_*":..}
+//	GET /debug/stats                   {"goroutines":..,"threads":..,"fds":..,"rss_bytes":..,"heap_*":..,"cpu_seconds":..}
 //	GET /debug/pprof/NAME[?debug=N]    runtime/pprof profile NAME (heap, allocs, goroutine,
 //	                                   threadcreate, block, mutex); heap?gc=1 collects first
 //
@@ -25,6 +25,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -73,19 +74,20 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // Stats is the /debug/stats document.
 type Stats struct {
-	Goroutines    int    `json:"goroutines"`
-	Threads       int    `json:"threads"`   // kernel threads (/proc/self/status Threads)
-	FDs           int    `json:"fds"`       // open file descriptors (/proc/self/fd)
-	RSSBytes      int64  `json:"rss_bytes"` // VmRSS
-	HeapAlloc     uint64 `json:"heap_alloc_bytes"`
-	HeapInuse     uint64 `json:"heap_inuse_bytes"`
-	HeapIdle      uint64 `json:"heap_idle_bytes"`
-	HeapReleased  uint64 `json:"heap_released_bytes"`
-	HeapObjects   uint64 `json:"heap_objects"`
-	Sys           uint64 `json:"sys_bytes"` // everything the Go runtime got from the OS
-	NumGC         uint32 `json:"num_gc"`
-	GOMEMLIMIT    int64  `json:"gomemlimit_bytes"`
-	UptimeSeconds int64  `json:"uptime_seconds"`
+	Goroutines    int     `json:"goroutines"`
+	Threads       int     `json:"threads"`   // kernel threads (/proc/self/status Threads)
+	FDs           int     `json:"fds"`       // open file descriptors (/proc/self/fd)
+	RSSBytes      int64   `json:"rss_bytes"` // VmRSS
+	HeapAlloc     uint64  `json:"heap_alloc_bytes"`
+	HeapInuse     uint64  `json:"heap_inuse_bytes"`
+	HeapIdle      uint64  `json:"heap_idle_bytes"`
+	HeapReleased  uint64  `json:"heap_released_bytes"`
+	HeapObjects   uint64  `json:"heap_objects"`
+	Sys           uint64  `json:"sys_bytes"` // everything the Go runtime got from the OS
+	NumGC         uint32  `json:"num_gc"`
+	CPUSeconds    float64 `json:"cpu_seconds"` // user + system CPU time of the process
+	GOMEMLIMIT    int64   `json:"gomemlimit_bytes"`
+	UptimeSeconds int64   `json:"uptime_seconds"`
 }
 
 var started = time.Now()
@@ -105,6 +107,10 @@ func Read() Stats {
 		NumGC:         m.NumGC,
 		GOMEMLIMIT:    memLimit(),
 		UptimeSeconds: int64(time.Since(started).Seconds()),
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		st.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	}
 	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
 		st.FDs = len(fds) - 1 // the directory being read

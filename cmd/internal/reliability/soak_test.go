@@ -23,6 +23,8 @@ type soakResult struct {
 	start, middle, end, after           debugserver.Stats
 	first100, last100                   time.Duration // median set-up, make-call → call-answered
 	first100p95, last100p95             time.Duration
+	cpuFirst100, cpuLast100             time.Duration // daemon CPU per call (user+system)
+	loadFirst, loadLast                 string        // loadavg after the first 100, before the last 100
 	settle                              time.Duration // from the last call to "after"
 	heapStart, heapEnd, heapAfter, logs string
 }
@@ -47,15 +49,30 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 		r.heapStart = e.saveProfile(t, "start")
 	}
 	lat := make([]time.Duration, 0, n)
+	m := min(100, n)
+	var afterFirst, beforeLast debugserver.Stats
 	t0 := time.Now()
 	for i := range n {
-		if i == n/2 {
+		switch i {
+		case n / 2:
 			r.middle = e.stats(t)
+		case m:
+			afterFirst, r.loadFirst = e.stats(t), loadavg()
+		}
+		if i == n-m {
+			beforeLast, r.loadLast = e.stats(t), loadavg()
 		}
 		lat = append(lat, oneCall(t, e, i))
 	}
 	r.took = time.Since(t0)
 	r.end = e.stats(t)
+	if n == m {
+		afterFirst = r.end
+	}
+	perCall := func(a, b debugserver.Stats) time.Duration {
+		return time.Duration((b.CPUSeconds - a.CPUSeconds) / float64(m) * float64(time.Second))
+	}
+	r.cpuFirst100, r.cpuLast100 = perCall(r.start, afterFirst), perCall(beforeLast, r.end)
 	last := time.Now()
 	if profiles { // a profile collects garbage first: not in a budget run
 		r.heapEnd = e.saveProfile(t, "end")
@@ -71,7 +88,6 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 		r.heapAfter = e.saveProfile(t, "after")
 	}
 
-	m := min(100, n)
 	r.first100, r.first100p95 = medianP95(lat[:m])
 	r.last100, r.last100p95 = medianP95(lat[n-m:])
 	return r
@@ -123,6 +139,9 @@ func (r soakResult) report() string {
 	fmt.Fprintf(&b, "set-up median first 100 %v, last 100 %v: ratio %.2f (p95 %v, %v)\n",
 		r.first100.Round(10*time.Microsecond), r.last100.Round(10*time.Microsecond),
 		float64(r.last100)/float64(r.first100), r.first100p95.Round(10*time.Microsecond), r.last100p95.Round(10*time.Microsecond))
+	fmt.Fprintf(&b, "daemon CPU per call first 100 %v, last 100 %v: ratio %.2f (loadavg %s, then %s)\n",
+		r.cpuFirst100.Round(time.Microsecond), r.cpuLast100.Round(time.Microsecond),
+		float64(r.cpuLast100)/float64(r.cpuFirst100), r.loadFirst, r.loadLast)
 	fmt.Fprintf(&b, "RSS after - idle: %+.1f MB; goroutines %+d; threads %+d; fds %+d\n",
 		mb(r.after.RSSBytes-r.start.RSSBytes), r.after.Goroutines-r.start.Goroutines,
 		r.after.Threads-r.start.Threads, r.after.FDs-r.start.FDs)
