@@ -38,7 +38,7 @@ type soakResult struct {
 // (start, end, after) in the daemon's log folder.
 func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResult {
 	t.Helper()
-	k := testpeers.StartKamailio(t, testpeers.KamailioOptions{})
+	k := testpeers.StartKamailio(t, testpeers.KamailioOptions{ShmMB: 256})
 	testpeers.StartBaresip(t, "3002", testpeers.BaresipOptions{Registrar: k.Addr(), MaxCalls: 8})
 	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", Server: k.Addr()}}})
 	waitRegistered(t, e.c, "acc1", 200, 15*time.Second)
