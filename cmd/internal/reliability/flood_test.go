@@ -141,8 +141,9 @@ func (r floodResult) report() string {
 
 // TestInviteFlood: SIPp at 100 calls/s for 10 s against an account with
 // max-calls 4: every INVITE gets a final answer (486 when full, 487 after
-// SIPp's CANCEL when it rang), at most max-calls ring at once, the daemon
-// keeps answering its API, and goroutines and fds go back to idle.
+// SIPp's CANCEL when it rang), only the calls that rang reach the host as
+// call-incoming, the daemon keeps answering its API, and goroutines and fds
+// go back to idle.
 func TestInviteFlood(t *testing.T) {
 	r := runFlood(t, 1000, 100, 5*time.Second, true)
 	t.Log("\n" + r.report())

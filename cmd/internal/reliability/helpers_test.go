@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,8 +84,27 @@ func startDaemon(t testing.TB, o planOpts) *daemonEnv {
 		b.WriteString("\n")
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(dbg)
-	d := testpeers.StartDaemonWith(t, b.String(), testpeers.DaemonOptions{Args: []string{"-debug-addr", addr}})
+	d := testpeers.StartDaemonWith(t, b.String(), testpeers.DaemonOptions{
+		Args: []string{"-debug-addr", addr},
+		Env:  []string{"GOMEMLIMIT=" + unitMemLimit(t)},
+	})
 	return &daemonEnv{d: d, c: d.Client(t), debug: "http://" + addr, sipPort: sipPort}
+}
+
+// unitMemLimit is the GOMEMLIMIT of the packaged unit, so the daemon runs
+// under the memory budget it has in production (RELIABILITY_GOMEMLIMIT
+// overrides it, e.g. "off" to measure without).
+func unitMemLimit(t testing.TB) string {
+	t.Helper()
+	if v := os.Getenv("RELIABILITY_GOMEMLIMIT"); v != "" {
+		return v
+	}
+	unit := readFile(t, filepath.Join(testpeers.RepoRoot(t), "packaging", "telestra-sipd.service"))
+	m := regexp.MustCompile(`(?m)^Environment=GOMEMLIMIT=(\S+)$`).FindStringSubmatch(unit)
+	if m == nil {
+		t.Fatal("packaging/telestra-sipd.service sets no GOMEMLIMIT")
+	}
+	return m[1]
 }
 
 // sipAddr is the daemon's SIP address.

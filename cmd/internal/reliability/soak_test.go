@@ -23,6 +23,8 @@ type soakResult struct {
 	start, middle, end, after           debugserver.Stats
 	first100, last100                   time.Duration // median set-up, make-call → call-answered
 	first100p95, last100p95             time.Duration
+	steady100, steadyAt                 time.Duration // median set-up of the 100 calls from steadyAt into the run
+	steadyIndex                         int
 	cpuFirst100, cpuLast100             time.Duration // daemon CPU per call (user+system)
 	loadFirst, loadLast                 string        // loadavg after the first 100, before the last 100
 	settle                              time.Duration // from the last call to "after"
@@ -49,6 +51,7 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 		r.heapStart = e.saveProfile(t, "start")
 	}
 	lat := make([]time.Duration, 0, n)
+	began := make([]time.Duration, 0, n) // start of each call since t0
 	m := min(100, n)
 	var afterFirst, beforeLast debugserver.Stats
 	t0 := time.Now()
@@ -62,6 +65,7 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 		if i == n-m {
 			beforeLast, r.loadLast = e.stats(t), loadavg()
 		}
+		began = append(began, time.Since(t0))
 		lat = append(lat, oneCall(t, e, i))
 	}
 	r.took = time.Since(t0)
@@ -89,6 +93,16 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 	}
 
 	r.first100, r.first100p95 = medianP95(lat[:m])
+	// Transaction state fills for 64*T1 after the first call, then stays
+	// level: the 100 calls from 40 s on are the steady-state reference.
+	r.steadyAt = 40 * time.Second
+	for i, b := range began {
+		if b >= r.steadyAt && i+m <= n-m {
+			r.steadyIndex = i
+			r.steady100, _ = medianP95(lat[i : i+m])
+			break
+		}
+	}
 	r.last100, r.last100p95 = medianP95(lat[n-m:])
 	return r
 }
@@ -139,6 +153,10 @@ func (r soakResult) report() string {
 	fmt.Fprintf(&b, "set-up median first 100 %v, last 100 %v: ratio %.2f (p95 %v, %v)\n",
 		r.first100.Round(10*time.Microsecond), r.last100.Round(10*time.Microsecond),
 		float64(r.last100)/float64(r.first100), r.first100p95.Round(10*time.Microsecond), r.last100p95.Round(10*time.Microsecond))
+	if r.steady100 > 0 {
+		fmt.Fprintf(&b, "set-up median of calls %d-%d (from %v in, transaction state level): %v; last 100 / these: %.2f\n",
+			r.steadyIndex+1, r.steadyIndex+100, r.steadyAt, r.steady100.Round(10*time.Microsecond), float64(r.last100)/float64(r.steady100))
+	}
 	fmt.Fprintf(&b, "daemon CPU per call first 100 %v, last 100 %v: ratio %.2f (loadavg %s, then %s)\n",
 		r.cpuFirst100.Round(time.Microsecond), r.cpuLast100.Round(time.Microsecond),
 		float64(r.cpuLast100)/float64(r.cpuFirst100), r.loadFirst, r.loadLast)
