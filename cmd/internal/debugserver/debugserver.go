@@ -84,6 +84,8 @@ type Stats struct {
 	HeapReleased  uint64  `json:"heap_released_bytes"`
 	HeapObjects   uint64  `json:"heap_objects"`
 	Sys           uint64  `json:"sys_bytes"` // everything the Go runtime got from the OS
+	StackSys      uint64  `json:"stack_sys_bytes"`
+	MetaSys       uint64  `json:"runtime_meta_sys_bytes"` // span structures, GC metadata, caches, other
 	NumGC         uint32  `json:"num_gc"`
 	CPUSeconds    float64 `json:"cpu_seconds"` // user + system CPU time of the process
 	GOMEMLIMIT    int64   `json:"gomemlimit_bytes"`
@@ -104,6 +106,8 @@ func Read() Stats {
 		HeapReleased:  m.HeapReleased,
 		HeapObjects:   m.HeapObjects,
 		Sys:           m.Sys,
+		StackSys:      m.StackSys,
+		MetaSys:       m.MSpanSys + m.MCacheSys + m.BuckHashSys + m.GCSys + m.OtherSys,
 		NumGC:         m.NumGC,
 		GOMEMLIMIT:    memLimit(),
 		UptimeSeconds: int64(time.Since(started).Seconds()),

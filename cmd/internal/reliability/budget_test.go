@@ -37,7 +37,7 @@ func verdict(b *testing.B, ok bool, goal string) string {
 }
 
 // memBudgets are the checks shared by the soak and the flood.
-func memBudgets(b *testing.B, idle, _, after debugserver.Stats) []string {
+func memBudgets(b *testing.B, idle, after debugserver.Stats) []string {
 	return []string{
 		verdict(b, after.RSSBytes-idle.RSSBytes <= rssBudget,
 			fmt.Sprintf("RSS after within 5 MB of idle (%.1f → %.1f MB, %+.1f MB)", mb(idle.RSSBytes), mb(after.RSSBytes), mb(after.RSSBytes-idle.RSSBytes))),
@@ -64,7 +64,7 @@ func BenchmarkSoakBudget(b *testing.B) {
 		b.ReportMetric(mb(r.end.RSSBytes), "end-rss-MB")
 		b.ReportMetric(mb(r.after.RSSBytes), "after-rss-MB")
 		b.ReportMetric(ratio, "last/first-setup")
-		checks := append(memBudgets(b, r.start, r.middle, r.after),
+		checks := append(memBudgets(b, r.start, r.after),
 			// Go keeps the threads it started for blocking system calls; flat
 			// means no growth with the number of calls.
 			verdict(b, r.end.Threads <= r.middle.Threads+1 && r.after.Threads <= r.end.Threads,
@@ -87,7 +87,7 @@ func BenchmarkFloodBudget(b *testing.B) {
 		b.ReportMetric(mb(r.start.RSSBytes), "idle-rss-MB")
 		b.ReportMetric(mb(r.end.RSSBytes), "end-rss-MB")
 		b.ReportMetric(mb(r.after.RSSBytes), "after-rss-MB")
-		checks := append(memBudgets(b, r.start, r.end, r.after),
+		checks := append(memBudgets(b, r.start, r.after),
 			verdict(b, r.after.Threads <= r.end.Threads, fmt.Sprintf("threads flat (%d idle, %d end, %d after)", r.start.Threads, r.end.Threads, r.after.Threads)),
 			verdict(b, r.busy+r.cancelled == r.invites, fmt.Sprintf("every INVITE answered (%d 486 + %d 487 of %d)", r.busy, r.cancelled, r.invites)))
 		fmt.Printf("\n=== BenchmarkFloodBudget: loadavg %s\n%sbudgets:\n  %s\n", loadavg(), r.report(), strings.Join(checks, "\n  "))
