@@ -94,11 +94,11 @@ func (u *UA) matchAccount(req *sip.Request) *account {
 		}
 		return nil
 	}
-	if a := find(req.Recipient.User); a != nil {
+	if a := find(uriUser(req.Recipient)); a != nil {
 		return a
 	}
 	if to := req.To(); to != nil {
-		return find(to.Address.User)
+		return find(uriUser(to.Address))
 	}
 	return nil
 }
@@ -348,14 +348,6 @@ func (u *UA) respondTagged(req *sip.Request, tx sip.ServerTransaction, code int,
 	if err := tx.Respond(u.response(req, code, reason, tag)); err != nil {
 		u.log.Debug("sending response failed", "status", code, "error", err)
 	}
-}
-
-func splitHostPort(s string) (string, string, error) {
-	i := strings.LastIndex(s, ":")
-	if i < 0 {
-		return s, "", errors.New("no port")
-	}
-	return strings.Trim(s[:i], "[]"), s[i+1:], nil
 }
 
 // ok200Locked builds our 2xx to an INVITE or UPDATE of the dialog.

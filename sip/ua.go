@@ -23,6 +23,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/telestra/telestra-sip/sip/edge"
 	"github.com/telestra/telestra-sip/sip/media"
 )
 
@@ -69,6 +70,8 @@ type Config struct {
 	// name (media.Supported); empty: Media.Codecs, else PCMU, PCMA.
 	Codecs []string
 	Media  media.Config
+	// Resolver looks up host names (servers, Route hops); nil: the system's.
+	Resolver Resolver
 }
 
 // EventKind says what happened.
@@ -162,9 +165,10 @@ type UA struct {
 	ringTime   time.Duration // outgoing call with no final answer
 	t1, t2     time.Duration // 2xx retransmission (RFC 3261 13.3.1.4)
 
-	sua *sipgo.UserAgent
-	srv *sipgo.Server
-	cli *sipgo.Client
+	sua  *sipgo.UserAgent
+	srv  *sipgo.Server
+	cli  *sipgo.Client
+	edge *edge.Edge // in front of sipgo's listeners (conformance.go)
 
 	outTransport string // "UDP" or "TCP"
 	udpConn      net.PacketConn
@@ -192,7 +196,7 @@ type UA struct {
 	dialogs  map[string]*call // Call-ID "|" local tag
 	nextID   int
 	bound    map[string]*call // audio channel key -> call bound to it
-	hostMemo map[string]string
+	hosts    hostMemo         // own lock: read while mu is held, never I/O under it
 }
 
 // New builds the UA; nothing is bound until Start.
@@ -262,7 +266,6 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		calls:        map[int]*call{},
 		dialogs:      map[string]*call{},
 		bound:        map[string]*call{},
-		hostMemo:     map[string]string{},
 	}
 	u.events = newEventQueue(onEvent)
 	u.eventsDone = make(chan struct{})
@@ -313,6 +316,7 @@ func (u *UA) Start(ctx context.Context) error {
 	u.sua, u.srv, u.cli = sua, srv, cli
 	u.registerHandlers()
 
+	u.edge = u.newEdge()
 	if err := u.listen(); err != nil {
 		sua.Close()
 		return err
@@ -365,12 +369,12 @@ func (u *UA) listen() error {
 			if u.udpConn != nil {
 				continue
 			}
-			c, err := net.ListenPacket("udp", addr)
+			c, err := net.ListenPacket(listenNetwork("udp", host), addr)
 			if err != nil {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen udp %s: %w (is another SIP service using the port?)", addr, err)
 			}
-			u.udpConn = c
+			u.udpConn = u.edge.PacketConn(c)
 			la := c.LocalAddr().(*net.UDPAddr)
 			u.udpPort = la.Port
 			u.udpLaddr = sip.Addr{IP: la.IP, Port: la.Port}
@@ -378,12 +382,12 @@ func (u *UA) listen() error {
 			if u.tcpLn != nil {
 				continue
 			}
-			l, err := net.Listen("tcp", addr)
+			l, err := net.Listen(listenNetwork("tcp", host), addr)
 			if err != nil {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen tcp %s: %w (is another SIP service using the port?)", addr, err)
 			}
-			u.tcpLn = l
+			u.tcpLn = u.edge.Listener(l)
 			u.tcpPort = l.Addr().(*net.TCPAddr).Port
 		}
 		if port == 0 {

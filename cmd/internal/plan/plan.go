@@ -24,6 +24,11 @@ type Plan struct {
 	Audio    Audio       // [audio]
 	Log      Log         // [log]
 	Accounts []Account   // [accounts.NAME] in the order they appear in the file
+
+	// Warnings are settings the file sets that have no effect with the
+	// rest of the plan (a sink with the loopback backend, say). Parse fills
+	// it; the plan is valid all the same.
+	Warnings Problems
 }
 
 // TCPSettings is [tcp-settings], the control API listener.
@@ -102,6 +107,15 @@ func (a Account) String() string {
 	}
 	return fmt.Sprintf("{Name:%s User:%s Pass:%s Server:%s AuthUser:%s DisplayName:%q Register:%t Channel:%s MaxCalls:%d}",
 		a.Name, a.User, pass, a.Server, a.AuthUser, a.DisplayName, a.Register, a.Channel, a.MaxCalls)
+}
+
+// DigestUser is the user name the account authenticates with: auth-user,
+// else user.
+func (a Account) DigestUser() string {
+	if a.AuthUser != "" {
+		return a.AuthUser
+	}
+	return a.User
 }
 
 // LogValue leaves the password out of structured logs.
@@ -183,6 +197,10 @@ func Parse(data []byte, source string) (*Plan, error) {
 		// A key that could not be decoded kept its default; what Validate
 		// says about it would only repeat the problem.
 		decodeProbs := len(d.probs)
+		values := map[string]string{}
+		for _, s := range Settings(p) {
+			values[s.Key] = s.Value
+		}
 	next:
 		for _, pr := range *err.(*Problems) {
 			for _, bad := range d.probs[:decodeProbs] {
@@ -190,11 +208,15 @@ func Parse(data []byte, source string) (*Plan, error) {
 					continue next
 				}
 			}
-			d.probs = append(d.probs, pr)
+			d.probs = append(d.probs, d.ownKey(pr, values, p))
 		}
 	}
 	if len(d.probs) > 0 {
 		return nil, d.problems()
+	}
+	if ws := d.warnings(p); len(ws) > 0 {
+		d.probs = ws
+		p.Warnings = *d.problems().(*Problems)
 	}
 	return p, nil
 }

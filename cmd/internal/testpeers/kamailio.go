@@ -32,11 +32,14 @@ type KamailioOptions struct {
 	// transactions outlive each call by 32 s, so a soak at 100+ calls/s
 	// needs more, or Kamailio answers 500 "server error occurred (1/SL)".
 	ShmMB int
+	// IPv6 listens on [::1] instead of 127.0.0.1.
+	IPv6 bool
 }
 
 // Kamailio is a running Kamailio 5.6 on 127.0.0.1 (testdata/kamailio).
 type Kamailio struct {
 	t      testing.TB
+	host   string // 127.0.0.1 or ::1
 	port   int
 	dir    string
 	ctl    string
@@ -51,7 +54,7 @@ type Kamailio struct {
 func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
 	t.Helper()
 	bin := RequireBinary(t, "kamailio", "kamailio")
-	k := &Kamailio{t: t, kamcmd: RequireBinary(t, "kamcmd", "kamailio")}
+	k := &Kamailio{t: t, host: LoopbackHost(opts.IPv6), kamcmd: RequireBinary(t, "kamcmd", "kamailio")}
 	k.dir = LogDir(t, "kamailio")
 	root := RepoRoot(t)
 	cfg := filepath.Join(root, "testdata", "kamailio", "kamailio.cfg")
@@ -87,7 +90,7 @@ func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
 	k.args = []string{
 		"-f", cfg, "-DD", "-E", "-m", strconv.Itoa(shm), "-M", "4",
 		"-Y", run, "-w", run,
-		"-l", "udp:127.0.0.1:" + p, "-l", "tcp:127.0.0.1:" + p,
+		"-l", "udp:" + k.hostPort(), "-l", "tcp:" + k.hostPort(),
 		"--alias=localhost:" + p,
 		"-A", fmt.Sprintf("DBURL=%q", "text://"+db),
 		"-A", fmt.Sprintf("CTLSOCK=%q", "unix:"+k.ctl),
@@ -163,8 +166,13 @@ func (k *Kamailio) start() {
 	}
 }
 
-// Addr is "127.0.0.1:PORT" (UDP and TCP).
-func (k *Kamailio) Addr() string { return "127.0.0.1:" + strconv.Itoa(k.port) }
+// Addr is "127.0.0.1:PORT" or "[::1]:PORT" (UDP and TCP).
+func (k *Kamailio) Addr() string { return k.hostPort() }
+
+func (k *Kamailio) hostPort() string { return net.JoinHostPort(k.host, strconv.Itoa(k.port)) }
+
+// Host is the listen address: 127.0.0.1 or ::1.
+func (k *Kamailio) Host() string { return k.host }
 
 // Port is the SIP port.
 func (k *Kamailio) Port() int { return k.port }
