@@ -68,9 +68,6 @@ func (l *eventLoop) probe(ctx context.Context) error {
 
 // onSIPEvent is the UA's event handler; it must not block.
 func (d *Daemon) onSIPEvent(e sip.Event) {
-	if e.Kind == sip.CallIncoming || e.Kind == sip.CallEnded {
-		d.trim.touch()
-	}
 	ev := apiEvent(e)
 	if ev == nil {
 		return

@@ -83,7 +83,8 @@ type Stats struct {
 	HeapIdle      uint64  `json:"heap_idle_bytes"`
 	HeapReleased  uint64  `json:"heap_released_bytes"`
 	HeapObjects   uint64  `json:"heap_objects"`
-	Sys           uint64  `json:"sys_bytes"` // everything the Go runtime got from the OS
+	Allocated     uint64  `json:"allocated_bytes"` // cumulative, since start
+	Sys           uint64  `json:"sys_bytes"`       // everything the Go runtime got from the OS
 	StackSys      uint64  `json:"stack_sys_bytes"`
 	MetaSys       uint64  `json:"runtime_meta_sys_bytes"` // span structures, GC metadata, caches, other
 	NumGC         uint32  `json:"num_gc"`
@@ -105,6 +106,7 @@ func Read() Stats {
 		HeapIdle:      m.HeapIdle,
 		HeapReleased:  m.HeapReleased,
 		HeapObjects:   m.HeapObjects,
+		Allocated:     m.TotalAlloc,
 		Sys:           m.Sys,
 		StackSys:      m.StackSys,
 		MetaSys:       m.MSpanSys + m.MCacheSys + m.BuckHashSys + m.GCSys + m.OtherSys,

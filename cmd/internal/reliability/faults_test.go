@@ -176,17 +176,7 @@ func TestPeerKilledMidCall(t *testing.T) {
 	hangupSeen(t, e, p2, callPeer(t, e, p2, "3003"))
 	waitIdle(t, e.c, "acc1", 20*time.Second)
 	// The BYE to the dead peer may still be retransmitted (Timer F).
-	deadline := time.Now().Add(timerF + 10*time.Second)
-	for {
-		st := e.stats(t)
-		if st.Goroutines <= idle.Goroutines && st.FDs <= idle.FDs {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines %d, fds %d at idle; %d, %d after the dead peer's call", idle.Goroutines, idle.FDs, st.Goroutines, st.FDs)
-		}
-		time.Sleep(time.Second)
-	}
+	e.backToIdle(t, idle, timerF+10*time.Second, "after the dead peer's call")
 }
 
 // tenCalls starts a daemon with ten accounts and a SIPp UAS that holds

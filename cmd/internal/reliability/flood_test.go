@@ -26,6 +26,7 @@ type floodResult struct {
 	took                     time.Duration
 	start, end, after        debugserver.Stats
 	heapStart, heapAfter     string
+	env                      *daemonEnv
 }
 
 // eventCounter drains a client's events (a client that stops reading is
@@ -68,7 +69,7 @@ func runFlood(t testing.TB, calls, rate int, settle time.Duration, profiles bool
 	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", MaxCalls: 4}}, RTPPorts: 80})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := floodResult{invites: calls, start: e.stats(t)}
+	r := floodResult{invites: calls, start: e.stats(t), env: e}
 	if profiles {
 		r.heapStart = e.saveProfile(t, "start")
 	}
@@ -156,10 +157,5 @@ func TestInviteFlood(t *testing.T) {
 	if r.incoming != r.cancelled {
 		t.Errorf("%d call-incoming events for %d calls that rang (486s must not reach the host)", r.incoming, r.cancelled)
 	}
-	if g := r.after.Goroutines - r.start.Goroutines; g > 0 {
-		t.Errorf("goroutines %d at idle, %d after the flood: leaked %d", r.start.Goroutines, r.after.Goroutines, g)
-	}
-	if f := r.after.FDs - r.start.FDs; f > 0 {
-		t.Errorf("fds %d at idle, %d after the flood: leaked %d", r.start.FDs, r.after.FDs, f)
-	}
+	r.env.backToIdle(t, r.start, timerF+10*time.Second, "after the flood")
 }

@@ -270,11 +270,30 @@ func envDuration(t testing.TB, name string, def time.Duration) time.Duration {
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
+// backToIdle polls the daemon's figures until goroutines and fds are at
+// most idle's (a transaction of the last call may still be finishing),
+// failing the test after timeout.
+func (e *daemonEnv) backToIdle(t *testing.T, idle debugserver.Stats, timeout time.Duration, what string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := e.stats(t)
+		if st.Goroutines <= idle.Goroutines && st.FDs <= idle.FDs {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: goroutines %d, fds %d at idle; still %d, %d after %v: a leak",
+				what, idle.Goroutines, idle.FDs, st.Goroutines, st.FDs, timeout)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 // statsLine is one row of a figures table.
 func statsLine(label string, s debugserver.Stats) string {
-	return fmt.Sprintf("%-20s goroutines %4d  threads %3d  fds %3d  rss %5.1f MB  heap alloc %5.1f inuse %5.1f idle %5.1f released %5.1f sys %5.1f (stacks %.1f meta %.1f) MB  gc %d",
+	return fmt.Sprintf("%-20s goroutines %4d  threads %3d  fds %3d  rss %5.1f MB  heap alloc %5.1f inuse %5.1f idle %5.1f released %5.1f sys %5.1f (stacks %.1f meta %.1f) MB  gc %d  allocated %.0f MB",
 		label, s.Goroutines, s.Threads, s.FDs, mb(s.RSSBytes), mb(int64(s.HeapAlloc)), mb(int64(s.HeapInuse)),
-		mb(int64(s.HeapIdle)), mb(int64(s.HeapReleased)), mb(int64(s.Sys)), mb(int64(s.StackSys)), mb(int64(s.MetaSys)), s.NumGC)
+		mb(int64(s.HeapIdle)), mb(int64(s.HeapReleased)), mb(int64(s.Sys)), mb(int64(s.StackSys)), mb(int64(s.MetaSys)), s.NumGC, mb(int64(s.Allocated)))
 }
 
 var _ = api.EventCallEnded

@@ -29,6 +29,7 @@ type soakResult struct {
 	loadFirst, loadLast                 string        // loadavg after the first 100, before the last 100
 	settle                              time.Duration // from the last call to "after"
 	heapStart, heapEnd, heapAfter, logs string
+	env                                 *daemonEnv
 }
 
 // runSoak places n calls in a row from the daemon's account 3001 through
@@ -45,7 +46,7 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", Server: k.Addr()}}})
 	waitRegistered(t, e.c, "acc1", 200, 15*time.Second)
 
-	r := soakResult{calls: n, settle: settle, logs: e.d.Dir()}
+	r := soakResult{calls: n, settle: settle, logs: e.d.Dir(), env: e}
 	r.start = e.stats(t)
 	if profiles {
 		r.heapStart = e.saveProfile(t, "start")
@@ -182,10 +183,5 @@ func TestSoak(t *testing.T) {
 	n := envInt(t, "SOAK_CALLS", 1000)
 	r := runSoak(t, n, envDuration(t, "SOAK_SETTLE", 5*time.Second), true)
 	t.Log("\n" + r.report())
-	if g := r.after.Goroutines - r.start.Goroutines; g > 0 {
-		t.Errorf("goroutines %d at idle, %d after %d calls: leaked %d", r.start.Goroutines, r.after.Goroutines, n, g)
-	}
-	if f := r.after.FDs - r.start.FDs; f > 0 {
-		t.Errorf("fds %d at idle, %d after %d calls: leaked %d", r.start.FDs, r.after.FDs, n, f)
-	}
+	r.env.backToIdle(t, r.start, timerF+10*time.Second, fmt.Sprintf("after %d calls", n))
 }
