@@ -72,17 +72,25 @@ func callUp(t *testing.T, e *daemonEnv, id int) bool {
 	return false
 }
 
+// callThroughRegistrar starts Kamailio, baresip 3002 and the daemon's
+// account 3001 (registrations of 10 s, so refreshes happen during a test)
+// and places a call from 3001 to 3002.
+func callThroughRegistrar(t *testing.T) (*testpeers.Kamailio, *testpeers.Baresip, *daemonEnv, int) {
+	t.Helper()
+	k := testpeers.StartKamailio(t, testpeers.KamailioOptions{})
+	p := testpeers.StartBaresip(t, "3002", testpeers.BaresipOptions{Registrar: k.Addr()})
+	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", Server: k.Addr()}}, Expires: "10s"})
+	waitRegistered(t, e.c, "acc1", 200, 15*time.Second)
+	return k, p, e, callPeer(t, e, p, "3002")
+}
+
 // TestRegistrarFrozen: Kamailio is stopped (SIGSTOP of its process group)
 // for longer than Timer F while a call is up and registrations are being
 // refreshed. The daemon keeps answering its API, reports the registration
 // failure (account_status 408), keeps the call, and once Kamailio runs
 // again it registers by itself and the call can be hung up through it.
 func TestRegistrarFrozen(t *testing.T) {
-	k := testpeers.StartKamailio(t, testpeers.KamailioOptions{})
-	p := testpeers.StartBaresip(t, "3002", testpeers.BaresipOptions{Registrar: k.Addr()})
-	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", Server: k.Addr()}}, Expires: "10s"})
-	waitRegistered(t, e.c, "acc1", 200, 15*time.Second)
-	id := callPeer(t, e, p, "3002")
+	k, p, e, id := callThroughRegistrar(t)
 
 	frozen := false
 	freeze := func(sig syscall.Signal) {
@@ -122,11 +130,7 @@ func TestRegistrarFrozen(t *testing.T) {
 // while a call is up: the daemon registers again by itself, the call stays
 // up and is hung up through the new Kamailio, and a new call works.
 func TestRegistrarRestarted(t *testing.T) {
-	k := testpeers.StartKamailio(t, testpeers.KamailioOptions{})
-	p := testpeers.StartBaresip(t, "3002", testpeers.BaresipOptions{Registrar: k.Addr()})
-	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", Server: k.Addr()}}, Expires: "10s"})
-	waitRegistered(t, e.c, "acc1", 200, 15*time.Second)
-	id := callPeer(t, e, p, "3002")
+	k, p, e, id := callThroughRegistrar(t)
 
 	k.Restart()
 	if ok, _ := k.Registered("3001"); ok {

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telestra/telestra-sip/api"
 	"github.com/telestra/telestra-sip/api/client"
 	"github.com/telestra/telestra-sip/cmd/internal/debugserver"
 	"github.com/telestra/telestra-sip/cmd/internal/testpeers"
@@ -295,8 +294,6 @@ func statsLine(label string, s debugserver.Stats) string {
 		label, s.Goroutines, s.Threads, s.FDs, mb(s.RSSBytes), mb(int64(s.HeapAlloc)), mb(int64(s.HeapInuse)),
 		mb(int64(s.HeapIdle)), mb(int64(s.HeapReleased)), mb(int64(s.Sys)), mb(int64(s.StackSys)), mb(int64(s.MetaSys)), s.NumGC, mb(int64(s.Allocated)))
 }
-
-var _ = api.EventCallEnded
 
 func readFile(t testing.TB, path string) string {
 	t.Helper()

@@ -125,12 +125,8 @@ func toTag(resp string) string {
 	return m[1]
 }
 
-var seq int
-
-func next_(prefix string) string {
-	seq++
-	return fmt.Sprintf("%s-%d-%d", prefix, seq, rand.Uint32())
-}
+// uniq is a fresh Call-ID, tag or branch.
+func uniq(prefix string) string { return fmt.Sprintf("%s-%x", prefix, rand.Uint64()) }
 
 func offer(pts string, rtpmaps ...string) string {
 	s := "v=0\r\no=tester 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30990 RTP/AVP " + pts + "\r\n"
@@ -168,7 +164,7 @@ func TestMalformedSIP(t *testing.T) {
 		{name: "empty lines", raw: []byte("\r\n\r\n\r\n\r\n")},
 		{name: "truncated INVITE", raw: inv(offer("0", "0 PCMU/8000")).render("%T", "%L")[:120]},
 		{name: "Content-Length too big", msg: sipMsg{method: "OPTIONS", ruri: ruri, body: "v=0\r\n", clDelta: 500}},
-		{name: "Content-Length too small", msg: sipMsg{method: "INVITE", ruri: ruri, body: offer("0", "0 PCMU/8000"), clDelta: -40}, want: []int{400, 488, 180}, check: false},
+		{name: "Content-Length too small", msg: sipMsg{method: "INVITE", ruri: ruri, body: offer("0", "0 PCMU/8000"), clDelta: -40}},
 		{name: "negative Content-Length", raw: []byte("OPTIONS " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKneg\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\nTo: <" + ruri + ">\r\nCall-ID: neg\r\nCSeq: 1 OPTIONS\r\nContent-Length: -5\r\n\r\n")},
 		{name: "huge header", msg: sipMsg{method: "OPTIONS", ruri: ruri, headers: []string{huge}}},
 		{name: "many Vias", msg: sipMsg{method: "OPTIONS", ruri: ruri, vias: 8}, want: []int{200}, check: true},
@@ -184,7 +180,7 @@ func TestMalformedSIP(t *testing.T) {
 			t.Run(tr+"/"+tc.name, func(t *testing.T) {
 				c := dialSIP(t, tr, e.sipAddr())
 				m := tc.msg
-				m.callID, m.fromTag, m.branch = next_("mal"), next_("ft"), "z9hG4bK"+next_("b")
+				m.callID, m.fromTag, m.branch = uniq("mal"), uniq("ft"), "z9hG4bK"+uniq("b")
 				raw := tc.raw
 				if raw == nil {
 					raw = m.render(tr, c.local())
@@ -223,7 +219,7 @@ func containsInt(s []int, v int) bool {
 func optionsOK(t *testing.T, e *daemonEnv, tr string) {
 	t.Helper()
 	c := dialSIP(t, tr, e.sipAddr())
-	m := sipMsg{method: "OPTIONS", ruri: "sip:3001@" + e.sipAddr(), callID: next_("opt"), fromTag: next_("ft"), branch: "z9hG4bK" + next_("o")}
+	m := sipMsg{method: "OPTIONS", ruri: "sip:3001@" + e.sipAddr(), callID: uniq("opt"), fromTag: uniq("ft"), branch: "z9hG4bK" + uniq("o")}
 	c.send(t, m.render(tr, c.local()))
 	if code, resp := c.final(m.callID, 3*time.Second); code != 200 {
 		t.Fatalf("OPTIONS over %s after the case: %d, want 200:\n%.400s", tr, code, resp)
