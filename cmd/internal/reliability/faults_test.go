@@ -159,7 +159,7 @@ func TestPeerKilledMidCall(t *testing.T) {
 	p := testpeers.StartBaresip(t, "3002", testpeers.BaresipOptions{Registrar: k.Addr()})
 	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", Server: k.Addr()}}, RTPTimeout: "3s"})
 	waitRegistered(t, e.c, "acc1", 200, 15*time.Second)
-	idle := e.stats(t)
+	idle := e.idleStats(t)
 	id := callPeer(t, e, p, "3002")
 	if err := p.Kill(); err != nil {
 		t.Fatal(err)

@@ -69,7 +69,7 @@ func runFlood(t testing.TB, calls, rate int, settle time.Duration, profiles bool
 	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", MaxCalls: 4}}, RTPPorts: 80})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := floodResult{invites: calls, start: e.stats(t), env: e}
+	r := floodResult{invites: calls, start: e.idleStats(t), env: e}
 	if profiles {
 		r.heapStart = e.saveProfile(t, "start")
 	}

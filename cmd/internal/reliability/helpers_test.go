@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -123,6 +124,24 @@ func (e *daemonEnv) stats(t testing.TB) debugserver.Stats {
 		t.Fatalf("daemon /debug/stats: %v", err)
 	}
 	return st
+}
+
+// idleStats is the baseline of a budget: read once the daemon has answered
+// a ping and its goroutine count has held still for a second (a race
+// build starts its goroutines slowly).
+func (e *daemonEnv) idleStats(t testing.TB) debugserver.Stats {
+	t.Helper()
+	e.alive(t, "idle baseline")
+	prev := e.stats(t)
+	for range 20 {
+		time.Sleep(500 * time.Millisecond)
+		st := e.stats(t)
+		if st.Goroutines == prev.Goroutines && st.FDs == prev.FDs {
+			return st
+		}
+		prev = st
+	}
+	return prev
 }
 
 // saveProfile stores a heap profile (after a GC) in the daemon's log folder
@@ -281,11 +300,26 @@ func (e *daemonEnv) backToIdle(t *testing.T, idle debugserver.Stats, timeout tim
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: goroutines %d, fds %d at idle; still %d, %d after %v: a leak",
-				what, idle.Goroutines, idle.FDs, st.Goroutines, st.FDs, timeout)
+			t.Fatalf("%s: goroutines %d, fds %d at idle; still %d, %d after %v: a leak; goroutines:\n%s",
+				what, idle.Goroutines, idle.FDs, st.Goroutines, st.FDs, timeout, e.goroutines(t))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// goroutines is the daemon's goroutine profile as text (one entry per
+// distinct stack, with its count).
+func (e *daemonEnv) goroutines(t testing.TB) string {
+	t.Helper()
+	hc := http.Client{Timeout: 10 * time.Second}
+	res, err := hc.Get(e.debug + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return err.Error()
+	}
+	defer res.Body.Close()
+	var b strings.Builder
+	_, _ = io.Copy(&b, res.Body)
+	return b.String()
 }
 
 // statsLine is one row of a figures table.

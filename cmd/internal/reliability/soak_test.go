@@ -47,7 +47,7 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 	waitRegistered(t, e.c, "acc1", 200, 15*time.Second)
 
 	r := soakResult{calls: n, settle: settle, logs: e.d.Dir(), env: e}
-	r.start = e.stats(t)
+	r.start = e.idleStats(t)
 	if profiles {
 		r.heapStart = e.saveProfile(t, "start")
 	}
