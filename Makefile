@@ -51,7 +51,7 @@ bench:
 # The reliability suite at full length (CI runs it shortened inside
 # `make check`): a 10 000-call soak, the INVITE flood, malformed SIP and the
 # faults, then the memory, goroutine, fd, thread and latency budgets as
-# benchmarks (docs/benchmarks.md). About 15 minutes; SOAK_CALLS to change.
+# benchmarks (docs/benchmarks.md). About 8-10 minutes here; SOAK_CALLS to change.
 soak:
 	SOAK_CALLS=$${SOAK_CALLS:-10000} $(GO) test -count=1 -p 1 -tags integration -timeout 60m -v ./cmd/internal/reliability/
 	SOAK_CALLS=$${SOAK_CALLS:-10000} $(GO) test -count=1 -tags integration -run '^$$' -bench Budget -benchtime 1x -timeout 60m ./cmd/internal/reliability/
