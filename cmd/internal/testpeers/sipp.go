@@ -33,13 +33,13 @@ type SippOptions struct {
 	Timeout time.Duration
 	// RecvTimeout fails a <recv> that waits longer; default 20 s.
 	RecvTimeout time.Duration
-	// Calls > 1 plays the scenario that many times at Rate calls per
-	// second (default 10), each call with a Call-ID of its own; default one
-	// call.
+	// Calls is how many calls SIPp plays (-m, -l; default 1): a UAS takes
+	// them all at once, a UAC places them at Rate calls per second (default
+	// 10), each with a Call-ID of its own.
 	Calls, Rate int
 }
 
-// Sipp is a running SIPp (sip-tester) playing one call. Its SIP port is
+// Sipp is a running SIPp (sip-tester) playing Calls calls. Its SIP port is
 // Port(); RTP arriving on its media port is echoed back (-rtp_echo).
 type Sipp struct {
 	t         testing.TB
@@ -88,14 +88,15 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	}
 	// A fixed Call-ID lets Continue address the call of a UAC scenario.
 	s.callID = fmt.Sprintf("sipp-%d-%d@127.0.0.1", os.Getpid(), s.port)
-	cidStr, calls := s.callID, []string{"-m", "1", "-l", "1"}
-	if opts.Calls > 1 {
+	n := strconv.Itoa(max(opts.Calls, 1))
+	cidStr, calls := s.callID, []string{"-m", n, "-l", n}
+	if opts.Calls > 1 && opts.Remote != "" { // a UAC places them at a rate
 		rate := opts.Rate
 		if rate <= 0 {
 			rate = 10
 		}
 		cidStr = "%u-" + s.callID // %u: SIPp's call number
-		calls = []string{"-m", strconv.Itoa(opts.Calls), "-r", strconv.Itoa(rate), "-rp", "1000", "-l", strconv.Itoa(opts.Calls)}
+		calls = append(calls, "-r", strconv.Itoa(rate), "-rp", "1000")
 	}
 	args := []string{
 		"-sf", scen,
