@@ -39,6 +39,9 @@ options:
   -devices    with -check: also open every audio channel's devices and report
               the ones that do not open (exit 1)
   -version    print the version and exit
+  -debug-addr IP:PORT
+              serve process figures and Go profiles over HTTP on this
+              loopback address (off by default; for diagnosis only)
   -h, -help   print this help and exit
 
 SIGHUP (systemctl reload telestra-sipd, or telestra-sipctl reload) re-reads
@@ -64,6 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check", false, "")
 	devices := fs.Bool("devices", false, "")
 	showVersion := fs.Bool("version", false, "")
+	debugAddr := fs.String("debug-addr", "", "")
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "telestra-sipd: "+format+"\nRun 'telestra-sipd -h' for help.\n", a...)
 		return exitUsage
@@ -114,6 +118,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(hup)
 
 	log.Info("starting telestra-sipd", "version", version, "plan", *planPath)
+	if *debugAddr != "" {
+		stopDebug, err := startDebug(*debugAddr, log)
+		if err != nil {
+			log.Error("telestra-sipd failed", "err", err)
+			return exitFail
+		}
+		defer stopDebug()
+	}
 	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup,
 		Version: version, Started: started,
 		RuntimeDir: os.Getenv("RUNTIME_DIRECTORY")})

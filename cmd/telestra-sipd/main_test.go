@@ -38,6 +38,8 @@ func TestFlags(t *testing.T) {
 		{name: "plan without -plan", args: []string{"-check", "my.toml"}, wantCode: 64,
 			wantStderr: []string{`unexpected argument "my.toml": give the plan with -plan, e.g. telestra-sipd -check -plan my.toml`}},
 		{name: "devices without check", args: []string{"-devices"}, wantCode: 64, wantStderr: []string{"-devices only goes with -check"}},
+		{name: "debug endpoint not loopback", args: []string{"-debug-addr", "0.0.0.0:0", "-plan", "../../testdata/quickstart.toml"}, wantCode: 1,
+			wantStderr: []string{"only loopback"}},
 		{name: "unknown flag", args: []string{"-bogus"}, wantCode: 64, wantStderr: []string{"bogus"}},
 		{name: "help", args: []string{"-h"}, wantCode: 0, wantStdout: "usage: telestra-sipd [-plan FILE]\n"},
 		{name: "help long", args: []string{"--help"}, wantCode: 0, wantStdout: "usage: telestra-sipd"},

@@ -65,6 +65,7 @@ type Daemon struct {
 	metrics *metrics.Metrics // always fed; served when [metrics] address is set
 	// wrapHub lets a test stand between the event path and the hub.
 	wrapHub func(eventHub) eventHub
+	trim    *memTrimmer
 }
 
 type openChannel struct {
@@ -97,6 +98,7 @@ func newDaemon(opts Options) *Daemon {
 	}
 	applyLogLevel(opts.Level, opts.Plan.Log.Level)
 	d.metrics = metrics.New(opts.Version, metrics.Sources{Accounts: d.metricsAccounts, API: d.apiStats})
+	d.trim = newMemTrimmer()
 	return d
 }
 
@@ -183,6 +185,10 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	wdCtx, stopWD := context.WithCancel(ctx)
 	wg.Add(1)
 	go func() { defer wg.Done(); d.watchdog(wdCtx) }()
+	trimTick := time.NewTicker(trimCheck)
+	defer trimTick.Stop()
+	wg.Add(1)
+	go func() { defer wg.Done(); d.trim.run(wdCtx, trimTick.C) }()
 
 	for running := true; running; {
 		select {
