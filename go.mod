@@ -13,6 +13,7 @@ require (
 	github.com/pion/rtcp v1.2.20
 	github.com/pion/rtp v1.10.6
 	github.com/pion/sdp/v3 v3.0.20
+	github.com/systemd/slog-journal v0.1.2
 	golang.org/x/sys v0.41.0
 )
 

@@ -54,7 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	level := new(slog.LevelVar)
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	h, _ := daemon.NewLogHandler(stderr, level)
+	log := slog.New(h)
 	// sipgo logs a few transport warnings through slog.Default: keep them
 	// in the same format and at the plan's level.
 	slog.SetDefault(log)

@@ -43,9 +43,12 @@ type Daemon struct {
 
 	// Only the goroutine of run (start, reload, stop) writes plan and
 	// touches channels; mu guards plan for the controller's readers.
-	mu       sync.Mutex
-	plan     *plan.Plan
-	channels map[string]openChannel
+	mu        sync.Mutex
+	plan      *plan.Plan
+	reloadErr bool // the last reload was rejected (STATUS= says so)
+	channels  map[string]openChannel
+
+	statusPoke chan struct{} // wakes statusLoop; capacity 1
 
 	ua     *sip.UA
 	server *api.Server
@@ -70,6 +73,8 @@ func newDaemon(opts Options) *Daemon {
 		notify:   opts.Notifier,
 		plan:     opts.Plan,
 		channels: map[string]openChannel{},
+
+		statusPoke: make(chan struct{}, 1),
 	}
 	if d.notify == nil {
 		d.notify = systemdNotifier{}
@@ -125,8 +130,9 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		"sip", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), "accounts", len(p.Accounts))
 
 	wdCtx, stopWD := context.WithCancel(ctx)
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); d.watchdog(wdCtx) }()
+	go func() { defer wg.Done(); d.statusLoop(wdCtx, statusPeriod) }()
 
 	for running := true; running; {
 		select {

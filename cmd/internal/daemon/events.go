@@ -68,6 +68,7 @@ func (l *eventLoop) probe(ctx context.Context) error {
 
 // onSIPEvent is the UA's event handler; it must not block.
 func (d *Daemon) onSIPEvent(e sip.Event) {
+	d.pokeStatus()
 	ev := apiEvent(e)
 	if ev == nil {
 		return

@@ -121,6 +121,7 @@ func TestDaemonSystemdNotifyLifecycle(t *testing.T) {
 	go func() { done <- d.run(ctx) }()
 
 	expectState(t, states, "READY=1", 5*time.Second)
+	expectState(t, states, "STATUS=1 account (none registers), 0 calls", time.Second)
 	// READY=1 promises bound sockets.
 	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", apiPort))
 	if err != nil {
@@ -165,6 +166,7 @@ func TestDaemonSystemdNotifyLifecycle(t *testing.T) {
 		reload <- syscall.SIGHUP
 		expectState(t, states, "RELOADING=1", time.Second)
 		expectState(t, states, "READY=1", time.Second)
+		expectState(t, states, "STATUS=1 account (none registers), 0 calls; last reload rejected (journalctl -u telestra-sipd -p err)", time.Second)
 		d.mu.Lock()
 		after := d.plan
 		d.mu.Unlock()

@@ -15,17 +15,25 @@ import (
 func (d *Daemon) reload() {
 	d.sdNotify("RELOADING=1")
 	defer d.sdNotify("READY=1")
+	err := d.loadAndApply()
+	d.mu.Lock()
+	d.reloadErr = err != nil
+	d.mu.Unlock()
+	d.pokeStatus()
+}
 
+func (d *Daemon) loadAndApply() error {
 	np, err := plan.Load(d.opts.PlanPath)
 	if err != nil {
 		d.log.Error("reload: plan rejected, keeping the running plan", "plan", d.opts.PlanPath, "err", err)
-		return
+		return err
 	}
 	if err := d.apply(np); err != nil {
 		d.log.Error("reload: not applied, keeping the running plan", "err", err)
-		return
+		return err
 	}
 	d.log.Info("reload: plan applied", "plan", d.opts.PlanPath, "accounts", len(np.Accounts))
+	return nil
 }
 
 // apply runs on run's goroutine, the only writer of d.plan and d.channels,
