@@ -47,9 +47,10 @@ type Config struct {
 // Server is the TCP API: it accepts clients, runs their commands on a
 // Controller and fans broadcast events out to every client.
 type Server struct {
-	cfg  Config
-	ctrl Controller
-	log  *slog.Logger
+	cfg      Config
+	ctrl     Controller
+	reloader Reloader // nil: no reload extension
+	log      *slog.Logger
 
 	ln net.Listener
 
@@ -62,7 +63,7 @@ type Server struct {
 }
 
 // NewServer returns a server; call Listen, then Serve.
-func NewServer(cfg Config, ctrl Controller, log *slog.Logger) *Server {
+func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...ServerOption) *Server {
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = DefaultMaxClients
 	}
@@ -78,7 +79,7 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{
+	s := &Server{
 		cfg:        cfg,
 		ctrl:       ctrl,
 		log:        log,
@@ -86,6 +87,10 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger) *Server {
 		register:   make(chan registration),
 		unregister: make(chan *client),
 	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Listen binds the listening socket. It is separate from Serve so that the

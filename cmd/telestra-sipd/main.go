@@ -71,7 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(hup)
 
 	log.Info("starting telestra-sipd", "version", version, "plan", *planPath)
-	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup})
+	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup,
+		RuntimeDir: os.Getenv("RUNTIME_DIRECTORY")})
 	if err != nil {
 		log.Error("telestra-sipd failed", "err", err)
 		return 1

@@ -33,6 +33,9 @@ type Options struct {
 	Level    *slog.LevelVar   // set from [log] level, also on reload
 	Reload   <-chan os.Signal // SIGHUP: re-read PlanPath
 	Notifier Notifier         // nil: sd_notify through $NOTIFY_SOCKET
+	// RuntimeDir is $RUNTIME_DIRECTORY: the API address is written there
+	// for telestra-sipctl (runtime.go). "": not written.
+	RuntimeDir string
 }
 
 // Daemon is one running telestra-sipd.
@@ -47,6 +50,12 @@ type Daemon struct {
 	plan      *plan.Plan
 	reloadErr bool // the last reload was rejected (STATUS= says so)
 	channels  map[string]openChannel
+	// running is the plan the listeners and media started with: what a
+	// reload compares the settings that need a restart against.
+	running *plan.Plan
+
+	reloads  chan reloadRequest // the API's reload, served by run
+	stopping chan struct{}      // closed when run stops serving reloads
 
 	statusPoke chan struct{} // wakes statusLoop; capacity 1
 
@@ -72,7 +81,10 @@ func newDaemon(opts Options) *Daemon {
 		log:      opts.Log,
 		notify:   opts.Notifier,
 		plan:     opts.Plan,
+		running:  opts.Plan,
 		channels: map[string]openChannel{},
+		reloads:  make(chan reloadRequest),
+		stopping: make(chan struct{}),
 
 		statusPoke: make(chan struct{}, 1),
 	}
@@ -105,9 +117,18 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	}
 	d.ua = ua
 
-	d.server = api.NewServer(apiConfig(p), &controller{d: d}, d.log.With("component", "api"))
+	ctrl := &controller{d: d}
+	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl))
 	if err := d.server.Listen(); err != nil {
 		return fmt.Errorf("API listener on %s: %w", net.JoinHostPort(p.TCP.Address, fmt.Sprint(p.TCP.Port)), err)
+	}
+	if dir := runtimeDir(d.opts.RuntimeDir); dir != "" {
+		path, err := writeAPIAddress(dir, d.server.Addr())
+		if err != nil {
+			d.log.Warn("telestra-sipctl will not find the API without -addr", "err", err)
+		} else {
+			defer os.Remove(path)
+		}
 	}
 
 	uaCtx, stopUA := context.WithCancel(context.Background())
@@ -140,8 +161,11 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 			running = false
 		case <-d.opts.Reload:
 			d.reload()
+		case req := <-d.reloads:
+			req.reply <- d.reload()
 		case err := <-srvDone:
 			// The API server only returns early on a fatal listener error.
+			close(d.stopping)
 			stopWD()
 			stopSrv()
 			d.shutdownUA()
@@ -149,6 +173,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		}
 	}
 
+	close(d.stopping)
 	d.sdNotify("STOPPING=1")
 	d.log.Info("telestra-sipd stopping")
 	stopWD()
