@@ -60,8 +60,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// in the same format and at the plan's level.
 	slog.SetDefault(log)
 	if err != nil {
-		log.Error("SIP plan invalid; run telestra-sipd -check for every problem", "plan", *planPath, "err", err)
-		return 1
+		// Every problem on its own line at priority err (the unit shows
+		// them in systemctl status); the exit code keeps systemd from
+		// retrying a plan that cannot start (RestartPreventExitStatus=78).
+		for _, line := range problemLines(*planPath, err) {
+			log.Error("SIP plan invalid: "+line, "plan", *planPath)
+		}
+		return exitConfig
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -80,18 +85,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// printProblems prints one line per plan problem so that an operator (or
-// ExecStartPre in systemctl status) sees all of them at once.
+// exitConfig is sysexits' EX_CONFIG: the daemon was started on a plan
+// that does not validate.
+const exitConfig = 78
+
+// printProblems prints one line per plan problem so that an operator sees
+// all of them at once.
 func printProblems(w io.Writer, path string, err error) {
+	for _, line := range problemLines(path, err) {
+		fmt.Fprintln(w, line)
+	}
+}
+
+func problemLines(path string, err error) []string {
 	var probs plan.Problems
 	if !errors.As(err, &probs) {
-		fmt.Fprintf(w, "%s: %v\n", path, err)
-		return
+		return []string{fmt.Sprintf("%s: %v", path, err)}
 	}
+	out := make([]string, 0, len(probs))
 	for _, p := range probs {
 		if p.Source == "" {
 			p.Source = path
 		}
-		fmt.Fprintln(w, p.String())
+		out = append(out, p.String())
 	}
+	return out
 }

@@ -28,6 +28,8 @@ func TestFlags(t *testing.T) {
 			wantStderr: []string{"tcp-settings.prot", "rtp-settings.port-min", bad + ":2"}},
 		{name: "check missing file", args: []string{"-check", "-plan", filepath.Join(dir, "none.toml")}, wantCode: 1,
 			wantStderr: []string{"none.toml"}},
+		{name: "start on an invalid plan exits 78 with every problem", args: []string{"-plan", bad}, wantCode: 78,
+			wantStderr: []string{"level=ERROR", "SIP plan invalid: " + bad + ":2", "rtp-settings.port-min"}},
 		{name: "stray argument", args: []string{"extra"}, wantCode: 64, wantStderr: []string{`unexpected argument "extra"`}},
 		{name: "unknown flag", args: []string{"-bogus"}, wantCode: 64, wantStderr: []string{"bogus"}},
 	}
