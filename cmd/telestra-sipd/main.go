@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/telestra/telestra-sip/cmd/internal/daemon"
@@ -54,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	level := new(slog.LevelVar)
-	h, _ := daemon.NewLogHandler(stderr, level)
+	h, journal := daemon.NewLogHandler(stderr, level)
 	log := slog.New(h)
 	// sipgo logs a few transport warnings through slog.Default: keep them
 	// in the same format and at the plan's level.
@@ -64,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// them in systemctl status); the exit code keeps systemd from
 		// retrying a plan that cannot start (RestartPreventExitStatus=78).
 		for _, line := range problemLines(*planPath, err) {
-			log.Error("SIP plan invalid: "+line, "plan", *planPath)
+			logBeforeExit(log, stderr, journal, "SIP plan invalid: "+line, "plan", *planPath)
 		}
 		return exitConfig
 	}
@@ -79,10 +80,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup,
 		RuntimeDir: os.Getenv("RUNTIME_DIRECTORY")})
 	if err != nil {
-		log.Error("telestra-sipd failed", "err", err)
+		logBeforeExit(log, stderr, journal, "telestra-sipd failed", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// logBeforeExit logs an error that ends the process. In the journal it
+// goes over stderr with a syslog priority prefix (<3>, err) rather than as a
+// native datagram: journald finds a datagram's unit through the sender's
+// /proc entry, which a process exiting at once may no longer have, and the
+// line would be missing from journalctl -u. The stream is the unit's.
+func logBeforeExit(log *slog.Logger, stderr io.Writer, journal bool, msg string, args ...any) {
+	if !journal {
+		log.Error(msg, args...)
+		return
+	}
+	line := msg
+	for i := 0; i+1 < len(args); i += 2 {
+		line += fmt.Sprintf(" %v=%q", args[i], fmt.Sprint(args[i+1]))
+	}
+	fmt.Fprintf(stderr, "<3>%s\n", strings.ReplaceAll(line, "\n", "; "))
 }
 
 // exitConfig is sysexits' EX_CONFIG: the daemon was started on a plan
