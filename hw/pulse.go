@@ -232,6 +232,22 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		return nil, fmt.Errorf("pulse: set client name on %s: %w", srv, err)
 	}
 
+	// A named sink or source must exist: pipewire-pulse accepts a stream
+	// for an unknown name and links it to the default device instead, where
+	// a call's audio would play on another channel's device.
+	if p.ch.Sink != "" {
+		var info proto.GetSinkInfoReply
+		if err := s.c.Request(&proto.GetSinkInfo{SinkIndex: proto.Undefined, SinkName: p.ch.Sink}, &info); err != nil {
+			return nil, fmt.Errorf("pulse: sink %q on %s: %w (list sinks: pactl list short sinks)", p.ch.Sink, srv, err)
+		}
+	}
+	if p.ch.Source != "" {
+		var info proto.GetSourceInfoReply
+		if err := s.c.Request(&proto.GetSourceInfo{SourceIndex: proto.Undefined, SourceName: p.ch.Source}, &info); err != nil {
+			return nil, fmt.Errorf("pulse: source %q on %s: %w (list sources: pactl list short sources)", p.ch.Source, srv, err)
+		}
+	}
+
 	f := p.cfg.Format
 	bytesPer := func(d time.Duration) uint32 { return uint32(2 * f.FrameSamples(d)) }
 	spec := proto.SampleSpec{Format: proto.FormatInt16LE, Channels: byte(f.Channels), Rate: uint32(f.Rate)}
@@ -240,7 +256,7 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 	for i := range vols {
 		vols[i] = uint32(proto.VolumeNorm)
 	}
-	name := proto.PropList{"media.name": proto.PropListString("telestra-sip " + p.ch.Name)}
+	name := streamProps(p.ch.Name)
 
 	if err := s.c.Request(&proto.CreatePlaybackStream{
 		SampleSpec:     spec,
@@ -262,6 +278,9 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		return nil, fmt.Errorf("pulse: play to sink %s on %s: %w (list sinks: pactl list short sinks)", quoteOr(p.ch.Sink, "default"), srv, err)
 	}
 	s.playIndex = s.playAttr.StreamIndex
+	if p.ch.Sink != "" && s.playAttr.SinkName != p.ch.Sink {
+		return nil, fmt.Errorf("pulse: play to sink %q on %s: the server routed the stream to %q instead", p.ch.Sink, srv, s.playAttr.SinkName)
+	}
 	s.addRequested(int(s.playAttr.Missing))
 
 	if err := s.c.Request(&proto.CreateRecordStream{
@@ -278,6 +297,9 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 	}, &s.recordAttr); err != nil {
 		return nil, fmt.Errorf("pulse: record from source %s on %s: %w (list sources: pactl list short sources)", quoteOr(p.ch.Source, "default"), srv, err)
 	}
+	if p.ch.Source != "" && s.recordAttr.SourceName != p.ch.Source {
+		return nil, fmt.Errorf("pulse: record from source %q on %s: the server routed the stream to %q instead", p.ch.Source, srv, s.recordAttr.SourceName)
+	}
 	ok = true
 	ms := func(b uint32) string {
 		if b == proto.Undefined {
@@ -290,6 +312,18 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		"rate", f.Rate, "play_tlength", ms(s.playAttr.BufferTargetLength),
 		"record_fragsize", ms(s.recordAttr.BufferFragSize))
 	return s, nil
+}
+
+// streamProps gives each channel's streams their own identity. Session
+// managers remember volume and routing per stream by the first of
+// media.role, application.id, application.name, media.name (WirePlumber's
+// restore-stream): with only the shared application.name every channel's
+// stream would get the volume last set on any of them.
+func streamProps(channel string) proto.PropList {
+	return proto.PropList{
+		"media.name":     proto.PropListString("telestra-sip " + channel),
+		"application.id": proto.PropListString("telestra-sipd." + channel),
+	}
 }
 
 // onMessage runs on the proto read loop: it must not block or make requests.

@@ -143,7 +143,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func pulseConfig(s *paServer) Config {
+func pulseConfig(s soundServer) Config {
 	return Config{
 		Backend:     "pulse",
 		PulseServer: s.Server(),
@@ -302,8 +302,9 @@ func duplex(a, b Channel, hzA, hzB float64, d time.Duration) (ab, ba *clock) {
 // from b to sink chan2 at the same time; b records chan1.monitor and a
 // records chan2.monitor. The default sink is chan1, so a hears 1000 Hz only
 // if the configured sink names are honoured.
-func TestPulseToneThroughNullSink(t *testing.T) {
-	srv := startPulse(t)
+func TestPulseToneThroughNullSink(t *testing.T) { forEachServer(t, testPulseToneThroughNullSink) }
+
+func testPulseToneThroughNullSink(t *testing.T, srv soundServer) {
 	a, b := openPair(t, pulseConfig(srv), testLogger(t))
 	start := time.Now()
 	for {
@@ -340,7 +341,10 @@ func TestPulseToneThroughNullSink(t *testing.T) {
 }
 
 func TestPulseRecoversAfterServerRestart(t *testing.T) {
-	srv := startPulse(t)
+	forEachServer(t, testPulseRecoversAfterServerRestart)
+}
+
+func testPulseRecoversAfterServerRestart(t *testing.T, srv soundServer) {
 	a, b := openPair(t, pulseConfig(srv), testLogger(t))
 	pa, pb := a.(*pulseChannel), b.(*pulseChannel)
 
@@ -380,8 +384,9 @@ func TestPulseRecoversAfterServerRestart(t *testing.T) {
 	}
 }
 
-func TestPulseCloseWhileServerGone(t *testing.T) {
-	srv := startPulse(t)
+func TestPulseCloseWhileServerGone(t *testing.T) { forEachServer(t, testPulseCloseWhileServerGone) }
+
+func testPulseCloseWhileServerGone(t *testing.T, srv soundServer) {
 	before := runtime.NumGoroutine()
 	a, b := openPair(t, pulseConfig(srv), testLogger(t))
 	newClock(440, a, b).run(300 * time.Millisecond)
@@ -421,11 +426,12 @@ func waitGoroutines(t *testing.T, n int) {
 	}
 }
 
-func TestPulseOpenErrors(t *testing.T) {
-	srv := startPulse(t)
+func TestPulseOpenErrors(t *testing.T) { forEachServer(t, testPulseOpenErrors) }
+
+func testPulseOpenErrors(t *testing.T, srv soundServer) {
 	cfg := pulseConfig(srv)
 	gone := cfg
-	gone.PulseServer = "unix:" + filepath.Join(srv.dir, "nothing-here")
+	gone.PulseServer = "unix:" + filepath.Join(srv.Dir(), "nothing-here")
 	for _, tc := range []struct {
 		name    string
 		cfg     Config
