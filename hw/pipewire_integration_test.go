@@ -197,3 +197,86 @@ func sinkInput(srv soundServer, name string) string {
 	}
 	return ""
 }
+
+// volumePercent is the first "NN%" of the Volume: line of a pactl block.
+func volumePercent(blk string) string {
+	for _, l := range strings.Split(blk, "\n") {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "Volume:") {
+			continue
+		}
+		for _, f := range strings.Fields(l) {
+			if strings.HasSuffix(f, "%") {
+				return f
+			}
+		}
+	}
+	return "?"
+}
+
+// Two channels' volumes stay apart across a daemon restart under
+// WirePlumber, which restores a stream's volume by its identity.
+func TestPipeWireChannelVolumesStayApart(t *testing.T) {
+	srv := startPipeWire(t)
+	cfg := pulseConfig(srv)
+	log := testLogger(t)
+	open := func() (a, b Channel) {
+		a, err := Open(cfg, ChannelConfig{Name: "a", Sink: "chan1", Source: "chan2.monitor"}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err = Open(cfg, ChannelConfig{Name: "b", Sink: "chan2", Source: "chan1.monitor"}, log)
+		if err != nil {
+			a.Close()
+			t.Fatal(err)
+		}
+		newClock(440, a, b).run(200 * time.Millisecond)
+		return a, b
+	}
+	waitInput := func(name string) string {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if blk := sinkInput(srv, name); blk != "" {
+				return blk
+			}
+			if time.Now().After(deadline) {
+				out, _ := srv.pactl("list", "sink-inputs")
+				t.Fatalf("no sink input %q: %s", name, out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	a, b := open()
+	blk := waitInput("telestra-sip a")
+	var idx string
+	fmt.Sscanf(strings.TrimSpace(blk), "Sink Input #%s", &idx)
+	if out, err := srv.pactl("set-sink-input-volume", idx, "30%"); err != nil {
+		t.Fatalf("set volume: %v %s", err, out)
+	}
+	// WirePlumber writes its state a moment after the change.
+	state := filepath.Join(srv.Dir(), "state", "wireplumber", "restore-stream")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(state)
+		if strings.Contains(string(b), "telestra-sipd.a") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("WirePlumber stored no state for channel a: %q", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.Close()
+	b.Close()
+
+	a, b = open()
+	defer a.Close()
+	defer b.Close()
+	va, vb := volumePercent(waitInput("telestra-sip a")), volumePercent(waitInput("telestra-sip b"))
+	t.Logf("after the restart: channel a %s, channel b %s", va, vb)
+	if va != "30%" || vb != "100%" {
+		st, _ := os.ReadFile(state)
+		t.Fatalf("volumes after the restart: a %s (want 30%%), b %s (want 100%%); state:\n%s", va, vb, st)
+	}
+}
