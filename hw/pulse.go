@@ -68,7 +68,11 @@ func openPulse(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) 
 	}
 	// The first connection is synchronous so that a wrong server, sink or
 	// source fails at start-up with a clear error; later losses are retried.
+	// A server that is not running yet is waited for, up to ServerWait.
 	s, err := p.connect()
+	if err != nil && errors.Is(err, errServerDown) && cfg.ServerWait > 0 {
+		s, err = p.waitForServer(err)
+	}
 	if err != nil {
 		cancel()
 		return nil, err
@@ -76,6 +80,32 @@ func openPulse(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) 
 	p.setSession(s)
 	go p.run(s)
 	return p, nil
+}
+
+// errServerDown marks a connection that failed because nothing listens
+// (the server is not running yet), as opposed to a refused stream.
+var errServerDown = errors.New("sound server not running")
+
+// waitForServer retries the first connection while the server is down, for
+// at most ServerWait.
+func (p *pulseChannel) waitForServer(first error) (*pulseSession, error) {
+	start := time.Now()
+	p.log.Info("pulse: sound server not running yet, waiting", "wait", p.cfg.ServerWait, "err", first)
+	var b backoff
+	err := first
+	for errors.Is(err, errServerDown) {
+		left := p.cfg.ServerWait - time.Since(start)
+		if left <= 0 {
+			return nil, fmt.Errorf("%w (waited %v)", err, time.Since(start).Round(time.Millisecond))
+		}
+		time.Sleep(min(b.next(), left))
+		var s *pulseSession
+		if s, err = p.connect(); err == nil {
+			p.log.Info("pulse: sound server up", "after", time.Since(start).Round(time.Millisecond))
+			return s, nil
+		}
+	}
+	return nil, err
 }
 
 // Close stops the channel's goroutine and closes the connection; the server
@@ -185,7 +215,7 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 	defer cancel()
 	conn, err := d.DialContext(dctx, srv.network, srv.addr)
 	if err != nil {
-		return nil, fmt.Errorf("pulse: connect to %s: %w (is PulseAudio running? set audio pulse-server or PULSE_SERVER)", srv, err)
+		return nil, fmt.Errorf("pulse: connect to %s: %w: %w (is PulseAudio or pipewire-pulse running? set audio pulse-server or PULSE_SERVER)", srv, errServerDown, err)
 	}
 	s := &pulseSession{
 		conn:    conn,

@@ -440,7 +440,7 @@ func testPulseOpenErrors(t *testing.T, srv soundServer) {
 	}{
 		{name: "unknown sink", cfg: cfg, ch: ChannelConfig{Name: "x", Sink: "nosuch", Source: "chan1.monitor"}, wantErr: []string{`sink "nosuch"`, "pactl list short sinks"}},
 		{name: "unknown source", cfg: cfg, ch: ChannelConfig{Name: "x", Sink: "chan1", Source: "nosuch"}, wantErr: []string{`source "nosuch"`, "pactl list short sources"}},
-		{name: "no server", cfg: gone, ch: ChannelConfig{Name: "x"}, wantErr: []string{"is PulseAudio running", "nothing-here"}},
+		{name: "no server", cfg: gone, ch: ChannelConfig{Name: "x"}, wantErr: []string{"is PulseAudio or pipewire-pulse running", "nothing-here"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -460,4 +460,56 @@ func testPulseOpenErrors(t *testing.T, srv soundServer) {
 			}
 		})
 	}
+}
+
+// A server that starts after Open is waited for (ServerWait), and one that
+// never comes fails Open once the wait is over.
+func TestPulseWaitsForLateServer(t *testing.T) {
+	dir, err := os.MkdirTemp("", "hw-pulse-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cfg := Config{Backend: "pulse", PulseServer: "unix:" + filepath.Join(dir, "native"),
+		Format: Format{Rate: 8000, Channels: 1}, FrameTime: 20 * time.Millisecond, Buffer: 20 * time.Millisecond,
+		ServerWait: 10 * time.Second}
+
+	t.Run("never comes", func(t *testing.T) {
+		c := cfg
+		c.ServerWait = 500 * time.Millisecond
+		start := time.Now()
+		_, err := Open(c, ChannelConfig{Name: "x"}, testLogger(t))
+		if err == nil || !strings.Contains(err.Error(), "waited") || time.Since(start) < 300*time.Millisecond {
+			t.Fatalf("Open = %v after %v, want a failure after waiting ~500ms", err, time.Since(start))
+		}
+	})
+	t.Run("comes late", func(t *testing.T) {
+		type result struct {
+			ch  Channel
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			ch, err := Open(cfg, ChannelConfig{Name: "a", Sink: "chan1", Source: "chan2.monitor"}, testLogger(t))
+			done <- result{ch, err}
+		}()
+		time.Sleep(700 * time.Millisecond)
+		select {
+		case r := <-done:
+			t.Fatalf("Open returned before the server started: %v", r.err)
+		default:
+		}
+		srv := startPulseIn(t, dir)
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("Open after the late start: %v; server log: %s", r.err, srv.log())
+		}
+		defer r.ch.Close()
+		b, err := Open(cfg, ChannelConfig{Name: "b", Sink: "chan2", Source: "chan1.monitor"}, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		waitTone(t, r.ch, b, 440, 5*time.Second)
+	})
 }

@@ -280,6 +280,12 @@ func hwConfig(p *plan.Plan) hw.Config {
 	}
 }
 
+// SoundServerWait is how long a start waits for a pulse server that is not
+// running yet (PipeWire in a user session, PulseAudio started after us):
+// within the unit's TimeoutStartSec=30s, and logged while it waits. A
+// reload does not wait: it fails and keeps the running plan.
+const SoundServerWait = 20 * time.Second
+
 func channelConfig(c plan.Channel) hw.ChannelConfig {
 	return hw.ChannelConfig{Name: c.Name, Sink: c.Sink, Source: c.Source, Loopback: c.Loopback}
 }
@@ -287,6 +293,7 @@ func channelConfig(c plan.Channel) hw.ChannelConfig {
 // openChannels opens every channel of p; on failure the ones opened are closed.
 func (d *Daemon) openChannels(p *plan.Plan) error {
 	cfg := hwConfig(p)
+	cfg.ServerWait = SoundServerWait
 	for _, c := range p.Audio.Channels {
 		cc := channelConfig(c)
 		ch, err := hw.Open(cfg, cc, d.log.With("component", "hw", "channel", c.Name))
