@@ -163,6 +163,11 @@ func (p *pulseChannel) run(s *pulseSession) {
 			p.log.Log(p.ctx, lvl, "pulse: reconnect failed, retrying", "err", err, "attempt", failures)
 			continue
 		}
+		// Audio written during the outage is late now. Sent, it would fill
+		// the new stream's buffer at once and stay there as extra latency
+		// for the rest of the call (the stream only asks for what it
+		// plays): start the stream empty, as a new one.
+		p.play.trim(0)
 		p.setSession(s)
 		p.log.Info("pulse: reconnected", "after_attempts", failures+1)
 		failures = 0
