@@ -22,6 +22,9 @@ type Reloader interface {
 type Reloaded struct {
 	Plan    string   `json:"plan"`    // the file that was read
 	Changes []Change `json:"changes"` // never null: [] when nothing changed
+	// Warnings are settings of the new plan that have no effect, one line
+	// each, "FILE:LINE: KEY: ...".
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Change is one difference between the running and the reloaded plan.
@@ -51,19 +54,11 @@ func (e *ReloadRejected) Error() string {
 	return "reload of " + e.Plan + " rejected, the running plan is kept (" + n + "): " + strings.Join(e.Problems, "; ")
 }
 
-// ServerOption configures optional parts of a Server.
-type ServerOption func(*Server)
-
-// WithReloader serves the `reload` extension with r. Without it, `reload`
-// gets a fail saying that reloading is not available.
-func WithReloader(r Reloader) ServerOption {
-	return func(s *Server) { s.reloader = r }
-}
-
 type wireReloaded struct {
-	Event   string   `json:"event"`
-	Plan    string   `json:"plan"`
-	Changes []Change `json:"changes"`
+	Event    string   `json:"event"`
+	Plan     string   `json:"plan"`
+	Changes  []Change `json:"changes"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // errNoReloader is the fail of `reload` on a server without a Reloader.
@@ -71,11 +66,11 @@ var errNoReloader = errors.New("reload is not available on this server")
 
 // reload runs the reload command and writes its answer.
 func (s *Server) reload(ctx context.Context, c *client) {
-	if s.reloader == nil {
+	if s.opts.reloader == nil {
 		s.fail(c, CmdReload, "", errNoReloader.Error())
 		return
 	}
-	r, err := s.reloader.Reload(ctx)
+	r, err := s.opts.reloader.Reload(ctx)
 	var rr *ReloadRejected
 	switch {
 	case errors.As(err, &rr):
@@ -89,6 +84,6 @@ func (s *Server) reload(ctx context.Context, c *client) {
 		if changes == nil {
 			changes = []Change{}
 		}
-		s.reply(c, mustFrame(wireReloaded{EventReloaded, r.Plan, changes}))
+		s.reply(c, mustFrame(wireReloaded{EventReloaded, r.Plan, changes, r.Warnings}))
 	}
 }

@@ -36,7 +36,7 @@ func TestReloadCommand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var opts []ServerOption
+			var opts []Option
 			if tc.reloader != nil {
 				opts = append(opts, WithReloader(tc.reloader))
 			}

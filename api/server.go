@@ -47,10 +47,9 @@ type Config struct {
 // Server is the TCP API: it accepts clients, runs their commands on a
 // Controller and fans broadcast events out to every client.
 type Server struct {
-	cfg      Config
-	ctrl     Controller
-	reloader Reloader // nil: no reload extension
-	log      *slog.Logger
+	cfg  Config
+	ctrl Controller
+	log  *slog.Logger
 
 	ln net.Listener
 
@@ -60,10 +59,12 @@ type Server struct {
 	unregister chan *client
 
 	stats counters
+
+	opts options
 }
 
 // NewServer returns a server; call Listen, then Serve.
-func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...ServerOption) *Server {
+func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *Server {
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = DefaultMaxClients
 	}
@@ -79,7 +80,12 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...ServerOpti
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return &Server{
+		opts:       o,
 		cfg:        cfg,
 		ctrl:       ctrl,
 		log:        log,
@@ -87,10 +93,6 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...ServerOpti
 		register:   make(chan registration),
 		unregister: make(chan *client),
 	}
-	for _, o := range opts {
-		o(s)
-	}
-	return s
 }
 
 // Listen binds the listening socket. It is separate from Serve so that the

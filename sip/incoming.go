@@ -94,11 +94,11 @@ func (u *UA) matchAccount(req *sip.Request) *account {
 		}
 		return nil
 	}
-	if a := find(req.Recipient.User); a != nil {
+	if a := find(uriUser(req.Recipient)); a != nil {
 		return a
 	}
 	if to := req.To(); to != nil {
-		return find(to.Address.User)
+		return find(uriUser(to.Address))
 	}
 	return nil
 }

@@ -40,8 +40,8 @@ const (
 	reloadTimeout = 30 * time.Second
 )
 
-// usageError is a command line mistake: exit 64. usage is the usage line
-// of the command concerned ("" for the whole program).
+// usageError is a command line mistake: exit 64. cmd is the command whose
+// usage line is printed with it (nil: the whole program's hint).
 type usageError struct {
 	msg string
 	cmd *command
@@ -161,7 +161,11 @@ func runOpts(ctx context.Context, args []string, stdout, stderr io.Writer, opts 
 		}
 		return exitUsage
 	case errors.As(err, &fe):
-		fmt.Fprintf(stderr, "telestra-sipctl: %s failed: %s\n", c.cmdName, fe.Error())
+		msg := fe.Error() // "ACCOUNT: error"
+		if strings.Contains(fe.Message.Error, strconv.Quote(fe.Account)) {
+			msg = fe.Message.Error // it names the account already
+		}
+		fmt.Fprintf(stderr, "telestra-sipctl: %s failed: %s\n", c.cmdName, msg)
 		return exitFail
 	case errors.Is(err, errFailReply):
 		return exitFail
@@ -460,6 +464,9 @@ func (c *cli) reload(ctx context.Context) error {
 		}
 		if restart > 0 {
 			fmt.Fprintf(c.stdout, "%d of them take effect only after a restart: systemctl restart telestra-sipd\n", restart)
+		}
+		for _, w := range r.Warnings {
+			fmt.Fprintln(c.stderr, "telestra-sipctl: warning: "+w)
 		}
 		return nil
 	})

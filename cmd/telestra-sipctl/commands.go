@@ -165,10 +165,11 @@ func callCommand(fn func(context.Context, *client.Client, string, int, *cmdFlags
 	}
 }
 
-// apiNames are the API's command names people type by habit.
+// apiNames are names people type by habit: the API's command names, and
+// version for the -version flag.
 var apiNames = map[string]string{
 	"get-status": "status", "make-call": "call", "answer-call": "answer", "switch-call": "switch",
-	"hangup-call": "hangup", "dial": "call",
+	"hangup-call": "hangup", "dial": "call", "version": "-version",
 }
 
 func lookup(name string) (*command, error) {

@@ -148,7 +148,8 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	// Both sockets are bound: tell systemd.
 	d.sdNotify("READY=1")
 	d.log.Info("telestra-sipd ready", "api", d.server.Addr().String(),
-		"sip", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), "accounts", len(p.Accounts))
+		"sip", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), "accounts", len(p.Accounts),
+		"backend", p.Audio.Backend, "channels", channelSummary(p))
 
 	wdCtx, stopWD := context.WithCancel(ctx)
 	wg.Add(2)

@@ -28,9 +28,10 @@ func needsRestart(key string) bool {
 // reloadResult is what a reload did: the changes applied, those that wait
 // for a restart, or why nothing was applied.
 type reloadResult struct {
-	applied []plan.Change
-	restart []plan.Change
-	err     error // a *api.ReloadRejected
+	applied  []plan.Change
+	restart  []plan.Change
+	warnings plan.Problems
+	err      error // a *api.ReloadRejected
 }
 
 // reloadRequest asks run's goroutine to reload; the answer goes to reply
@@ -69,6 +70,9 @@ func (c *controller) Reload(ctx context.Context) (api.Reloaded, error) {
 	for _, ch := range r.restart {
 		out.Changes = append(out.Changes, apiChange(ch, true))
 	}
+	for _, w := range r.warnings {
+		out.Warnings = append(out.Warnings, w.String())
+	}
 	return out, nil
 }
 
@@ -102,7 +106,7 @@ func (d *Daemon) loadAndApply() reloadResult {
 		d.log.Error("reload: plan rejected, keeping the running plan", "plan", d.opts.PlanPath, "err", err)
 		return reloadResult{err: &api.ReloadRejected{Plan: d.opts.PlanPath, Problems: problemLines(d.opts.PlanPath, err)}}
 	}
-	var res reloadResult
+	res := reloadResult{warnings: np.Warnings}
 	for _, c := range plan.Diff(d.plan, np) {
 		if !needsRestart(c.Key) {
 			res.applied = append(res.applied, c)
@@ -122,6 +126,9 @@ func (d *Daemon) loadAndApply() reloadResult {
 	}
 	for _, c := range res.restart {
 		d.log.Warn("reload: change needs a restart to take effect", "key", c.Key, "running", c.Old, "plan", c.New)
+	}
+	for _, w := range np.Warnings {
+		d.log.Warn("SIP plan: setting has no effect", "problem", w.String())
 	}
 	d.log.Info("reload: plan applied", "plan", d.opts.PlanPath, "accounts", len(np.Accounts),
 		"changes", len(res.applied), "restart_needed", len(res.restart))

@@ -202,7 +202,7 @@ func TestKeys(t *testing.T) {
 		{name: "sip port zero", edits: []string{`[sip-settings] port = 0`}, wantKey: "sip-settings.port"},
 		{name: "sip port in rtp range", edits: []string{`[sip-settings] port = 16500`}, wantKey: "sip-settings.port", wantMsg: "inside the RTP range"},
 		{name: "sip tcp port in rtp range is fine", edits: []string{`[sip-settings] port = 16500`, `[sip-settings] transports = ["tcp"]`}, get: func(p *Plan) any { return p.SIP.Port }, want: 16500},
-		{name: "sip tcp port equals api port", edits: []string{`[sip-settings] port = 3550`, `[sip-settings] transports = ["udp", "tcp"]`}, wantKey: "tcp-settings.port", wantMsg: "also the SIP port"},
+		{name: "sip tcp port equals api port", edits: []string{`[sip-settings] port = 3550`, `[sip-settings] transports = ["udp", "tcp"]`}, wantKey: "tcp-settings", wantMsg: "port is not set, so it is 3550 (the default): TCP port 3550 is also the SIP port"},
 		{name: "transports default", get: func(p *Plan) any { return p.SIP.Transports }, want: []string{"udp"}},
 		{name: "transports both", edits: []string{`[sip-settings] transports = ["tcp", "udp"]`}, get: func(p *Plan) any { return p.SIP.Transports }, want: []string{"tcp", "udp"}},
 		{name: "transports empty", edits: []string{`[sip-settings] transports = []`}, wantKey: "sip-settings.transports", wantMsg: "at least one"},
@@ -250,7 +250,7 @@ func TestKeys(t *testing.T) {
 		{name: "port range of 2 for 1 call", edits: []string{`[rtp-settings] port-min = 40000`, `[rtp-settings] port-max = 40001`, `[accounts.account-1] max-calls = 1`},
 			get: func(p *Plan) any { return [2]int{p.RTP.PortMin, p.RTP.PortMax} }, want: [2]int{40000, 40001}},
 		{name: "port-min odd", edits: []string{`[rtp-settings] port-min = 16385`}, wantKey: "rtp-settings.port-min", wantMsg: "even"},
-		{name: "port-min equals port-max", edits: []string{`[rtp-settings] port-max = 16384`}, wantKey: "rtp-settings.port-min", wantMsg: "below port-max"},
+		{name: "port-min equals port-max", edits: []string{`[rtp-settings] port-max = 16384`}, wantKey: "rtp-settings", wantMsg: "port-min is not set, so it is 16384 (the default): must be even and below port-max"},
 		{name: "port-min above port-max", edits: []string{`[rtp-settings] port-min = 17000`}, wantKey: "rtp-settings.port-min"},
 		{name: "port-min zero", edits: []string{`[rtp-settings] port-min = 0`}, wantKey: "rtp-settings.port-min"},
 		{name: "port-max too big", edits: []string{`[rtp-settings] port-max = 70000`}, wantKey: "rtp-settings.port-max"},
@@ -339,6 +339,9 @@ func TestKeys(t *testing.T) {
 		{name: "channel explicit", edits: []string{`[audio.channels.ch2]`, `[accounts.account-1] channel = "ch2"`}, get: func(p *Plan) any { return acct(p).Channel }, want: "ch2"},
 		{name: "channel unknown", edits: []string{`[accounts.account-1] channel = "nope"`}, wantKey: "accounts.account-1.channel", wantMsg: `no channel "nope"`},
 		{name: "channel needed with two channels", edits: []string{`[audio.channels.ch2]`}, wantKey: "accounts.account-1.channel", wantMsg: "ch1, ch2"},
+		{name: "channel shared implicitly", edits: []string{`[accounts.account-2] user = "3002"`, `[accounts.account-1] channel`, `[audio.channels.ch1]`},
+			wantKey: "accounts.account-2", wantMsg: `channel is not set, so it is "ch1" (the only channel in [audio.channels]): channel "ch1" is already bound to account "account-1"`},
+		{name: "bad user is not reported again as auth-user", edits: []string{`[accounts.account-1] user = "30 01"`}, wantKey: "accounts.account-1.user"},
 		{name: "channel shared", edits: []string{`[accounts.account-2] user = "3002"`, `[accounts.account-2] channel = "ch1"`}, wantKey: "accounts.account-2.channel", wantMsg: `bound to account "account-1"`},
 		{name: "max-calls default", get: func(p *Plan) any { return acct(p).MaxCalls }, want: 4},
 		{name: "max-calls one", edits: []string{`[accounts.account-1] max-calls = 1`}, get: func(p *Plan) any { return acct(p).MaxCalls }, want: 1},
@@ -664,7 +667,10 @@ audio.backend = "loopback"
 `
 	_, err := Parse([]byte(text), "x")
 	ps := problemsOf(t, err) // one channel for three accounts: each shared
-	if len(ps) != 2 || ps[0].Key != "accounts.alpha.channel" || ps[1].Key != "accounts.mu.channel" {
+	// The file has no channel key: the problems name the account tables
+	// and say where "ch1" came from.
+	if len(ps) != 2 || ps[0].Key != "accounts.alpha" || ps[1].Key != "accounts.mu" ||
+		!strings.Contains(ps[0].Msg, `channel is not set, so it is "ch1" (the default channel, as the plan has no [audio.channels]): channel "ch1" is already bound to account "zeta"`) {
 		t.Fatalf("got:\n%v", err)
 	}
 }

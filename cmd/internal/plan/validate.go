@@ -247,7 +247,8 @@ func (v *validator) accounts(p *Plan) {
 				v.add(key("server"), "%v", err)
 			}
 		}
-		if a.AuthUser != "" && (hasControl(a.AuthUser) || strings.ContainsAny(a.AuthUser, " \t\"\\")) {
+		// An auth-user that only follows user was checked as user.
+		if a.AuthUser != "" && a.AuthUser != a.User && (hasControl(a.AuthUser) || strings.ContainsAny(a.AuthUser, " \t\"\\")) {
 			v.add(key("auth-user"), "must not contain spaces, quotes, backslashes or control characters (got %q)", a.AuthUser)
 		}
 		if hasControl(a.DisplayName) {
