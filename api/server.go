@@ -102,7 +102,7 @@ func (s *Server) Listen() error {
 		return errors.New("api: Listen called twice")
 	}
 	addr := net.JoinHostPort(s.cfg.Address, strconv.Itoa(s.cfg.Port))
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen(listenNetwork(s.cfg.Address), addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
@@ -377,4 +377,20 @@ func (s *Server) Stats() Stats {
 		Commands:       s.stats.commands.Load(),
 		Fails:          s.stats.fails.Load(),
 	}
+}
+
+// listenNetwork: "0.0.0.0" and other IPv4 addresses listen on IPv4 only,
+// "::" and "" on both families (Linux dual stack), another IPv6 address on
+// IPv6 only.
+func listenNetwork(address string) string {
+	a, err := netip.ParseAddr(address)
+	switch {
+	case err != nil:
+		return "tcp"
+	case a.Unmap().Is4():
+		return "tcp4"
+	case a.IsUnspecified():
+		return "tcp"
+	}
+	return "tcp6"
 }

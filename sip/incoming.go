@@ -350,14 +350,6 @@ func (u *UA) respondTagged(req *sip.Request, tx sip.ServerTransaction, code int,
 	}
 }
 
-func splitHostPort(s string) (string, string, error) {
-	i := strings.LastIndex(s, ":")
-	if i < 0 {
-		return s, "", errors.New("no port")
-	}
-	return strings.Trim(s[:i], "[]"), s[i+1:], nil
-}
-
 // ok200Locked builds our 2xx to an INVITE or UPDATE of the dialog.
 func (u *UA) ok200Locked(c *call, req *sip.Request, body []byte) *sip.Response {
 	res := u.response(req, 200, "OK", c.dlg.localTag)

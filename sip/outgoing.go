@@ -71,7 +71,7 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 	c.dlg = dialog{
 		callID:    newCallID(),
 		localTag:  newTag(),
-		local:     sip.Uri{Scheme: "sip", User: eff.User, Host: domain},
+		local:     sip.Uri{Scheme: "sip", User: eff.User, Host: uriHost(domain)},
 		localName: displayOf(eff),
 		remote:    sip.Uri{Scheme: "sip", User: target.User, Host: target.Host, Port: target.Port},
 		localSeq:  uint32(rand.IntN(10000)) + 1,
@@ -146,9 +146,9 @@ func (u *UA) dialTarget(eff Account, num string, localUsers []string) (*sip.Uri,
 	}
 	for _, lu := range localUsers {
 		if lu == num {
-			host := u.localHost("127.0.0.1")
+			host := u.localHost(loopbackOf(u.bindFamily()))
 			port := u.listenPort()
-			uri := &sip.Uri{Scheme: "sip", User: num, Host: host, Port: port, UriParams: sip.NewParams()}
+			uri := &sip.Uri{Scheme: "sip", User: num, Host: uriHost(host), Port: port, UriParams: sip.NewParams()}
 			if u.outTransport == "TCP" {
 				uri.UriParams.Add("transport", "tcp")
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,8 +96,13 @@ func (f *fakeController) Status(_ context.Context, a string) ([]api.Status, erro
 
 func startServer(t *testing.T) (*api.Server, *fakeController) {
 	t.Helper()
+	return startServerOn(t, api.Config{Address: "127.0.0.1"})
+}
+
+func startServerOn(t *testing.T, cfg api.Config) (*api.Server, *fakeController) {
+	t.Helper()
 	ctrl := &fakeController{}
-	s := api.NewServer(api.Config{Address: "127.0.0.1"}, ctrl, nil)
+	s := api.NewServer(cfg, ctrl, nil)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -341,4 +347,32 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("timed out")
+}
+
+// TestIPv6API: -addr [::1]:PORT, a plan listening on ::1, and a plan on
+// "::" whose allow-list admits only ::1 (the CLI must not use 127.0.0.1).
+func TestIPv6API(t *testing.T) {
+	s, ctrl := startServerOn(t, api.Config{Address: "::", Allow: []netip.Prefix{netip.MustParsePrefix("::1/128")}})
+	port := s.Addr().(*net.TCPAddr).Port
+	code, out, errOut := runCLI(t, "-addr", fmt.Sprintf("[::1]:%d", port), "call", "account-1", "3002")
+	if code != 0 || out != "42\n" {
+		t.Fatalf("-addr [::1]: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, listen := range []string{"::1", "::"} {
+		t.Run(listen, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "sipplan.toml")
+			plan := fmt.Sprintf("[tcp-settings]\naddress = %q\nport = %d\nallow = [\"::1/128\"]\n\n[audio.channels.ch1]\n\n[accounts.account-1]\nuser = \"3001\"\n", listen, port)
+			if err := os.WriteFile(path, []byte(plan), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCLI(t, "-plan", path, "call", "account-1", "3002")
+			if code != 0 || out != "42\n" || ctrl.last() != "make-call account-1 3002" {
+				t.Fatalf("exit %d, stdout %q, stderr %q, controller %q", code, out, errOut, ctrl.last())
+			}
+		})
+	}
+	code, _, errOut = runCLI(t, "-addr", fmt.Sprintf("::1:%d", port), "status")
+	if code != 64 || !strings.Contains(errOut, "[::1]:3550") {
+		t.Errorf("-addr without brackets: exit %d, stderr %q, want a usage error showing [::1]:3550", code, errOut)
+	}
 }
