@@ -314,29 +314,9 @@ func planAddr(path string) (string, error) {
 	}
 	host := p.TCP.Address
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		// Listening on every address (Go's "::" is dual-stack): loopback.
-		host = loopbackFor(host, p.TCP.Allow)
+		host = loopbackFor(host, p.TCP.Allow) // listening on every address: use loopback
 	}
 	return net.JoinHostPort(host, strconv.Itoa(p.TCP.Port)), nil
-}
-
-// loopbackFor is the loopback address to reach an API listening on the
-// wildcard bind: 127.0.0.1, or ::1 when the daemon listens on "::" and its
-// allow-list admits ::1 but not 127.0.0.1.
-func loopbackFor(bind string, allow []netip.Prefix) string {
-	v4, v6 := netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()
-	if bind != "::" || len(allow) == 0 {
-		return v4.String()
-	}
-	ok4, ok6 := false, false
-	for _, p := range allow {
-		ok4 = ok4 || p.Contains(v4)
-		ok6 = ok6 || p.Contains(v6)
-	}
-	if ok6 && !ok4 {
-		return v6.String()
-	}
-	return v4.String()
 }
 
 func explainPlanErr(err error) error {
@@ -564,4 +544,23 @@ func eventLine(m client.Message) string {
 		b.Write(m.Raw)
 	}
 	return b.String()
+}
+
+// loopbackFor is the loopback address to reach an API listening on the
+// wildcard bind: 127.0.0.1, or ::1 when the daemon listens on "::" and its
+// allow-list admits ::1 but not 127.0.0.1.
+func loopbackFor(bind string, allow []netip.Prefix) string {
+	v4, v6 := netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()
+	if bind != "::" || len(allow) == 0 {
+		return v4.String()
+	}
+	ok4, ok6 := false, false
+	for _, p := range allow {
+		ok4 = ok4 || p.Contains(v4)
+		ok6 = ok6 || p.Contains(v6)
+	}
+	if ok6 && !ok4 {
+		return v6.String()
+	}
+	return v4.String()
 }
