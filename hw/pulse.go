@@ -283,6 +283,20 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		}
 	}
 
+	// PipeWire grants about 3/4 of the playback buffer asked for (45 of
+	// 60 ms) and pulls in quanta of 1024 samples at 48 kHz (21.3 ms), which
+	// beat against 20 ms frames: with two frames of margin a late frame
+	// underran it often, so it gets one frame more (about the 60 ms that
+	// PulseAudio grants for two).
+	var info proto.GetServerInfoReply
+	if err := s.c.Request(&proto.GetServerInfo{}, &info); err != nil {
+		return nil, fmt.Errorf("pulse: server info from %s: %w", srv, err)
+	}
+	frames := time.Duration(2)
+	if strings.Contains(info.PackageName, "PipeWire") {
+		frames = 3
+	}
+
 	f := p.cfg.Format
 	bytesPer := func(d time.Duration) uint32 { return uint32(2 * f.FrameSamples(d)) }
 	spec := proto.SampleSpec{Format: proto.FormatInt16LE, Channels: byte(f.Channels), Rate: uint32(f.Rate)}
@@ -304,8 +318,8 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		// the device buffer plus two frames, and playback (re)starts once
 		// two frames are buffered.
 		BufferMaxLength:       proto.Undefined,
-		BufferTargetLength:    bytesPer(p.cfg.Buffer + 2*p.cfg.FrameTime),
-		BufferPrebufferLength: bytesPer(2 * p.cfg.FrameTime),
+		BufferTargetLength:    bytesPer(p.cfg.Buffer + frames*p.cfg.FrameTime),
+		BufferPrebufferLength: bytesPer(frames * p.cfg.FrameTime),
 		BufferMinimumRequest:  proto.Undefined,
 		AdjustLatency:         true,
 		Properties:            name,
@@ -342,7 +356,7 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		}
 		return (time.Duration(b) * time.Second / time.Duration(2*f.Rate*f.Channels)).String()
 	}
-	p.log.Info("pulse: streams open", "server", srv.String(),
+	p.log.Info("pulse: streams open", "server", srv.String(), "server_package", info.PackageName+" "+info.PackageVersion,
 		"sink", s.playAttr.SinkName, "source", s.recordAttr.SourceName,
 		"rate", f.Rate, "play_tlength", ms(s.playAttr.BufferTargetLength),
 		"record_fragsize", ms(s.recordAttr.BufferFragSize))

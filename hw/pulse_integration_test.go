@@ -313,14 +313,17 @@ func testPulseToneThroughNullSink(t *testing.T, srv soundServer) {
 		if len(s1) >= 1600 && len(s2) >= 1600 && Goertzel(s1, 8000, 440) > 0.9 && Goertzel(s2, 8000, 1000) > 0.9 {
 			break
 		}
-		if time.Since(start) > 6*time.Second {
-			t.Fatalf("no tones in both directions after 6 s; server log: %s", srv.log())
+		// PipeWire links new streams through WirePlumber, which on a
+		// loaded machine (and with -race) can take several seconds.
+		if time.Since(start) > 12*time.Second {
+			t.Fatalf("no tones in both directions after 12 s; server log: %s", srv.log())
 		}
 	}
 	// A fresh null sink sleeps up to 2 s before it adopts the low latency of
 	// its first stream, hence the wait above.
 	t.Logf("first audio both ways after %v", time.Since(start).Round(time.Millisecond))
 	ab, ba := duplex(a, b, 440, 1000, 1500*time.Millisecond)
+	t.Logf("stats: a %+v, b %+v", a.(*pulseChannel).Stats(), b.(*pulseChannel).Stats())
 	for _, tc := range []struct {
 		name      string
 		c         *clock
@@ -334,7 +337,10 @@ func testPulseToneThroughNullSink(t *testing.T, srv soundServer) {
 		if r := Goertzel(s, 8000, tc.other); r > 0.01 {
 			t.Errorf("%s: %v Hz from the other channel leaked in (ratio %.3f)", tc.name, tc.other, r)
 		}
-		if tc.c.slowest > 5*time.Millisecond {
+		// Queue locks only: a call that waited for the server would take
+		// a frame time or more; scheduler preemption under -race on a
+		// loaded 2-core VM reaches a few ms.
+		if tc.c.slowest > 15*time.Millisecond {
 			t.Errorf("%s: slowest ReadFrame/WriteFrame took %v; they must not block", tc.name, tc.c.slowest)
 		}
 	}
@@ -357,7 +363,7 @@ func testPulseRecoversAfterServerRestart(t *testing.T, srv soundServer) {
 	// The media clock keeps running through the outage; nothing blocks.
 	outage := newClock(440, a, b)
 	outage.run(time.Second)
-	if outage.slowest > 5*time.Millisecond {
+	if outage.slowest > 15*time.Millisecond {
 		t.Errorf("slowest call during the outage %v; must not block", outage.slowest)
 	}
 	if st := pa.Stats(); st.Connected {
