@@ -52,6 +52,12 @@ type Call struct {
 
 // Broadcast events, built by the daemon and fanned out by Server.Broadcast.
 
+// Event is a broadcast event: CallIncoming, CallAnswered, CallEnded or
+// Fail (by value or pointer).
+type Event interface {
+	wire() any // the wire form of the event
+}
+
 // CallIncoming is the `call-incoming` event.
 type CallIncoming struct {
 	Account    string

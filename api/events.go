@@ -62,31 +62,24 @@ type (
 	}
 )
 
-// encodeEvent returns the frame (compact JSON + NUL) of a broadcast event:
-// CallIncoming, CallAnswered, CallEnded or Fail, by value or pointer.
-func encodeEvent(ev any) ([]byte, error) {
-	var w any
-	switch e := ev.(type) {
-	case CallIncoming:
-		w = wireCallIncoming{EventCallIncoming, e.Account, e.CallID, e.Caller, e.CallerName}
-	case *CallIncoming:
-		return encodeEvent(*e)
-	case CallAnswered:
-		w = wireCallAnswered{EventCallAnswered, e.Account, e.CallID}
-	case *CallAnswered:
-		return encodeEvent(*e)
-	case CallEnded:
-		w = wireCallEnded{EventCallEnded, e.Account, e.CallID, e.Reason, e.Code}
-	case *CallEnded:
-		return encodeEvent(*e)
-	case Fail:
-		w = wireFail{Event: EventFail, Account: e.Account, Error: e.Error}
-	case *Fail:
-		return encodeEvent(*e)
-	default:
-		return nil, fmt.Errorf("cannot broadcast %T: use CallIncoming, CallAnswered, CallEnded or Fail", ev)
+func (e CallIncoming) wire() any {
+	return wireCallIncoming{EventCallIncoming, e.Account, e.CallID, e.Caller, e.CallerName}
+}
+
+func (e CallAnswered) wire() any { return wireCallAnswered{EventCallAnswered, e.Account, e.CallID} }
+
+func (e CallEnded) wire() any {
+	return wireCallEnded{EventCallEnded, e.Account, e.CallID, e.Reason, e.Code}
+}
+
+func (e Fail) wire() any { return wireFail{Event: EventFail, Account: e.Account, Error: e.Error} }
+
+// encodeEvent returns the frame (compact JSON + NUL) of a broadcast event.
+func encodeEvent(ev Event) ([]byte, error) {
+	if ev == nil {
+		return nil, fmt.Errorf("cannot broadcast a nil event")
 	}
-	return frame(w)
+	return frame(ev.wire())
 }
 
 func encodeStatus(st Status) []byte {

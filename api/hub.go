@@ -173,7 +173,7 @@ type registration struct {
 // hubMsg is one item for the hub: a broadcast event, a probe, or (tests)
 // a function to run on the hub goroutine.
 type hubMsg struct {
-	event any
+	event Event
 	probe chan struct{}
 	fn    func()
 }
@@ -218,7 +218,7 @@ func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 	}
 }
 
-func (s *Server) fanOut(clients map[*client]struct{}, ev any) {
+func (s *Server) fanOut(clients map[*client]struct{}, ev Event) {
 	frame, err := encodeEvent(ev)
 	if err != nil {
 		s.log.Error("broadcast dropped", "err", err)
@@ -315,11 +315,12 @@ func (s *Server) write(c *client, b []byte, timeout time.Duration) bool {
 	return true
 }
 
-// Broadcast sends a CallIncoming, CallAnswered, CallEnded or Fail event to
-// every client. It never blocks: the event waits for the hub in a large
-// buffer, and when even that is full the event is dropped, counted in
-// Stats.DroppedEvents and logged.
-func (s *Server) Broadcast(ev any) {
+// Broadcast sends an event to every client. It never blocks, so the SIP
+// stack may call it with its lock held: the event waits for the hub in a
+// large buffer (the one queue events cross between sip and the clients'
+// own queues, which Probe probes), and when even that is full the event is
+// dropped, counted in Stats.DroppedEvents and logged.
+func (s *Server) Broadcast(ev Event) {
 	select {
 	case s.events <- hubMsg{event: ev}:
 	default:

@@ -61,6 +61,12 @@ type Server struct {
 	stats counters
 
 	opts options
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed by Close
+	mu        sync.Mutex
+	serving   bool          // Serve was called
+	served    chan struct{} // closed when Serve returns
 }
 
 // NewServer returns a server; call Listen, then Serve.
@@ -92,7 +98,28 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *S
 		events:     make(chan hubMsg, hubBacklog),
 		register:   make(chan registration),
 		unregister: make(chan *client),
+		closing:    make(chan struct{}),
+		served:     make(chan struct{}),
 	}
+}
+
+// Close stops the server as the end of Serve's ctx does: the broadcasts
+// already handed to the hub are delivered, clients get what was queued for
+// them, then everything is closed. It returns once Serve has returned (at
+// once when Serve was never called, after closing the listener).
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.mu.Lock()
+	serving := s.serving
+	s.mu.Unlock()
+	if serving {
+		<-s.served
+		return nil
+	}
+	if s.ln != nil {
+		return s.ln.Close()
+	}
+	return nil
 }
 
 // Listen binds the listening socket. It is separate from Serve so that the
@@ -118,12 +145,21 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Serve accepts clients until ctx is done (calling Listen first if needed),
+// Serve accepts clients until ctx is done or Close is called (calling
+// Listen first if needed),
 // then closes the listener and every connection, giving each client up to
 // half a second to receive what was already queued for it, and returns once
 // every goroutine it started has ended. It returns nil after ctx is done, or
 // the error that stopped the accept loop.
 func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	if s.serving {
+		s.mu.Unlock()
+		return errors.New("api: Serve called twice")
+	}
+	s.serving = true
+	s.mu.Unlock()
+	defer close(s.served)
 	if s.ln == nil {
 		if err := s.Listen(); err != nil {
 			return err
@@ -144,6 +180,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		s.ln.Close()
+		<-acceptDone
+	case <-s.closing:
 		s.ln.Close()
 		<-acceptDone
 	case err = <-acceptDone:

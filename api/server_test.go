@@ -186,6 +186,8 @@ func TestDirectAnswerBeforeBroadcast(t *testing.T) {
 	s = startServer(t, Config{}, ctrl)
 	a := dial(t, s)
 	b := dial(t, s)
+	// Broadcasts reach the clients the hub has admitted.
+	waitFor(t, "both clients", func() bool { return s.Stats().Clients == 2 })
 	for i := range 50 {
 		a.send(`{"cmd":"make-call","account":"account-1","num":"3002"}` + "\x00")
 		want := []string{
@@ -212,7 +214,7 @@ func TestBroadcastReachesEveryClient(t *testing.T) {
 	clients := []*testConn{dial(t, s), dial(t, s), dial(t, s)}
 	waitFor(t, "3 clients", func() bool { return s.Stats().Clients == 3 })
 	events := []struct {
-		ev   any
+		ev   Event
 		want string
 	}{
 		{CallIncoming{Account: "account-2", CallID: 1, Caller: "3001", CallerName: "account-1"},
@@ -224,7 +226,7 @@ func TestBroadcastReachesEveryClient(t *testing.T) {
 		{Fail{Account: "account-1", Error: "Failed to log in to account: account-1: 403 Forbidden"},
 			`{"event":"fail","account":"account-1","error":"Failed to log in to account: account-1: 403 Forbidden"}`},
 	}
-	s.Broadcast("not an event") // logged and dropped
+	s.Broadcast(nil) // logged and dropped (other non-events do not compile)
 	for _, e := range events {
 		s.Broadcast(e.ev)
 	}
@@ -463,6 +465,55 @@ func TestServeStopFlushesAndCloses(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", s.Addr().String()); err == nil {
 		t.Fatal("listener still open after Serve returned")
+	}
+}
+
+// Close stops a serving server the way the end of Serve's ctx does, and
+// returns once Serve has: the broadcast handed over before still arrives.
+func TestCloseFlushesAndCloses(t *testing.T) {
+	s := NewServer(Config{Address: "127.0.0.1"}, &fakeController{}, testLogger(t))
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	c := dial(t, s)
+	waitFor(t, "client", func() bool { return s.Stats().Clients == 1 })
+	s.Broadcast(CallEnded{Account: "a", CallID: 7, Reason: "shutdown"})
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if got := c.next(); got["call_id"] != float64(7) {
+		t.Fatalf("got %v", got)
+	}
+	c.expectClosed()
+	if _, err := net.Dial("tcp", s.Addr().String()); err == nil {
+		t.Fatal("listener still open after Close")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+}
+
+// Close without Serve closes the bound listener.
+func TestCloseWithoutServe(t *testing.T) {
+	s := NewServer(Config{Address: "127.0.0.1"}, &fakeController{}, testLogger(t))
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if _, err := net.Dial("tcp", s.Addr().String()); err == nil {
+		t.Fatal("listener still open after Close")
 	}
 }
 

@@ -126,7 +126,7 @@ func (u *UA) regLoop(a *account) {
 	var (
 		want    bool
 		retry   = u.cfg.RegisterRetry
-		timer   = time.NewTimer(time.Hour)
+		timer   = u.clock.NewTimer(time.Hour)
 		expires = u.cfg.RegisterExpires
 	)
 	timer.Stop()
@@ -169,7 +169,7 @@ func (u *UA) regLoop(a *account) {
 			if c.done != nil {
 				close(c.done)
 			}
-		case <-timer.C:
+		case <-timer.C():
 			if !want {
 				continue
 			}
@@ -346,7 +346,7 @@ func (u *UA) sendRegister(ctx context.Context, a *account, eff Account, expires 
 		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 		req.AppendHeader(sip.NewHeader("Allow", allowHeader))
 		req.AppendHeader(sip.NewHeader("Supported", "timer"))
-		req.AppendHeader(sip.NewHeader("User-Agent", u.cfg.UserAgent))
+		u.addUserAgent(req)
 		req.SetBody(nil)
 		u.prepare(req)
 		return req
@@ -494,7 +494,7 @@ func (u *UA) Reload(accounts []Account) error {
 				}
 			}
 			// The channel object may have been replaced: move the binding.
-			if a.active != nil && a.active.bound {
+			if a.active != nil && a.active.tab.bound {
 				u.rebindLocked(a)
 			}
 		}
@@ -511,7 +511,7 @@ func (u *UA) Reload(accounts []Account) error {
 	u.byName = byName
 	var ending []*call
 	for _, c := range u.calls {
-		if c.acct.removed && !c.stopped {
+		if c.acct.removed && !c.tab.gone {
 			ending = append(ending, c)
 		}
 	}

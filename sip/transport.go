@@ -270,11 +270,16 @@ func (u *UA) onStrayResponse(res *sip.Response) {
 	tag, _ := from.Params.Get("tag")
 	u.mu.Lock()
 	c := u.dialogs[cid.Value()+"|"+tag]
+	u.mu.Unlock()
+	if c == nil {
+		return
+	}
 	var ack *sip.Request
-	if c != nil && c.lastAck != nil && c.lastAckSeq == cseq.SeqNo {
+	c.mu.Lock()
+	if c.lastAck != nil && c.lastAckSeq == cseq.SeqNo {
 		ack = c.lastAck.Clone()
 	}
-	u.mu.Unlock()
+	c.mu.Unlock()
 	if ack != nil {
 		if err := u.cli.WriteRequest(ack, asIs); err != nil {
 			u.log.Debug("re-ACK failed", "error", err)

@@ -55,59 +55,31 @@ type Account struct {
 	AudioName   string          // channel name; accounts sharing a channel share one binding
 }
 
-// Config is [sip-settings] plus the media configuration.
+// Config is [sip-settings] plus the media configuration. The defaults are
+// the plan's (plan.Default); here a zero value means the stated minimum.
 type Config struct {
-	Address         string   // bind address
-	Port            int      // bind port; 0: chosen by the kernel (tests)
-	Transports      []string // "udp", "tcp"; the first is used for outbound requests
-	PublicAddress   string   // Contact/Via/SDP address; empty: derived from Address
-	UserAgent       string
-	RegisterExpires time.Duration // requested registration lifetime; 0: 3600s
-	RegisterRetry   time.Duration // first retry; doubles up to 5 min; 0: 30s
-	EndedCallLinger time.Duration // 0: 10s
-	SessionExpires  time.Duration // RFC 4028 interval we ask for / accept; 0: 1800s
+	Address       string   // bind address
+	Port          int      // bind port; 0: chosen by the kernel (tests)
+	Transports    []string // "udp", "tcp"; the first is used for outbound requests; empty: udp
+	PublicAddress string   // Contact/Via/SDP address; empty: derived from Address
+	UserAgent     string   // User-Agent and Server header; empty: none sent
+	// RegisterExpires is the registration lifetime asked for; 0: 10 s.
+	RegisterExpires time.Duration
+	// RegisterRetry is the first retry after a failed REGISTER, doubling
+	// up to 5 min; 0: 1 s.
+	RegisterRetry time.Duration
+	// EndedCallLinger is how long an ended call stays in Status; 0: it
+	// leaves at the next Status or new call.
+	EndedCallLinger time.Duration
+	// SessionExpires is the RFC 4028 interval we ask for; 0 (and anything
+	// shorter): the RFC's minimum, 90 s.
+	SessionExpires time.Duration
 	// Codecs lists the audio codecs offered, in order of preference, by
 	// name (media.Supported); empty: Media.Codecs, else PCMU, PCMA.
 	Codecs []string
 	Media  media.Config
 	// Resolver looks up host names (servers, Route hops); nil: the system's.
 	Resolver Resolver
-}
-
-// EventKind says what happened.
-type EventKind int
-
-const (
-	CallIncoming  EventKind = iota + 1 // Caller, CallerName set
-	CallAnswered                       // the call became established (either side answered)
-	CallEnded                          // Reason, Code set
-	AccountFailed                      // a REGISTER was rejected or timed out; Reason, Code set
-)
-
-func (k EventKind) String() string {
-	switch k {
-	case CallIncoming:
-		return "CallIncoming"
-	case CallAnswered:
-		return "CallAnswered"
-	case CallEnded:
-		return "CallEnded"
-	case AccountFailed:
-		return "AccountFailed"
-	}
-	return "EventKind(" + strconv.Itoa(int(k)) + ")"
-}
-
-// Event is delivered to the handler given to New. The handler must not
-// block; events of one call are delivered in order.
-type Event struct {
-	Kind       EventKind
-	Account    string
-	CallID     int
-	Caller     string
-	CallerName string
-	Reason     string
-	Code       int
 }
 
 // AccountStatus is a snapshot for get-status.
@@ -141,12 +113,10 @@ const (
 
 const (
 	allowHeader     = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
-	defaultExpires  = 3600 * time.Second
-	defaultRetry    = 30 * time.Second
+	minExpires      = 10 * time.Second
+	minRetry        = time.Second
 	maxRetry        = 5 * time.Minute
-	defaultLinger   = 10 * time.Second
-	defaultSE       = 1800 // seconds
-	defaultMinSE    = 90   // seconds, RFC 4028 minimum
+	minSE           = 90 // seconds, RFC 4028 minimum
 	defaultRingTime = 3 * time.Minute
 )
 
@@ -154,6 +124,7 @@ const (
 type UA struct {
 	cfg     Config
 	log     *slog.Logger
+	clock   clock
 	onEvent func(Event)
 	alloc   mediaAllocator
 	codecs  []string
@@ -180,11 +151,10 @@ type UA struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	events *eventQueue
-	// eventsDone is closed when the event goroutine has delivered the last
-	// event; it is not in wg so that Shutdown can flush after wg.Wait.
-	eventsDone chan struct{}
 
+	// mu guards the tables and flags below (and the accounts' fields and
+	// each call's tab); a call's own fields are under call.mu, which is
+	// taken first (see phase.go).
 	mu       sync.Mutex
 	started  bool
 	closing  bool // Shutdown began: no new calls
@@ -223,17 +193,14 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 			return nil, fmt.Errorf("sip: transport %q is not supported: use \"udp\" or \"tcp\"", t)
 		}
 	}
-	if cfg.RegisterExpires <= 0 {
-		cfg.RegisterExpires = defaultExpires
+	if cfg.RegisterExpires < 0 || cfg.RegisterRetry < 0 || cfg.EndedCallLinger < 0 || cfg.SessionExpires < 0 {
+		return nil, errors.New("sip: negative duration in the configuration")
 	}
-	if cfg.RegisterRetry <= 0 {
-		cfg.RegisterRetry = defaultRetry
+	if cfg.RegisterExpires == 0 {
+		cfg.RegisterExpires = minExpires
 	}
-	if cfg.EndedCallLinger <= 0 {
-		cfg.EndedCallLinger = defaultLinger
-	}
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = "telestra-sipd"
+	if cfg.RegisterRetry == 0 {
+		cfg.RegisterRetry = minRetry
 	}
 	codecs := cfg.Codecs
 	if len(codecs) == 0 {
@@ -246,17 +213,15 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		return nil, fmt.Errorf("sip: none of the codecs %v is supported: use PCMU or PCMA", codecs)
 	}
 	se := int(cfg.SessionExpires / time.Second)
-	if se <= 0 {
-		se = defaultSE
-	}
 	u := &UA{
 		cfg:          cfg,
 		log:          log,
 		onEvent:      onEvent,
 		alloc:        alloc,
+		clock:        wallClock{},
 		codecs:       codecs,
-		minSE:        defaultMinSE,
-		seInterval:   max(se, defaultMinSE),
+		minSE:        minSE,
+		seInterval:   max(se, minSE),
 		ackTimeout:   64 * sip.T1,
 		ringTime:     defaultRingTime,
 		t1:           sip.T1,
@@ -267,8 +232,6 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		dialogs:      map[string]*call{},
 		bound:        map[string]*call{},
 	}
-	u.events = newEventQueue(onEvent)
-	u.eventsDone = make(chan struct{})
 	for _, a := range accounts {
 		if a.Name == "" {
 			return nil, errors.New("sip: an account has no name")
@@ -323,18 +286,12 @@ func (u *UA) Start(ctx context.Context) error {
 	}
 	u.ctx, u.cancel = context.WithCancel(ctx)
 
-	go func() {
-		defer close(u.eventsDone)
-		u.events.run()
-	}()
 	if u.udpConn != nil {
 		u.serve("udp", func() error { return srv.ServeUDP(u.udpConn) })
 		if err := u.waitUDPReady(); err != nil {
 			u.cancel()
 			u.closeListeners() // ends the UDP serve goroutine
 			u.wg.Wait()
-			u.events.close()
-			<-u.eventsDone
 			sua.Close()
 			return err
 		}
@@ -463,45 +420,45 @@ func (u *UA) Healthy() error {
 // Status snapshots one account.
 func (u *UA) Status(account string) (AccountStatus, error) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	a, ok := u.byName[account]
 	if !ok {
+		u.mu.Unlock()
 		return AccountStatus{}, fmt.Errorf("account %q: %w", account, ErrUnknownAccount)
 	}
 	u.pruneLocked()
 	st := AccountStatus{Account: a.plan.Name, Code: a.code, Calls: []CallStatus{}}
+	type entry struct {
+		c     *call
+		bound bool
+	}
+	var calls []entry
 	for _, c := range u.calls {
-		if c.acct != a {
-			continue
+		if c.acct == a {
+			calls = append(calls, entry{c, c.tab.bound})
 		}
+	}
+	u.mu.Unlock()
+	for _, e := range calls {
+		c := e.c
+		c.mu.Lock()
 		cs := CallStatus{
 			ID: c.id, Caller: c.caller, Callee: c.callee,
-			Started: c.started, Stopped: c.stopped, State: c.state,
-			Direction: "in", Active: c.bound,
+			Started: !c.confirmedAt.IsZero(), Stopped: !c.phase.live(), State: c.status,
+			Direction: "in", Active: e.bound,
 		}
 		if c.out {
 			cs.Direction = "out"
 		}
-		if c.sess != nil && !c.stopped {
+		if c.sess != nil && c.phase.live() {
 			cs.Media = c.sess.Stats()
 		} else {
 			cs.Media = c.lastStats
 		}
+		c.mu.Unlock()
 		st.Calls = append(st.Calls, cs)
 	}
 	sort.Slice(st.Calls, func(i, j int) bool { return st.Calls[i].ID < st.Calls[j].ID })
 	return st, nil
-}
-
-// pruneLocked forgets ended calls whose linger time is over.
-func (u *UA) pruneLocked() {
-	now := time.Now()
-	for id, c := range u.calls {
-		if c.stopped && now.Sub(c.endedAt) >= u.cfg.EndedCallLinger {
-			delete(u.calls, id)
-			delete(u.dialogs, c.dlg.key())
-		}
-	}
 }
 
 // Shutdown ends every call (BYE/CANCEL/486), un-registers every account and
@@ -515,7 +472,7 @@ func (u *UA) Shutdown(ctx context.Context) error {
 	u.closing = true
 	var live []*call
 	for _, c := range u.calls {
-		if !c.stopped {
+		if !c.tab.gone {
 			live = append(live, c)
 		}
 	}
@@ -560,12 +517,6 @@ func (u *UA) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("sip: shutdown: goroutines still running: %w", ctx.Err())
 		}
 	}
-	// Deliver what the ending calls reported, then stop the event goroutine.
-	u.events.close()
-	select {
-	case <-u.eventsDone:
-	case <-ctx.Done():
-	}
 	u.sua.Close()
 	if cerr := u.alloc.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("sip: media: %w", cerr))
@@ -590,6 +541,13 @@ func (u *UA) goTracked(f func()) bool {
 	return true
 }
 
+// isClosing reports whether Shutdown began.
+func (u *UA) isClosing() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.closing
+}
+
 // enter registers a sipgo handler goroutine as UA-owned for its duration.
 func (u *UA) enter() bool {
 	u.mu.Lock()
@@ -599,66 +557,4 @@ func (u *UA) enter() bool {
 	}
 	u.wg.Add(1)
 	return true
-}
-
-// emitLocked queues an event; called with u.mu held so that the events of
-// one call keep the order of its state changes.
-func (u *UA) emitLocked(e Event) {
-	u.events.push(e)
-}
-
-// eventQueue decouples the SIP goroutines from the event handler: pushing
-// never blocks, and one goroutine delivers in order.
-type eventQueue struct {
-	fn     func(Event)
-	mu     sync.Mutex
-	q      []Event
-	closed bool
-	signal chan struct{}
-}
-
-func newEventQueue(fn func(Event)) *eventQueue {
-	return &eventQueue{fn: fn, signal: make(chan struct{}, 1)}
-}
-
-func (q *eventQueue) push(e Event) {
-	q.mu.Lock()
-	q.q = append(q.q, e)
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *eventQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-// run delivers events until close, then delivers what is left and returns.
-func (q *eventQueue) run() {
-	for range q.signal {
-		for {
-			q.mu.Lock()
-			batch := q.q
-			q.q = nil
-			closed := q.closed
-			q.mu.Unlock()
-			for _, e := range batch {
-				q.fn(e)
-			}
-			if len(batch) == 0 {
-				if closed {
-					return
-				}
-				break
-			}
-		}
-	}
 }

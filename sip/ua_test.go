@@ -21,7 +21,7 @@ type harness struct {
 
 func startUA(t *testing.T, accounts []Account, tweak func(*Config, *UA)) *harness {
 	t.Helper()
-	cfg := Config{Address: "127.0.0.1", Transports: []string{"udp"}, RegisterRetry: 200 * time.Millisecond,
+	cfg := Config{Address: "127.0.0.1", Transports: []string{"udp"}, RegisterRetry: 200 * time.Millisecond, RegisterExpires: time.Hour,
 		EndedCallLinger: time.Second}
 	h := &harness{ev: newEvents(), alloc: &fakeAlloc{}}
 	if tweak != nil {
@@ -500,9 +500,17 @@ func TestOutgoingCallCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := h.ev.wait(t, CallEnded, 3*time.Second)
-	s.mu.Lock()
-	cancelled := s.cancelled
-	s.mu.Unlock()
+	// sipgo may send the 487 before the peer's OnCancel callback has run.
+	deadline := time.Now().Add(time.Second)
+	cancelled := false
+	for !cancelled && time.Now().Before(deadline) {
+		s.mu.Lock()
+		cancelled = s.cancelled
+		s.mu.Unlock()
+		if !cancelled {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	if !cancelled {
 		t.Errorf("the peer's INVITE transaction was not cancelled")
 	}
@@ -677,9 +685,11 @@ func TestIncomingDelayedOffer(t *testing.T) {
 
 func TestIncomingNoAckEndsCall(t *testing.T) {
 	p := newPeer(t)
+	clk := newFakeClock()
 	h := startUA(t, []Account{{Name: "a1", User: "3001"}}, func(c *Config, u *UA) {
 		if u != nil {
 			u.ackTimeout = 500 * time.Millisecond
+			u.clock = clk
 		}
 	})
 	pc := p.call(t, h.ua.udpPort, "3001", peerSDP(30000, "sendrecv", "", 1))
@@ -687,6 +697,8 @@ func TestIncomingNoAckEndsCall(t *testing.T) {
 	h.ua.Answer("a1", ev.CallID)
 	res := pc.final(t, 3*time.Second)
 	pc.d.remoteTag, _ = res.To().Params.Get("tag")
+	h.ev.none(t, 100*time.Millisecond) // no ACK, but the time-out has not passed
+	clk.Advance(500 * time.Millisecond)
 	end := h.ev.wait(t, CallEnded, 3*time.Second)
 	if end.Reason != "no ACK for 200 OK" {
 		t.Errorf("ended %+v", end)
@@ -791,9 +803,11 @@ func TestSessionRefreshSameVersion(t *testing.T) {
 
 func TestSessionTimerWeRefresh(t *testing.T) {
 	p := newPeer(t)
+	clk := newFakeClock()
 	h := startUA(t, []Account{{Name: "a1", User: "3001"}}, func(c *Config, u *UA) {
 		if u != nil {
 			u.minSE = 1
+			u.clock = clk
 		}
 	})
 	pc := p.call(t, h.ua.udpPort, "3001", peerSDP(30000, "sendrecv", "", 1),
@@ -810,12 +824,21 @@ func TestSessionTimerWeRefresh(t *testing.T) {
 	}
 	pc.ack(t, res, nil)
 	h.ev.wait(t, CallAnswered, 2*time.Second)
-	// We are the refresher: UPDATE (the peer allows it) after ~1 s.
-	start := time.Now()
-	up := p.expect(sip.UPDATE, 3*time.Second)
-	if el := time.Since(start); el > 1500*time.Millisecond {
-		t.Errorf("refresh after %v, want ~1s", el)
+	// We are the refresher: UPDATE (the peer allows it) after 1 s.
+	clk.Advance(999 * time.Millisecond)
+	for early := time.After(100 * time.Millisecond); ; {
+		select {
+		case r := <-p.got:
+			if r.Method == sip.UPDATE {
+				t.Errorf("refresh after %v, want 1s", 999*time.Millisecond)
+			}
+			continue
+		case <-early:
+		}
+		break
 	}
+	clk.Advance(time.Millisecond)
+	up := p.expect(sip.UPDATE, 3*time.Second)
 	if len(up.Body()) != 0 || up.GetHeader("Session-Expires") == nil {
 		t.Errorf("refresh UPDATE: body %q, Session-Expires %v", up.Body(), up.GetHeader("Session-Expires"))
 	}
@@ -826,9 +849,11 @@ func TestSessionTimerWeRefresh(t *testing.T) {
 
 func TestSessionTimerPeerRefreshMissingEndsCall(t *testing.T) {
 	p := newPeer(t)
+	clk := newFakeClock()
 	h := startUA(t, []Account{{Name: "a1", User: "3001"}}, func(c *Config, u *UA) {
 		if u != nil {
 			u.minSE = 1
+			u.clock = clk
 		}
 	})
 	pc := p.call(t, h.ua.udpPort, "3001", peerSDP(30000, "sendrecv", "", 1),
@@ -838,6 +863,10 @@ func TestSessionTimerPeerRefreshMissingEndsCall(t *testing.T) {
 	res := pc.final(t, 3*time.Second)
 	pc.ack(t, res, nil)
 	h.ev.wait(t, CallAnswered, 2*time.Second)
+	// RFC 4028 §10: BYE at expiry minus min(32 s, interval/3) = 1.333 s.
+	clk.Advance(1333*time.Millisecond - time.Microsecond)
+	h.ev.none(t, 100*time.Millisecond)
+	clk.Advance(time.Millisecond)
 	end := h.ev.wait(t, CallEnded, 4*time.Second)
 	if end.Reason != "session expired" {
 		t.Errorf("ended %+v", end)
@@ -849,7 +878,12 @@ func TestOutgoingSessionTimerRefreshByReinvite(t *testing.T) {
 	p := newPeer(t)
 	s := &uas{final: 200, se: "2;refresher=uac", allow: "INVITE, ACK, BYE, CANCEL"}
 	s.install(t, p)
-	h := startUA(t, []Account{{Name: "a1", User: "3001", Server: p.addr()}}, nil)
+	clk := newFakeClock()
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Server: p.addr()}}, func(c *Config, u *UA) {
+		if u != nil {
+			u.clock = clk
+		}
+	})
 	dialAccount(t, h, "a1", "3009")
 	h.ev.wait(t, CallAnswered, 3*time.Second)
 	s.mu.Lock()
@@ -858,6 +892,7 @@ func TestOutgoingSessionTimerRefreshByReinvite(t *testing.T) {
 	if first.GetHeader("Session-Expires") == nil {
 		t.Errorf("INVITE without Session-Expires")
 	}
+	clk.Advance(time.Second) // half the interval: we refresh
 	eventually(t, "refresh re-INVITE", 3*time.Second, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -1293,9 +1328,11 @@ func TestHoldRequestedWhileRingingIsSentOnAnswer(t *testing.T) {
 
 func TestSessionRefreshFallsBackToReinviteAfter501(t *testing.T) {
 	p := newPeer(t)
+	clk := newFakeClock()
 	h := startUA(t, []Account{{Name: "a1", User: "3001"}}, func(c *Config, u *UA) {
 		if u != nil {
 			u.minSE = 1
+			u.clock = clk
 		}
 	})
 	p.handle(sip.UPDATE, func(req *sip.Request, tx sip.ServerTransaction) {
@@ -1313,6 +1350,7 @@ func TestSessionRefreshFallsBackToReinviteAfter501(t *testing.T) {
 	res := pc.final(t, 3*time.Second)
 	pc.ack(t, res, nil)
 	h.ev.wait(t, CallAnswered, 2*time.Second)
+	clk.Advance(time.Second)
 	p.expect(sip.UPDATE, 3*time.Second)
 	select {
 	case r := <-reinv:
@@ -1352,7 +1390,12 @@ func TestOutgoing422AndReinviteGlare(t *testing.T) {
 		tx.Respond(p.answer(req, 200, "OK", tag, peerSDP(30000, "sendrecv", "", 1),
 			sip.NewHeader("Session-Expires", "3600;refresher=uas")))
 	})
-	h := startUA(t, []Account{{Name: "a1", User: "3001", Server: p.addr()}}, nil)
+	clk := newFakeClock()
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Server: p.addr()}}, func(c *Config, u *UA) {
+		if u != nil {
+			u.clock = clk
+		}
+	})
 	id := dialAccount(t, h, "a1", "3009")
 	h.ev.wait(t, CallAnswered, 3*time.Second)
 	mu.Lock()
@@ -1364,10 +1407,18 @@ func TestOutgoing422AndReinviteGlare(t *testing.T) {
 	// The call is put on hold; the peer answers the first re-INVITE 491.
 	h.ua.mu.Lock()
 	c := h.ua.calls[id]
-	c.localHold = true
-	h.ua.kickLocked(c)
 	h.ua.mu.Unlock()
-	eventually(t, "hold retried after 491", 6*time.Second, func() bool {
+	c.mu.Lock()
+	c.hold.want = true
+	h.ua.kickLocked(c)
+	c.mu.Unlock()
+	eventually(t, "the first hold re-INVITE", 3*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reinvites) == 1
+	})
+	// RFC 3261 14.1: the retry waits 2.1 s to 4 s.
+	advanceUntil(t, clk, 100*time.Millisecond, "hold retried after 491", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(reinvites) == 2

@@ -61,7 +61,9 @@ type Daemon struct {
 
 	ua     *sip.UA
 	server *api.Server
-	events *eventLoop
+	hub    eventHub // server, or what wrapHub made of it
+	// wrapHub lets a test stand between the event path and the hub.
+	wrapHub func(eventHub) eventHub
 }
 
 type openChannel struct {
@@ -92,7 +94,6 @@ func newDaemon(opts Options) *Daemon {
 		d.notify = systemdNotifier{}
 	}
 	applyLogLevel(opts.Level, opts.Plan.Log.Level)
-	d.events = newEventLoop(4096, opts.Log)
 	return d
 }
 
@@ -104,12 +105,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	defer d.closeChannels()
 
 	var wg sync.WaitGroup
-	// The event loop outlives the UA so that the final call-ended events of
-	// the shutdown still reach the clients.
-	loopCtx, stopLoop := context.WithCancel(context.Background())
-	wg.Add(1)
-	go func() { defer wg.Done(); d.events.run(loopCtx) }()
-	defer func() { stopLoop(); wg.Wait() }()
+	defer wg.Wait()
 
 	ua, err := sip.New(sipConfig(p), d.sipAccounts(p), d.onSIPEvent, d.log.With("component", "sip"))
 	if err != nil {
@@ -119,6 +115,10 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 
 	ctrl := &controller{d: d}
 	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl))
+	d.hub = d.server
+	if d.wrapHub != nil {
+		d.hub = d.wrapHub(d.server)
+	}
 	if err := d.server.Listen(); err != nil {
 		return fmt.Errorf("API listener on %s: %w", net.JoinHostPort(p.TCP.Address, fmt.Sprint(p.TCP.Port)), err)
 	}
@@ -134,16 +134,12 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	uaCtx, stopUA := context.WithCancel(context.Background())
 	defer stopUA()
 	if err := ua.Start(uaCtx); err != nil {
-		// Serve on a finished context only closes the bound API listener.
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = d.server.Serve(done)
+		_ = d.server.Close() // closes the bound API listener
 		return fmt.Errorf("SIP listener on %s: %w", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), err)
 	}
 
-	srvCtx, stopSrv := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- d.server.Serve(srvCtx) }()
+	go func() { srvDone <- d.server.Serve(context.Background()) }()
 
 	// Both sockets are bound: tell systemd.
 	d.sdNotify("READY=1")
@@ -168,7 +164,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 			// The API server only returns early on a fatal listener error.
 			close(d.stopping)
 			stopWD()
-			stopSrv()
+			_ = d.server.Close()
 			d.shutdownUA()
 			return fmt.Errorf("API server stopped: %w", err)
 		}
@@ -179,7 +175,9 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	d.log.Info("telestra-sipd stopping")
 	stopWD()
 	d.shutdownUA()
-	stopSrv()
+	// The UA has handed its last events (the shutdown's call-ended) to the
+	// hub; Close delivers them before it closes the clients.
+	_ = d.server.Close()
 	if err := <-srvDone; err != nil && !errors.Is(err, context.Canceled) {
 		d.log.Warn("API server stopped with error", "err", err)
 	}
@@ -192,10 +190,6 @@ func (d *Daemon) shutdownUA() {
 	if err := d.ua.Shutdown(ctx); err != nil {
 		d.log.Warn("SIP shutdown incomplete", "err", err)
 	}
-	// Let the final call-ended events reach the hub before the API closes.
-	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancelFlush()
-	_ = d.events.probe(flushCtx)
 }
 
 func (d *Daemon) sdNotify(state string) {

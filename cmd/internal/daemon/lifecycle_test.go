@@ -136,6 +136,8 @@ func TestDaemonSystemdNotifyLifecycle(t *testing.T) {
 	}
 	reload := make(chan os.Signal, 1)
 	d := newDaemon(Options{PlanPath: planPath, Plan: p, Log: discardLogger(), Reload: reload})
+	hub := &stallingHub{}
+	d.wrapHub = func(h eventHub) eventHub { hub.eventHub = h; return hub }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -156,7 +158,7 @@ func TestDaemonSystemdNotifyLifecycle(t *testing.T) {
 
 	t.Run("no ping while the event path is stalled", func(t *testing.T) {
 		block := make(chan struct{})
-		d.events.post(func() { <-block })
+		hub.stall(block)
 		// A ping already in flight may still land; after that, silence.
 		time.Sleep(150 * time.Millisecond)
 		drain(states)

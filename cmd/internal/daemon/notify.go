@@ -33,19 +33,19 @@ func (d *Daemon) watchdog(ctx context.Context) {
 	if interval <= 0 {
 		return
 	}
-	runWatchdog(ctx, interval/2, d.healthy, d.notify, d.log.Warn)
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
+	runWatchdog(ctx, interval/2, t.C, d.healthy, d.notify, d.log.Warn)
 }
 
 // healthy is the watchdog's health check.
 func (d *Daemon) healthy(ctx context.Context) error {
-	return errors.Join(d.events.probe(ctx), d.server.Probe(ctx), d.ua.Healthy())
+	return errors.Join(d.hub.Probe(ctx), d.ua.Healthy())
 }
 
-// runWatchdog calls check every period, bounded by half a period, and sends
-// WATCHDOG=1 only when it succeeds.
-func runWatchdog(ctx context.Context, period time.Duration, check func(context.Context) error, n Notifier, warn func(string, ...any)) {
-	t := time.NewTicker(period)
-	defer t.Stop()
+// runWatchdog calls check at once and at every tick (one a period),
+// bounded by half a period, and sends WATCHDOG=1 only when it succeeds.
+func runWatchdog(ctx context.Context, period time.Duration, tick <-chan time.Time, check func(context.Context) error, n Notifier, warn func(string, ...any)) {
 	for {
 		cctx, cancel := context.WithTimeout(ctx, period/2)
 		err := check(cctx)
@@ -61,7 +61,7 @@ func runWatchdog(ctx context.Context, period time.Duration, check func(context.C
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 		}
 	}
 }
