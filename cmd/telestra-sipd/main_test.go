@@ -32,6 +32,8 @@ func TestFlags(t *testing.T) {
 			wantStderr: []string{"tcp-settings.prot", "rtp-settings.port-min", bad + ":2"}},
 		{name: "check missing file", args: []string{"-check", "-plan", filepath.Join(dir, "none.toml")}, wantCode: 1,
 			wantStderr: []string{"none.toml"}},
+		{name: "start on an invalid plan exits 78 with every problem", args: []string{"-plan", bad}, wantCode: 78,
+			wantStderr: []string{"level=ERROR", "SIP plan invalid: " + bad + ":2", "rtp-settings.port-min"}},
 		{name: "check warns about settings without effect", args: []string{"-check", "-plan", warn}, wantCode: 0, wantStdout: "OK (1 warning)\n",
 			wantStderr: []string{warn + `:2: audio.channels.ch1.sink: warning: ignored: the backend is "loopback", the default`}},
 		{name: "stray argument", args: []string{"extra"}, wantCode: 64, wantStderr: []string{`unexpected argument "extra"`, "telestra-sipd -h"}},
