@@ -182,6 +182,7 @@ type pulseSession struct {
 	ch   int // channels per sample frame
 
 	playIndex  uint32
+	prebuf     int // samples to queue before (re)starting playback
 	playAttr   proto.CreatePlaybackStreamReply
 	recordAttr proto.CreateRecordStreamReply
 
@@ -190,6 +191,7 @@ type pulseSession struct {
 
 	mu        sync.Mutex // guards the fields below, shared with the read loop
 	requested int        // bytes the server asked for and has not got yet
+	primed    bool       // prebuf worth sent since the start or the last underflow
 	lost      error      // first reason the session died
 	lostCh    chan struct{}
 	capture   *sampleQueue
@@ -283,20 +285,11 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		}
 	}
 
-	// PipeWire grants about 3/4 of the playback buffer asked for (45 of
-	// 60 ms) and pulls in quanta of 1024 samples at 48 kHz (21.3 ms), which
-	// beat against 20 ms frames: with two frames of margin a late frame
-	// underran it often, so it gets one frame more (about the 60 ms that
-	// PulseAudio grants for two).
 	var info proto.GetServerInfoReply
 	if err := s.c.Request(&proto.GetServerInfo{}, &info); err != nil {
 		return nil, fmt.Errorf("pulse: server info from %s: %w", srv, err)
 	}
-	frames := time.Duration(2)
-	if strings.Contains(info.PackageName, "PipeWire") {
-		frames = 3
-	}
-
+	pipewire := strings.Contains(info.PackageName, "PipeWire")
 	f := p.cfg.Format
 	bytesPer := func(d time.Duration) uint32 { return uint32(2 * f.FrameSamples(d)) }
 	spec := proto.SampleSpec{Format: proto.FormatInt16LE, Channels: byte(f.Channels), Rate: uint32(f.Rate)}
@@ -307,6 +300,7 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 	}
 	name := streamProps(p.ch.Name)
 
+	play := pulsePlayAttr(p.cfg, pipewire)
 	if err := s.c.Request(&proto.CreatePlaybackStream{
 		SampleSpec:     spec,
 		ChannelMap:     cmap,
@@ -318,15 +312,16 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		// the device buffer plus two frames, and playback (re)starts once
 		// two frames are buffered.
 		BufferMaxLength:       proto.Undefined,
-		BufferTargetLength:    bytesPer(p.cfg.Buffer + frames*p.cfg.FrameTime),
-		BufferPrebufferLength: bytesPer(frames * p.cfg.FrameTime),
-		BufferMinimumRequest:  proto.Undefined,
+		BufferTargetLength:    bytesPer(play.tlength),
+		BufferPrebufferLength: bytesPer(play.prebuf),
+		BufferMinimumRequest:  bytesPer(play.minreq),
 		AdjustLatency:         true,
 		Properties:            name,
 	}, &s.playAttr); err != nil {
 		return nil, fmt.Errorf("pulse: play to sink %s on %s: %w (list sinks: pactl list short sinks)", quoteOr(p.ch.Sink, "default"), srv, err)
 	}
 	s.playIndex = s.playAttr.StreamIndex
+	s.prebuf = f.FrameSamples(play.prebuf)
 	if p.ch.Sink != "" && s.playAttr.SinkName != p.ch.Sink {
 		return nil, fmt.Errorf("pulse: play to sink %q on %s: the server routed the stream to %q instead", p.ch.Sink, srv, s.playAttr.SinkName)
 	}
@@ -339,7 +334,7 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		SourceName:         p.ch.Source, // empty: the default source
 		ChannelVolumes:     vols,
 		BufferMaxLength:    proto.Undefined,
-		BufferFragSize:     bytesPer(p.cfg.Buffer),
+		BufferFragSize:     bytesPer(pulseFragSize(p.cfg, pipewire)),
 		AdjustLatency:      true,
 		DirectOnInputIndex: proto.Undefined,
 		Properties:         name,
@@ -363,6 +358,44 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 	return s, nil
 }
 
+// pipeWireQuantum is PipeWire's default graph period, 1024 samples at
+// 48 kHz. pipewire-pulse turns each stream's buffer attributes into a node
+// latency and runs the graph at the largest power-of-two quantum that fits
+// the smallest of them: a 20 ms stream gets 512 samples (10.7 ms). On a
+// loaded machine without realtime scheduling the daemons then miss cycles
+// (the sink consumed 7-11 % less than real time under -race at load 10),
+// every missed cycle is an underrun that delays the stream by one more
+// quantum, the server stops asking for data and the channel's queue backs
+// up until its trim drops audio. Streams that ask for at least the default
+// quantum keep the graph at 1024.
+const pipeWireQuantum = 1024 * time.Second / 48000
+
+type playAttr struct{ tlength, prebuf, minreq time.Duration }
+
+// pulsePlayAttr is what the playback stream asks for. PulseAudio: the
+// device buffer plus two frames, restart after two frames (the media clock
+// hands over a whole frame per tick). pipewire-pulse computes the node
+// latency as (tlength - 2·minreq)/2 and keeps tlength minus that latency;
+// it is asked so that the latency is one default quantum and what remains
+// holds the same frames.
+func pulsePlayAttr(cfg Config, pipewire bool) playAttr {
+	f := cfg.FrameTime
+	if !pipewire {
+		return playAttr{tlength: cfg.Buffer + 2*f, prebuf: 2 * f, minreq: f}
+	}
+	lat := pipeWireQuantum + time.Millisecond
+	return playAttr{tlength: 2*lat + 2*f, prebuf: 2 * f, minreq: f}
+}
+
+// pulseFragSize is the record fragment: the device buffer, and on
+// pipewire-pulse (node latency = fragsize) at least one default quantum.
+func pulseFragSize(cfg Config, pipewire bool) time.Duration {
+	if pipewire {
+		return max(cfg.Buffer, pipeWireQuantum+time.Millisecond)
+	}
+	return cfg.Buffer
+}
+
 // streamProps gives each channel's streams their own identity. Session
 // managers remember volume and routing per stream by the first of
 // media.role, application.id, application.name, media.name (WirePlumber's
@@ -383,6 +416,10 @@ func (s *pulseSession) onMessage(msg interface{}) {
 		s.addRequested(int(m.Length))
 	case *proto.Underflow:
 		s.xruns.Add(1)
+		s.mu.Lock()
+		s.primed = false
+		s.mu.Unlock()
+
 	case *proto.Overflow:
 		s.xruns.Add(1)
 	case *proto.DataPacket:
@@ -464,8 +501,17 @@ func (s *pulseSession) serve(ctx context.Context, q *devQueues) error {
 		}
 		s.mu.Lock()
 		want := s.requested / (2 * s.ch) * s.ch // whole sample frames
+		primed := s.primed
 		s.mu.Unlock()
-		n := min(want, q.play.len()/s.ch*s.ch)
+		queued := q.play.len() / s.ch * s.ch
+		// Start (and restart after an underflow) with prebuf queued, sent
+		// at once: pipewire-pulse ignores prebuf and starts a stream as
+		// soon as it holds one quantum, so a stream fed frame by frame
+		// would start, and stay, with no margin at all.
+		if !primed && queued < s.prebuf {
+			continue
+		}
+		n := min(want, queued)
 		if n == 0 {
 			continue
 		}
@@ -479,6 +525,7 @@ func (s *pulseSession) serve(ctx context.Context, q *devQueues) error {
 		}
 		s.mu.Lock()
 		s.requested -= 2 * got
+		s.primed = true
 		s.mu.Unlock()
 	}
 }

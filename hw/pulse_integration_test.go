@@ -316,13 +316,17 @@ func testPulseToneThroughNullSink(t *testing.T, srv soundServer) {
 		// PipeWire links new streams through WirePlumber, which on a
 		// loaded machine (and with -race) can take several seconds.
 		if time.Since(start) > 12*time.Second {
-			t.Fatalf("no tones in both directions after 12 s; server log: %s", srv.log())
+			si, _ := srv.pactl("list", "sink-inputs")
+			so, _ := srv.pactl("list", "source-outputs")
+			t.Fatalf("no tones in both directions after 12 s (440 Hz %.3f, 1000 Hz %.3f)\n%s\n%s\nsink inputs:\n%s\nsource outputs:\n%s\nserver log: %s",
+				Goertzel(s1, 8000, 440), Goertzel(s2, 8000, 1000), a.(*pulseChannel).debugState(), b.(*pulseChannel).debugState(), si, so, srv.log())
 		}
 	}
 	// A fresh null sink sleeps up to 2 s before it adopts the low latency of
 	// its first stream, hence the wait above.
 	t.Logf("first audio both ways after %v", time.Since(start).Round(time.Millisecond))
 	ab, ba := duplex(a, b, 440, 1000, 1500*time.Millisecond)
+	t.Logf("frames read: a → b %d, b → a %d of 75", ab.frames, ba.frames)
 	t.Logf("stats: a %+v, b %+v", a.(*pulseChannel).Stats(), b.(*pulseChannel).Stats())
 	for _, tc := range []struct {
 		name      string
