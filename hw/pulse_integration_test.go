@@ -149,8 +149,17 @@ func pulseConfig(s soundServer) Config {
 		PulseServer: s.Server(),
 		Format:      Format{Rate: 8000, Channels: 1},
 		FrameTime:   20 * time.Millisecond,
-		Buffer:      20 * time.Millisecond,
+		Buffer:      testBuffer(),
 	}
+}
+
+// testBuffer is the daemon's device buffer (cmd/internal/daemon hwConfig),
+// or $HW_TEST_BUFFER to measure another.
+func testBuffer() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("HW_TEST_BUFFER")); err == nil {
+		return d
+	}
+	return 10 * time.Millisecond
 }
 
 // clock plays the role of sip/media's media clock: every 20 ms it writes

@@ -123,6 +123,7 @@ func testLatencyUnchangedByReconnect(t *testing.T, srv soundServer) {
 	newClock(440, a, b).run(1500 * time.Millisecond)
 	after := burstLatency(a, b, 5)
 	t.Logf("queues after: play %.1f ms, capture %.1f ms", lastLevels[0], lastLevels[1])
+	t.Logf("stats: a %+v, b %+v", a.(*pulseChannel).Stats(), b.(*pulseChannel).Stats())
 	mb, ma := median(before), median(after)
 	t.Logf("play → sink → monitor → record latency, median of %d/%d bursts: %v before the reconnect, %v after (all: %v / %v)",
 		len(before), len(after), mb, ma, before, after)
