@@ -29,6 +29,9 @@ type Status struct {
 	Account       string `json:"account"`
 	Calls         []Call `json:"calls"` // never null: [] when empty
 	AccountStatus int    `json:"account_status"`
+	// Extensions (PROTOCOL.md allows extra fields on status).
+	Server  string `json:"server,omitempty"`  // the server the account is registered at (or would use)
+	Refused uint64 `json:"refused,omitempty"` // out-of-dialog requests refused from untrusted sources
 }
 
 // Call is one entry of Status.Calls. The first five fields are the vendor

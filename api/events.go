@@ -28,6 +28,8 @@ type (
 		Account       string `json:"account"`
 		Calls         []Call `json:"calls"`
 		AccountStatus int    `json:"account_status"`
+		Server        string `json:"server,omitempty"`
+		Refused       uint64 `json:"refused,omitempty"`
 	}
 	wireFail struct {
 		Event   string `json:"event"`
@@ -85,7 +87,7 @@ func encodeStatus(st Status) []byte {
 	if calls == nil {
 		calls = []Call{}
 	}
-	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus})
+	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus, st.Server, st.Refused})
 	if err != nil {
 		// Only a NaN or infinite jitter can get here.
 		return encodeFail(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error())

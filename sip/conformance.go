@@ -32,6 +32,7 @@ func (u *UA) newEdge() *edge.Edge {
 		UserAgent: u.cfg.UserAgent,
 		Supported: []string{"timer"},
 		Log:       u.log,
+		Admit:     u.admit,
 	})
 }
 

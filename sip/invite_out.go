@@ -121,7 +121,7 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 			}
 			if cr.pass != "" && (authTries == 0 || staleChallenge(res)) {
 				next := u.retryInvite(c, req)
-				if authorize(next, res, cr) == nil {
+				if u.authorize(next, res, cr) == nil {
 					authTries++
 					req = next
 					continue

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +41,11 @@ type account struct {
 	removed       bool
 
 	active *call // the call the account's audio follows
+
+	// addrs are the known addresses of each server host (trust.go): IP
+	// literals at once, names as resolveServers last found them.
+	addrs   map[string][]netip.Addr
+	refused uint64 // out-of-dialog requests refused by accept-from
 }
 
 type regCmdKind int
@@ -56,7 +63,9 @@ type regCmd struct {
 }
 
 func newAccount(a Account) *account {
-	return &account{plan: a, eff: a, cmds: make(chan regCmd, 16), done: make(chan struct{})}
+	acc := &account{plan: a, eff: a, cmds: make(chan regCmd, 16), done: make(chan struct{})}
+	acc.setServersLocked() // not shared yet
+	return acc
 }
 
 func (a *account) wantsRegistration() bool {
@@ -131,6 +140,7 @@ func (u *UA) regLoop(a *account) {
 	)
 	timer.Stop()
 	defer timer.Stop()
+	u.resolveServers(u.ctx, a)
 	for {
 		select {
 		case <-u.ctx.Done():
@@ -154,6 +164,7 @@ func (u *UA) regLoop(a *account) {
 				want = false
 				timer.Stop()
 				u.unregister(u.ctx, a)
+				u.resolveServers(u.ctx, a) // calls through a server still need its address
 			case cmdStop:
 				timer.Stop()
 				ctx := c.ctx
@@ -185,6 +196,7 @@ func (u *UA) regLoop(a *account) {
 			ctx, cancel := context.WithCancel(u.ctx)
 			a.attemptCancel = cancel
 			u.mu.Unlock()
+			u.resolveServers(ctx, a) // DNS on every attempt: a moved PBX is followed
 			res := u.registerOnce(ctx, a, expires)
 			cancel()
 			u.mu.Lock()
@@ -352,7 +364,10 @@ func (u *UA) sendRegister(ctx context.Context, a *account, eff Account, expires 
 		return req
 	}
 	req := build()
-	creds := credentials{user: authUserOf(eff), pass: eff.Pass}
+	u.mu.Lock()
+	creds := a.credsLocked()
+	u.mu.Unlock()
+	creds.user, creds.pass = authUserOf(eff), eff.Pass // eff may be an old binding's
 	return u.doWithAuth(ctx, req, creds, func(old *sip.Request) *sip.Request {
 		n := build()
 		copyAuth(old, n)
@@ -410,6 +425,7 @@ func (u *UA) Login(account string, user, pass, server *string) error {
 	}
 	if server != nil {
 		a.eff.Server = *server
+		a.setServersLocked()
 	}
 	if a.eff.Server == "" {
 		return fmt.Errorf("account %q: cannot log in without a server: give \"server\" or set it in the plan", account)
@@ -484,6 +500,7 @@ func (u *UA) Reload(accounts []Account) error {
 			changed := !sameAccount(a.plan, na) || !sameAccount(a.eff, na)
 			a.plan = na
 			a.eff = na
+			a.setServersLocked()
 			if changed {
 				a.lastFail = ""
 				if a.wantsRegistration() {
@@ -539,7 +556,8 @@ func (u *UA) Reload(accounts []Account) error {
 func sameAccount(a, b Account) bool {
 	return a.Name == b.Name && a.User == b.User && a.Pass == b.Pass && a.AuthUser == b.AuthUser &&
 		a.Server == b.Server && a.DisplayName == b.DisplayName && a.Register == b.Register &&
-		a.MaxCalls == b.MaxCalls && a.AudioName == b.AudioName
+		a.MaxCalls == b.MaxCalls && a.AudioName == b.AudioName &&
+		a.AcceptFrom.Any == b.AcceptFrom.Any && slices.Equal(a.AcceptFrom.Prefixes, b.AcceptFrom.Prefixes)
 }
 
 func displayOf(a Account) string {

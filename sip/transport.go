@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -159,6 +160,8 @@ func (u *UA) freshVia(req *sip.Request) {
 
 type credentials struct {
 	user, pass string
+	account    string       // for log lines
+	servers    []netip.Addr // who may challenge (trust.go)
 }
 
 func copyAuth(from, to *sip.Request) {
@@ -227,7 +230,7 @@ func (u *UA) doWithAuth(ctx context.Context, req *sip.Request, cr credentials, r
 			return res, nil
 		}
 		next := rebuild(req)
-		if err := authorize(next, res, cr); err != nil {
+		if err := u.authorize(next, res, cr); err != nil {
 			return res, nil
 		}
 		req = next

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ type Account struct {
 	MaxCalls    int             // <= 0: no limit
 	Audio       media.AudioPort // the account's channel; nil: no audio
 	AudioName   string          // channel name; accounts sharing a channel share one binding
+	AcceptFrom  Accept          // who may send out-of-dialog requests (trust.go)
 }
 
 // Config is [sip-settings] plus the media configuration. The defaults are
@@ -78,12 +80,20 @@ type Config struct {
 	// name (media.Supported); empty: Media.Codecs, else PCMU, PCMA.
 	Codecs []string
 	Media  media.Config
+	// Trusted sources may send out-of-dialog requests to every account,
+	// whatever its AcceptFrom.
+	Trusted []netip.Prefix
+	// RejectSilently drops refused out-of-dialog requests instead of
+	// answering 403.
+	RejectSilently bool
 }
 
 // AccountStatus is a snapshot for get-status.
 type AccountStatus struct {
 	Account string
-	Code    int // final code of the latest REGISTER transaction; 0: none
+	Code    int    // final code of the latest REGISTER transaction; 0: none
+	Server  string // the server the account registers at (or would use); "" without one
+	Refused uint64 // out-of-dialog requests refused by AcceptFrom
 	Calls   []CallStatus
 }
 
@@ -116,6 +126,8 @@ const (
 	maxRetry        = 5 * time.Minute
 	minSE           = 90 // seconds, RFC 4028 minimum
 	defaultRingTime = 3 * time.Minute
+	// dnsLookupTimeout bounds one server-name lookup.
+	dnsLookupTimeout = 5 * time.Second
 )
 
 // UA is the user agent: one SIP stack serving every account of the plan.
@@ -425,7 +437,7 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 		return AccountStatus{}, fmt.Errorf("account %q: %w", account, ErrUnknownAccount)
 	}
 	u.pruneLocked()
-	st := AccountStatus{Account: a.plan.Name, Code: a.code, Calls: []CallStatus{}}
+	st := AccountStatus{Account: a.plan.Name, Code: a.code, Server: a.eff.Server, Refused: a.refused, Calls: []CallStatus{}}
 	type entry struct {
 		c     *call
 		bound bool

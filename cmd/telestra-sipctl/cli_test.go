@@ -75,7 +75,7 @@ func (f *fakeController) Logout(_ context.Context, a string) error { return f.re
 
 func (f *fakeController) Status(_ context.Context, a string) ([]api.Status, error) {
 	all := []api.Status{
-		{Account: "account-1", AccountStatus: 200, Calls: []api.Call{
+		{Account: "account-1", AccountStatus: 200, Server: "pbx-b.example.com", Refused: 3, Calls: []api.Call{
 			{CallID: 5, Caller: "3003", Callee: "3001", Started: true, State: "active", Direction: "in", Active: true,
 				Codec: "PCMU", PacketsSent: 1500, PacketsReceived: 1498, PacketsLost: 2, JitterMs: 1.25},
 			{CallID: 6, Caller: "3001", Callee: "3004", State: "held", Direction: "out"},
@@ -161,8 +161,8 @@ func TestCommands(t *testing.T) {
 			wantOut: `{"event":"call-return","account":"account-1","call_id":42}` + "\n", wantCalled: "make-call account-1 9"},
 		{name: "send bad", args: []string{"send", `{"cmd":"answer-call","account":"a","call_id":"1"}`}, wantCode: 1,
 			wantErr: `{"event":"fail","account":"a","error":"answer-call: field \"call_id\" must be an integer","cmd":"answer-call"}`},
-		{name: "status one", args: []string{"status", "account-2"}, wantOut: "ACCOUNT    STATUS  MEANING\n" +
-			"account-2  403     rejected: 403 Forbidden (check user and pass)\n\nno calls\n"},
+		{name: "status one", args: []string{"status", "account-2"}, wantOut: "ACCOUNT    STATUS  SERVER  REFUSED  MEANING\n" +
+			"account-2  403     -       0        rejected: 403 Forbidden (check user and pass)\n\nno calls\n"},
 		{name: "status unknown", args: []string{"status", "x"}, wantCode: 1, wantErr: `status failed: x: unknown account "x"`},
 		// Usage errors.
 		{name: "unknown command", args: []string{"dial"}, wantCode: 64, wantErr: `unknown command "dial"`},
@@ -199,9 +199,9 @@ func TestStatusTable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	want := `ACCOUNT    STATUS  MEANING
-account-1  200     registered
-account-2  403     rejected: 403 Forbidden (check user and pass)
+	want := `ACCOUNT    STATUS  SERVER             REFUSED  MEANING
+account-1  200     pbx-b.example.com  3        registered
+account-2  403     -                  0        rejected: 403 Forbidden (check user and pass)
 
 ACCOUNT    ID  DIR  CALLER  CALLEE  STATE   ACTIVE  CODEC  PKTS TX/RX  LOST  JITTER
 account-1  5   in   3003    3001    active  yes     PCMU   1500/1498   2     1.2 ms

@@ -12,10 +12,10 @@ import (
 // writeStatus prints the accounts, then every call of them.
 func writeStatus(w io.Writer, sts []api.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tSTATUS\tMEANING")
+	fmt.Fprintln(tw, "ACCOUNT\tSTATUS\tSERVER\tREFUSED\tMEANING")
 	ncalls := 0
 	for _, st := range sts {
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", st.Account, st.AccountStatus, accountStatusMeaning(st.AccountStatus))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", st.Account, st.AccountStatus, orDash(st.Server), st.Refused, accountStatusMeaning(st.AccountStatus))
 		ncalls += len(st.Calls)
 	}
 	tw.Flush()

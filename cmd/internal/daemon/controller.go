@@ -102,5 +102,5 @@ func apiStatus(st sip.AccountStatus) api.Status {
 			JitterMs:        cs.Media.JitterMs,
 		})
 	}
-	return api.Status{Account: st.Account, Calls: calls, AccountStatus: st.Code}
+	return api.Status{Account: st.Account, Calls: calls, AccountStatus: st.Code, Server: st.Server, Refused: st.Refused}
 }

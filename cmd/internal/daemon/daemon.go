@@ -197,6 +197,8 @@ func sipConfig(p *plan.Plan) sip.Config {
 		RegisterRetry:   p.SIP.RegisterRetry.Duration,
 		EndedCallLinger: p.SIP.EndedCallLinger.Duration,
 		SessionExpires:  p.SIP.SessionExpires.Duration,
+		Trusted:         append([]netip.Prefix(nil), p.SIP.Trusted...),
+		RejectSilently:  p.SIP.Reject == plan.RejectSilent,
 		Media: media.Config{
 			BindIP:       net.ParseIP(p.SIP.Address),
 			PortMin:      p.RTP.PortMin,
@@ -224,6 +226,10 @@ func (d *Daemon) sipAccounts(p *plan.Plan) []sip.Account {
 			Register:    a.Register,
 			MaxCalls:    a.MaxCalls,
 			AudioName:   a.Channel,
+			AcceptFrom:  sip.Accept{Any: a.AcceptFrom.Mode == plan.AcceptAny},
+		}
+		if a.AcceptFrom.Mode == plan.AcceptList {
+			acc.AcceptFrom.Prefixes = append([]netip.Prefix(nil), a.AcceptFrom.Prefixes...)
 		}
 		if oc, ok := d.channels[a.Channel]; ok {
 			acc.Audio = oc.ch

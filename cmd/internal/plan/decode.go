@@ -132,6 +132,8 @@ func (d *decoder) decode(data []byte) *Plan {
 		"register-retry":    d.duration(&p.SIP.RegisterRetry),
 		"ended-call-linger": d.duration(&p.SIP.EndedCallLinger),
 		"session-expires":   d.duration(&p.SIP.SessionExpires),
+		"trusted":           d.prefixes(&p.SIP.Trusted),
+		"reject":            d.str(&p.SIP.Reject),
 	}}
 	rtp := section{toml.Key{"rtp-settings"}, map[string]func(string, any){
 		"port-min":      d.integer(&p.RTP.PortMin),
@@ -196,6 +198,7 @@ func (d *decoder) decode(data []byte) *Plan {
 			"register":     d.boolean(&a.Register),
 			"channel":      d.str(&a.Channel),
 			"max-calls":    d.integer(&a.MaxCalls),
+			"accept-from":  d.acceptFrom(&a.AcceptFrom),
 		}}, accounts[name], nil)
 		if ok {
 			p.Accounts = append(p.Accounts, a)
@@ -496,6 +499,34 @@ func (d *decoder) prefixes(dst *[]netip.Prefix) func(string, any) {
 			*dst = out
 		} else if !bad {
 			*dst = nil
+		}
+	}
+}
+
+// acceptFrom reads accept-from: "server", "any", or an array of networks.
+func (d *decoder) acceptFrom(dst *AcceptFrom) func(string, any) {
+	return func(key string, v any) {
+		switch v := v.(type) {
+		case string:
+			if v != AcceptServer && v != AcceptAny {
+				d.add(key, `must be "server", "any" or a list of networks like ["192.0.2.0/24"] (got %q)`, v)
+				return
+			}
+			*dst = AcceptFrom{Mode: v}
+		case []any:
+			var list []netip.Prefix
+			n := len(d.probs)
+			d.prefixes(&list)(key, v)
+			if len(d.probs) > n {
+				return
+			}
+			if len(list) == 0 {
+				d.add(key, `an empty list accepts nobody, not even the server; write "server" for that`)
+				return
+			}
+			*dst = AcceptFrom{Mode: AcceptList, Prefixes: list}
+		default:
+			d.typeErr(key, `"server", "any" or an array of networks`, v)
 		}
 	}
 }

@@ -46,6 +46,12 @@ type SIPSettings struct {
 	RegisterRetry   Duration // first retry after a failed REGISTER, doubling up to 5 min; default 5s
 	EndedCallLinger Duration // how long an ended call stays in get-status; default 10s
 	SessionExpires  Duration // RFC 4028 session interval; default 1800s, at least 90s
+	// Trusted networks may send out-of-dialog requests (INVITE, OPTIONS,
+	// ...) to every account, whatever its accept-from; default none.
+	Trusted []netip.Prefix
+	// Reject is how a refused out-of-dialog request is answered: "403"
+	// (default) or "silent" (no answer).
+	Reject string
 }
 
 // RTPSettings is [rtp-settings], the media path.
@@ -90,6 +96,36 @@ type Account struct {
 	Register    bool   // register with Server; default true (nothing to do without a Server)
 	Channel     string // audio channel of the account's active call
 	MaxCalls    int    // calls at once; further incoming INVITEs get 486; default 4
+	// AcceptFrom is who may send the account out-of-dialog requests:
+	// "server" (its servers' addresses; the default with a server), "any"
+	// (the default without one), or a list of networks (besides the
+	// servers).
+	AcceptFrom AcceptFrom
+}
+
+// AcceptFrom is an account's accept-from. After Parse, Mode is never empty;
+// an empty Mode (a plan built in Go) means the default.
+type AcceptFrom struct {
+	Mode     string         // "server", "any" or "list"
+	Prefixes []netip.Prefix // Mode "list"
+}
+
+// Modes of AcceptFrom.
+const (
+	AcceptServer = "server"
+	AcceptAny    = "any"
+	AcceptList   = "list"
+)
+
+func (a AcceptFrom) String() string {
+	if a.Mode != AcceptList {
+		return a.Mode
+	}
+	s := make([]string, len(a.Prefixes))
+	for i, p := range a.Prefixes {
+		s[i] = p.String()
+	}
+	return "[" + strings.Join(s, " ") + "]"
 }
 
 // String leaves the password out, so printing a plan never shows it.
@@ -98,8 +134,8 @@ func (a Account) String() string {
 	if a.Pass != "" {
 		pass = "(set)"
 	}
-	return fmt.Sprintf("{Name:%s User:%s Pass:%s Server:%s AuthUser:%s DisplayName:%q Register:%t Channel:%s MaxCalls:%d}",
-		a.Name, a.User, pass, a.Server, a.AuthUser, a.DisplayName, a.Register, a.Channel, a.MaxCalls)
+	return fmt.Sprintf("{Name:%s User:%s Pass:%s Server:%s AuthUser:%s DisplayName:%q Register:%t Channel:%s MaxCalls:%d AcceptFrom:%s}",
+		a.Name, a.User, pass, a.Server, a.AuthUser, a.DisplayName, a.Register, a.Channel, a.MaxCalls, a.AcceptFrom)
 }
 
 // LogValue leaves the password out of structured logs.
@@ -118,6 +154,8 @@ const (
 	DefaultChannel  = "ch1" // created when the plan defines no [audio.channels]
 	DefaultLoopback = "echo"
 	DefaultMaxCalls = 4
+	RejectForbidden = "403"    // [sip-settings] reject: answer 403 Forbidden
+	RejectSilent    = "silent" // [sip-settings] reject: no answer
 )
 
 // Default returns a plan with every default applied and no accounts or
@@ -139,6 +177,7 @@ func Default() *Plan {
 			RegisterRetry:   Duration{5 * time.Second},
 			EndedCallLinger: Duration{10 * time.Second},
 			SessionExpires:  Duration{1800 * time.Second},
+			Reject:          RejectForbidden,
 		},
 		RTP: RTPSettings{
 			PortMin:      16384,
@@ -225,6 +264,12 @@ func (p *Plan) resolve() {
 		}
 		if a.DisplayName == "" {
 			a.DisplayName = a.Name
+		}
+		if a.AcceptFrom.Mode == "" {
+			a.AcceptFrom.Mode = AcceptAny
+			if a.Server != "" {
+				a.AcceptFrom.Mode = AcceptServer
+			}
 		}
 	}
 }

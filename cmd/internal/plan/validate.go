@@ -31,6 +31,7 @@ var (
 	codecs     = []string{"PCMU", "PCMA"}
 	backends   = []string{"loopback", "pulse", "alsa"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
+	rejects    = []string{RejectForbidden, RejectSilent}
 )
 
 // Validate checks the plan as it stands (it fills in nothing) and returns a
@@ -148,6 +149,12 @@ func (v *validator) sip(s *SIPSettings) {
 	}
 	v.positive("sip-settings.ended-call-linger", s.EndedCallLinger)
 	v.wholeSeconds("sip-settings.session-expires", s.SessionExpires, minSessionExpires)
+	v.oneOf("sip-settings.reject", s.Reject, rejects)
+	for _, pf := range s.Trusted {
+		if !pf.IsValid() {
+			v.add("sip-settings.trusted", "contains an invalid prefix")
+		}
+	}
 }
 
 func (v *validator) rtp(r *RTPSettings) {
@@ -266,6 +273,19 @@ func (v *validator) accounts(p *Plan) {
 			} else {
 				channelOwner[a.Channel] = a.Name
 			}
+		}
+		switch a.AcceptFrom.Mode {
+		case AcceptServer:
+			if a.Server == "" {
+				v.add(key("accept-from"), `"server" needs a server; without one the account accepts "any" or a list of networks`)
+			}
+		case AcceptAny, "": // "": a plan built in Go takes the default
+		case AcceptList:
+			if len(a.AcceptFrom.Prefixes) == 0 {
+				v.add(key("accept-from"), "an empty list accepts nobody")
+			}
+		default:
+			v.add(key("accept-from"), `must be "server", "any" or a list of networks (got %q)`, a.AcceptFrom.Mode)
 		}
 		if a.MaxCalls < 1 {
 			v.add(key("max-calls"), "must be at least 1 (got %d)", a.MaxCalls)
