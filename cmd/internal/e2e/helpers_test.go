@@ -18,7 +18,9 @@ import (
 type account struct {
 	Name, User, Pass, Server, DisplayName, Channel string
 	NoRegister                                     bool
-	MaxCalls                                       int // 0: the plan's default (4)
+	MaxCalls                                       int      // 0: the plan's default (4)
+	AcceptFrom                                     string   // TOML value of accept-from ("\"any\"", "[...]"); empty: the default
+	Servers                                        []string // server as a list (failover); overrides Server
 }
 
 // channel is one [audio.channels.NAME].
@@ -39,6 +41,7 @@ type plan struct {
 	LogLevel        string   // default debug
 	RTPPorts        int      // size of the RTP range; default 40
 	Transports      []string // [sip-settings] transports; default the daemon's (udp)
+	SIPExtra        string   // more [sip-settings] lines, as TOML
 
 	// Filled in by render.
 	APIPort, SIPPort, RTPMin, RTPMax int
@@ -70,8 +73,8 @@ func (p *plan) render(t *testing.T) string {
 		}
 		fmt.Fprintf(&b, "transports = [%s]\n", strings.Join(quoted, ", "))
 	}
-	fmt.Fprintf(&b, "register-expires = %s\nregister-retry = %s\nended-call-linger = %s\n\n",
-		q(or(p.RegisterExpires, "60s")), q(or(p.RegisterRetry, "1s")), q(or(p.Linger, "10s")))
+	fmt.Fprintf(&b, "register-expires = %s\nregister-retry = %s\nended-call-linger = %s\n%s\n",
+		q(or(p.RegisterExpires, "60s")), q(or(p.RegisterRetry, "1s")), q(or(p.Linger, "10s")), p.SIPExtra)
 	fmt.Fprintf(&b, "[rtp-settings]\nport-min = %d\nport-max = %d\ntimeout = %s\n\n", p.RTPMin, p.RTPMax, q(or(p.RTPTimeout, "30s")))
 	fmt.Fprintf(&b, "[log]\nlevel = %s\n\n", q(or(p.LogLevel, "debug")))
 	fmt.Fprintf(&b, "[audio]\nbackend = %s\n", q(or(p.Backend, "loopback")))
@@ -105,8 +108,18 @@ func (p *plan) render(t *testing.T) string {
 	}
 	for _, a := range p.Accounts {
 		fmt.Fprintf(&b, "[accounts.%s]\nuser = %s\npass = %s\n", a.Name, q(a.User), q(a.Pass))
-		if a.Server != "" {
+		switch {
+		case len(a.Servers) > 0:
+			quoted := make([]string, len(a.Servers))
+			for i, s := range a.Servers {
+				quoted[i] = q(s)
+			}
+			fmt.Fprintf(&b, "server = [%s]\n", strings.Join(quoted, ", "))
+		case a.Server != "":
 			fmt.Fprintf(&b, "server = %s\n", q(a.Server))
+		}
+		if a.AcceptFrom != "" {
+			fmt.Fprintf(&b, "accept-from = %s\n", a.AcceptFrom)
 		}
 		if a.DisplayName != "" {
 			fmt.Fprintf(&b, "display-name = %s\n", q(a.DisplayName))
