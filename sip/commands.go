@@ -23,7 +23,7 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 	var eff Account
 	var localUsers []string
 	if err == nil {
-		eff = a.eff
+		eff = a.effLocked() // new calls go through the server in use
 		for _, o := range u.accounts {
 			if o != a {
 				localUsers = append(localUsers, o.eff.User)

@@ -46,6 +46,8 @@ type account struct {
 	// literals at once, names as resolveServers last found them.
 	addrs   map[string][]netip.Addr
 	refused uint64 // out-of-dialog requests refused by accept-from
+
+	cur int // index in eff.servers() of the server in use (failover.go)
 }
 
 type regCmdKind int
@@ -140,6 +142,12 @@ func (u *UA) regLoop(a *account) {
 	)
 	timer.Stop()
 	defer timer.Stop()
+	// probe asks the primary server, while we are on a backup, whether it
+	// is back (failover.go).
+	probe := u.clock.NewTimer(time.Hour)
+	probe.Stop()
+	defer probe.Stop()
+	var leaving *Account // the backup binding to remove once back on the primary
 	u.resolveServers(u.ctx, a)
 	for {
 		select {
@@ -149,9 +157,11 @@ func (u *UA) regLoop(a *account) {
 			switch c.kind {
 			case cmdRegister:
 				u.mu.Lock()
-				eff := a.eff
+				eff := a.effLocked()
 				old := a.boundTo
 				u.mu.Unlock()
+				probe.Stop()
+				leaving = nil
 				if old != nil && (old.User != eff.User || old.Server != eff.Server) {
 					// The registrar holds a binding for other values: remove it.
 					u.unregister(u.ctx, a)
@@ -163,6 +173,7 @@ func (u *UA) regLoop(a *account) {
 			case cmdLogout:
 				want = false
 				timer.Stop()
+				probe.Stop()
 				u.unregister(u.ctx, a)
 				u.resolveServers(u.ctx, a) // calls through a server still need its address
 			case cmdStop:
@@ -213,12 +224,50 @@ func (u *UA) regLoop(a *account) {
 				// Refresh between 1/2 and 2/3 of the granted time.
 				f := 0.5 + rand.Float64()/6
 				timer.Reset(time.Duration(float64(res.granted) * f))
+				if res.onBackup {
+					probe.Reset(u.cfg.FailbackInterval)
+				} else if leaving != nil {
+					u.unregisterAt(a, *leaving)
+					leaving = nil
+				}
 			case res.minExpires > 0:
 				expires = res.minExpires
 				timer.Reset(0)
+			case res.moved && !res.wrapped:
+				// The next server gets its try within one retry interval.
+				probe.Stop()
+				timer.Reset(u.cfg.RegisterRetry)
 			default:
+				probe.Stop()
 				timer.Reset(retry)
 				retry = min(retry*2, maxRetry)
+			}
+		case <-probe.C():
+			u.mu.Lock()
+			gen := a.gen
+			primary, onBackup := a.primaryLocked()
+			u.mu.Unlock()
+			if !want || !onBackup {
+				continue
+			}
+			alive := u.probeServer(u.ctx, a, primary)
+			u.mu.Lock()
+			stale := gen != a.gen
+			var from Account
+			if alive && !stale {
+				from = a.effLocked()
+				a.cur = 0
+			}
+			u.mu.Unlock()
+			switch {
+			case stale:
+			case alive:
+				u.log.Info("primary server answers again: registering there", "account", a.plan.Name, "primary", primary, "backup", from.Server)
+				leaving = &from
+				retry = u.cfg.RegisterRetry
+				timer.Reset(0)
+			default:
+				probe.Reset(u.cfg.FailbackInterval)
 			}
 		}
 	}
@@ -235,21 +284,28 @@ type regResult struct {
 	reason     string
 	granted    time.Duration
 	minExpires time.Duration // 423: retry with this
+	onBackup   bool          // registered at a server other than the first
+	moved      bool          // failed over to the next server
+	wrapped    bool          // ... which is the first again: every server failed
 }
 
 // registerOnce runs one REGISTER transaction (with its digest retry) and
 // records the outcome on the account.
 func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration) regResult {
 	u.mu.Lock()
-	eff := a.eff
+	eff := a.effLocked()
 	gen := a.gen
 	u.mu.Unlock()
 
-	res, err := u.sendRegister(ctx, a, eff, expires)
+	tctx, cancel := context.WithTimeout(ctx, u.cfg.RegisterTimeout)
+	res, err := u.sendRegister(tctx, a, eff, expires)
+	cancel()
 	var out regResult
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return regResult{} // aborted by a command or shutdown
+	case err != nil && tctx.Err() != nil:
+		out = regResult{code: 408, reason: fmt.Sprintf("408 Request Timeout (no answer from the registrar within %v)", u.cfg.RegisterTimeout)}
 	case err != nil:
 		out = regFailure(err)
 	case res.StatusCode >= 200 && res.StatusCode < 300:
@@ -275,10 +331,20 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 		b := eff
 		a.boundTo = &b
 		a.lastFail = ""
+		_, out.onBackup = a.primaryLocked()
 		u.log.Info("registered", "account", eff.Name, "server", eff.Server, "expires", out.granted)
 		return out
 	}
 	if out.minExpires > 0 {
+		return out
+	}
+	if to, wrapped, ok := a.failoverLocked(out.code); ok {
+		out.moved, out.wrapped = true, wrapped
+		out.reason = fmt.Sprintf("%s from %s; trying %s", out.reason, eff.Server, to)
+		u.log.Warn("registrar failed: moving to the next server", "account", eff.Name, "from", eff.Server, "to", to, "reason", out.reason)
+		a.lastFail = out.reason
+		a.report = false
+		u.emitLocked(Event{Kind: AccountFailed, Account: eff.Name, Reason: out.reason, Code: out.code})
 		return out
 	}
 	u.log.Warn("registration failed", "account", eff.Name, "server", eff.Server, "reason", out.reason)
@@ -425,8 +491,10 @@ func (u *UA) Login(account string, user, pass, server *string) error {
 	}
 	if server != nil {
 		a.eff.Server = *server
+		a.eff.Backups = nil
 		a.setServersLocked()
 	}
+	a.cur = 0
 	if a.eff.Server == "" {
 		return fmt.Errorf("account %q: cannot log in without a server: give \"server\" or set it in the plan", account)
 	}
@@ -500,6 +568,9 @@ func (u *UA) Reload(accounts []Account) error {
 			changed := !sameAccount(a.plan, na) || !sameAccount(a.eff, na)
 			a.plan = na
 			a.eff = na
+			if changed {
+				a.cur = 0
+			}
 			a.setServersLocked()
 			if changed {
 				a.lastFail = ""
@@ -555,7 +626,7 @@ func (u *UA) Reload(accounts []Account) error {
 // object, which a reload may replace).
 func sameAccount(a, b Account) bool {
 	return a.Name == b.Name && a.User == b.User && a.Pass == b.Pass && a.AuthUser == b.AuthUser &&
-		a.Server == b.Server && a.DisplayName == b.DisplayName && a.Register == b.Register &&
+		a.Server == b.Server && slices.Equal(a.Backups, b.Backups) && a.DisplayName == b.DisplayName && a.Register == b.Register &&
 		a.MaxCalls == b.MaxCalls && a.AudioName == b.AudioName &&
 		a.AcceptFrom.Any == b.AcceptFrom.Any && slices.Equal(a.AcceptFrom.Prefixes, b.AcceptFrom.Prefixes)
 }

@@ -36,7 +36,7 @@ func (a Account) servers() []string {
 	if a.Server == "" {
 		return nil
 	}
-	return []string{a.Server}
+	return append([]string{a.Server}, a.Backups...)
 }
 
 // serverHost is the bare host of a server entry ("" if it does not parse).

@@ -47,9 +47,10 @@ type Account struct {
 	Name        string
 	User        string
 	Pass        string
-	AuthUser    string // digest user name; empty: User
-	Server      string // host[:port]; empty: no registration, local/direct calls
-	DisplayName string // empty: Name
+	AuthUser    string   // digest user name; empty: User
+	Server      string   // host[:port]; empty: no registration, local/direct calls
+	Backups     []string // further servers in priority order (failover.go)
+	DisplayName string   // empty: Name
 	Register    bool
 	MaxCalls    int             // <= 0: no limit
 	Audio       media.AudioPort // the account's channel; nil: no audio
@@ -70,6 +71,12 @@ type Config struct {
 	// RegisterRetry is the first retry after a failed REGISTER, doubling
 	// up to 5 min; 0: 1 s.
 	RegisterRetry time.Duration
+	// RegisterTimeout is how long a REGISTER waits for its final answer
+	// before the server counts as down; 0: 64*T1 (32 s, RFC 3261 Timer F).
+	RegisterTimeout time.Duration
+	// FailbackInterval is how often an account on a backup server probes
+	// its primary with OPTIONS; 0: 60 s.
+	FailbackInterval time.Duration
 	// EndedCallLinger is how long an ended call stays in Status; 0: it
 	// leaves at the next Status or new call.
 	EndedCallLinger time.Duration
@@ -126,6 +133,7 @@ const (
 	maxRetry        = 5 * time.Minute
 	minSE           = 90 // seconds, RFC 4028 minimum
 	defaultRingTime = 3 * time.Minute
+	defaultFailback = time.Minute
 	// dnsLookupTimeout bounds one server-name lookup.
 	dnsLookupTimeout = 5 * time.Second
 )
@@ -211,6 +219,12 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 	}
 	if cfg.RegisterRetry == 0 {
 		cfg.RegisterRetry = minRetry
+	}
+	if cfg.RegisterTimeout <= 0 || cfg.RegisterTimeout > 64*sip.T1 {
+		cfg.RegisterTimeout = 64 * sip.T1
+	}
+	if cfg.FailbackInterval <= 0 {
+		cfg.FailbackInterval = defaultFailback
 	}
 	codecs := cfg.Codecs
 	if len(codecs) == 0 {
@@ -437,7 +451,7 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 		return AccountStatus{}, fmt.Errorf("account %q: %w", account, ErrUnknownAccount)
 	}
 	u.pruneLocked()
-	st := AccountStatus{Account: a.plan.Name, Code: a.code, Server: a.eff.Server, Refused: a.refused, Calls: []CallStatus{}}
+	st := AccountStatus{Account: a.plan.Name, Code: a.code, Server: a.effLocked().Server, Refused: a.refused, Calls: []CallStatus{}}
 	type entry struct {
 		c     *call
 		bound bool

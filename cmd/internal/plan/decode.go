@@ -130,6 +130,8 @@ func (d *decoder) decode(data []byte) *Plan {
 		"user-agent":        d.str(&p.SIP.UserAgent),
 		"register-expires":  d.duration(&p.SIP.RegisterExpires),
 		"register-retry":    d.duration(&p.SIP.RegisterRetry),
+		"register-timeout":  d.duration(&p.SIP.RegisterTimeout),
+		"failback-interval": d.duration(&p.SIP.FailbackInterval),
 		"ended-call-linger": d.duration(&p.SIP.EndedCallLinger),
 		"session-expires":   d.duration(&p.SIP.SessionExpires),
 		"trusted":           d.prefixes(&p.SIP.Trusted),
@@ -192,7 +194,7 @@ func (d *decoder) decode(data []byte) *Plan {
 		ok := d.table(section{toml.Key{"accounts", name}, map[string]func(string, any){
 			"user":         d.str(&a.User),
 			"pass":         d.str(&a.Pass), // problems show types, never values
-			"server":       d.str(&a.Server),
+			"server":       d.servers(&a.Server, &a.Backups),
 			"auth-user":    d.str(&a.AuthUser),
 			"display-name": d.str(&a.DisplayName),
 			"register":     d.boolean(&a.Register),
@@ -499,6 +501,31 @@ func (d *decoder) prefixes(dst *[]netip.Prefix) func(string, any) {
 			*dst = out
 		} else if !bad {
 			*dst = nil
+		}
+	}
+}
+
+// servers reads server: "host[:port]" or an array of them in priority
+// order (the first is the primary, the rest its backups).
+func (d *decoder) servers(primary *string, backups *[]string) func(string, any) {
+	return func(key string, v any) {
+		switch v := v.(type) {
+		case string:
+			*primary, *backups = v, nil
+		case []any:
+			var list []string
+			n := len(d.probs)
+			d.strs(&list)(key, v)
+			if len(d.probs) > n {
+				return
+			}
+			if len(list) == 0 {
+				d.add(key, `an empty list: write "" for an account without a server`)
+				return
+			}
+			*primary, *backups = list[0], list[1:]
+		default:
+			d.typeErr(key, `a string ("host[:port]") or an array of them`, v)
 		}
 	}
 }

@@ -44,8 +44,14 @@ type SIPSettings struct {
 	UserAgent       string   // User-Agent header; default "Telestra"
 	RegisterExpires Duration // Expires asked for in REGISTER; default 300s, at least 10s
 	RegisterRetry   Duration // first retry after a failed REGISTER, doubling up to 5 min; default 5s
-	EndedCallLinger Duration // how long an ended call stays in get-status; default 10s
-	SessionExpires  Duration // RFC 4028 session interval; default 1800s, at least 90s
+	// RegisterTimeout is how long a REGISTER waits for an answer before the
+	// server counts as down (failover); default 32s (RFC 3261 Timer F), 1s..32s.
+	RegisterTimeout Duration
+	// FailbackInterval is how often an account on a backup server probes
+	// its primary with OPTIONS; default 60s.
+	FailbackInterval Duration
+	EndedCallLinger  Duration // how long an ended call stays in get-status; default 10s
+	SessionExpires   Duration // RFC 4028 session interval; default 1800s, at least 90s
 	// Trusted networks may send out-of-dialog requests (INVITE, OPTIONS,
 	// ...) to every account, whatever its accept-from; default none.
 	Trusted []netip.Prefix
@@ -87,15 +93,16 @@ type Log struct {
 // Account is one [accounts.NAME] table. After Parse, AuthUser, DisplayName
 // and Channel are never empty: their documented fallbacks are filled in.
 type Account struct {
-	Name        string // the table name; the API's "account"
-	User        string // SIP user (extension)
-	Pass        string // digest password; never logged or shown in errors
-	Server      string // registrar/proxy host[:port]; empty: no registration, local/direct calls only
-	AuthUser    string // digest user name; empty in the file: User
-	DisplayName string // From display name; empty in the file: Name
-	Register    bool   // register with Server; default true (nothing to do without a Server)
-	Channel     string // audio channel of the account's active call
-	MaxCalls    int    // calls at once; further incoming INVITEs get 486; default 4
+	Name        string   // the table name; the API's "account"
+	User        string   // SIP user (extension)
+	Pass        string   // digest password; never logged or shown in errors
+	Server      string   // registrar/proxy host[:port]; empty: no registration, local/direct calls only
+	Backups     []string // further servers after Server, in priority order (server = [...]); failover
+	AuthUser    string   // digest user name; empty in the file: User
+	DisplayName string   // From display name; empty in the file: Name
+	Register    bool     // register with Server; default true (nothing to do without a Server)
+	Channel     string   // audio channel of the account's active call
+	MaxCalls    int      // calls at once; further incoming INVITEs get 486; default 4
 	// AcceptFrom is who may send the account out-of-dialog requests:
 	// "server" (its servers' addresses; the default with a server), "any"
 	// (the default without one), or a list of networks (besides the
@@ -135,7 +142,7 @@ func (a Account) String() string {
 		pass = "(set)"
 	}
 	return fmt.Sprintf("{Name:%s User:%s Pass:%s Server:%s AuthUser:%s DisplayName:%q Register:%t Channel:%s MaxCalls:%d AcceptFrom:%s}",
-		a.Name, a.User, pass, a.Server, a.AuthUser, a.DisplayName, a.Register, a.Channel, a.MaxCalls, a.AcceptFrom)
+		a.Name, a.User, pass, strings.Join(append([]string{a.Server}, a.Backups...), ","), a.AuthUser, a.DisplayName, a.Register, a.Channel, a.MaxCalls, a.AcceptFrom)
 }
 
 // LogValue leaves the password out of structured logs.
@@ -169,15 +176,17 @@ func Default() *Plan {
 			MaxMessageBytes: 65536,
 		},
 		SIP: SIPSettings{
-			Address:         "0.0.0.0",
-			Port:            5060,
-			Transports:      []string{"udp"},
-			UserAgent:       "Telestra",
-			RegisterExpires: Duration{300 * time.Second},
-			RegisterRetry:   Duration{5 * time.Second},
-			EndedCallLinger: Duration{10 * time.Second},
-			SessionExpires:  Duration{1800 * time.Second},
-			Reject:          RejectForbidden,
+			Address:          "0.0.0.0",
+			Port:             5060,
+			Transports:       []string{"udp"},
+			UserAgent:        "Telestra",
+			RegisterExpires:  Duration{300 * time.Second},
+			RegisterRetry:    Duration{5 * time.Second},
+			RegisterTimeout:  Duration{32 * time.Second},
+			FailbackInterval: Duration{60 * time.Second},
+			EndedCallLinger:  Duration{10 * time.Second},
+			SessionExpires:   Duration{1800 * time.Second},
+			Reject:           RejectForbidden,
 		},
 		RTP: RTPSettings{
 			PortMin:      16384,

@@ -147,6 +147,10 @@ func (v *validator) sip(s *SIPSettings) {
 	if v.positive("sip-settings.register-retry", s.RegisterRetry) && s.RegisterRetry.Duration > maxRegisterRetry {
 		v.add("sip-settings.register-retry", "must be at most %q, where the back-off stops doubling (got %q)", Duration{maxRegisterRetry}.text(), s.RegisterRetry.text())
 	}
+	if v.positive("sip-settings.register-timeout", s.RegisterTimeout) && (s.RegisterTimeout.Duration < time.Second || s.RegisterTimeout.Duration > 32*time.Second) {
+		v.add("sip-settings.register-timeout", "must be from \"1s\" to \"32s\" (RFC 3261 Timer F) (got %q)", s.RegisterTimeout.text())
+	}
+	v.positive("sip-settings.failback-interval", s.FailbackInterval)
 	v.positive("sip-settings.ended-call-linger", s.EndedCallLinger)
 	v.wholeSeconds("sip-settings.session-expires", s.SessionExpires, minSessionExpires)
 	v.oneOf("sip-settings.reject", s.Reject, rejects)
@@ -252,6 +256,16 @@ func (v *validator) accounts(p *Plan) {
 		if a.Server != "" {
 			if err := checkServer(a.Server); err != nil {
 				v.add(key("server"), "%v", err)
+			}
+		}
+		for i, s := range a.Backups {
+			switch {
+			case a.Server == "":
+				v.add(key("server"), "a backup server needs a first server")
+			case checkServer(s) != nil:
+				v.add(key("server"), "entry %d: %v", i+2, checkServer(s))
+			case s == a.Server || slices.Index(a.Backups, s) < i:
+				v.add(key("server"), "%q is listed twice", s)
 			}
 		}
 		if a.AuthUser != "" && (hasControl(a.AuthUser) || strings.ContainsAny(a.AuthUser, " \t\"\\")) {
