@@ -45,11 +45,7 @@ func serverHost(server string) string {
 	if err != nil {
 		return ""
 	}
-	h := u.Host
-	if len(h) > 2 && h[0] == '[' && h[len(h)-1] == ']' {
-		h = h[1 : len(h)-1]
-	}
-	return h
+	return bareHost(u.Host)
 }
 
 // setServersLocked recomputes the account's known server addresses after
@@ -83,9 +79,13 @@ func (u *UA) resolveServers(ctx context.Context, a *account) {
 		}
 	}
 	u.mu.Unlock()
+	var r Resolver = net.DefaultResolver
+	if u.cfg.Resolver != nil {
+		r = u.cfg.Resolver
+	}
 	for _, h := range names {
-		lctx, cancel := context.WithTimeout(ctx, dnsLookupTimeout)
-		ips, err := net.DefaultResolver.LookupNetIP(lctx, "ip", h)
+		lctx, cancel := context.WithTimeout(ctx, dnsTimeout)
+		ips, err := r.LookupNetIP(lctx, "ip", h)
 		cancel()
 		if err != nil {
 			u.log.Debug("cannot resolve server", "account", a.plan.Name, "server", h, "error", err)

@@ -93,6 +93,8 @@ type Config struct {
 	// RejectSilently drops refused out-of-dialog requests instead of
 	// answering 403.
 	RejectSilently bool
+	// Resolver looks up host names (servers, Route hops); nil: the system's.
+	Resolver Resolver
 }
 
 // AccountStatus is a snapshot for get-status.
@@ -134,8 +136,6 @@ const (
 	minSE           = 90 // seconds, RFC 4028 minimum
 	defaultRingTime = 3 * time.Minute
 	defaultFailback = time.Minute
-	// dnsLookupTimeout bounds one server-name lookup.
-	dnsLookupTimeout = 5 * time.Second
 )
 
 // UA is the user agent: one SIP stack serving every account of the plan.
@@ -184,7 +184,7 @@ type UA struct {
 	dialogs  map[string]*call // Call-ID "|" local tag
 	nextID   int
 	bound    map[string]*call // audio channel key -> call bound to it
-	hostMemo map[string]string
+	hosts    hostMemo         // own lock: read while mu is held, never I/O under it
 }
 
 // New builds the UA; nothing is bound until Start.
@@ -255,7 +255,6 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		calls:        map[int]*call{},
 		dialogs:      map[string]*call{},
 		bound:        map[string]*call{},
-		hostMemo:     map[string]string{},
 	}
 	for _, a := range accounts {
 		if a.Name == "" {
@@ -351,7 +350,7 @@ func (u *UA) listen() error {
 			if u.udpConn != nil {
 				continue
 			}
-			c, err := net.ListenPacket("udp", addr)
+			c, err := net.ListenPacket(listenNetwork("udp", host), addr)
 			if err != nil {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen udp %s: %w (is another SIP service using the port?)", addr, err)
@@ -364,7 +363,7 @@ func (u *UA) listen() error {
 			if u.tcpLn != nil {
 				continue
 			}
-			l, err := net.Listen("tcp", addr)
+			l, err := net.Listen(listenNetwork("tcp", host), addr)
 			if err != nil {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen tcp %s: %w (is another SIP service using the port?)", addr, err)
