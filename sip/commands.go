@@ -73,6 +73,7 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 			remote:    sip.Uri{Scheme: "sip", User: target.User, Host: target.Host, Port: target.Port},
 			localSeq:  uint32(rand.IntN(10000)) + 1,
 			target:    *target,
+			transport: u.transportTo(*target, ""),
 		}
 	}
 	u.mu.Unlock()

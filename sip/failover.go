@@ -54,16 +54,18 @@ func (a *account) failoverLocked(code int) (to string, wrapped, ok bool) {
 // probeServer sends OPTIONS to server and reports whether it answered at
 // all: any final response, even 404 or 407, shows a live server.
 func (u *UA) probeServer(ctx context.Context, a *account, server string) bool {
-	su, err := serverURI(server)
+	srvURI, err := serverURI(server)
 	if err != nil {
 		return false
 	}
+	su := srvURI
 	u.mu.Lock()
 	eff := a.effLocked()
 	u.mu.Unlock()
 	host := u.localHost(su.Host)
 	req := sip.NewRequest(sip.OPTIONS, *su.Clone())
-	req.AppendHeader(u.newVia(host))
+	tp := u.transportTo(*srvURI, "")
+	req.AppendHeader(u.newViaOver(host, tp))
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
 	aor := sip.Uri{Scheme: "sip", User: eff.User, Host: su.Host}
@@ -74,11 +76,11 @@ func (u *UA) probeServer(ctx context.Context, a *account, server string) bool {
 	cid := sip.CallIDHeader(newCallID())
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: uint32(rand.IntN(10000)) + 1, MethodName: sip.OPTIONS})
-	req.AppendHeader(u.contactHeader(eff.User, host))
+	req.AppendHeader(u.contactHeaderOver(eff.User, host, tp))
 	req.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	u.addUserAgent(req)
 	req.SetBody(nil)
-	u.prepare(req)
+	u.prepareOver(req, tp)
 	pctx, cancel := context.WithTimeout(ctx, u.cfg.RegisterTimeout)
 	defer cancel()
 	res, err := u.do(pctx, req)

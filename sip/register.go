@@ -404,13 +404,14 @@ func (u *UA) sendRegister(ctx context.Context, a *account, eff Account, expires 
 	u.mu.Unlock()
 
 	aor := sip.Uri{Scheme: "sip", User: eff.User, Host: srvURI.Host}
+	tp := u.transportTo(*srvURI, "") // tls:host → TLS
 	build := func() *sip.Request {
 		u.mu.Lock()
 		a.regCSeq++
 		seq := a.regCSeq
 		u.mu.Unlock()
 		req := sip.NewRequest(sip.REGISTER, *srvURI.Clone())
-		req.AppendHeader(u.newVia(host))
+		req.AppendHeader(u.newViaOver(host, tp))
 		mf := sip.MaxForwardsHeader(70)
 		req.AppendHeader(&mf)
 		from := &sip.FromHeader{DisplayName: displayOf(eff), Address: aor, Params: sip.NewParams()}
@@ -420,13 +421,13 @@ func (u *UA) sendRegister(ctx context.Context, a *account, eff Account, expires 
 		cid := sip.CallIDHeader(callID)
 		req.AppendHeader(&cid)
 		req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: sip.REGISTER})
-		req.AppendHeader(u.contactHeader(eff.User, host))
+		req.AppendHeader(u.contactHeaderOver(eff.User, host, tp))
 		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 		req.AppendHeader(sip.NewHeader("Allow", allowHeader))
 		req.AppendHeader(sip.NewHeader("Supported", "timer"))
 		u.addUserAgent(req)
 		req.SetBody(nil)
-		u.prepare(req)
+		u.prepareOver(req, tp)
 		return req
 	}
 	req := build()
@@ -655,11 +656,22 @@ func authUserOf(a Account) string {
 	return a.User
 }
 
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
 // serverURI turns "host[:port]" (or a sip: URI) into the registrar URI.
 func serverURI(server string) (*sip.Uri, error) {
 	s := strings.TrimSpace(server)
 	if s == "" {
 		return nil, ErrNoServer
+	}
+	tlsServer := false
+	if rest, ok := cutPrefixFold(s, "tls:"); ok {
+		s, tlsServer = rest, true
 	}
 	if !strings.HasPrefix(strings.ToLower(s), "sip:") {
 		if ipFamily(s) == 6 {
@@ -669,8 +681,19 @@ func serverURI(server string) (*sip.Uri, error) {
 	}
 	var uri sip.Uri
 	if err := sip.ParseUri(s, &uri); err != nil || uri.Host == "" {
-		return nil, fmt.Errorf("server %q is not a valid host[:port]", server)
+		return nil, fmt.Errorf("server %q is not a valid [tls:]host[:port]", server)
 	}
 	uri.User = ""
+	if tlsServer {
+		// RFC 3263 §4.2: a TLS server without a port listens on 5061.
+		if uri.Port == 0 {
+			uri.Port = 5061
+		}
+		if uri.UriParams == nil {
+			uri.UriParams = sip.NewParams()
+		}
+		uri.UriParams.Remove("transport")
+		uri.UriParams.Add("transport", "tls")
+	}
 	return &uri, nil
 }

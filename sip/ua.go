@@ -10,11 +10,13 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,11 +63,16 @@ type Account struct {
 // Config is [sip-settings] plus the media configuration. The defaults are
 // the plan's (plan.Default); here a zero value means the stated minimum.
 type Config struct {
-	Address       string   // bind address
-	Port          int      // bind port; 0: chosen by the kernel (tests)
-	Transports    []string // "udp", "tcp"; the first is used for outbound requests; empty: udp
-	PublicAddress string   // Contact/Via/SDP address; empty: derived from Address
-	UserAgent     string   // User-Agent and Server header; empty: none sent
+	Address    string   // bind address
+	Port       int      // bind port; 0: chosen by the kernel (tests)
+	Transports []string // "udp", "tcp", "tls"; the first is used for outbound requests; empty: udp
+	// TLSPort is the TLS listener's port (transport "tls"); 0: chosen by
+	// the kernel.
+	TLSPort int
+	// TLS names the certificate files (tls.go).
+	TLS           TLSConfig
+	PublicAddress string // Contact/Via/SDP address; empty: derived from Address
+	UserAgent     string // User-Agent and Server header; empty: none sent
 	// RegisterExpires is the registration lifetime asked for; 0: 10 s.
 	RegisterExpires time.Duration
 	// RegisterRetry is the first retry after a failed REGISTER, doubling
@@ -159,7 +166,10 @@ type UA struct {
 	cli  *sipgo.Client
 	edge *edge.Edge // in front of sipgo's listeners (conformance.go)
 
-	outTransport string // "UDP" or "TCP"
+	outTransport string    // "UDP", "TCP" or "TLS"
+	tls          *tlsStore // nil: no TLS
+	tlsLn        net.Listener
+	tlsPort      int
 	udpConn      net.PacketConn
 	udpLaddr     sip.Addr
 	tcpLn        net.Listener
@@ -207,8 +217,8 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		cfg.Transports = []string{"udp"}
 	}
 	for _, t := range cfg.Transports {
-		if t != "udp" && t != "tcp" {
-			return nil, fmt.Errorf("sip: transport %q is not supported: use \"udp\" or \"tcp\"", t)
+		if t != "udp" && t != "tcp" && t != "tls" {
+			return nil, fmt.Errorf("sip: transport %q is not supported: use \"udp\", \"tcp\" or \"tls\"", t)
 		}
 	}
 	if cfg.RegisterExpires < 0 || cfg.RegisterRetry < 0 || cfg.EndedCallLinger < 0 || cfg.SessionExpires < 0 {
@@ -281,13 +291,24 @@ func (u *UA) Start(ctx context.Context) error {
 	u.started = true
 	u.mu.Unlock()
 
-	sua, err := sipgo.NewUA(
-		sipgo.WithUserAgent(u.cfg.UserAgent),
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(u.cfg.UserAgent)}
+	if slices.Contains(u.cfg.Transports, "tls") {
+		st, err := newTLSStore(u.cfg.TLS)
+		if err != nil {
+			return fmt.Errorf("sip: TLS: %w", err)
+		}
+		if st.cur.Load().cert == nil {
+			return errors.New("sip: transport \"tls\" needs tls-certificate and tls-key for its listener")
+		}
+		u.tls = st
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(st.clientConfig()))
+	}
+	sua, err := sipgo.NewUA(append(uaOpts,
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(u.log),
 			sip.WithTransactionLayerUnhandledResponseHandler(u.onStrayResponse),
 		),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(u.log)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(u.log)))...,
 	)
 	if err != nil {
 		return fmt.Errorf("sip: %w", err)
@@ -323,6 +344,9 @@ func (u *UA) Start(ctx context.Context) error {
 	if u.tcpLn != nil {
 		u.serve("tcp", func() error { return srv.ServeTCP(u.tcpLn) })
 	}
+	if u.tlsLn != nil {
+		u.serve("tls", func() error { return srv.ServeTLS(u.tlsLn) })
+	}
 	// The listeners follow the Start context too, not only Shutdown.
 	u.wg.Add(1)
 	go func() {
@@ -336,7 +360,7 @@ func (u *UA) Start(ctx context.Context) error {
 		u.startAccountLocked(a)
 	}
 	u.mu.Unlock()
-	u.log.Info("SIP user agent started", "udp", u.udpPort, "tcp", u.tcpPort, "outbound", u.outTransport)
+	u.log.Info("SIP user agent started", "udp", u.udpPort, "tcp", u.tcpPort, "tls", u.tlsPort, "outbound", u.outTransport)
 	return nil
 }
 
@@ -370,6 +394,20 @@ func (u *UA) listen() error {
 			}
 			u.tcpLn = u.edge.Listener(l)
 			u.tcpPort = l.Addr().(*net.TCPAddr).Port
+		case "tls":
+			if u.tlsLn != nil {
+				continue
+			}
+			taddr := net.JoinHostPort(host, strconv.Itoa(u.cfg.TLSPort))
+			l, err := net.Listen(listenNetwork("tcp", host), taddr)
+			if err != nil {
+				u.closeListeners()
+				return fmt.Errorf("sip: listen tls %s: %w (is another SIP service using the port?)", taddr, err)
+			}
+			// The edge reads what TLS decrypted: the same vetting as TCP.
+			u.tlsLn = u.edge.Listener(tls.NewListener(l, u.tls.serverConfig()))
+			u.tlsPort = l.Addr().(*net.TCPAddr).Port
+			continue // its own port: not the one UDP and TCP share
 		}
 		if port == 0 {
 			// Kernel-chosen: serve both transports on the same port.
@@ -389,6 +427,9 @@ func (u *UA) closeListeners() {
 	}
 	if u.tcpLn != nil {
 		u.tcpLn.Close()
+	}
+	if u.tlsLn != nil {
+		u.tlsLn.Close()
 	}
 }
 

@@ -214,9 +214,12 @@ func apiConfig(p *plan.Plan) api.Config {
 
 func sipConfig(p *plan.Plan) sip.Config {
 	return sip.Config{
-		Address:          p.SIP.Address,
-		Port:             p.SIP.Port,
-		Transports:       append([]string(nil), p.SIP.Transports...),
+		Address:    p.SIP.Address,
+		Port:       p.SIP.Port,
+		Transports: append([]string(nil), p.SIP.Transports...),
+		TLSPort:    p.SIP.TLSPort,
+		TLS: sip.TLSConfig{Certificate: p.SIP.TLSCertificate, Key: p.SIP.TLSKey, CA: p.SIP.TLSCA,
+			Verify: p.SIP.TLSVerify},
 		PublicAddress:    p.SIP.PublicAddress,
 		UserAgent:        p.SIP.UserAgent,
 		RegisterExpires:  p.SIP.RegisterExpires.Duration,

@@ -44,7 +44,12 @@ type TCPSettings struct {
 type SIPSettings struct {
 	Address         string   // bind IP; default "0.0.0.0"
 	Port            int      // default 5060
-	Transports      []string // "udp", "tcp"; default ["udp"]
+	Transports      []string // "udp", "tcp", "tls"; default ["udp"]
+	TLSPort         int      // TLS listener port (transport "tls"); default 5061
+	TLSCertificate  string   // PEM certificate (chain) of the TLS listener and client; required with "tls"
+	TLSKey          string   // PEM private key of TLSCertificate
+	TLSCA           string   // PEM CAs that verify servers; empty: the system pool
+	TLSVerify       bool     // verify servers' certificates (chain and name); default true
 	PublicAddress   string   // IP or host name put in Contact/Via/SDP; empty: derived from Address
 	UserAgent       string   // User-Agent header; default "Telestra"
 	RegisterExpires Duration // Expires asked for in REGISTER; default 300s, at least 10s
@@ -184,6 +189,8 @@ func Default() *Plan {
 			Address:          "0.0.0.0",
 			Port:             5060,
 			Transports:       []string{"udp"},
+			TLSPort:          5061,
+			TLSVerify:        true,
 			UserAgent:        "Telestra",
 			RegisterExpires:  Duration{300 * time.Second},
 			RegisterRetry:    Duration{5 * time.Second},

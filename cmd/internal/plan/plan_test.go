@@ -213,7 +213,16 @@ func TestKeys(t *testing.T) {
 		{name: "transports default", get: func(p *Plan) any { return p.SIP.Transports }, want: []string{"udp"}},
 		{name: "transports both", edits: []string{`[sip-settings] transports = ["tcp", "udp"]`}, get: func(p *Plan) any { return p.SIP.Transports }, want: []string{"tcp", "udp"}},
 		{name: "transports empty", edits: []string{`[sip-settings] transports = []`}, wantKey: "sip-settings.transports", wantMsg: "at least one"},
-		{name: "transports tls", edits: []string{`[sip-settings] transports = ["tls"]`}, wantKey: "sip-settings.transports", wantMsg: `"tls"`},
+		{name: "transports sctp", edits: []string{`[sip-settings] transports = ["sctp"]`}, wantKey: "sip-settings.transports", wantMsg: `"tls"`},
+		{name: "transports tls without certificate", edits: []string{`[sip-settings] transports = ["udp", "tls"]`}, wantKey: "sip-settings.tls-certificate", wantMsg: "tls-key"},
+		{name: "transports tls", edits: []string{`[sip-settings] transports = ["udp", "tls"]`, `[sip-settings] tls-certificate = "/etc/telestra/tls/sip.pem"`, `[sip-settings] tls-key = "/etc/telestra/tls/sip.key"`},
+			get: func(p *Plan) any { return p.SIP.Transports }, want: []string{"udp", "tls"}},
+		{name: "tls-port default", get: func(p *Plan) any { return p.SIP.TLSPort }, want: 5061},
+		{name: "tls-verify default", get: func(p *Plan) any { return p.SIP.TLSVerify }, want: true},
+		{name: "tls-ca relative", edits: []string{`[sip-settings] tls-ca = "ca.pem"`}, wantKey: "sip-settings.tls-ca", wantMsg: "absolute"},
+		{name: "tls-port on tcp port", edits: []string{`[sip-settings] transports = ["tcp", "tls"]`, `[sip-settings] tls-certificate = "/c"`, `[sip-settings] tls-key = "/k"`, `[sip-settings] tls-port = 5060`},
+			wantKey: "sip-settings.tls-port", wantMsg: "own"},
+		{name: "tls server", edits: []string{`[accounts.account-1] server = "tls:pbx.example.com:5061"`}, get: func(p *Plan) any { return acct(p).Server }, want: "tls:pbx.example.com:5061"},
 		{name: "transports upper case", edits: []string{`[sip-settings] transports = ["UDP"]`}, wantKey: "sip-settings.transports"},
 		{name: "transports twice", edits: []string{`[sip-settings] transports = ["udp", "udp"]`}, wantKey: "sip-settings.transports", wantMsg: "twice"},
 		{name: "transports string", edits: []string{`[sip-settings] transports = "udp"`}, wantKey: "sip-settings.transports"},
@@ -493,6 +502,7 @@ func TestDefault(t *testing.T) {
 		TCP: TCPSettings{Address: "0.0.0.0", Port: 3550, MaxClients: 64, MaxMessageBytes: 65536},
 		SIP: SIPSettings{Address: "0.0.0.0", Port: 5060, Transports: []string{"udp"}, UserAgent: "Telestra",
 			RegisterExpires: dur("300s"), RegisterRetry: dur("5s"), EndedCallLinger: dur("10s"), SessionExpires: dur("1800s"),
+			TLSPort: 5061, TLSVerify: true,
 			RegisterTimeout: dur("32s"), FailbackInterval: dur("60s"),
 			Reject: "403"},
 		RTP: RTPSettings{PortMin: 16384, PortMax: 16999, Codecs: []string{"PCMU", "PCMA"},
@@ -625,7 +635,7 @@ port = "x"
 prot = 1
 [sip-settings]
 port = 0
-transports = ["tls"]
+transports = ["sctp"]
 [rtp-settings]
 port-min = 16385
 [audio]

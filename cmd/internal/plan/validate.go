@@ -27,7 +27,7 @@ const (
 
 // Known values of the enumerated keys, in the order the docs list them.
 var (
-	transports = []string{"udp", "tcp"}
+	transports = []string{"udp", "tcp", "tls"}
 	codecs     = []string{"PCMU", "PCMA"}
 	backends   = []string{"loopback", "pulse", "alsa"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
@@ -131,6 +131,20 @@ func (v *validator) sip(s *SIPSettings) {
 	v.bindAddress("sip-settings.address", s.Address)
 	v.port("sip-settings.port", s.Port)
 	v.set("sip-settings.transports", s.Transports, transports)
+	v.port("sip-settings.tls-port", s.TLSPort)
+	if slices.Contains(s.Transports, "tls") {
+		if s.TLSCertificate == "" || s.TLSKey == "" {
+			v.add("sip-settings.tls-certificate", "transport \"tls\" needs tls-certificate and tls-key (PEM files) for its listener")
+		}
+		if s.TLSPort == s.Port && slices.Contains(s.Transports, "tcp") {
+			v.add("sip-settings.tls-port", "TCP port %d is also the SIP port with transport \"tcp\"; TLS needs its own (usually 5061)", s.TLSPort)
+		}
+	}
+	for _, f := range []struct{ key, path string }{{"tls-certificate", s.TLSCertificate}, {"tls-key", s.TLSKey}, {"tls-ca", s.TLSCA}} {
+		if f.path != "" && !strings.HasPrefix(f.path, "/") {
+			v.add("sip-settings."+f.key, "must be an absolute path such as \"/etc/telestra/tls/sip.pem\" (got %q)", f.path)
+		}
+	}
 	if s.PublicAddress != "" {
 		a, err := netip.ParseAddr(s.PublicAddress)
 		switch {
@@ -330,7 +344,10 @@ func (v *validator) conflicts(p *Plan) {
 // checkServer checks host[:port] with an IP (IPv6 in brackets when a port
 // follows) or a host name.
 func checkServer(s string) error {
-	const how = "must be host[:port] such as \"pbx.example.com\", \"127.0.0.1:5060\", \"2001:db8::1\" or \"[2001:db8::1]:5060\""
+	const how = "must be [tls:]host[:port] such as \"pbx.example.com\", \"127.0.0.1:5060\", \"2001:db8::1\", \"[2001:db8::1]:5060\" or \"tls:pbx.example.com:5061\""
+	if rest, ok := strings.CutPrefix(strings.ToLower(s), "tls:"); ok {
+		s = s[len(s)-len(rest):]
+	}
 	if l := strings.ToLower(s); strings.HasPrefix(l, "sip:") || strings.HasPrefix(l, "sips:") {
 		return fmt.Errorf("%s, without a sip: scheme (got %q)", how, s)
 	}
