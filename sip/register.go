@@ -299,12 +299,13 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 
 	tctx, cancel := context.WithTimeout(ctx, u.cfg.RegisterTimeout)
 	res, err := u.sendRegister(tctx, a, eff, expires)
+	timedOut := errors.Is(tctx.Err(), context.DeadlineExceeded)
 	cancel()
 	var out regResult
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return regResult{} // aborted by a command or shutdown
-	case err != nil && tctx.Err() != nil:
+	case err != nil && timedOut:
 		out = regResult{code: 408, reason: fmt.Sprintf("408 Request Timeout (no answer from the registrar within %v)", u.cfg.RegisterTimeout)}
 	case err != nil:
 		out = regFailure(err)
