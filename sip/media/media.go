@@ -115,9 +115,10 @@ type Params struct {
 	Remote     *net.UDPAddr // RTP destination from SDP; nil: none (c=0.0.0.0 or port 0)
 	RemoteRTCP *net.UDPAddr // nil: Remote port+1
 	Codec      Codec
-	EventPT    uint8 // telephone-event payload type; 0: not negotiated
-	Send       bool  // we send RTP (direction sendrecv or sendonly from our side)
-	Recv       bool  // we expect RTP (direction sendrecv or recvonly from our side)
+	EventPT    uint8     // telephone-event payload type; 0: not negotiated
+	Send       bool      // we send RTP (direction sendrecv or sendonly from our side)
+	Recv       bool      // we expect RTP (direction sendrecv or recvonly from our side)
+	SRTP       *SRTPKeys // nil: plain RTP/RTCP (srtp.go)
 }
 
 // Stats is a snapshot of a session's counters.
@@ -140,6 +141,8 @@ type Stats struct {
 	RemotePacketsLost  int64
 	RemoteJitterMs     float64
 	RTTMs              float64 // from LSR/DLSR; 0 until measured
+	SRTP               bool    // media is encrypted (SRTP/SRTCP)
+	SRTPFailed         uint64  // packets dropped: SRTP authentication or replay check failed
 }
 
 // Engine owns the RTP port pool and the send clock shared by all sessions.

@@ -25,8 +25,8 @@ const relatchAfter = time.Second
 type Session struct {
 	e         *Engine
 	port      int
-	rtpConn   *net.UDPConn
-	rtcpConn  *net.UDPConn
+	rtpConn   *srtpConn // plain until Update gives SRTP keys (srtp.go)
+	rtcpConn  *srtpConn
 	local     *net.UDPAddr
 	slot      int // scheduler slot, fixed for life; e.mu
 	onTimeout func()
@@ -99,8 +99,8 @@ func newSession(e *Engine, port int, rtpConn, rtcpConn *net.UDPConn, onTimeout f
 	s := &Session{
 		e:         e,
 		port:      port,
-		rtpConn:   rtpConn,
-		rtcpConn:  rtcpConn,
+		rtpConn:   newSRTPConn(rtpConn, false),
+		rtcpConn:  newSRTPConn(rtcpConn, true),
 		local:     rtpConn.LocalAddr().(*net.UDPAddr),
 		onTimeout: onTimeout,
 		ssrc:      binary.BigEndian.Uint32(b[:4]),
@@ -147,6 +147,15 @@ func (s *Session) Update(p Params) {
 	}
 	old := s.p
 	s.p = p
+	// Keys are set before the first packet goes out with them: Update runs
+	// before the remote address is known to the scheduler.
+	if err := errors.Join(s.rtpConn.setKeys(p.SRTP), s.rtcpConn.setKeys(p.SRTP)); err != nil {
+		// The sip layer only hands over keys it checked; stop sending
+		// rather than send in the clear.
+		s.e.log.Error("media: SRTP keys rejected; not sending", "port", s.port, "err", err)
+		s.p.Send = false
+		p.Send = false
+	}
 	impl := lookupCodec(p.Codec.Name)
 	if impl != s.codec {
 		s.codec = impl
@@ -228,6 +237,8 @@ func (s *Session) Stats() Stats {
 		RemotePacketsLost:  s.remLost.Load(),
 		RemoteJitterMs:     us(&s.remJitterUs),
 		RTTMs:              us(&s.rttUs),
+		SRTP:               s.rtpConn.secure(),
+		SRTPFailed:         s.rtpConn.failed.Load() + s.rtcpConn.failed.Load(),
 	}
 }
 
