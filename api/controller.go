@@ -51,6 +51,7 @@ type Call struct {
 	PacketsReceived uint64  `json:"packets_received"`
 	PacketsLost     uint64  `json:"packets_lost"`
 	JitterMs        float64 `json:"jitter_ms"`
+	SRTP            bool    `json:"srtp,omitempty"` // media encrypted (SRTP)
 }
 
 // Broadcast events, built by the daemon and fanned out by Server.Broadcast.

@@ -39,6 +39,9 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 	if err != nil {
 		return fmt.Errorf("account %q: %w", account, err)
 	}
+	if u.cfg.SRTP == SRTPRequired && u.transportTo(*target, "") != "TLS" {
+		return fmt.Errorf("account %q: %w: dial a tls: server or a sips: URI", account, errSRTPNeedsTLS)
+	}
 	host := u.localHost(target.Host)
 
 	var c *call

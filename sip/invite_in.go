@@ -72,6 +72,10 @@ func (u *UA) screenInvite(req *sip.Request) (*account, *remoteSDP, *sip.Response
 		}
 		offer = r
 	}
+	if err := u.srtpScreen(offer, u.transportOfRequest(req) == "TLS"); err != nil {
+		u.log.Info("rejecting INVITE", "error", err)
+		return nil, nil, u.response(req, 488, "Not Acceptable Here", "")
+	}
 	if n, _, ok := sessionExpiresOf(req); ok && n < u.minSE {
 		return nil, nil, u.tooBriefReply(req)
 	}

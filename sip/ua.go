@@ -100,6 +100,8 @@ type Config struct {
 	// RejectSilently drops refused out-of-dialog requests instead of
 	// answering 403.
 	RejectSilently bool
+	// SRTP is "off" (or empty), "optional" or "required" (srtp.go).
+	SRTP string
 	// Resolver looks up host names (servers, Route hops); nil: the system's.
 	Resolver Resolver
 }
@@ -229,6 +231,13 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 	}
 	if cfg.RegisterRetry == 0 {
 		cfg.RegisterRetry = minRetry
+	}
+	switch cfg.SRTP {
+	case "":
+		cfg.SRTP = SRTPOff
+	case SRTPOff, SRTPOptional, SRTPRequired:
+	default:
+		return nil, fmt.Errorf("sip: srtp %q: use \"off\", \"optional\" or \"required\"", cfg.SRTP)
 	}
 	if cfg.RegisterTimeout <= 0 || cfg.RegisterTimeout > 64*sip.T1 {
 		cfg.RegisterTimeout = 64 * sip.T1

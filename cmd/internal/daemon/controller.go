@@ -156,6 +156,7 @@ func apiStatus(st sip.AccountStatus) api.Status {
 			PacketsReceived: cs.Media.PacketsReceived,
 			PacketsLost:     cs.Media.PacketsLost,
 			JitterMs:        cs.Media.JitterMs,
+			SRTP:            cs.Media.SRTP,
 		})
 	}
 	return api.Status{Account: st.Account, Calls: calls, AccountStatus: st.Code, Server: st.Server, Refused: st.Refused}

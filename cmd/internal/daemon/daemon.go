@@ -230,6 +230,7 @@ func sipConfig(p *plan.Plan) sip.Config {
 		SessionExpires:   p.SIP.SessionExpires.Duration,
 		Trusted:          append([]netip.Prefix(nil), p.SIP.Trusted...),
 		RejectSilently:   p.SIP.Reject == plan.RejectSilent,
+		SRTP:             p.RTP.SRTP,
 		Media: media.Config{
 			BindIP:       net.ParseIP(p.SIP.Address),
 			PortMin:      p.RTP.PortMin,

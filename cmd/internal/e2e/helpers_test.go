@@ -42,6 +42,7 @@ type plan struct {
 	RTPPorts        int      // size of the RTP range; default 40
 	Transports      []string // [sip-settings] transports; default the daemon's (udp)
 	SIPExtra        string   // more [sip-settings] lines, as TOML
+	SRTP            string   // [rtp-settings] srtp; default the daemon's (off)
 	Address         string   // [tcp-settings] and [sip-settings] address; default 127.0.0.1
 	Allow           []string // [tcp-settings] allow; default none (any client)
 
@@ -86,7 +87,11 @@ func (p *plan) render(t *testing.T) string {
 	}
 	fmt.Fprintf(&b, "register-expires = %s\nregister-retry = %s\nended-call-linger = %s\n%s\n",
 		q(or(p.RegisterExpires, "60s")), q(or(p.RegisterRetry, "1s")), q(or(p.Linger, "10s")), p.SIPExtra)
-	fmt.Fprintf(&b, "[rtp-settings]\nport-min = %d\nport-max = %d\ntimeout = %s\n\n", p.RTPMin, p.RTPMax, q(or(p.RTPTimeout, "30s")))
+	fmt.Fprintf(&b, "[rtp-settings]\nport-min = %d\nport-max = %d\ntimeout = %s\n", p.RTPMin, p.RTPMax, q(or(p.RTPTimeout, "30s")))
+	if p.SRTP != "" {
+		fmt.Fprintf(&b, "srtp = %s\n", q(p.SRTP))
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "[log]\nlevel = %s\n\n", q(or(p.LogLevel, "debug")))
 	fmt.Fprintf(&b, "[audio]\nbackend = %s\n", q(or(p.Backend, "loopback")))
 	if p.PulseServer != "" {

@@ -149,6 +149,7 @@ func (d *decoder) decode(data []byte) *Plan {
 		"ptime":         d.duration(&p.RTP.PTime),
 		"jitter-buffer": d.duration(&p.RTP.JitterBuffer),
 		"timeout":       d.duration(&p.RTP.Timeout),
+		"srtp":          d.str(&p.RTP.SRTP),
 	}}
 	logs := section{toml.Key{"log"}, map[string]func(string, any){
 		"level": d.str(&p.Log.Level),

@@ -60,6 +60,7 @@ func Settings(p *Plan) []Setting {
 	add("rtp-settings.ptime", quote(r.PTime.text()))
 	add("rtp-settings.jitter-buffer", quote(r.JitterBuffer.text()))
 	add("rtp-settings.timeout", quote(r.Timeout.text()))
+	add("rtp-settings.srtp", quote(r.SRTP))
 	add("audio.backend", quote(p.Audio.Backend))
 	add("audio.pulse-server", quote(p.Audio.PulseServer))
 	for _, c := range p.Audio.Channels {

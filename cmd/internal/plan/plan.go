@@ -78,6 +78,7 @@ type RTPSettings struct {
 	PTime        Duration // packet time, 10ms..60ms in 10ms steps; default 20ms
 	JitterBuffer Duration // receive buffer depth; default 40ms
 	Timeout      Duration // hang up an active call after this long without RTP; default 30s
+	SRTP         string   // "off" (default), "optional" or "required": SDES-keyed SRTP, over TLS only
 }
 
 // Audio is [audio], the appliance's sound channels.
@@ -207,6 +208,7 @@ func Default() *Plan {
 			PTime:        Duration{20 * time.Millisecond},
 			JitterBuffer: Duration{40 * time.Millisecond},
 			Timeout:      Duration{30 * time.Second},
+			SRTP:         "off",
 		},
 		Audio: Audio{Backend: "loopback"},
 		Log:   Log{Level: "info"},

@@ -506,7 +506,7 @@ func TestDefault(t *testing.T) {
 			RegisterTimeout: dur("32s"), FailbackInterval: dur("60s"),
 			Reject: "403"},
 		RTP: RTPSettings{PortMin: 16384, PortMax: 16999, Codecs: []string{"PCMU", "PCMA"},
-			PTime: dur("20ms"), JitterBuffer: dur("40ms"), Timeout: dur("30s")},
+			PTime: dur("20ms"), JitterBuffer: dur("40ms"), Timeout: dur("30s"), SRTP: "off"},
 		Audio: Audio{Backend: "loopback"},
 		Log:   Log{Level: "info"},
 	}

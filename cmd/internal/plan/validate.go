@@ -32,6 +32,7 @@ var (
 	backends   = []string{"loopback", "pulse", "alsa"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	rejects    = []string{RejectForbidden, RejectSilent}
+	srtpModes  = []string{"off", "optional", "required"}
 )
 
 // Validate checks the plan as it stands (it fills in nothing) and returns a
@@ -189,6 +190,7 @@ func (v *validator) rtp(r *RTPSettings) {
 		v.add("rtp-settings.jitter-buffer", "must be at most %q (got %q)", Duration{maxJitterBuffer}.text(), r.JitterBuffer.text())
 	}
 	v.positive("rtp-settings.timeout", r.Timeout)
+	v.oneOf("rtp-settings.srtp", r.SRTP, srtpModes)
 }
 
 func (v *validator) audio(a *Audio) {
