@@ -25,15 +25,18 @@ const relatchAfter = time.Second
 type Session struct {
 	e         *Engine
 	port      int
-	rtpConn   *srtpConn // plain until Update gives SRTP keys (srtp.go)
-	rtcpConn  *srtpConn
+	rtp       *rtpSock   // used by the scheduler only (and closed by Close)
+	rtcpConn  *srtpConn  // SRTCP once Update gives keys (srtp.go)
+	srtp      srtpStream // the RTP stream's SRTP; sealed and opened by the scheduler
+	srtpIn    []byte     // scheduler scratch: a received packet decrypted
+	srtpOut   []byte     // scheduler scratch: a packet protected
 	local     *net.UDPAddr
 	slot      int // scheduler slot, fixed for life; e.mu
 	onTimeout func()
 	ssrc      uint32
 	cname     string
 
-	wg        sync.WaitGroup // the two readers
+	wg        sync.WaitGroup // the RTCP reader
 	closeOnce sync.Once
 	closeErr  error
 	isClosed  atomic.Bool
@@ -48,13 +51,16 @@ type Session struct {
 	mu         sync.Mutex
 	closed     bool
 	p          Params
-	codec      *codecImpl
-	frame      int // samples per frame
+	codec      *codecState
+	frame      int       // codec samples per frame
+	tsStep     uint32    // RTP timestamp units per frame
+	conv       *rateConv // nil: the port runs at the codec's rate
 	started    bool
 	remote     netip.AddrPort
 	remoteRTCP netip.AddrPort
 	latched    netip.AddrPort
 	latchedAt  time.Duration // last valid packet from the latched source
+	remoteAt   time.Duration // when Remote last changed: older packets never latch
 	latchRTCP  netip.AddrPort
 
 	seq        uint16
@@ -79,10 +85,13 @@ type Session struct {
 
 	lastRx atomic.Int64 // engine time of the last valid RTP packet
 
-	// Scratch used only by the scheduler goroutine.
-	capBuf  []int16
-	playBuf []int16
-	pktBuf  []byte
+	// Scratch used only by the scheduler goroutine: frames at the codec
+	// rate, and at the port rate when the two differ.
+	capBuf   []int16
+	playBuf  []int16
+	portCap  []int16
+	portPlay []int16
+	pktBuf   []byte
 
 	codecName                             atomic.Pointer[string]
 	sent, received, lost, late, concealed atomic.Uint64
@@ -93,15 +102,17 @@ type Session struct {
 	sendErrLogged                         atomic.Bool
 }
 
-func newSession(e *Engine, port int, rtpConn, rtcpConn *net.UDPConn, onTimeout func()) *Session {
+func newSession(e *Engine, port int, local *net.UDPAddr, rtp *rtpSock, rtcpConn *net.UDPConn, onTimeout func()) *Session {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s := &Session{
 		e:         e,
 		port:      port,
-		rtpConn:   newSRTPConn(rtpConn, false),
-		rtcpConn:  newSRTPConn(rtcpConn, true),
-		local:     rtpConn.LocalAddr().(*net.UDPAddr),
+		rtp:       rtp,
+		rtcpConn:  newSRTCPConn(rtcpConn),
+		srtpIn:    make([]byte, 1500),
+		srtpOut:   make([]byte, 0, 1600),
+		local:     local,
 		onTimeout: onTimeout,
 		ssrc:      binary.BigEndian.Uint32(b[:4]),
 		cname:     "telestra-" + hex.EncodeToString(b[4:]),
@@ -116,8 +127,7 @@ func newSession(e *Engine, port int, rtpConn, rtcpConn *net.UDPConn, onTimeout f
 }
 
 func (s *Session) start() {
-	s.wg.Add(2)
-	go s.readRTP()
+	s.wg.Add(1)
 	go s.readRTCP()
 }
 
@@ -147,9 +157,9 @@ func (s *Session) Update(p Params) {
 	}
 	old := s.p
 	s.p = p
-	// Keys are set before the first packet goes out with them: Update runs
-	// before the remote address is known to the scheduler.
-	if err := errors.Join(s.rtpConn.setKeys(p.SRTP), s.rtcpConn.setKeys(p.SRTP)); err != nil {
+	// Keys are set before a packet goes out with them: the scheduler reads
+	// them per packet.
+	if err := errors.Join(s.srtp.setKeys(p.SRTP), s.rtcpConn.setKeys(p.SRTP)); err != nil {
 		// The sip layer only hands over keys it checked; stop sending
 		// rather than send in the clear.
 		s.e.log.Error("media: SRTP keys rejected; not sending", "port", s.port, "err", err)
@@ -157,12 +167,19 @@ func (s *Session) Update(p Params) {
 		p.Send = false
 	}
 	impl := lookupCodec(p.Codec.Name)
-	if impl != s.codec {
-		s.codec = impl
+	if cur := s.codec; (cur == nil) != (impl == nil) || (cur != nil && cur.codecImpl != impl) {
+		// A fresh coder state and converter: the scheduler may still use
+		// the old ones it took under s.mu, so they are replaced, not reset.
+		s.codec, s.conv = nil, nil
 		name := ""
 		if impl != nil {
 			name = impl.name
+			s.codec = impl.instance()
 			s.frame = p.Codec.FrameSamples(s.e.cfg.PTime)
+			s.tsStep = uint32(s.frame * impl.clockRate / impl.sampleRate)
+			if r := s.e.cfg.AudioRate; r != impl.sampleRate {
+				s.conv = &rateConv{up: r > impl.sampleRate}
+			}
 		}
 		s.codecName.Store(&name)
 		s.jb.reset()
@@ -174,7 +191,7 @@ func (s *Session) Update(p Params) {
 	if remote != s.remote {
 		// A new peer (or none): forget the latched sources.
 		s.latched, s.latchRTCP = netip.AddrPort{}, netip.AddrPort{}
-		s.timerBase = now
+		s.timerBase, s.remoteAt = now, now
 	}
 	s.remote = remote
 	switch {
@@ -210,7 +227,8 @@ func (s *Session) Bind(p AudioPort) {
 }
 
 // OnDTMF sets a callback for received RFC 4733 digits (nil: none). It runs
-// on the session's reader goroutine and must not block.
+// on the engine's scheduler goroutine (the tick that drains the packet):
+// it must not block, nor call Close.
 func (s *Session) OnDTMF(f func(digit rune)) {
 	s.mu.Lock()
 	s.onDTMF = f
@@ -237,14 +255,14 @@ func (s *Session) Stats() Stats {
 		RemotePacketsLost:  s.remLost.Load(),
 		RemoteJitterMs:     us(&s.remJitterUs),
 		RTTMs:              us(&s.rttUs),
-		SRTP:               s.rtpConn.secure(),
-		SRTPFailed:         s.rtpConn.failed.Load() + s.rtcpConn.failed.Load(),
+		SRTP:               s.srtp.secure(),
+		SRTPFailed:         s.srtp.failed.Load() + s.rtcpConn.failed.Load(),
 	}
 }
 
 // Close stops the session and returns its ports to the pool. Idempotent.
-// Safe to call from onTimeout and OnDTMF callbacks' goroutines except the
-// OnDTMF callback itself (it runs on a reader Close waits for).
+// Safe to call from an onTimeout callback, not from the OnDTMF callback
+// itself (it runs inside the tick Close waits for).
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -257,7 +275,8 @@ func (s *Session) Close() error {
 		if bye != nil {
 			_, _ = s.rtcpConn.WriteToUDPAddrPort(bye.pkt, bye.dst)
 		}
-		s.closeErr = errors.Join(s.rtpConn.Close(), s.rtcpConn.Close())
+		s.e.quiesce() // no tick uses the RTP socket any more
+		s.closeErr = errors.Join(s.rtp.close(), s.rtcpConn.Close())
 		s.wg.Wait()
 		s.e.release(s.port)
 		if s.closeErr != nil {
@@ -271,21 +290,6 @@ func (s *Session) Close() error {
 func (s *Session) rtcpDelay() time.Duration {
 	m := s.e.cfg.RTCPInterval
 	return m/2 + time.Duration(mrand.Int64N(int64(m)))
-}
-
-func (s *Session) readRTP() {
-	defer s.wg.Done()
-	buf := make([]byte, 1500)
-	for {
-		n, src, err := s.rtpConn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if s.isClosed.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		s.receive(buf[:n], netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), s.e.clock.now())
-	}
 }
 
 func (s *Session) readRTCP() {
@@ -303,9 +307,14 @@ func (s *Session) readRTCP() {
 	}
 }
 
-// receive handles one datagram from the RTP socket. It never touches the
-// AudioPort: it only validates, accounts and queues.
+// receive handles one datagram from the RTP socket (the tick's drain), with
+// its arrival time. It never touches the AudioPort: it only validates,
+// accounts and queues.
 func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
+	b, ok := s.srtp.open(s.srtpIn, b)
+	if !ok {
+		return
+	}
 	var h rtp.Header
 	hl, err := h.Unmarshal(b)
 	if err != nil || h.Version != 2 {
@@ -337,6 +346,7 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 	newSrc, ok := s.rx.update(h.SSRC, h.SequenceNumber, h.Timestamp, arrival, kind == jbAudio)
 	if newSrc {
 		s.jb.reset()
+		s.codec.resetDecoder()
 		s.haveEventTS = false
 	}
 	if ok {
@@ -368,6 +378,10 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 func (s *Session) acceptSource(src netip.AddrPort, now time.Duration) bool {
 	switch {
 	case s.latched == src:
+	case now < s.remoteAt:
+		// Queued before the re-INVITE that moved us to a new peer (the tick
+		// drains what arrived since the last one): the old peer's.
+		return false
 	case !s.latched.IsValid() || now-s.latchedAt > relatchAfter:
 		if s.latched.IsValid() || src != s.remote {
 			s.e.log.Debug("media: latched RTP source", "port", s.port, "source", src, "sdp", s.remote)
@@ -391,8 +405,16 @@ func (s *Session) playoutTick() {
 		s.playBuf = make([]int16, s.frame)
 	}
 	frame := s.playBuf[:s.frame]
-	s.jb.setJitter(s.rx.jitter / float64(s.frame))
+	s.jb.setJitter(s.rx.jitter / float64(s.tsStep))
 	s.jb.fill(frame, s.codec)
+	if s.conv != nil {
+		pf := s.e.portFrame
+		if cap(s.portPlay) < pf {
+			s.portPlay = make([]int16, pf)
+		}
+		s.conv.toPort(s.portPlay[:pf], frame)
+		frame = s.portPlay[:pf]
+	}
 	s.depthUs.Store(uint64(s.jb.depth()) * uint64(s.e.cfg.PTime/time.Microsecond))
 	s.concealed.Store(s.jb.concealed)
 	s.mu.Unlock()
@@ -411,7 +433,7 @@ func (s *Session) sendTick(deadline time.Duration) {
 		return
 	}
 	ts := s.ts
-	s.ts += uint32(s.frame) // the media clock runs on hold too
+	s.ts += s.tsStep // the media clock runs on hold too
 	dst := s.remote
 	if s.latched.IsValid() {
 		dst = s.latched
@@ -433,19 +455,39 @@ func (s *Session) sendTick(deadline time.Duration) {
 	s.seq++
 	var event [4]byte
 	isEvent, ended := s.nextEventLocked(ts, &h, &event)
-	codec, fs := s.codec, s.frame
+	codec, fs, conv := s.codec, s.frame, s.conv
+	// Counted for the SR now, so the tick takes s.mu once: a send that
+	// fails (and is logged) is the rare exception.
+	octets := codec.bytesFor(fs)
+	if isEvent {
+		octets = len(event)
+	}
+	s.sentPkts++
+	s.sentOctets += uint32(octets)
+	s.sentAt = deadline
 	s.mu.Unlock()
 
 	if cap(s.capBuf) < fs {
 		s.capBuf = make([]int16, fs)
 	}
 	frame := s.capBuf[:fs]
+	port := frame
+	if conv != nil {
+		pf := s.e.portFrame
+		if cap(s.portCap) < pf {
+			s.portCap = make([]int16, pf)
+		}
+		port = s.portCap[:pf]
+	}
 	got := false
 	s.portMu.Lock()
 	if s.audio != nil {
-		got = s.audio.ReadFrame(frame) // drained during events too, to stay in step
+		got = s.audio.ReadFrame(port) // drained during events too, to stay in step
 	}
 	s.portMu.Unlock()
+	if got && conv != nil {
+		conv.fromPort(frame, port)
+	}
 
 	hl, err := h.MarshalTo(s.pktBuf)
 	if err != nil {
@@ -463,9 +505,12 @@ func (s *Session) sendTick(deadline time.Duration) {
 		if hl+nb > len(s.pktBuf) {
 			return
 		}
-		n = hl + codec.encode(s.pktBuf[hl:hl+nb], frame)
+		n = hl + codec.enc.Encode(s.pktBuf[hl:hl+nb], frame)
 	}
-	_, err = s.rtpConn.WriteToUDPAddrPort(s.pktBuf[:n], dst)
+	pkt, err := s.srtp.seal(s.srtpOut, s.pktBuf[:n])
+	if err == nil {
+		err = s.rtp.send(pkt, dst)
+	}
 	s.e.pacing.add(s.e.clock.now() - deadline)
 	if err != nil {
 		if !s.isClosed.Load() && s.sendErrLogged.CompareAndSwap(false, true) {
@@ -477,11 +522,6 @@ func (s *Session) sendTick(deadline time.Duration) {
 	if ended {
 		s.dtmfTx.Add(1)
 	}
-	s.mu.Lock()
-	s.sentPkts++
-	s.sentOctets += uint32(n - hl)
-	s.sentAt = deadline
-	s.mu.Unlock()
 }
 
 // housekeep sends RTCP when due and fires the RTP timeout.

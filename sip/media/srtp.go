@@ -91,70 +91,110 @@ func newSRTPState(k *SRTPKeys, rtcp bool) (*srtpState, error) {
 	return &srtpState{keys: k, enc: srtpPair{ctx: enc}, dec: srtpPair{ctx: dec}}, nil
 }
 
-// srtpConn is a session's RTP or RTCP socket. Read is called by one reader
-// goroutine, Write by the scheduler (and Close), setKeys by Update.
-type srtpConn struct {
-	*net.UDPConn
+// srtpStream protects one stream kind of a session (RTP, or RTCP) in both
+// directions. setKeys is called by Update; seal and open by the goroutine
+// that owns the stream's socket (the scheduler for RTP, the RTCP reader and
+// the housekeeping for RTCP), each direction under its own lock.
+type srtpStream struct {
 	rtcp   bool
 	state  atomic.Pointer[srtpState] // nil: plain
-	rbuf   []byte                    // the reader's
-	wmu    sync.Mutex                // guards wbuf
-	wbuf   []byte
-	failed atomic.Uint64 // packets dropped: authentication or replay check failed
-}
-
-func newSRTPConn(c *net.UDPConn, rtcp bool) *srtpConn {
-	return &srtpConn{UDPConn: c, rtcp: rtcp, rbuf: make([]byte, 1500), wbuf: make([]byte, 0, 1600)}
+	failed atomic.Uint64             // packets dropped: authentication or replay check failed
 }
 
 // setKeys starts, changes or (nil) stops the protection. The same keys
 // keep the running contexts: their packet indexes and replay windows must
 // survive a re-INVITE that changes nothing.
-func (c *srtpConn) setKeys(k *SRTPKeys) error {
-	if cur := c.state.Load(); cur != nil && cur.keys.equal(k) || cur == nil && k == nil {
+func (s *srtpStream) setKeys(k *SRTPKeys) error {
+	if cur := s.state.Load(); cur != nil && cur.keys.equal(k) || cur == nil && k == nil {
 		return nil
 	}
 	if k == nil {
-		c.state.Store(nil)
+		s.state.Store(nil)
 		return nil
 	}
-	st, err := newSRTPState(k, c.rtcp)
+	st, err := newSRTPState(k, s.rtcp)
 	if err != nil {
 		return err
 	}
-	c.state.Store(st)
+	s.state.Store(st)
 	return nil
 }
 
-func (c *srtpConn) secure() bool { return c.state.Load() != nil }
+func (s *srtpStream) secure() bool { return s.state.Load() != nil }
 
-// ReadFromUDPAddrPort returns the next plain packet: decrypted and
-// authenticated when keys are set; a packet that fails is dropped.
+// seal protects a plain packet into dst's storage; without keys it returns
+// plain itself.
+func (s *srtpStream) seal(dst, plain []byte) ([]byte, error) {
+	st := s.state.Load()
+	if st == nil {
+		return plain, nil
+	}
+	st.enc.mu.Lock()
+	defer st.enc.mu.Unlock()
+	var out []byte
+	var err error
+	if s.rtcp {
+		out, err = st.enc.ctx.EncryptRTCP(dst[:0], plain, nil)
+	} else {
+		out, err = st.enc.ctx.EncryptRTP(dst[:0], plain, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("media: SRTP protect: %w", err)
+	}
+	return out, nil
+}
+
+// open checks and decrypts a received packet into dst's storage; without
+// keys it returns pkt itself. ok is false for a packet to drop (counted).
+func (s *srtpStream) open(dst, pkt []byte) ([]byte, bool) {
+	st := s.state.Load()
+	if st == nil {
+		return pkt, true
+	}
+	st.dec.mu.Lock()
+	var out []byte
+	var err error
+	if s.rtcp {
+		out, err = st.dec.ctx.DecryptRTCP(dst[:0], pkt, nil)
+	} else {
+		out, err = st.dec.ctx.DecryptRTP(dst[:0], pkt, nil)
+	}
+	st.dec.mu.Unlock()
+	if err != nil {
+		// Not ours, tampered with, or replayed.
+		s.failed.Add(1)
+		return nil, false
+	}
+	return out, true
+}
+
+// srtpConn is a session's RTCP socket with SRTCP: ReadFromUDPAddrPort and
+// WriteToUDPAddrPort take and give plain RTCP. Only one goroutine reads.
+type srtpConn struct {
+	*net.UDPConn
+	srtpStream
+	rbuf []byte     // the reader's
+	wmu  sync.Mutex // guards wbuf (never held across the write)
+	wbuf []byte
+}
+
+func newSRTCPConn(c *net.UDPConn) *srtpConn {
+	return &srtpConn{UDPConn: c, srtpStream: srtpStream{rtcp: true}, rbuf: make([]byte, 1500), wbuf: make([]byte, 0, 1600)}
+}
+
+// ReadFromUDPAddrPort returns the next plain packet; one that fails the
+// SRTCP check is dropped.
 func (c *srtpConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
-		st := c.state.Load()
-		if st == nil {
+		if !c.secure() {
 			return c.UDPConn.ReadFromUDPAddrPort(b)
 		}
 		n, src, err := c.UDPConn.ReadFromUDPAddrPort(c.rbuf)
 		if err != nil {
 			return 0, src, err
 		}
-		st = c.state.Load() // the keys may have changed while we waited
-		if st == nil {
-			return copy(b, c.rbuf[:n]), src, nil
-		}
-		st.dec.mu.Lock()
-		var out []byte
-		if c.rtcp {
-			out, err = st.dec.ctx.DecryptRTCP(b[:0], c.rbuf[:n], nil)
-		} else {
-			out, err = st.dec.ctx.DecryptRTP(b[:0], c.rbuf[:n], nil)
-		}
-		st.dec.mu.Unlock()
-		if err != nil || len(out) > len(b) {
-			// Not ours, tampered with, replayed, or too big for b.
-			c.failed.Add(1)
+		out, ok := c.open(b, c.rbuf[:n])
+		if !ok || len(out) > len(b) {
 			continue
 		}
 		return copy(b, out), src, nil // out is b's start unless pion had to allocate
@@ -163,26 +203,16 @@ func (c *srtpConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 
 // WriteToUDPAddrPort sends a plain packet, protected when keys are set.
 func (c *srtpConn) WriteToUDPAddrPort(b []byte, dst netip.AddrPort) (int, error) {
-	st := c.state.Load()
-	if st == nil {
+	if !c.secure() {
 		return c.UDPConn.WriteToUDPAddrPort(b, dst)
 	}
-	st.enc.mu.Lock()
-	var out []byte
-	var err error
 	c.wmu.Lock()
-	if c.rtcp {
-		out, err = st.enc.ctx.EncryptRTCP(c.wbuf[:0], b, nil)
-	} else {
-		out, err = st.enc.ctx.EncryptRTP(c.wbuf[:0], b, nil)
-	}
-	st.enc.mu.Unlock()
-	if err != nil {
-		c.wmu.Unlock()
-		return 0, fmt.Errorf("media: SRTP protect: %w", err)
-	}
+	out, err := c.seal(c.wbuf, b)
 	pkt := append([]byte(nil), out...)
 	c.wmu.Unlock()
+	if err != nil {
+		return 0, err
+	}
 	if _, err := c.UDPConn.WriteToUDPAddrPort(pkt, dst); err != nil {
 		return 0, err
 	}

@@ -43,6 +43,7 @@ type plan struct {
 	Transports      []string // [sip-settings] transports; default the daemon's (udp)
 	SIPExtra        string   // more [sip-settings] lines, as TOML
 	SRTP            string   // [rtp-settings] srtp; default the daemon's (off)
+	Codecs          []string // [rtp-settings] codecs; default the daemon's (PCMU, PCMA)
 	Address         string   // [tcp-settings] and [sip-settings] address; default 127.0.0.1
 	Allow           []string // [tcp-settings] allow; default none (any client)
 
@@ -90,6 +91,13 @@ func (p *plan) render(t *testing.T) string {
 	fmt.Fprintf(&b, "[rtp-settings]\nport-min = %d\nport-max = %d\ntimeout = %s\n", p.RTPMin, p.RTPMax, q(or(p.RTPTimeout, "30s")))
 	if p.SRTP != "" {
 		fmt.Fprintf(&b, "srtp = %s\n", q(p.SRTP))
+	}
+	if len(p.Codecs) > 0 {
+		quoted := make([]string, len(p.Codecs))
+		for i, c := range p.Codecs {
+			quoted[i] = q(c)
+		}
+		fmt.Fprintf(&b, "codecs = [%s]\n", strings.Join(quoted, ", "))
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "[log]\nlevel = %s\n\n", q(or(p.LogLevel, "debug")))

@@ -37,9 +37,12 @@ type SippOptions struct {
 	// 127.0.0.1. 127.0.0.2 makes it a stranger to accounts whose server
 	// is on 127.0.0.1.
 	Bind string
+	// Calls is how many calls SIPp plays, all at once for a UAS (-m, -l);
+	// default 1.
+	Calls int
 }
 
-// Sipp is a running SIPp (sip-tester) playing one call. Its SIP port is
+// Sipp is a running SIPp (sip-tester) playing Calls calls. Its SIP port is
 // Port(); RTP arriving on its media port is echoed back (-rtp_echo).
 type Sipp struct {
 	t         testing.TB
@@ -101,7 +104,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		"-mi", s.bind, "-mp", strconv.Itoa(s.mediaPort), "-rtp_echo",
 		"-cp", strconv.Itoa(ctrlPort),
 		"-t", s.transport,
-		"-m", "1", "-l", "1",
+		"-m", strconv.Itoa(max(opts.Calls, 1)), "-l", strconv.Itoa(max(opts.Calls, 1)),
 		"-cid_str", s.callID,
 		"-nostdin",
 		"-timeout", fmt.Sprintf("%ds", int(timeout.Seconds())), "-timeout_error",
