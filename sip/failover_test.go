@@ -1,6 +1,10 @@
 package sip
 
 import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,4 +121,83 @@ func TestNoFailoverOnRejection(t *testing.T) {
 	if st := h.status(t, "a1"); st.Server != a.addr() {
 		t.Errorf("status server %q", st.Server)
 	}
+}
+
+// mutableResolver is a fakeResolver a test can change while the UA runs.
+type mutableResolver struct {
+	mu sync.Mutex
+	m  map[string][]netip.Addr
+}
+
+func (r *mutableResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.m[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+func (r *mutableResolver) set(host string, a ...netip.Addr) {
+	r.mu.Lock()
+	r.m[host] = a
+	r.mu.Unlock()
+}
+
+// A server given by name is looked up again at every registration
+// attempt: who may call the account follows the DNS.
+func TestServerNameResolvedPerAttempt(t *testing.T) {
+	srv := newPeer(t)
+	(&registrar{expires: 1, user: "3001", pass: "pw", nonce: "n"}).install(srv)
+	caller := newPeerAt(t, "127.0.0.2", false)
+	res := &mutableResolver{m: map[string][]netip.Addr{"pbx.test": {netip.MustParseAddr("127.0.0.1")}}}
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Pass: "pw", Register: true,
+		Server: "pbx.test:" + strconv.Itoa(srv.port)}}, func(c *Config, u *UA) {
+		if c != nil {
+			c.Resolver = res
+			c.RegisterExpires = time.Second
+		}
+	})
+	eventually(t, "registered at pbx.test", 3*time.Second, func() bool { return h.status(t, "a1").Code == 200 })
+	if res := caller.call(t, h.ua.udpPort, "3001", peerSDP(30000, "sendrecv", "", 1)).final(t, 3*time.Second); res.StatusCode != 403 {
+		t.Fatalf("127.0.0.2 answered %d before the DNS names it, want 403", res.StatusCode)
+	}
+	// The PBX "moves" to 127.0.0.2 (and keeps 127.0.0.1): after the next
+	// refresh (within a second) the caller there is trusted.
+	res.set("pbx.test", netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2"))
+	eventually(t, "127.0.0.2 trusted after a refresh", 5*time.Second, func() bool {
+		u := h.ua
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		return u.byName["a1"].isServerLocked(netip.MustParseAddr("127.0.0.2"))
+	})
+	caller.call(t, h.ua.udpPort, "3001", peerSDP(30000, "sendrecv", "", 1))
+	h.ev.wait(t, CallIncoming, 3*time.Second)
+}
+
+// A TCP server that refuses the connection moves the account to the
+// backup at once (no 32 s wait).
+func TestFailoverOnConnectionRefused(t *testing.T) {
+	b := newPeerOn(t, true)
+	(&registrar{expires: 60, user: "3001", pass: "pw", nonce: "nb"}).install(b)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close() // nothing listens there now: connection refused
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Pass: "pw", Register: true,
+		Server: dead + ";transport=tcp", Backups: []string{b.addr() + ";transport=tcp"}}}, func(c *Config, u *UA) {
+		if c != nil {
+			c.Transports = []string{"tcp"}
+		}
+	})
+	ev := h.ev.wait(t, AccountFailed, 3*time.Second)
+	if ev.Code != 503 || !strings.Contains(ev.Reason, dead) {
+		t.Errorf("fail %+v, want 503 naming %s", ev, dead)
+	}
+	eventually(t, "registered at the backup over TCP", 3*time.Second, func() bool {
+		st := h.status(t, "a1")
+		return st.Code == 200 && strings.HasPrefix(st.Server, b.addr())
+	})
 }
