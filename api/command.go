@@ -22,6 +22,16 @@ const (
 	// the same `token`. As commands of one client run in order, a client can
 	// send it after commands that have no reply to learn they were handled.
 	CmdPing = "ping"
+	// CmdSendDTMF (extension) sends digits on a call: RFC 4733, else SIP INFO.
+	CmdSendDTMF = "send-dtmf"
+	// CmdTransferCall (extension) blind-transfers a call (REFER).
+	CmdTransferCall = "transfer-call"
+)
+
+// DTMF durations a send-dtmf may ask for, in milliseconds.
+const (
+	MinDTMFMs = 40
+	MaxDTMFMs = 5000
 )
 
 // Command is a decoded client command. Only the fields of its Name are set.
@@ -34,6 +44,8 @@ type Command struct {
 	// Login: nil means "absent, keep the value in force".
 	User, Pass, Server *string
 	Token              string // ping
+	Digits             string // send-dtmf
+	DurationMs         int    // send-dtmf; 0: the default
 }
 
 // CommandError says why a message is not a valid command. Cmd and Account
@@ -121,9 +133,19 @@ func decode(d decoder) (Command, error) {
 		if err == nil {
 			c.Token, _, err = d.str("token")
 		}
+	case CmdSendDTMF:
+		err = d.each(d.account(&c), d.callID(&c), d.reqStr("digits", &c.Digits), d.optInt("duration_ms", MinDTMFMs, MaxDTMFMs, &c.DurationMs))
+		if err == nil && c.Digits == "" {
+			err = d.errorf(`field "digits" must not be empty`)
+		}
+	case CmdTransferCall:
+		err = d.each(d.account(&c), d.callID(&c), d.reqStr("num", &c.Num))
+		if err == nil && c.Num == "" {
+			err = d.errorf(`field "num" must not be empty`)
+		}
 	default:
 		return Command{}, &CommandError{Cmd: name, Account: c.Account,
-			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout or ping", name)}
+			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, send-dtmf or transfer-call", name)}
 	}
 	if err != nil {
 		return Command{}, &CommandError{Cmd: name, Account: c.Account, Msg: err.Error()}
@@ -176,6 +198,10 @@ func (d decoder) name() (string, bool, error) {
 			return CmdLogout, true, nil
 		case CmdPing:
 			return CmdPing, true, nil
+		case CmdSendDTMF:
+			return CmdSendDTMF, true, nil
+		case CmdTransferCall:
+			return CmdTransferCall, true, nil
 		}
 	}
 	return d.str("cmd")
@@ -264,6 +290,20 @@ func (d decoder) callID(c *Command) error {
 		return d.errorf(`field "call_id" must be an integer`)
 	}
 	c.CallID = n
+	return nil
+}
+
+// optInt reads an optional integer field that must lie in [lo, hi].
+func (d decoder) optInt(name string, lo, hi int, dst *int) error {
+	raw, ok := d.get(name)
+	if !ok {
+		return nil
+	}
+	n, err := strconv.Atoi(string(raw))
+	if err != nil || n < lo || n > hi {
+		return d.errorf("field %q must be an integer from %d to %d", name, lo, hi)
+	}
+	*dst = n
 	return nil
 }
 

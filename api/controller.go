@@ -1,6 +1,9 @@
 package api
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Controller executes the commands of the API. The daemon implements it on
 // top of package sip. Every method returns promptly (SIP transactions run in
@@ -22,6 +25,17 @@ type Controller interface {
 	// Status reports one account, or every account in plan order when
 	// account is "".
 	Status(ctx context.Context, account string) ([]Status, error)
+	CallFeatures
+}
+
+// CallFeatures are the extension commands on an established call.
+type CallFeatures interface {
+	// SendDTMF queues digits (0-9 * # A-D, ',' a pause) after any still
+	// being sent; dur 0 is the default length.
+	SendDTMF(ctx context.Context, account string, callID int, digits string, dur time.Duration) error
+	// TransferCall blind-transfers the call to num (as make-call forms it);
+	// the outcome comes later as call-ended "transferred" or a fail.
+	TransferCall(ctx context.Context, account string, callID int, num string) error
 }
 
 // Status is the body of a `status` event.
@@ -78,6 +92,23 @@ type CallEnded struct {
 	CallID  int
 	Reason  string
 	Code    int
+}
+
+// DTMF (extension) is the `dtmf` event: a digit received on a call.
+type DTMF struct {
+	Account    string
+	CallID     int
+	Digit      string // 0-9 * # A-D
+	DurationMs int    // 0: the sender did not say
+}
+
+// CallTransferred (extension) is the `call-transferred` event: the peer of
+// CallID referred us to Target and NewCallID is the call placed there.
+type CallTransferred struct {
+	Account   string
+	CallID    int
+	NewCallID int
+	Target    string
 }
 
 // Fail is a `fail` event that no command caused (e.g. a registration refresh

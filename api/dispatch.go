@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 )
 
 // execute decodes one message and runs it on the Controller, in the client's
@@ -52,6 +53,10 @@ func (s *Server) execute(ctx context.Context, c *client, msg []byte) {
 		}
 	case CmdPing:
 		s.reply(c, mustFrame(wirePong{EventPong, cmd.Token}))
+	case CmdSendDTMF:
+		err = s.ctrl.SendDTMF(ctx, cmd.Account, cmd.CallID, cmd.Digits, time.Duration(cmd.DurationMs)*time.Millisecond)
+	case CmdTransferCall:
+		err = s.ctrl.TransferCall(ctx, cmd.Account, cmd.CallID, cmd.Num)
 	}
 	if err != nil {
 		s.fail(c, cmd.Name, cmd.Account, err.Error())

@@ -14,6 +14,9 @@ const (
 	EventCallAnswered = "call-answered"
 	EventCallEnded    = "call-ended"
 	EventPong         = "pong" // extension: the answer to ping
+	// Extensions, broadcast.
+	EventDTMF            = "dtmf"
+	EventCallTransferred = "call-transferred"
 )
 
 // Wire forms. Field order is the vendor document's.
@@ -54,6 +57,20 @@ type (
 		Reason  string `json:"reason"`
 		Code    int    `json:"code"`
 	}
+	wireDTMF struct {
+		Event      string `json:"event"`
+		Account    string `json:"account"`
+		CallID     int    `json:"call_id"`
+		Digit      string `json:"digit"`
+		DurationMs int    `json:"duration_ms"`
+	}
+	wireCallTransferred struct {
+		Event     string `json:"event"`
+		Account   string `json:"account"`
+		CallID    int    `json:"call_id"`
+		NewCallID int    `json:"new_call_id"`
+		Target    string `json:"target"`
+	}
 	wirePong struct {
 		Event string `json:"event"`
 		Token string `json:"token"`
@@ -68,6 +85,14 @@ func (e CallAnswered) wire() any { return wireCallAnswered{EventCallAnswered, e.
 
 func (e CallEnded) wire() any {
 	return wireCallEnded{EventCallEnded, e.Account, e.CallID, e.Reason, e.Code}
+}
+
+func (e DTMF) wire() any {
+	return wireDTMF{EventDTMF, e.Account, e.CallID, e.Digit, e.DurationMs}
+}
+
+func (e CallTransferred) wire() any {
+	return wireCallTransferred{EventCallTransferred, e.Account, e.CallID, e.NewCallID, e.Target}
 }
 
 func (e Fail) wire() any { return wireFail{Event: EventFail, Account: e.Account, Error: e.Error} }

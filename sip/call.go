@@ -69,6 +69,7 @@ type call struct {
 
 	timer     sessionTimer // RFC 4028
 	peerAllow string
+	info      infoQueue // DTMF digits waiting to go out by INFO
 }
 
 // callEntry is what the tables know of a call, guarded by UA.mu: whether it

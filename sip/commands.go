@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/telestra/telestra-sip/sip/media"
 )
 
 // Dial places a call. accepted is called synchronously with the new call ID
@@ -56,6 +58,7 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 	if !closing {
 		c = u.newCallLocked(a, true)
 		c.sess, c.tab.media = sess, sess
+		sess.OnDTMF(func(d media.DTMF) { u.onRTPDigit(c, d) })
 		c.host = host
 		c.caller = eff.User
 		c.callee = target.User

@@ -2,7 +2,10 @@
 // hand-off to the owner's handler.
 package sip
 
-import "strconv"
+import (
+	"strconv"
+	"time"
+)
 
 // EventKind says what happened.
 type EventKind int
@@ -12,6 +15,7 @@ const (
 	CallAnswered                       // the call became established (either side answered)
 	CallEnded                          // Reason, Code set
 	AccountFailed                      // a REGISTER was rejected or timed out; Reason, Code set
+	DTMFReceived                       // a digit arrived (RFC 4733 or INFO); Digit, Duration set
 )
 
 func (k EventKind) String() string {
@@ -24,6 +28,8 @@ func (k EventKind) String() string {
 		return "CallEnded"
 	case AccountFailed:
 		return "AccountFailed"
+	case DTMFReceived:
+		return "DTMFReceived"
 	}
 	return "EventKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -40,6 +46,8 @@ type Event struct {
 	CallerName string
 	Reason     string
 	Code       int
+	Digit      rune          // DTMFReceived
+	Duration   time.Duration // DTMFReceived: how long the digit lasted; 0: not given
 }
 
 // emitLocked hands an event to the handler. It is called with the call's

@@ -1,6 +1,6 @@
 // handlers.go owns the UA's server side outside the INVITE flows: the
 // sipgo handler table, matching an incoming INVITE to an account, BYE,
-// CANCEL, OPTIONS, INFO and the methods we do not implement.
+// CANCEL, OPTIONS and the methods we do not implement (INFO is in dtmf.go).
 package sip
 
 import "github.com/emiago/sipgo/sip"
@@ -80,16 +80,6 @@ func (u *UA) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 		sip.NewHeader("Allow", allowHeader),
 		sip.NewHeader("Accept", "application/sdp"),
 		sip.NewHeader("Supported", "timer"))
-}
-
-// onInfo accepts INFO in a dialog (out-of-band DTMF is not used: RFC 4733
-// telephone-event is).
-func (u *UA) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	if u.dialogFor(req) == nil {
-		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
-	}
-	u.reply(req, tx, 200, "OK")
 }
 
 // onOther answers methods we do not handle as RFC 3261 §8.2.1 says: 405

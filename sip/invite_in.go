@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/telestra/telestra-sip/sip/media"
 )
 
 // onInvite handles a new incoming call; in-dialog INVITEs go to onReinvite.
@@ -111,6 +113,7 @@ func (u *UA) newIncoming(req *sip.Request, a *account) (*call, *sip.Response) {
 	}
 	c = u.newCallLocked(a, false)
 	c.sess, c.tab.media = sess, sess
+	sess.OnDTMF(func(d media.DTMF) { u.onRTPDigit(c, d) })
 	c.host = host
 	from, to := req.From(), req.To()
 	c.dlg = dialog{

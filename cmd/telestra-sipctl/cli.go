@@ -35,6 +35,8 @@ commands:
   answer ACCOUNT CALL_ID                answer a ringing incoming call
   switch ACCOUNT CALL_ID                hold the active call and resume CALL_ID
   hangup [-decline] ACCOUNT CALL_ID     end, cancel or decline (486; 603 with -decline) a call
+  dtmf ACCOUNT CALL_ID DIGITS           send DTMF digits (0-9 * # A-D, ',' a pause)
+  transfer ACCOUNT CALL_ID NUM          blind-transfer a call to NUM (REFER)
   login ACCOUNT [USER [PASS [SERVER]]]  register again, optionally with other credentials
   logout ACCOUNT                        un-register
   send JSON                             send a raw command; print the replies for a moment
@@ -210,6 +212,23 @@ func (c *cli) dispatch(ctx context.Context, cmd string, args []string) error {
 				return cl.HangupCall(ctx, pos[0], id, decline)
 			}
 		})
+	case "dtmf", "transfer":
+		if len(args) != 3 {
+			if cmd == "dtmf" {
+				return usagef("dtmf needs ACCOUNT CALL_ID DIGITS")
+			}
+			return usagef("transfer needs ACCOUNT CALL_ID NUM")
+		}
+		id, err := strconv.Atoi(args[1])
+		if err != nil {
+			return usagef("%s: CALL_ID %q is not an integer", cmd, args[1])
+		}
+		return c.withClient(ctx, func(ctx context.Context, cl *client.Client) error {
+			if cmd == "dtmf" {
+				return cl.SendDTMF(ctx, args[0], id, args[2], 0)
+			}
+			return cl.TransferCall(ctx, args[0], id, args[2])
+		})
 	case "login":
 		if len(args) < 1 || len(args) > 4 {
 			return usagef("login needs ACCOUNT [USER [PASS [SERVER]]]")
@@ -372,6 +391,16 @@ func eventLine(m client.Message) string {
 		kv("call_id", strconv.Itoa(m.CallID))
 		kv("reason", q(m.Reason))
 		kv("code", strconv.Itoa(m.Code))
+	case api.EventDTMF:
+		kv("account", m.Account)
+		kv("call_id", strconv.Itoa(m.CallID))
+		kv("digit", m.Digit)
+		kv("duration_ms", strconv.Itoa(m.DurationMs))
+	case api.EventCallTransferred:
+		kv("account", m.Account)
+		kv("call_id", strconv.Itoa(m.CallID))
+		kv("new_call_id", strconv.Itoa(m.NewCallID))
+		kv("target", q(m.Target))
 	case api.EventFail:
 		kv("account", m.Account)
 		if m.Cmd != "" {

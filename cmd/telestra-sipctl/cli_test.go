@@ -72,6 +72,12 @@ func (f *fakeController) HangupCall(_ context.Context, a string, id int, d bool)
 }
 
 func (f *fakeController) Logout(_ context.Context, a string) error { return f.rec(a, "logout %s", a) }
+func (f *fakeController) SendDTMF(_ context.Context, a string, id int, digits string, dur time.Duration) error {
+	return f.rec(a, "dtmf %s %d %s %v", a, id, digits, dur)
+}
+func (f *fakeController) TransferCall(_ context.Context, a string, id int, num string) error {
+	return f.rec(a, "transfer %s %d %s", a, id, num)
+}
 
 func (f *fakeController) Status(_ context.Context, a string) ([]api.Status, error) {
 	all := []api.Status{
@@ -156,6 +162,11 @@ func TestCommands(t *testing.T) {
 		{name: "login full", args: []string{"login", "account-1", "3001", "pw", "127.0.0.1"}, wantCalled: "login account-1 3001 pw 127.0.0.1"},
 		{name: "login user only", args: []string{"login", "account-1", "3009"}, wantCalled: "login account-1 3009 - -"},
 		{name: "logout", args: []string{"logout", "account-2"}, wantCalled: "logout account-2"},
+		{name: "dtmf", args: []string{"dtmf", "account-1", "3", "12#*"}, wantCalled: "dtmf account-1 3 12#* 0s"},
+		{name: "dtmf bad id", args: []string{"dtmf", "account-1", "x", "1"}, wantCode: 64, wantErr: `dtmf: CALL_ID "x" is not an integer`},
+		{name: "dtmf no digits", args: []string{"dtmf", "account-1", "3"}, wantCode: 64, wantErr: "dtmf needs ACCOUNT CALL_ID DIGITS"},
+		{name: "transfer", args: []string{"transfer", "account-1", "3", "3003"}, wantCalled: "transfer account-1 3 3003"},
+		{name: "transfer no num", args: []string{"transfer", "account-1", "3"}, wantCode: 64, wantErr: "transfer needs ACCOUNT CALL_ID NUM"},
 		{name: "logout fail", args: []string{"logout", "x"}, wantCode: 1, wantErr: `logout failed: x: unknown account "x"`},
 		{name: "send", args: []string{"send", `{"cmd":"make-call","account":"account-1","num":"9"}`},
 			wantOut: `{"event":"call-return","account":"account-1","call_id":42}` + "\n", wantCalled: "make-call account-1 9"},

@@ -116,8 +116,11 @@ type Params struct {
 	RemoteRTCP *net.UDPAddr // nil: Remote port+1
 	Codec      Codec
 	EventPT    uint8 // telephone-event payload type; 0: not negotiated
-	Send       bool  // we send RTP (direction sendrecv or sendonly from our side)
-	Recv       bool  // we expect RTP (direction sendrecv or recvonly from our side)
+	// RecvEventPT is a second telephone-event payload type accepted on
+	// receive (the one we offered, when the answer named another); 0: none.
+	RecvEventPT uint8
+	Send        bool // we send RTP (direction sendrecv or sendonly from our side)
+	Recv        bool // we expect RTP (direction sendrecv or recvonly from our side)
 }
 
 // Stats is a snapshot of a session's counters.

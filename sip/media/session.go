@@ -66,16 +66,15 @@ type Session struct {
 	sentOctets uint32
 	sentAt     time.Duration // last RTP sent, to pick SR or RR
 
-	rx          rxStats
-	jb          *jitterBuffer
-	lastSR      uint32        // middle 32 bits of the peer's last SR NTP time
-	lastSRAt    time.Duration // when it arrived
-	timerBase   time.Duration // timeout reference: start, resume, new remote
-	timedOut    bool
-	nextRTCP    time.Duration
-	onDTMF      func(rune)
-	eventTS     uint32
-	haveEventTS bool
+	rx        rxStats
+	jb        *jitterBuffer
+	lastSR    uint32        // middle 32 bits of the peer's last SR NTP time
+	lastSRAt  time.Duration // when it arrived
+	timerBase time.Duration // timeout reference: start, resume, new remote
+	timedOut  bool
+	nextRTCP  time.Duration
+	onDTMF    func(DTMF)
+	rxEv      rxEvent
 
 	lastRx atomic.Int64 // engine time of the last valid RTP packet
 
@@ -200,9 +199,10 @@ func (s *Session) Bind(p AudioPort) {
 	s.portMu.Unlock()
 }
 
-// OnDTMF sets a callback for received RFC 4733 digits (nil: none). It runs
-// on the session's reader goroutine and must not block.
-func (s *Session) OnDTMF(f func(digit rune)) {
+// OnDTMF sets a callback for received RFC 4733 digits (nil: none), called
+// once per digit when it ends. It runs on the session's reader goroutine
+// (or the scheduler's, for a digit whose end was lost) and must not block.
+func (s *Session) OnDTMF(f func(DTMF)) {
 	s.mu.Lock()
 	s.onDTMF = f
 	s.mu.Unlock()
@@ -307,15 +307,16 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 		}
 		payload = payload[:len(payload)-int(payload[len(payload)-1])]
 	}
-	var digit rune
-	var cb func(rune)
+	var digits [2]DTMF
+	nd := 0
+	var cb func(DTMF)
 	s.mu.Lock()
 	kind := jbEmpty
 	switch {
 	case s.closed || s.codec == nil:
 	case h.PayloadType == s.p.Codec.PayloadType:
 		kind = jbAudio
-	case s.p.EventPT != 0 && h.PayloadType == s.p.EventPT && len(payload) >= 4:
+	case s.isEventPTLocked(h.PayloadType) && len(payload) >= 4:
 		kind = jbEvent
 	}
 	if kind == jbEmpty || !s.acceptSource(src, now) {
@@ -326,14 +327,14 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 	newSrc, ok := s.rx.update(h.SSRC, h.SequenceNumber, h.Timestamp, arrival, kind == jbAudio)
 	if newSrc {
 		s.jb.reset()
-		s.haveEventTS = false
+		s.rxEv = rxEvent{}
 	}
 	if ok {
 		if s.p.Recv {
 			s.jb.push(h.SequenceNumber, kind, payload)
 		}
 		if kind == jbEvent {
-			digit = s.eventLocked(h.Timestamp, payload)
+			digits, nd = s.eventLocked(h.Timestamp, payload, now)
 			cb = s.onDTMF
 		}
 		s.received.Add(1)
@@ -343,12 +344,19 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 		s.lastRx.Store(int64(now))
 	}
 	s.mu.Unlock()
-	if digit != 0 {
+	for _, d := range digits[:nd] {
 		s.dtmfRx.Add(1)
 		if cb != nil {
-			cb(digit)
+			cb(d)
 		}
 	}
+}
+
+// isEventPTLocked: telephone-event arrives on the payload type we send
+// with (the peer's) or on the one we offered, which an endpoint that
+// answered another number may still use. s.mu held.
+func (s *Session) isEventPTLocked(pt uint8) bool {
+	return (s.p.EventPT != 0 && pt == s.p.EventPT) || (s.p.RecvEventPT != 0 && pt == s.p.RecvEventPT)
 }
 
 // acceptSource implements symmetric RTP: the first valid source after a
@@ -494,7 +502,15 @@ func (s *Session) housekeep(now, deadline time.Duration) {
 		s.nextRTCP = now + s.rtcpDelay()
 		rep = s.reportLocked(now, deadline)
 	}
+	lost, haveLost := s.idleEventLocked(now)
+	cb := s.onDTMF
 	s.mu.Unlock()
+	if haveLost {
+		s.dtmfRx.Add(1)
+		if cb != nil {
+			cb(lost)
+		}
+	}
 	if rep != nil {
 		if _, err := s.rtcpConn.WriteToUDPAddrPort(rep.pkt, rep.dst); err == nil {
 			s.rtcpSent.Add(1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/telestra/telestra-sip/api"
 	"github.com/telestra/telestra-sip/sip"
@@ -33,6 +34,14 @@ func (c *controller) SwitchCall(_ context.Context, account string, id int) error
 
 func (c *controller) HangupCall(_ context.Context, account string, id int, decline bool) error {
 	return c.wrapCall(account, id, c.d.ua.Hangup(account, id, decline))
+}
+
+func (c *controller) SendDTMF(_ context.Context, account string, id int, digits string, dur time.Duration) error {
+	return c.wrapCall(account, id, c.d.ua.SendDTMF(account, id, digits, dur))
+}
+
+func (c *controller) TransferCall(_ context.Context, account string, id int, num string) error {
+	return c.wrapCall(account, id, errors.New("transfer-call: not available yet"))
 }
 
 func (c *controller) Logout(_ context.Context, account string) error {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"time"
 
 	"github.com/telestra/telestra-sip/api"
 	"github.com/telestra/telestra-sip/sip"
@@ -33,6 +34,8 @@ func apiEvent(e sip.Event) api.Event {
 		return api.CallAnswered{Account: e.Account, CallID: e.CallID}
 	case sip.CallEnded:
 		return api.CallEnded{Account: e.Account, CallID: e.CallID, Reason: e.Reason, Code: e.Code}
+	case sip.DTMFReceived:
+		return api.DTMF{Account: e.Account, CallID: e.CallID, Digit: string(e.Digit), DurationMs: int(e.Duration / time.Millisecond)}
 	case sip.AccountFailed:
 		msg := "Failed to log in to account: " + e.Account
 		if e.Reason != "" {
