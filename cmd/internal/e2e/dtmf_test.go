@@ -4,6 +4,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,4 +123,143 @@ func TestDTMFFromBaresip(t *testing.T) {
 		t.Errorf("dtmf digits %q, want 159#", got)
 	}
 	noMoreDigits(t, e.c, "acc1", id, time.Second)
+}
+
+// pcapMs is how long SIPp needs to play the capture of digits.
+func pcapMs(digits []evDigit) string {
+	d := 300 * time.Millisecond
+	for _, g := range digits {
+		d += g.dur + 160*time.Millisecond
+	}
+	return strconv.Itoa(int(d / time.Millisecond))
+}
+
+// TestDTMFFromSipp: a PBX (SIPp) sends RFC 4733 digits from a capture
+// (repeated end packets, retransmitted continuation packets, a digit whose
+// end packets were all lost) and then two by SIP INFO: the daemon reports
+// each digit once, in order, with the duration the sender gave.
+func TestDTMFFromSipp(t *testing.T) {
+	e, p := cucmEnv(t)
+	ds := []evDigit{
+		{event: 1, pt: 101, dur: 100 * time.Millisecond},
+		{event: 2, pt: 101, dur: 160 * time.Millisecond, dupCont: true},
+		{event: 11, pt: 101, dur: 80 * time.Millisecond},
+		{event: 5, pt: 101, dur: 120 * time.Millisecond, lostEnds: true},
+		{event: 9, pt: 101, dur: 100 * time.Millisecond},
+	}
+	scen := sippScenario(t, "dtmf_in_uac.xml", map[string]string{"PCAP": rfc4733Pcap(t, ds), "PCAPMS": pcapMs(ds)})
+	c := sippTo(t, e, p, scen, testpeers.SippOptions{NoEcho: true})
+	id := c.answer("2007")
+	type want struct {
+		digit string
+		ms    int
+	}
+	// The end packets carry the duration plus one frame (the sender's
+	// last step); the digit without ends reports its last continuation.
+	wants := []want{{"1", 120}, {"2", 180}, {"#", 100}, {"5", 120}, {"9", 120}, {"7", 160}, {"*", 250}}
+	for i, w := range wants {
+		m := c.event("dtmf "+w.digit, event(api.EventDTMF, "acc1", id))
+		if m.Digit != w.digit || m.DurationMs != w.ms {
+			t.Errorf("dtmf %d: digit %q duration %d ms, want %q %d ms", i, m.Digit, m.DurationMs, w.digit, w.ms)
+		}
+	}
+	c.s.Reached("info")
+	noMoreDigits(t, e.c, "acc1", id, 500*time.Millisecond)
+	c.s.Continue("info")
+	c.remoteHangup(id)
+	c.passed()
+}
+
+// TestDTMFAnsweredOtherPT: the daemon offers telephone-event on PT 101,
+// the peer answers 100 and sends digits on both numbers (Cisco endpoints
+// send on the offered one): every digit is reported, once.
+func TestDTMFAnsweredOtherPT(t *testing.T) {
+	e, _ := cucmEnv(t)
+	ds := []evDigit{
+		{event: 4, pt: 101, dur: 100 * time.Millisecond},
+		{event: 6, pt: 100, dur: 100 * time.Millisecond},
+		{event: 10, pt: 101, dur: 100 * time.Millisecond},
+	}
+	scen := sippScenario(t, "dtmf_uas.xml", map[string]string{
+		"ANSWER_FORMATS": "0 100",
+		"ANSWER_ATTRS":   "      a=rtpmap:100 telephone-event/8000\n      a=fmtp:100 0-15\n",
+		"INFO_RECVS": `  <nop><action><exec play_pcap_audio="` + rfc4733Pcap(t, ds) + `"/></action></nop>
+  <pause milliseconds="` + pcapMs(ds) + `"/>`,
+	})
+	c := &cucmCall{env: e, s: testpeers.StartSipp(t, testpeers.SippOptions{Scenario: scen, NoEcho: true})}
+	id, err := e.c.MakeCall(e.ctx, "acc1", "sip:2008@"+c.s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.event("call-answered", event(api.EventCallAnswered, "acc1", id))
+	if got := digits(t, e.c, "acc1", id, 3, 10*time.Second); got != "46*" {
+		t.Errorf("dtmf digits %q, want 46*", got)
+	}
+	// Our digits go out as RFC 4733 (on PT 100): no INFO, no fail.
+	if err := e.c.SendDTMF(e.ctx, "acc1", id, "8", 0); err != nil {
+		t.Errorf("send-dtmf: %v", err)
+	}
+	c.s.Reached("digits")
+	noMoreDigits(t, e.c, "acc1", id, 300*time.Millisecond)
+	if err := e.c.HangupCall(e.ctx, "acc1", id, false); err != nil {
+		t.Fatal(err)
+	}
+	c.event("call-ended", event(api.EventCallEnded, "acc1", id))
+	c.passed()
+}
+
+// TestDTMFByInfo: the peer negotiated no telephone-event: send-dtmf goes
+// out as SIP INFO application/dtmf-relay, one digit per INFO; a second
+// send-dtmf while the first digits are on their way is appended (SIPp
+// checks each INFO's digit and duration in turn).
+func TestDTMFByInfo(t *testing.T) {
+	e, _ := cucmEnv(t)
+	var recvs strings.Builder
+	for _, d := range []string{"1", "2", "#", "A"} {
+		dur := "100"
+		if d == "#" || d == "A" {
+			dur = "200"
+		}
+		fmt.Fprintf(&recvs, `  <recv request="INFO">
+    <action>
+      <ereg regexp="application/dtmf-relay" search_in="hdr" header="Content-Type:" check_it="true" assign_to="ok"/>
+      <ereg regexp="Signal=%s\r?\nDuration=%s" search_in="body" check_it="true" assign_to="ok"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+`, regexp.QuoteMeta(d), dur)
+	}
+	scen := sippScenario(t, "dtmf_uas.xml", map[string]string{
+		"ANSWER_FORMATS": "0", "ANSWER_ATTRS": "", "INFO_RECVS": recvs.String(),
+	})
+	c := &cucmCall{env: e, s: testpeers.StartSipp(t, testpeers.SippOptions{Scenario: scen})}
+	id, err := e.c.MakeCall(e.ctx, "acc1", "sip:2008@"+c.s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.event("call-answered", event(api.EventCallAnswered, "acc1", id))
+	if err := e.c.SendDTMF(e.ctx, "acc1", id, "12", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.SendDTMF(e.ctx, "acc1", id, "#a", 200); err != nil {
+		t.Fatal(err)
+	}
+	c.s.Reached("digits")
+	if err := e.c.HangupCall(e.ctx, "acc1", id, false); err != nil {
+		t.Fatal(err)
+	}
+	c.event("call-ended", event(api.EventCallEnded, "acc1", id))
+	c.passed()
 }

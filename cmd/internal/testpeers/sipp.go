@@ -33,6 +33,9 @@ type SippOptions struct {
 	Timeout time.Duration
 	// RecvTimeout fails a <recv> that waits longer; default 20 s.
 	RecvTimeout time.Duration
+	// NoEcho leaves out -rtp_echo, so that only what the scenario plays
+	// (play_pcap_audio, from the same media port) reaches the daemon.
+	NoEcho bool
 }
 
 // Sipp is a running SIPp (sip-tester) playing one call. Its SIP port is
@@ -87,7 +90,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	args := []string{
 		"-sf", scen,
 		"-i", "127.0.0.1", "-p", strconv.Itoa(s.port),
-		"-mi", "127.0.0.1", "-mp", strconv.Itoa(s.mediaPort), "-rtp_echo",
+		"-mi", "127.0.0.1", "-mp", strconv.Itoa(s.mediaPort),
 		"-cp", strconv.Itoa(ctrlPort),
 		"-t", s.transport,
 		"-m", "1", "-l", "1",
@@ -99,6 +102,9 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		"-trace_err", "-error_file", filepath.Join(s.dir, "errors.log"),
 		"-trace_logs", "-log_file", filepath.Join(s.dir, "actions.log"),
 		"-trace_screen", "-screen_file", filepath.Join(s.dir, "screen.log"),
+	}
+	if !opts.NoEcho {
+		args = append(args, "-rtp_echo")
 	}
 	if opts.Service != "" {
 		args = append(args, "-s", opts.Service)
