@@ -39,11 +39,11 @@ func (u *UA) matchAccount(req *sip.Request) *account {
 		}
 		return nil
 	}
-	if a := find(req.Recipient.User); a != nil {
+	if a := find(uriUser(req.Recipient)); a != nil {
 		return a
 	}
 	if to := req.To(); to != nil {
-		return find(to.Address.User)
+		return find(uriUser(to.Address))
 	}
 	return nil
 }
@@ -54,15 +54,17 @@ func (u *UA) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
+	// Ending under the call's lock before answering: a second BYE that
+	// races this one finds the call ended and gets 481.
 	c.mu.Lock()
-	live := c.phase.live()
+	finish := u.endLocked(c, "remote hangup", 0)
 	c.mu.Unlock()
-	if !live {
+	if finish == nil {
 		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
 	u.reply(req, tx, 200, "OK")
-	u.end(c, "remote hangup", 0)
+	finish()
 }
 
 // onCancel sees only CANCELs that match no INVITE transaction (sipgo

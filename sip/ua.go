@@ -23,6 +23,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/telestra/telestra-sip/sip/edge"
 	"github.com/telestra/telestra-sip/sip/media"
 )
 
@@ -133,9 +134,10 @@ type UA struct {
 	ringTime   time.Duration // outgoing call with no final answer
 	t1, t2     time.Duration // 2xx retransmission (RFC 3261 13.3.1.4)
 
-	sua *sipgo.UserAgent
-	srv *sipgo.Server
-	cli *sipgo.Client
+	sua  *sipgo.UserAgent
+	srv  *sipgo.Server
+	cli  *sipgo.Client
+	edge *edge.Edge // in front of sipgo's listeners (conformance.go)
 
 	outTransport string // "UDP" or "TCP"
 	udpConn      net.PacketConn
@@ -276,6 +278,7 @@ func (u *UA) Start(ctx context.Context) error {
 	u.sua, u.srv, u.cli = sua, srv, cli
 	u.registerHandlers()
 
+	u.edge = u.newEdge()
 	if err := u.listen(); err != nil {
 		sua.Close()
 		return err
@@ -327,7 +330,7 @@ func (u *UA) listen() error {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen udp %s: %w (is another SIP service using the port?)", addr, err)
 			}
-			u.udpConn = c
+			u.udpConn = u.edge.PacketConn(c)
 			la := c.LocalAddr().(*net.UDPAddr)
 			u.udpPort = la.Port
 			u.udpLaddr = sip.Addr{IP: la.IP, Port: la.Port}
@@ -340,7 +343,7 @@ func (u *UA) listen() error {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen tcp %s: %w (is another SIP service using the port?)", addr, err)
 			}
-			u.tcpLn = l
+			u.tcpLn = u.edge.Listener(l)
 			u.tcpPort = l.Addr().(*net.TCPAddr).Port
 		}
 		if port == 0 {
