@@ -84,6 +84,9 @@ type CallIncoming struct {
 type CallAnswered struct {
 	Account string
 	CallID  int
+	// Replaces (extension) is the call this one replaced (an INVITE with
+	// Replaces, RFC 3891); nil: none, and the field is left out.
+	Replaces *int
 }
 
 // CallEnded is the `call-ended` event; Reason and Code are extensions.
@@ -116,4 +119,5 @@ type CallTransferred struct {
 type Fail struct {
 	Account string
 	Error   string
+	Cmd     string // the command whose later outcome failed (transfer-call); "": none
 }

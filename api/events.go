@@ -46,9 +46,10 @@ type (
 		CallerName string `json:"caller_name"`
 	}
 	wireCallAnswered struct {
-		Event   string `json:"event"`
-		Account string `json:"account"`
-		CallID  int    `json:"call_id"`
+		Event    string `json:"event"`
+		Account  string `json:"account"`
+		CallID   int    `json:"call_id"`
+		Replaces *int   `json:"replaces,omitempty"`
 	}
 	wireCallEnded struct {
 		Event   string `json:"event"`
@@ -81,7 +82,9 @@ func (e CallIncoming) wire() any {
 	return wireCallIncoming{EventCallIncoming, e.Account, e.CallID, e.Caller, e.CallerName}
 }
 
-func (e CallAnswered) wire() any { return wireCallAnswered{EventCallAnswered, e.Account, e.CallID} }
+func (e CallAnswered) wire() any {
+	return wireCallAnswered{EventCallAnswered, e.Account, e.CallID, e.Replaces}
+}
 
 func (e CallEnded) wire() any {
 	return wireCallEnded{EventCallEnded, e.Account, e.CallID, e.Reason, e.Code}
@@ -95,7 +98,9 @@ func (e CallTransferred) wire() any {
 	return wireCallTransferred{EventCallTransferred, e.Account, e.CallID, e.NewCallID, e.Target}
 }
 
-func (e Fail) wire() any { return wireFail{Event: EventFail, Account: e.Account, Error: e.Error} }
+func (e Fail) wire() any {
+	return wireFail{Event: EventFail, Account: e.Account, Error: e.Error, Cmd: e.Cmd}
+}
 
 // encodeEvent returns the frame (compact JSON + NUL) of a broadcast event.
 func encodeEvent(ev Event) ([]byte, error) {

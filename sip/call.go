@@ -70,6 +70,13 @@ type call struct {
 	timer     sessionTimer // RFC 4028
 	peerAllow string
 	info      infoQueue // DTMF digits waiting to go out by INFO
+
+	// Transfer (transfer.go, replaces.go).
+	xfer         *transferOut // phase transferring: our REFER
+	ref          *referral    // phase referred: the peer's REFER
+	referredFrom *call        // this call was placed for old's referral; nil once reported
+	referredBy   string       // its Referred-By, copied into the INVITE
+	replaces     *call        // this call's INVITE replaced that call (RFC 3891)
 }
 
 // callEntry is what the tables know of a call, guarded by UA.mu: whether it
@@ -164,7 +171,7 @@ func (u *UA) onMediaTimeout(c *call) {
 	// Called from the media goroutine: never block it.
 	u.goTracked(func() {
 		c.mu.Lock()
-		ok := c.phase == phaseConfirmed
+		ok := c.phase.established()
 		c.mu.Unlock()
 		if !ok {
 			return

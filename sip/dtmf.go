@@ -79,7 +79,7 @@ func (u *UA) SendDTMF(account string, callID int, digits string, dur time.Durati
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
-	case c.phase != phaseConfirmed:
+	case !c.phase.established():
 		return fmt.Errorf("account %q call %d (%s): %w", account, callID, c.status, ErrCallState)
 	case c.hold.held():
 		return fmt.Errorf("account %q call %d is on hold: resume it to send DTMF: %w", account, callID, ErrCallState)

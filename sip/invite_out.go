@@ -67,6 +67,9 @@ func (u *UA) initialInviteLocked(c *call) *sip.Request {
 	// out because remoteTag is empty).
 	req.AppendHeader(sip.NewHeader("Session-Expires", strconv.Itoa(u.seInterval)))
 	req.AppendHeader(sip.NewHeader("Min-SE", strconv.Itoa(u.minSE)))
+	if c.referredBy != "" {
+		req.AppendHeader(sip.NewHeader("Referred-By", c.referredBy))
+	}
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(u.offerLocked(c))
 	return req

@@ -110,7 +110,8 @@ const (
 )
 
 const (
-	allowHeader     = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+	allowHeader     = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY"
+	supportedHeader = "timer, replaces"
 	minExpires      = 10 * time.Second
 	minRetry        = time.Second
 	maxRetry        = 5 * time.Minute
@@ -263,6 +264,7 @@ func (u *UA) Start(ctx context.Context) error {
 			sip.WithTransactionLayerUnhandledResponseHandler(u.onStrayResponse),
 		),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(u.log)),
+		sipgo.WithUserAgentParser(newParser()),
 	)
 	if err != nil {
 		return fmt.Errorf("sip: %w", err)

@@ -41,6 +41,7 @@ type Message struct {
 	DurationMs int    `json:"duration_ms"` // dtmf
 	NewCallID  int    `json:"new_call_id"` // call-transferred
 	Target     string `json:"target"`      // call-transferred
+	Replaces   *int   `json:"replaces"`    // call-answered of a call that replaced another
 
 	Raw json.RawMessage `json:"-"`
 }

@@ -41,7 +41,7 @@ func (c *controller) SendDTMF(_ context.Context, account string, id int, digits 
 }
 
 func (c *controller) TransferCall(_ context.Context, account string, id int, num string) error {
-	return c.wrapCall(account, id, errors.New("transfer-call: not available yet"))
+	return c.wrapCall(account, id, c.d.ua.Transfer(account, id, num))
 }
 
 func (c *controller) Logout(_ context.Context, account string) error {
