@@ -107,13 +107,37 @@ func (u *UA) Transfer(account string, callID int, num string) error {
 		u.settleLocked(c)
 		u.kickLocked(c)
 	}
-	req := u.referLocked(c, t.target)
-	cr := u.creds(c)
 	c.mu.Unlock()
-	if !u.goTracked(func() { u.runTransfer(c, t, req, cr) }) {
+	if !u.goTracked(func() { u.runTransfer(c, t) }) {
 		return ErrClosed
 	}
 	return nil
+}
+
+// holdSettled waits until c's hold re-INVITE is through (no mid-call
+// transaction left): a REFER racing it gets 500 from some peers (libre
+// answers requests during its re-INVITE so). false: the call ended or the
+// UA stops.
+func (u *UA) holdSettled(c *call) bool {
+	for i := 0; i < 500; i++ { // 10 s: then the REFER goes anyway
+		c.mu.Lock()
+		idle := !c.worker && !c.hold.pending() && c.offer == offerIdle
+		c.mu.Unlock()
+		if idle {
+			return true
+		}
+		t := u.clock.NewTimer(20 * time.Millisecond)
+		select {
+		case <-t.C():
+		case <-c.ended:
+			t.Stop()
+			return false
+		case <-u.ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+	return true
 }
 
 // referLocked builds the REFER of a transfer (c.mu held).
@@ -125,8 +149,16 @@ func (u *UA) referLocked(c *call, target string) *sip.Request {
 	return req
 }
 
-// runTransfer sends the REFER and follows its subscription to the end.
-func (u *UA) runTransfer(c *call, t *transferOut, req *sip.Request, cr credentials) {
+// runTransfer sends the REFER once the hold is through and follows its
+// subscription to the end.
+func (u *UA) runTransfer(c *call, t *transferOut) {
+	if !u.holdSettled(c) {
+		return
+	}
+	c.mu.Lock()
+	req := u.referLocked(c, t.target)
+	cr := u.creds(c)
+	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(u.ctx, 64*sip.T1)
 	res, err := u.doWithAuth(ctx, req, cr, func(*sip.Request) *sip.Request {
 		c.mu.Lock()
