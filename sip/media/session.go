@@ -307,7 +307,7 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 		}
 		payload = payload[:len(payload)-int(payload[len(payload)-1])]
 	}
-	var digits [2]DTMF
+	var digits [3]DTMF
 	nd := 0
 	var cb func(DTMF)
 	s.mu.Lock()
@@ -323,10 +323,15 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 		s.mu.Unlock()
 		return
 	}
+	cb = s.onDTMF
 	arrival := int64(now/time.Microsecond) * int64(s.codec.clockRate) / 1e6
 	newSrc, ok := s.rx.update(h.SSRC, h.SequenceNumber, h.Timestamp, arrival, kind == jbAudio)
 	if newSrc {
 		s.jb.reset()
+		if ev := &s.rxEv; ev.active && !ev.reported {
+			digits[nd] = ev.report() // its end will not come from this source
+			nd++
+		}
 		s.rxEv = rxEvent{}
 	}
 	if ok {
@@ -334,8 +339,8 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 			s.jb.push(h.SequenceNumber, kind, payload)
 		}
 		if kind == jbEvent {
-			digits, nd = s.eventLocked(h.Timestamp, payload, now)
-			cb = s.onDTMF
+			got, n := s.eventLocked(h.Timestamp, payload, now)
+			nd += copy(digits[nd:], got[:n])
 		}
 		s.received.Add(1)
 		s.lost.Store(uint64(max(0, s.rx.lost())))
