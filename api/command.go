@@ -9,7 +9,8 @@ import (
 	"unicode/utf8"
 )
 
-// Command names: the vendor document's seven, plus the extension "ping".
+// Command names: the vendor document's seven, plus the extensions "ping"
+// and "reload".
 const (
 	CmdLogin      = "login"
 	CmdMakeCall   = "make-call"
@@ -22,6 +23,10 @@ const (
 	// the same `token`. As commands of one client run in order, a client can
 	// send it after commands that have no reply to learn they were handled.
 	CmdPing = "ping"
+	// CmdReload is an extension: the daemon re-reads its SIP plan and
+	// answers `reloaded` once it is applied, or a `fail` listing every
+	// problem once it is rejected (the running plan is then kept).
+	CmdReload = "reload"
 	// CmdSendDTMF (extension) sends digits on a call: RFC 4733, else SIP INFO.
 	CmdSendDTMF = "send-dtmf"
 	// CmdTransferCall (extension) blind-transfers a call (REFER).
@@ -133,6 +138,8 @@ func decode(d decoder) (Command, error) {
 		if err == nil {
 			c.Token, _, err = d.str("token")
 		}
+	case CmdReload:
+		_, _, err = d.str("account")
 	case CmdSendDTMF:
 		err = d.each(d.account(&c), d.callID(&c), d.reqStr("digits", &c.Digits), d.optInt("duration_ms", MinDTMFMs, MaxDTMFMs, &c.DurationMs))
 		if err == nil && c.Digits == "" {
@@ -145,7 +152,7 @@ func decode(d decoder) (Command, error) {
 		}
 	default:
 		return Command{}, &CommandError{Cmd: name, Account: c.Account,
-			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, send-dtmf or transfer-call", name)}
+			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, send-dtmf or transfer-call", name)}
 	}
 	if err != nil {
 		return Command{}, &CommandError{Cmd: name, Account: c.Account, Msg: err.Error()}
@@ -198,6 +205,8 @@ func (d decoder) name() (string, bool, error) {
 			return CmdLogout, true, nil
 		case CmdPing:
 			return CmdPing, true, nil
+		case CmdReload:
+			return CmdReload, true, nil
 		case CmdSendDTMF:
 			return CmdSendDTMF, true, nil
 		case CmdTransferCall:

@@ -53,6 +53,8 @@ func (s *Server) execute(ctx context.Context, c *client, msg []byte) {
 		}
 	case CmdPing:
 		s.reply(c, mustFrame(wirePong{EventPong, cmd.Token}))
+	case CmdReload:
+		s.reload(ctx, c) // writes its own answer
 	case CmdSendDTMF:
 		err = s.ctrl.SendDTMF(ctx, cmd.Account, cmd.CallID, cmd.Digits, time.Duration(cmd.DurationMs)*time.Millisecond)
 	case CmdTransferCall:

@@ -78,6 +78,8 @@ type Config struct {
 	// name (media.Supported); empty: Media.Codecs, else PCMU, PCMA.
 	Codecs []string
 	Media  media.Config
+	// Resolver looks up host names (servers, Route hops); nil: the system's.
+	Resolver Resolver
 }
 
 // AccountStatus is a snapshot for get-status.
@@ -165,7 +167,7 @@ type UA struct {
 	dialogs  map[string]*call // Call-ID "|" local tag
 	nextID   int
 	bound    map[string]*call // audio channel key -> call bound to it
-	hostMemo map[string]string
+	hosts    hostMemo         // own lock: read while mu is held, never I/O under it
 }
 
 // New builds the UA; nothing is bound until Start.
@@ -230,7 +232,6 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		calls:        map[int]*call{},
 		dialogs:      map[string]*call{},
 		bound:        map[string]*call{},
-		hostMemo:     map[string]string{},
 	}
 	for _, a := range accounts {
 		if a.Name == "" {
@@ -327,7 +328,7 @@ func (u *UA) listen() error {
 			if u.udpConn != nil {
 				continue
 			}
-			c, err := net.ListenPacket("udp", addr)
+			c, err := net.ListenPacket(listenNetwork("udp", host), addr)
 			if err != nil {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen udp %s: %w (is another SIP service using the port?)", addr, err)
@@ -340,7 +341,7 @@ func (u *UA) listen() error {
 			if u.tcpLn != nil {
 				continue
 			}
-			l, err := net.Listen("tcp", addr)
+			l, err := net.Listen(listenNetwork("tcp", host), addr)
 			if err != nil {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen tcp %s: %w (is another SIP service using the port?)", addr, err)
