@@ -18,9 +18,10 @@ func (u *UA) registerHandlers() {
 	u.srv.OnNoRoute(u.onOther)
 }
 
-// knownMethods are methods we recognise but do not implement (405, not 501).
+// knownMethods are methods we recognise but do not implement (405, not
+// 501); REFER and NOTIFY only out of a dialog (in one: transfer.go).
 var knownMethods = map[sip.RequestMethod]bool{
-	sip.REGISTER: true, sip.SUBSCRIBE: true,
+	sip.REGISTER: true, sip.SUBSCRIBE: true, sip.NOTIFY: true, sip.REFER: true,
 	sip.MESSAGE: true, sip.PUBLISH: true, sip.PRACK: true,
 }
 

@@ -232,6 +232,10 @@ func (u *UA) awaitOutcome(c *call, t *transferOut) (int, string) {
 
 // onNotify takes the NOTIFYs of our REFER's subscription.
 func (u *UA) onNotify(req *sip.Request, tx sip.ServerTransaction) {
+	if toTag(req) == "" {
+		u.onOther(req, tx) // out of a dialog: we subscribe to nothing
+		return
+	}
 	c := u.dialogFor(req)
 	if c == nil {
 		u.reply(req, tx, 481, "Subscription Does Not Exist")
@@ -270,6 +274,10 @@ func (u *UA) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 // onRefer accepts the peer's REFER in an established call (202) and
 // places the call to the Refer-To target.
 func (u *UA) onRefer(req *sip.Request, tx sip.ServerTransaction) {
+	if toTag(req) == "" {
+		u.onOther(req, tx) // out of a dialog: not supported, 405
+		return
+	}
 	c := u.dialogFor(req)
 	if c == nil {
 		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
