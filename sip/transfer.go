@@ -254,6 +254,9 @@ func (u *UA) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock()
 	fresh := checkSeqLocked(c, req)
 	t := c.xfer
+	if c.phase != phaseTransferring {
+		t = nil // over: the subscription ended with the transfer
+	}
 	c.mu.Unlock()
 	switch {
 	case !fresh:
