@@ -528,6 +528,9 @@ func eventLine(m client.Message) string {
 	case api.EventCallAnswered, api.EventCallReturn:
 		kv("account", m.Account)
 		kv("call_id", strconv.Itoa(m.CallID))
+		if m.Replaces != nil {
+			kv("replaces", strconv.Itoa(*m.Replaces))
+		}
 	case api.EventCallEnded:
 		kv("account", m.Account)
 		kv("call_id", strconv.Itoa(m.CallID))

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/api/client"
 )
 
 // fakeController serves "account-1" and "account-2" and records commands.
@@ -385,5 +387,34 @@ func TestIPv6API(t *testing.T) {
 	code, _, errOut = runCLI(t, "-addr", fmt.Sprintf("::1:%d", port), "status")
 	if code != 64 || !strings.Contains(errOut, "[::1]:3550") {
 		t.Errorf("-addr without brackets: exit %d, stderr %q, want a usage error showing [::1]:3550", code, errOut)
+	}
+}
+
+func TestEventLineExtensions(t *testing.T) {
+	tests := []struct {
+		name, raw, want string
+	}{
+		{"dtmf", `{"event":"dtmf","account":"account-1","call_id":3,"digit":"#","duration_ms":120}`,
+			`dtmf account=account-1 call_id=3 digit=# duration_ms=120`},
+		{"call-transferred", `{"event":"call-transferred","account":"account-1","call_id":3,"new_call_id":4,"target":"sip:3005@pbx"}`,
+			`call-transferred account=account-1 call_id=3 new_call_id=4 target="sip:3005@pbx"`},
+		{"call-answered replacing", `{"event":"call-answered","account":"account-1","call_id":8,"replaces":5}`,
+			`call-answered account=account-1 call_id=8 replaces=5`},
+		{"call-answered", `{"event":"call-answered","account":"account-1","call_id":8}`,
+			`call-answered account=account-1 call_id=8`},
+		{"transfer fail", `{"event":"fail","account":"account-1","error":"transfer of call 3 to sip:9@pbx failed: 486 Busy Here","cmd":"transfer-call"}`,
+			`fail account=account-1 cmd=transfer-call error="transfer of call 3 to sip:9@pbx failed: 486 Busy Here"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var m client.Message
+			if err := json.Unmarshal([]byte(tc.raw), &m); err != nil {
+				t.Fatal(err)
+			}
+			m.Raw = json.RawMessage(tc.raw)
+			if got := eventLine(m); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
 	}
 }
