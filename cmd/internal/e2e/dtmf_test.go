@@ -54,6 +54,7 @@ func digits(t *testing.T, c *client.Client, acct string, id, n int, timeout time
 			t.Errorf("dtmf event %s: duration %d ms is not a key press", m.Raw, m.DurationMs)
 		}
 		b.WriteString(m.Digit)
+		t.Logf("dtmf %s %d ms", m.Digit, m.DurationMs)
 	}
 	return b.String()
 }
