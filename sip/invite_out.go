@@ -317,6 +317,14 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 	}
 	c.timer.peerTimer = hasOption(res, "Supported", "timer") || hasOption(res, "Require", "timer")
 	ack := u.ackLocked(c, req.CSeq().SeqNo, nil)
+	c.mu.Unlock()
+	// The ACK leaves before CallAnswered is reported: a client that acts
+	// on call-answered (send-dtmf by INFO, hangup-call) must not have its
+	// request overtake the ACK. A hangup meanwhile moves the call to
+	// ending, which is handled below as a 2xx crossing our CANCEL.
+	u.writeAck(ack)
+
+	c.mu.Lock()
 	why := c.endReason
 	over := c.phase == phaseEnding || c.phase == phaseEnded
 	var err error
@@ -328,7 +336,6 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 		}
 	}
 	c.mu.Unlock()
-	u.writeAck(ack)
 
 	switch {
 	case over:

@@ -298,6 +298,7 @@ func (u *UA) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	by, _ := headerValue(req, "Referred-By")
+	u.waitAckProcessed(c) // a REFER right after the ACK of our 200 finds the call confirmed
 	c.mu.Lock()
 	var res *sip.Response
 	switch {
