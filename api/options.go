@@ -1,14 +1,42 @@
 package api
 
+import (
+	"log/slog"
+	"time"
+)
+
 // Option configures optional extensions of a Server.
 type Option func(*options)
 
 type options struct {
-	reloader Reloader // reload command; nil: not offered
+	reloader Reloader       // reload command; nil: not offered
+	level    *slog.LevelVar // log-level command; nil: not offered
+	version  string         // pong's version; "": pong has only token and tag
+	now      func() time.Time
+	started  time.Time
+	// startedText is started in pong: RFC 3339 UTC with nanoseconds.
+	startedText string
 }
 
 // WithReloader serves the `reload` extension with r. Without it, `reload`
 // gets a fail saying that reloading is not available.
 func WithReloader(r Reloader) Option {
 	return func(o *options) { o.reloader = r }
+}
+
+// WithLogLevel lets clients read and set the daemon's log level with the
+// `log-level` command.
+func WithLogLevel(v *slog.LevelVar) Option {
+	return func(o *options) { o.level = v }
+}
+
+// WithVersion makes `pong` carry the daemon's version and its uptime,
+// counted from started (the zero time: from NewServer).
+func WithVersion(version string, started time.Time) Option {
+	return func(o *options) { o.version, o.started = version, started }
+}
+
+// withClock replaces time.Now (tests).
+func withClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
 }

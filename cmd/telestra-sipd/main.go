@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/telestra/telestra-sip/cmd/internal/daemon"
 	"github.com/telestra/telestra-sip/cmd/internal/plan"
@@ -56,6 +57,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	started := time.Now() // for the API's uptime
 	fs := flag.NewFlagSet("telestra-sipd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are printed below, help by -h
 	planPath := fs.String("plan", defaultPlan, "")
@@ -113,6 +115,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	log.Info("starting telestra-sipd", "version", version, "plan", *planPath)
 	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup,
+		Version: version, Started: started,
 		RuntimeDir: os.Getenv("RUNTIME_DIRECTORY")})
 	if err != nil {
 		log.Error("telestra-sipd failed", "err", err)

@@ -113,7 +113,7 @@ func (s *Session) QueueDTMF(digit rune, dur time.Duration) error {
 		return fmt.Errorf("media: DTMF queue full (%d digits): wait for the digits to go out", dtmfQueueMax)
 	}
 	samples := int(int64(s.codec.clockRate) * int64(dur) / int64(time.Second))
-	samples = min(max(samples, s.frame), 0xFFFF) // the duration field is 16 bits
+	samples = min(max(samples, int(s.tsStep)), 0xFFFF) // the duration field is 16 bits
 	s.dtmfQ = append(s.dtmfQ, dtmfTone{event: ev, samples: samples, endsLeft: dtmfEndRepeats},
 		dtmfTone{pause: true, samples: s.samplesLocked(dtmfGap)})
 	return nil
@@ -135,7 +135,7 @@ func (s *Session) QueuePause(dur time.Duration) error {
 }
 
 func (s *Session) samplesLocked(d time.Duration) int {
-	return max(int(int64(s.codec.clockRate)*int64(d)/int64(time.Second)), s.frame)
+	return max(int(int64(s.codec.clockRate)*int64(d)/int64(time.Second)), int(s.tsStep))
 }
 
 // DTMFPending reports whether queued digits are still to be sent.
@@ -164,7 +164,7 @@ func (s *Session) nextEventLocked(ts uint32, h *rtp.Header, payload *[4]byte) (i
 	}
 	t := s.dtmfCur
 	if t.pause {
-		t.elapsed += s.frame
+		t.elapsed += int(s.tsStep)
 		if t.elapsed >= t.samples {
 			s.dtmfCur = nil
 		}
@@ -180,7 +180,7 @@ func (s *Session) nextEventLocked(ts uint32, h *rtp.Header, payload *[4]byte) (i
 	h.Timestamp = t.ts // every packet of one event carries its start time
 	end := false
 	if t.elapsed < t.samples {
-		t.elapsed = min(t.elapsed+s.frame, t.samples)
+		t.elapsed = min(t.elapsed+int(s.tsStep), t.samples)
 	}
 	if t.elapsed >= t.samples {
 		end = true

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/cmd/internal/metrics"
 	"github.com/telestra/telestra-sip/cmd/internal/plan"
 	"github.com/telestra/telestra-sip/hw"
 	"github.com/telestra/telestra-sip/sip"
@@ -33,6 +34,8 @@ type Options struct {
 	Level    *slog.LevelVar   // set from [log] level, also on reload
 	Reload   <-chan os.Signal // SIGHUP: re-read PlanPath
 	Notifier Notifier         // nil: sd_notify through $NOTIFY_SOCKET
+	Version  string           // in pong and build_info
+	Started  time.Time        // process start, for pong's uptime_s; zero: when Run starts
 	// RuntimeDir is $RUNTIME_DIRECTORY: the API address is written there
 	// for telestra-sipctl (runtime.go). "": not written.
 	RuntimeDir string
@@ -56,9 +59,10 @@ type Daemon struct {
 	reloads  chan reloadRequest // the API's reload, served by run
 	stopping chan struct{}      // closed when run stops serving reloads
 
-	ua     *sip.UA
-	server *api.Server
-	hub    eventHub // server, or what wrapHub made of it
+	ua      *sip.UA
+	server  *api.Server
+	hub     eventHub         // server, or what wrapHub made of it
+	metrics *metrics.Metrics // always fed; served when [metrics] address is set
 	// wrapHub lets a test stand between the event path and the hub.
 	wrapHub func(eventHub) eventHub
 }
@@ -88,7 +92,11 @@ func newDaemon(opts Options) *Daemon {
 	if d.notify == nil {
 		d.notify = systemdNotifier{}
 	}
+	if d.opts.Started.IsZero() {
+		d.opts.Started = time.Now()
+	}
 	applyLogLevel(opts.Level, opts.Plan.Log.Level)
+	d.metrics = metrics.New(opts.Version, metrics.Sources{Accounts: d.metricsAccounts, API: d.apiStats})
 	return d
 }
 
@@ -109,7 +117,8 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	d.ua = ua
 
 	ctrl := &controller{d: d}
-	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl))
+	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl),
+		api.WithLogLevel(d.opts.Level), api.WithVersion(d.opts.Version, d.opts.Started))
 	d.hub = d.server
 	if d.wrapHub != nil {
 		d.hub = d.wrapHub(d.server)
@@ -125,12 +134,38 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 			defer os.Remove(path)
 		}
 	}
+	var metricsSrv *metrics.Server
+	if p.Metrics.Address != "" {
+		if metricsSrv, err = d.metrics.Listen(p.Metrics.Address, d.log.With("component", "metrics")); err != nil {
+			_ = d.server.Close() // closes the bound API listener
+			return err
+		}
+	}
 
 	uaCtx, stopUA := context.WithCancel(context.Background())
 	defer stopUA()
 	if err := ua.Start(uaCtx); err != nil {
 		_ = d.server.Close() // closes the bound API listener
+		if metricsSrv != nil {
+			done, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = metricsSrv.Serve(done)
+		}
 		return fmt.Errorf("SIP listener on %s: %w", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), err)
+	}
+	if metricsSrv != nil {
+		mctx, stopMetrics := context.WithCancel(context.Background())
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := metricsSrv.Serve(mctx); err != nil {
+				d.log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
+		// Sampled often enough that an ended call's last RTP counts are
+		// read before it stops being listed.
+		go func() { defer wg.Done(); d.metrics.RunSampler(mctx, sampleInterval(p)) }()
+		defer stopMetrics()
 	}
 
 	srvDone := make(chan error, 1)
@@ -138,6 +173,9 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 
 	// Both sockets are bound: tell systemd.
 	d.sdNotify("READY=1")
+	if metricsSrv != nil {
+		d.log.Info("metrics endpoint ready", "address", "http://"+metricsSrv.Addr().String()+"/metrics")
+	}
 	d.log.Info("telestra-sipd ready", "api", d.server.Addr().String(),
 		"sip", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), "accounts", len(p.Accounts),
 		"backend", p.Audio.Backend, "channels", channelSummary(p))
@@ -209,6 +247,7 @@ func apiConfig(p *plan.Plan) api.Config {
 		Allow:           append([]netip.Prefix(nil), p.TCP.Allow...),
 		MaxClients:      p.TCP.MaxClients,
 		MaxMessageBytes: p.TCP.MaxMessageBytes,
+		EventHistory:    p.TCP.EventHistory,
 	}
 }
 
@@ -228,6 +267,7 @@ func sipConfig(p *plan.Plan) sip.Config {
 			PortMin:      p.RTP.PortMin,
 			PortMax:      p.RTP.PortMax,
 			Codecs:       append([]string(nil), p.RTP.Codecs...),
+			AudioRate:    media.ChannelRate(p.RTP.Codecs),
 			PTime:        p.RTP.PTime.Duration,
 			JitterBuffer: p.RTP.JitterBuffer.Duration,
 			Timeout:      p.RTP.Timeout.Duration,
@@ -263,7 +303,7 @@ func hwConfig(p *plan.Plan) hw.Config {
 	return hw.Config{
 		Backend:     p.Audio.Backend,
 		PulseServer: p.Audio.PulseServer,
-		Format:      hw.Format{Rate: 8000, Channels: 1},
+		Format:      hw.Format{Rate: media.ChannelRate(p.RTP.Codecs), Channels: 1},
 		FrameTime:   p.RTP.PTime.Duration,
 		Buffer:      20 * time.Millisecond,
 	}

@@ -14,7 +14,7 @@ import (
 // restartSections are read only at start: the listeners and the media
 // configuration. A reload reports their changes against what is running
 // instead of half-applying them.
-var restartSections = []string{"tcp-settings.", "sip-settings.", "rtp-settings."}
+var restartSections = []string{"tcp-settings.", "sip-settings.", "rtp-settings.", "metrics."}
 
 func needsRestart(key string) bool {
 	for _, s := range restartSections {
@@ -96,6 +96,7 @@ func (d *Daemon) reload() reloadResult {
 	np, err := plan.Load(d.opts.PlanPath)
 	if err != nil {
 		d.log.Error("reload: plan rejected, keeping the running plan", "plan", d.opts.PlanPath, "err", err)
+		d.rejected()
 		return reloadResult{err: &api.ReloadRejected{Plan: d.opts.PlanPath, Problems: problemLines(d.opts.PlanPath, err)}}
 	}
 	res := reloadResult{warnings: np.Warnings}
@@ -111,6 +112,7 @@ func (d *Daemon) reload() reloadResult {
 	}
 	if err := d.apply(np); err != nil {
 		d.log.Error("reload: not applied, keeping the running plan", "plan", d.opts.PlanPath, "err", err)
+		d.rejected()
 		return reloadResult{err: &api.ReloadRejected{Plan: d.opts.PlanPath, Problems: []string{err.Error()}}}
 	}
 	for _, c := range res.applied {
@@ -122,6 +124,7 @@ func (d *Daemon) reload() reloadResult {
 	for _, w := range np.Warnings {
 		d.log.Warn("SIP plan: setting has no effect", "problem", w.String())
 	}
+	d.metrics.Reload(true)
 	d.log.Info("reload: plan applied", "plan", d.opts.PlanPath, "accounts", len(np.Accounts),
 		"changes", len(res.applied), "restart_needed", len(res.restart))
 	return res
@@ -143,6 +146,13 @@ func problemLines(path string, err error) []string {
 	return out
 }
 
+// rejected counts a rejected reload. A reload, even a rejected one, puts
+// the log level back to the running plan's (log-level may have changed it).
+func (d *Daemon) rejected() {
+	d.metrics.Reload(false)
+	applyLogLevel(d.opts.Level, d.plan.Log.Level)
+}
+
 // apply runs on run's goroutine, the only writer of d.plan and d.channels,
 // so it opens devices and re-registers without holding d.mu: a get-status
 // is never stuck behind a slow device or registrar.
@@ -151,6 +161,7 @@ func (d *Daemon) apply(np *plan.Plan) error {
 	// Open what is new or changed before touching the UA, so that a device
 	// that fails to open leaves everything as it was.
 	cfg := hwConfig(np)
+	cfg.Format.Rate = hwConfig(d.running).Format.Rate // the running media engine's rate
 	backendChanged := old.Audio.Backend != np.Audio.Backend || old.Audio.PulseServer != np.Audio.PulseServer
 	next := map[string]openChannel{}
 	var opened []hw.Channel

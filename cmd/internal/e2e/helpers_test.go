@@ -39,11 +39,15 @@ type plan struct {
 	LogLevel        string   // default debug
 	RTPPorts        int      // size of the RTP range; default 40
 	Transports      []string // [sip-settings] transports; default the daemon's (udp)
+	Codecs          []string // [rtp-settings] codecs; default the daemon's (PCMU, PCMA)
 	Address         string   // [tcp-settings] and [sip-settings] address; default 127.0.0.1
 	Allow           []string // [tcp-settings] allow; default none (any client)
+	EventHistory    int      // [tcp-settings] event-history; 0: the daemon's default
+	Metrics         bool     // serve [metrics] on a free port (MetricsAddr)
 
 	// Filled in by render.
 	APIPort, SIPPort, RTPMin, RTPMax int
+	MetricsAddr                      string
 }
 
 func q(s string) string { return fmt.Sprintf("%q", s) }
@@ -72,7 +76,14 @@ func (p *plan) render(t *testing.T) string {
 		}
 		fmt.Fprintf(&b, "allow = [%s]\n", strings.Join(quoted, ", "))
 	}
+	if p.EventHistory > 0 {
+		fmt.Fprintf(&b, "event-history = %d\n", p.EventHistory)
+	}
 	b.WriteString("\n")
+	if p.Metrics {
+		p.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", testpeers.FreePort(t))
+		fmt.Fprintf(&b, "[metrics]\naddress = %q\n\n", p.MetricsAddr)
+	}
 	fmt.Fprintf(&b, "[sip-settings]\naddress = %s\nport = %d\nuser-agent = \"telestra-e2e\"\n", q(addr), p.SIPPort)
 	if len(p.Transports) > 0 {
 		quoted := make([]string, len(p.Transports))
@@ -83,7 +94,15 @@ func (p *plan) render(t *testing.T) string {
 	}
 	fmt.Fprintf(&b, "register-expires = %s\nregister-retry = %s\nended-call-linger = %s\n\n",
 		q(or(p.RegisterExpires, "60s")), q(or(p.RegisterRetry, "1s")), q(or(p.Linger, "10s")))
-	fmt.Fprintf(&b, "[rtp-settings]\nport-min = %d\nport-max = %d\ntimeout = %s\n\n", p.RTPMin, p.RTPMax, q(or(p.RTPTimeout, "30s")))
+	fmt.Fprintf(&b, "[rtp-settings]\nport-min = %d\nport-max = %d\ntimeout = %s\n", p.RTPMin, p.RTPMax, q(or(p.RTPTimeout, "30s")))
+	if len(p.Codecs) > 0 {
+		quoted := make([]string, len(p.Codecs))
+		for i, c := range p.Codecs {
+			quoted[i] = q(c)
+		}
+		fmt.Fprintf(&b, "codecs = [%s]\n", strings.Join(quoted, ", "))
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "[log]\nlevel = %s\n\n", q(or(p.LogLevel, "debug")))
 	fmt.Fprintf(&b, "[audio]\nbackend = %s\n", q(or(p.Backend, "loopback")))
 	if p.PulseServer != "" {

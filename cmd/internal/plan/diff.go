@@ -30,6 +30,7 @@ func Settings(p *Plan) []Setting {
 	add("tcp-settings.allow", list(allow))
 	add("tcp-settings.max-clients", strconv.Itoa(t.MaxClients))
 	add("tcp-settings.max-message-bytes", strconv.Itoa(t.MaxMessageBytes))
+	add("tcp-settings.event-history", strconv.Itoa(t.EventHistory))
 	s := p.SIP
 	add("sip-settings.address", quote(s.Address))
 	add("sip-settings.port", strconv.Itoa(s.Port))
@@ -57,6 +58,7 @@ func Settings(p *Plan) []Setting {
 		add(key("loopback"), quote(c.Loopback))
 	}
 	add("log.level", quote(p.Log.Level))
+	add("metrics.address", quote(p.Metrics.Address))
 	for _, a := range p.Accounts {
 		key := func(field string) string { return toml.Key{"accounts", a.Name, field}.String() }
 		add(toml.Key{"accounts", a.Name}.String(), "")

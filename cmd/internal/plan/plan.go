@@ -23,6 +23,7 @@ type Plan struct {
 	RTP      RTPSettings // [rtp-settings]
 	Audio    Audio       // [audio]
 	Log      Log         // [log]
+	Metrics  Metrics     // [metrics]
 	Accounts []Account   // [accounts.NAME] in the order they appear in the file
 
 	// Warnings are settings the file sets that have no effect with the
@@ -38,6 +39,7 @@ type TCPSettings struct {
 	Allow           []netip.Prefix // peers that may connect; empty: any. A bare IP is a /32 or /128.
 	MaxClients      int            // simultaneous API connections; default 64
 	MaxMessageBytes int            // largest accepted command, NUL excluded; default 65536
+	EventHistory    int            // broadcast events kept for the API's resume; default 1024
 }
 
 // SIPSettings is [sip-settings], the user agent.
@@ -57,7 +59,7 @@ type SIPSettings struct {
 type RTPSettings struct {
 	PortMin      int      // first RTP port, even; default 16384
 	PortMax      int      // last port (RTCP may use it); default 16999
-	Codecs       []string // offer/accept order; "PCMU", "PCMA"; default both
+	Codecs       []string // preference order for offers and answers; "G722", "PCMU", "PCMA"; default PCMU, PCMA
 	PTime        Duration // packet time, 10ms..60ms in 10ms steps; default 20ms
 	JitterBuffer Duration // receive buffer depth; default 40ms
 	Timeout      Duration // hang up an active call after this long without RTP; default 30s
@@ -81,6 +83,11 @@ type Channel struct {
 // Log is [log].
 type Log struct {
 	Level string // "debug", "info", "warn", "error"; default "info"
+}
+
+// Metrics is [metrics], the Prometheus endpoint.
+type Metrics struct {
+	Address string // HOST:PORT serving /metrics; default "": off
 }
 
 // Account is one [accounts.NAME] table. After Parse, AuthUser, DisplayName
@@ -134,6 +141,7 @@ func Default() *Plan {
 			Port:            3550,
 			MaxClients:      64,
 			MaxMessageBytes: 65536,
+			EventHistory:    1024,
 		},
 		SIP: SIPSettings{
 			Address:         "0.0.0.0",

@@ -197,6 +197,18 @@ func TestKeys(t *testing.T) {
 		{name: "max-message-bytes min", edits: []string{`[tcp-settings] max-message-bytes = 1024`}, get: func(p *Plan) any { return p.TCP.MaxMessageBytes }, want: 1024},
 		{name: "max-message-bytes too small", edits: []string{`[tcp-settings] max-message-bytes = 1023`}, wantKey: "tcp-settings.max-message-bytes"},
 		{name: "max-message-bytes too big", edits: []string{`[tcp-settings] max-message-bytes = 16777217`}, wantKey: "tcp-settings.max-message-bytes"},
+		{name: "event-history default", get: func(p *Plan) any { return p.TCP.EventHistory }, want: 1024},
+		{name: "event-history one", edits: []string{`[tcp-settings] event-history = 1`}, get: func(p *Plan) any { return p.TCP.EventHistory }, want: 1},
+		{name: "event-history zero", edits: []string{`[tcp-settings] event-history = 0`}, wantKey: "tcp-settings.event-history"},
+		{name: "event-history too big", edits: []string{`[tcp-settings] event-history = 65537`}, wantKey: "tcp-settings.event-history"},
+		{name: "metrics off by default", get: func(p *Plan) any { return p.Metrics.Address }, want: ""},
+		{name: "metrics address", edits: []string{`[metrics] address = "127.0.0.1:9550"`}, get: func(p *Plan) any { return p.Metrics.Address }, want: "127.0.0.1:9550"},
+		{name: "metrics IPv6", edits: []string{`[metrics] address = "[::1]:9550"`}, get: func(p *Plan) any { return p.Metrics.Address }, want: "[::1]:9550"},
+		{name: "metrics without port", edits: []string{`[metrics] address = "127.0.0.1"`}, wantKey: "metrics.address"},
+		{name: "metrics host name", edits: []string{`[metrics] address = "localhost:9550"`}, wantKey: "metrics.address"},
+		{name: "metrics port zero", edits: []string{`[metrics] address = "127.0.0.1:0"`}, wantKey: "metrics.address"},
+		{name: "metrics on the API port", edits: []string{`[metrics] address = "127.0.0.1:3550"`}, wantKey: "metrics.address"},
+		{name: "metrics unknown key", edits: []string{`[metrics] port = 9550`}, wantKey: "metrics.port"},
 
 		// [sip-settings]
 		{name: "sip address default", get: func(p *Plan) any { return p.SIP.Address }, want: "0.0.0.0"},
@@ -266,6 +278,7 @@ func TestKeys(t *testing.T) {
 		{name: "codecs default", get: func(p *Plan) any { return p.RTP.Codecs }, want: []string{"PCMU", "PCMA"}},
 		{name: "codecs one", edits: []string{`[rtp-settings] codecs = ["PCMA"]`}, get: func(p *Plan) any { return p.RTP.Codecs }, want: []string{"PCMA"}},
 		{name: "codecs empty", edits: []string{`[rtp-settings] codecs = []`}, wantKey: "rtp-settings.codecs"},
+		{name: "codecs wideband first", edits: []string{`[rtp-settings] codecs = ["G722", "PCMU", "PCMA"]`}, get: func(p *Plan) any { return p.RTP.Codecs }, want: []string{"G722", "PCMU", "PCMA"}},
 		{name: "codecs unknown", edits: []string{`[rtp-settings] codecs = ["PCMU", "G729"]`}, wantKey: "rtp-settings.codecs", wantMsg: `"G729"`},
 		{name: "codecs twice", edits: []string{`[rtp-settings] codecs = ["PCMU", "PCMU"]`}, wantKey: "rtp-settings.codecs", wantMsg: "twice"},
 		{name: "codecs lower case", edits: []string{`[rtp-settings] codecs = ["pcmu"]`}, wantKey: "rtp-settings.codecs"},
@@ -302,6 +315,8 @@ func TestKeys(t *testing.T) {
 		{name: "loopback tone 1 Hz", edits: []string{`[audio.channels.ch1] loopback = "tone:1"`}, get: func(p *Plan) any { return p.Audio.Channels[0].Loopback }, want: "tone:1"},
 		{name: "loopback tone 3999 Hz", edits: []string{`[audio.channels.ch1] loopback = "tone:3999"`}, get: func(p *Plan) any { return p.Audio.Channels[0].Loopback }, want: "tone:3999"},
 		{name: "loopback tone nyquist", edits: []string{`[audio.channels.ch1] loopback = "tone:4000"`}, wantKey: "audio.channels.ch1.loopback", wantMsg: "1 to 3999"},
+		{name: "loopback tone 3 kHz on a G722 channel", edits: []string{`[rtp-settings] codecs = ["G722", "PCMU"]`, `[audio.channels.ch1] loopback = "tone:3000"`}, get: func(p *Plan) any { return p.Audio.Channels[0].Loopback }, want: "tone:3000"},
+		{name: "loopback tone nyquist of a G722 channel", edits: []string{`[rtp-settings] codecs = ["G722"]`, `[audio.channels.ch1] loopback = "tone:8000"`}, wantKey: "audio.channels.ch1.loopback", wantMsg: "1 to 7999"},
 		{name: "loopback tone zero", edits: []string{`[audio.channels.ch1] loopback = "tone:0"`}, wantKey: "audio.channels.ch1.loopback"},
 		{name: "loopback tone fraction", edits: []string{`[audio.channels.ch1] loopback = "tone:1000.5"`}, wantKey: "audio.channels.ch1.loopback"},
 		{name: "loopback tone empty", edits: []string{`[audio.channels.ch1] loopback = "tone:"`}, wantKey: "audio.channels.ch1.loopback"},
@@ -463,7 +478,7 @@ func TestAccountsNotATable(t *testing.T) {
 func TestDefault(t *testing.T) {
 	d := Default()
 	want := &Plan{
-		TCP: TCPSettings{Address: "0.0.0.0", Port: 3550, MaxClients: 64, MaxMessageBytes: 65536},
+		TCP: TCPSettings{Address: "0.0.0.0", Port: 3550, MaxClients: 64, MaxMessageBytes: 65536, EventHistory: 1024},
 		SIP: SIPSettings{Address: "0.0.0.0", Port: 5060, Transports: []string{"udp"}, UserAgent: "Telestra",
 			RegisterExpires: dur("300s"), RegisterRetry: dur("5s"), EndedCallLinger: dur("10s"), SessionExpires: dur("1800s")},
 		RTP: RTPSettings{PortMin: 16384, PortMax: 16999, Codecs: []string{"PCMU", "PCMA"},

@@ -11,6 +11,8 @@ import (
 	"unicode"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/telestra/telestra-sip/sip/media"
 )
 
 // Limits the plan enforces; docs/sipplan.md documents each.
@@ -22,13 +24,13 @@ const (
 	minMessageBytes    = 1024
 	maxMessageBytes    = 16 << 20
 	maxNameLen         = 64
-	sampleRate         = 8000 // G.711, the only codecs offered
+	maxEventHistory    = 1 << 16 // about 10 MB of kept frames
 )
 
 // Known values of the enumerated keys, in the order the docs list them.
 var (
 	transports = []string{"udp", "tcp"}
-	codecs     = []string{"PCMU", "PCMA"}
+	codecs     = []string{"G722", "PCMU", "PCMA"}
 	backends   = []string{"loopback", "pulse", "alsa"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
 )
@@ -41,8 +43,9 @@ func (p *Plan) Validate() error {
 	v.tcp(&p.TCP)
 	v.sip(&p.SIP)
 	v.rtp(&p.RTP)
-	v.audio(&p.Audio)
+	v.audio(&p.Audio, media.ChannelRate(p.RTP.Codecs))
 	v.log(&p.Log)
+	v.metrics(&p.Metrics)
 	v.accounts(p)
 	v.conflicts(p)
 	if len(v.probs) == 0 {
@@ -124,6 +127,27 @@ func (v *validator) tcp(t *TCPSettings) {
 	if t.MaxMessageBytes < minMessageBytes || t.MaxMessageBytes > maxMessageBytes {
 		v.add("tcp-settings.max-message-bytes", "must be from %d to %d (got %d)", minMessageBytes, maxMessageBytes, t.MaxMessageBytes)
 	}
+	if t.EventHistory < 1 || t.EventHistory > maxEventHistory {
+		v.add("tcp-settings.event-history", "must be from 1 to %d (got %d)", maxEventHistory, t.EventHistory)
+	}
+}
+
+// metrics: empty (off) or IP:PORT to listen on.
+func (v *validator) metrics(m *Metrics) {
+	if m.Address == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(m.Address)
+	if err != nil {
+		v.add("metrics.address", "must be IP:PORT such as \"127.0.0.1:9550\", or empty for no metrics (got %q)", m.Address)
+		return
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		v.add("metrics.address", "must start with an IP address such as \"127.0.0.1\" (got %q)", host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.add("metrics.address", "must end with a port number from 1 to 65535 (got %q)", port)
+	}
 }
 
 func (v *validator) sip(s *SIPSettings) {
@@ -166,7 +190,9 @@ func (v *validator) rtp(r *RTPSettings) {
 	v.positive("rtp-settings.timeout", r.Timeout)
 }
 
-func (v *validator) audio(a *Audio) {
+// audio checks [audio]; rate is the channels' sample rate, 16000 Hz when
+// G722 is among the codecs, else 8000.
+func (v *validator) audio(a *Audio, rate int) {
 	v.oneOf("audio.backend", a.Backend, backends)
 	if hasControl(a.PulseServer) {
 		v.add("audio.pulse-server", "must not contain control characters")
@@ -182,15 +208,15 @@ func (v *validator) audio(a *Audio) {
 		if hasControl(c.Source) {
 			v.add(key("source"), "must not contain control characters")
 		}
-		if err := checkLoopback(c.Loopback); err != nil {
+		if err := checkLoopback(c.Loopback, rate); err != nil {
 			v.add(key("loopback"), "%v", err)
 		}
 	}
 }
 
 // checkLoopback checks a loopback channel mode: "echo", "silence" or
-// "tone:HZ".
-func checkLoopback(s string) error {
+// "tone:HZ" below half the channel rate.
+func checkLoopback(s string, sampleRate int) error {
 	switch s {
 	case "echo", "silence":
 		return nil
@@ -282,6 +308,9 @@ func (v *validator) conflicts(p *Plan) {
 	}
 	if p.TCP.Port == p.SIP.Port && slices.Contains(p.SIP.Transports, "tcp") {
 		v.add("tcp-settings.port", "TCP port %d is also the SIP port with transport \"tcp\"; move one of them", p.TCP.Port)
+	}
+	if _, port, err := net.SplitHostPort(p.Metrics.Address); err == nil && port == strconv.Itoa(p.TCP.Port) {
+		v.add("metrics.address", "port %s is also the API port [tcp-settings] port; move one of them", port)
 	}
 	calls := 0
 	for _, a := range p.Accounts {

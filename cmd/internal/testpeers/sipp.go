@@ -33,12 +33,15 @@ type SippOptions struct {
 	Timeout time.Duration
 	// RecvTimeout fails a <recv> that waits longer; default 20 s.
 	RecvTimeout time.Duration
+	// Calls is how many calls SIPp plays, all at once for a UAS (-m, -l);
+	// default 1.
+	Calls int
 	// NoEcho leaves out -rtp_echo, so that only what the scenario plays
 	// (play_pcap_audio, from the same media port) reaches the daemon.
 	NoEcho bool
 }
 
-// Sipp is a running SIPp (sip-tester) playing one call. Its SIP port is
+// Sipp is a running SIPp (sip-tester) playing Calls calls. Its SIP port is
 // Port(); RTP arriving on its media port is echoed back (-rtp_echo).
 type Sipp struct {
 	t         testing.TB
@@ -93,7 +96,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		"-mi", "127.0.0.1", "-mp", strconv.Itoa(s.mediaPort),
 		"-cp", strconv.Itoa(ctrlPort),
 		"-t", s.transport,
-		"-m", "1", "-l", "1",
+		"-m", strconv.Itoa(max(opts.Calls, 1)), "-l", strconv.Itoa(max(opts.Calls, 1)),
 		"-cid_str", s.callID,
 		"-nostdin",
 		"-timeout", fmt.Sprintf("%ds", int(timeout.Seconds())), "-timeout_error",
