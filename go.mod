@@ -14,6 +14,7 @@ require (
 	github.com/pion/rtp v1.10.6
 	github.com/pion/sdp/v3 v3.0.20
 	github.com/prometheus/client_golang v1.25.0
+	github.com/systemd/slog-journal v0.1.2
 	golang.org/x/sys v0.48.0
 )
 

@@ -49,9 +49,10 @@ type Daemon struct {
 
 	// Only the goroutine of run (start, reload, stop) writes plan and
 	// touches channels; mu guards plan for the controller's readers.
-	mu       sync.Mutex
-	plan     *plan.Plan
-	channels map[string]openChannel
+	mu        sync.Mutex
+	plan      *plan.Plan
+	reloadErr bool // the last reload was rejected (STATUS= says so)
+	channels  map[string]openChannel
 	// running is the plan the listeners and media started with: what a
 	// reload compares the settings that need a restart against.
 	running *plan.Plan
@@ -59,12 +60,15 @@ type Daemon struct {
 	reloads  chan reloadRequest // the API's reload, served by run
 	stopping chan struct{}      // closed when run stops serving reloads
 
+	statusPoke chan struct{} // wakes statusLoop; capacity 1
+
 	ua      *sip.UA
 	server  *api.Server
 	hub     eventHub         // server, or what wrapHub made of it
 	metrics *metrics.Metrics // always fed; served when [metrics] address is set
 	// wrapHub lets a test stand between the event path and the hub.
 	wrapHub func(eventHub) eventHub
+	trim    *memTrimmer
 }
 
 type openChannel struct {
@@ -88,6 +92,8 @@ func newDaemon(opts Options) *Daemon {
 		channels: map[string]openChannel{},
 		reloads:  make(chan reloadRequest),
 		stopping: make(chan struct{}),
+
+		statusPoke: make(chan struct{}, 1),
 	}
 	if d.notify == nil {
 		d.notify = systemdNotifier{}
@@ -97,6 +103,7 @@ func newDaemon(opts Options) *Daemon {
 	}
 	applyLogLevel(opts.Level, opts.Plan.Log.Level)
 	d.metrics = metrics.New(opts.Version, metrics.Sources{Accounts: d.metricsAccounts, API: d.apiStats})
+	d.trim = newMemTrimmer()
 	return d
 }
 
@@ -181,8 +188,12 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		"backend", p.Audio.Backend, "channels", channelSummary(p))
 
 	wdCtx, stopWD := context.WithCancel(ctx)
-	wg.Add(1)
+	wg.Add(3)
 	go func() { defer wg.Done(); d.watchdog(wdCtx) }()
+	go func() { defer wg.Done(); d.statusLoop(wdCtx, statusPeriod) }()
+	trimTick := time.NewTicker(trimCheck)
+	defer trimTick.Stop()
+	go func() { defer wg.Done(); d.trim.run(wdCtx, trimTick.C) }()
 
 	for running := true; running; {
 		select {
@@ -309,6 +320,12 @@ func hwConfig(p *plan.Plan) hw.Config {
 	}
 }
 
+// SoundServerWait is how long a start waits for a pulse server that is not
+// running yet (PipeWire in a user session, PulseAudio started after us):
+// within the unit's TimeoutStartSec=30s, and logged while it waits. A
+// reload does not wait: it fails and keeps the running plan.
+const SoundServerWait = 20 * time.Second
+
 func channelConfig(c plan.Channel) hw.ChannelConfig {
 	return hw.ChannelConfig{Name: c.Name, Sink: c.Sink, Source: c.Source, Loopback: c.Loopback}
 }
@@ -316,6 +333,7 @@ func channelConfig(c plan.Channel) hw.ChannelConfig {
 // openChannels opens every channel of p; on failure the ones opened are closed.
 func (d *Daemon) openChannels(p *plan.Plan) error {
 	cfg := hwConfig(p)
+	cfg.ServerWait = SoundServerWait
 	for _, c := range p.Audio.Channels {
 		cc := channelConfig(c)
 		ch, err := hw.Open(cfg, cc, d.log.With("component", "hw", "channel", c.Name))

@@ -92,7 +92,15 @@ func apiChange(c plan.Change, restart bool) api.Change {
 func (d *Daemon) reload() reloadResult {
 	d.sdNotify("RELOADING=1")
 	defer d.sdNotify("READY=1")
+	res := d.loadAndApply()
+	d.mu.Lock()
+	d.reloadErr = res.err != nil
+	d.mu.Unlock()
+	d.pokeStatus()
+	return res
+}
 
+func (d *Daemon) loadAndApply() reloadResult {
 	np, err := plan.Load(d.opts.PlanPath)
 	if err != nil {
 		d.log.Error("reload: plan rejected, keeping the running plan", "plan", d.opts.PlanPath, "err", err)

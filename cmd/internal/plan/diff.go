@@ -69,7 +69,7 @@ func Settings(p *Plan) []Setting {
 		}
 		add(key("pass"), pass)
 		add(key("server"), quote(a.Server))
-		add(key("auth-user"), quote(a.AuthUser))
+		add(key("auth-user"), quote(a.DigestUser()))
 		add(key("display-name"), quote(a.DisplayName))
 		add(key("register"), strconv.FormatBool(a.Register))
 		add(key("channel"), quote(a.Channel))
@@ -192,7 +192,7 @@ func followsFallback(old, new *Plan, key string) bool {
 	b, _ := new.Account(accountOf(key))
 	switch {
 	case strings.HasSuffix(key, ".auth-user"):
-		return a.AuthUser == a.User && b.AuthUser == b.User
+		return a.DigestUser() == a.User && b.DigestUser() == b.User
 	case strings.HasSuffix(key, ".display-name"):
 		return a.DisplayName == a.Name && b.DisplayName == b.Name
 	}

@@ -90,14 +90,16 @@ type Metrics struct {
 	Address string // HOST:PORT serving /metrics; default "": off
 }
 
-// Account is one [accounts.NAME] table. After Parse, AuthUser, DisplayName
-// and Channel are never empty: their documented fallbacks are filled in.
+// Account is one [accounts.NAME] table. After Parse, DisplayName and Channel
+// are never empty: their documented fallbacks are filled in. AuthUser stays
+// empty when the file leaves it out, so the digest user follows User, also
+// when a login replaces User.
 type Account struct {
 	Name        string // the table name; the API's "account"
 	User        string // SIP user (extension)
 	Pass        string // digest password; never logged or shown in errors
 	Server      string // registrar/proxy host[:port]; empty: no registration, local/direct calls only
-	AuthUser    string // digest user name; empty in the file: User
+	AuthUser    string // digest user name; empty: User (the effective one, after a login)
 	DisplayName string // From display name; empty in the file: Name
 	Register    bool   // register with Server; default true (nothing to do without a Server)
 	Channel     string // audio channel of the account's active call
@@ -112,6 +114,15 @@ func (a Account) String() string {
 	}
 	return fmt.Sprintf("{Name:%s User:%s Pass:%s Server:%s AuthUser:%s DisplayName:%q Register:%t Channel:%s MaxCalls:%d}",
 		a.Name, a.User, pass, a.Server, a.AuthUser, a.DisplayName, a.Register, a.Channel, a.MaxCalls)
+}
+
+// DigestUser is the user name the account authenticates with: auth-user,
+// else user.
+func (a Account) DigestUser() string {
+	if a.AuthUser != "" {
+		return a.AuthUser
+	}
+	return a.User
 }
 
 // LogValue leaves the password out of structured logs.
@@ -240,9 +251,6 @@ func (p *Plan) resolve() {
 		a := &p.Accounts[i]
 		if a.Channel == "" && len(p.Audio.Channels) == 1 {
 			a.Channel = p.Audio.Channels[0].Name
-		}
-		if a.AuthUser == "" {
-			a.AuthUser = a.User
 		}
 		if a.DisplayName == "" {
 			a.DisplayName = a.Name

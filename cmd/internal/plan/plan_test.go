@@ -333,7 +333,7 @@ func TestKeys(t *testing.T) {
 		{name: "log level upper case", edits: []string{`[log] level = "INFO"`}, wantKey: "log.level"},
 
 		// [accounts.NAME]
-		{name: "account defaults", get: acctAny, want: Account{Name: "account-1", User: "3001", Pass: secret, AuthUser: "3001", DisplayName: "account-1", Register: true, Channel: "ch1", MaxCalls: 4}},
+		{name: "account defaults", get: acctAny, want: Account{Name: "account-1", User: "3001", Pass: secret, DisplayName: "account-1", Register: true, Channel: "ch1", MaxCalls: 4}},
 		{name: "user missing", edits: []string{`[accounts.account-1] user`}, wantKey: "accounts.account-1.user", wantMsg: "required"},
 		{name: "user with space", edits: []string{`[accounts.account-1] user = "30 01"`}, wantKey: "accounts.account-1.user"},
 		{name: "user with at", edits: []string{`[accounts.account-1] user = "3001@pbx"`}, wantKey: "accounts.account-1.user"},
@@ -733,7 +733,7 @@ func TestShippedPlans(t *testing.T) {
 		d := Default()
 		d.Audio.Channels = []Channel{{Name: "ch1", Loopback: "echo"}}
 		d.Accounts = []Account{{Name: "account-1", User: "3001", Pass: "sip3001", Server: "pbx.example.com",
-			AuthUser: "3001", DisplayName: "account-1", Register: true, Channel: "ch1", MaxCalls: 4}}
+			DisplayName: "account-1", Register: true, Channel: "ch1", MaxCalls: 4}}
 		if !reflect.DeepEqual(p, d) {
 			t.Fatalf("packaging/sipplan.toml differs from the defaults:\n got %+v\nwant %+v", p, d)
 		}

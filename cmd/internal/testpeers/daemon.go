@@ -28,9 +28,14 @@ var (
 )
 
 // DaemonBinary builds cmd/telestra-sipd once per test binary (with -race
-// when the tests run with -race) and returns its path.
+// when the tests run with -race) and returns its path. TESTPEERS_DAEMON
+// names a prebuilt binary to run instead (another version side by side,
+// for a reference figure).
 func DaemonBinary(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv("TESTPEERS_DAEMON"); bin != "" {
+		return bin
+	}
 	root := RepoRoot(t)
 	buildOnce.Do(func() {
 		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
