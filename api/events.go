@@ -24,10 +24,11 @@ type (
 		CallID  int    `json:"call_id"`
 	}
 	wireStatus struct {
-		Event         string `json:"event"`
-		Account       string `json:"account"`
-		Calls         []Call `json:"calls"`
-		AccountStatus int    `json:"account_status"`
+		Event         string        `json:"event"`
+		Account       string        `json:"account"`
+		Calls         []Call        `json:"calls"`
+		AccountStatus int           `json:"account_status"`
+		Registration  *Registration `json:"registration,omitempty"`
 	}
 	wireFail struct {
 		Event   string `json:"event"`
@@ -85,7 +86,7 @@ func encodeStatus(st Status) []byte {
 	if calls == nil {
 		calls = []Call{}
 	}
-	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus})
+	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus, st.Registration})
 	if err != nil {
 		// Only a NaN or infinite jitter can get here.
 		return encodeFail(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error())

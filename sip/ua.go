@@ -82,9 +82,10 @@ type Config struct {
 
 // AccountStatus is a snapshot for get-status.
 type AccountStatus struct {
-	Account string
-	Code    int // final code of the latest REGISTER transaction; 0: none
-	Calls   []CallStatus
+	Account      string
+	Code         int // final code of the latest REGISTER transaction; 0: none
+	Calls        []CallStatus
+	Registration Registration
 }
 
 // CallStatus is one call of an AccountStatus.
@@ -98,6 +99,14 @@ type CallStatus struct {
 	Direction string // in out
 	Active    bool   // bound to the account's audio channel
 	Media     media.Stats
+
+	Hold        string        // HoldNone, HoldLocal, HoldRemote, HoldBoth
+	Duration    time.Duration // since the answer (0 before it), frozen at the end
+	EndReason   string        // the CallEnded reason once ended
+	EndCode     int           // the CallEnded code once ended
+	LocalMedia  string        // our RTP address:port ("" before a session exists)
+	RemoteMedia string        // the peer's RTP address:port from its SDP ("" before one)
+	Quality     media.Quality // of the stream we receive; zero before RTP arrives
 }
 
 // Call states as reported in CallStatus.State.
@@ -425,7 +434,8 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 		return AccountStatus{}, fmt.Errorf("account %q: %w", account, ErrUnknownAccount)
 	}
 	u.pruneLocked()
-	st := AccountStatus{Account: a.plan.Name, Code: a.code, Calls: []CallStatus{}}
+	st := AccountStatus{Account: a.plan.Name, Code: a.code, Calls: []CallStatus{},
+		Registration: u.registrationLocked(a, u.clock.Now())}
 	type entry struct {
 		c     *call
 		bound bool
@@ -437,23 +447,13 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 		}
 	}
 	u.mu.Unlock()
+	now := u.clock.Now()
 	for _, e := range calls {
 		c := e.c
 		c.mu.Lock()
-		cs := CallStatus{
-			ID: c.id, Caller: c.caller, Callee: c.callee,
-			Started: !c.confirmedAt.IsZero(), Stopped: !c.phase.live(), State: c.status,
-			Direction: "in", Active: e.bound,
-		}
-		if c.out {
-			cs.Direction = "out"
-		}
-		if c.sess != nil && c.phase.live() {
-			cs.Media = c.sess.Stats()
-		} else {
-			cs.Media = c.lastStats
-		}
+		cs := u.callStatusLocked(c, now)
 		c.mu.Unlock()
+		cs.Active = e.bound
 		st.Calls = append(st.Calls, cs)
 	}
 	sort.Slice(st.Calls, func(i, j int) bool { return st.Calls[i].ID < st.Calls[j].ID })
