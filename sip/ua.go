@@ -174,6 +174,8 @@ type UA struct {
 	nextID   int
 	bound    map[string]*call // audio channel key -> call bound to it
 	hostMemo map[string]string
+
+	trace traceState // trace.go
 }
 
 // New builds the UA; nothing is bound until Start.
@@ -240,6 +242,7 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		bound:        map[string]*call{},
 		hostMemo:     map[string]string{},
 	}
+	u.trace.queue = make(chan TraceMessage, traceQueue)
 	for _, a := range accounts {
 		if a.Name == "" {
 			return nil, errors.New("sip: an account has no name")
@@ -288,6 +291,7 @@ func (u *UA) Start(ctx context.Context) error {
 	u.registerHandlers()
 
 	u.edge = u.newEdge()
+	u.edge.SetTap(u.tap)
 	if err := u.listen(); err != nil {
 		sua.Close()
 		return err
@@ -307,6 +311,11 @@ func (u *UA) Start(ctx context.Context) error {
 	if u.tcpLn != nil {
 		u.serve("tcp", func() error { return srv.ServeTCP(u.tcpLn) })
 	}
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		u.traceLoop()
+	}()
 	// The listeners follow the Start context too, not only Shutdown.
 	u.wg.Add(1)
 	go func() {

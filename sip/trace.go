@@ -1,0 +1,176 @@
+// trace.go is the SIP message trace: every message the edge's sockets carry
+// is copied into a bounded queue and handed, on the UA's trace goroutine,
+// to the function SetTrace installed. The SIP path never waits for it: when
+// the queue is full a message is dropped and counted.
+package sip
+
+import (
+	"bytes"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/telestra/telestra-sip/sip/edge"
+)
+
+// TraceMessage is one SIP message as sent or received.
+type TraceMessage struct {
+	Time      time.Time
+	Sent      bool   // false: received
+	Transport string // udp, tcp
+	Local     string // address:port
+	Remote    string
+	Account   string // the account it belongs to; "" when none matches
+	CallID    string // the SIP Call-ID
+	FirstLine string // request line or status line
+	Data      []byte // the whole message: start line, headers, body
+}
+
+// traceQueue bounds the messages waiting for the trace goroutine.
+const traceQueue = 1024
+
+type traceState struct {
+	fn      atomic.Pointer[func(TraceMessage)]
+	queue   chan TraceMessage
+	dropped atomic.Uint64
+}
+
+// SetTrace installs f to receive every SIP message (nil: trace off, the
+// default). f runs on one goroutine of the UA, in wire order per socket,
+// and should not block for long: meanwhile messages queue, then drop.
+func (u *UA) SetTrace(f func(TraceMessage)) {
+	if f == nil {
+		u.trace.fn.Store(nil)
+		return
+	}
+	u.trace.fn.Store(&f)
+}
+
+// TraceDropped counts messages the trace dropped because its queue was full.
+func (u *UA) TraceDropped() uint64 { return u.trace.dropped.Load() }
+
+// tap runs on the socket goroutines (edge.Tap): copy and queue, never wait.
+func (u *UA) tap(w edge.Wire) {
+	if u.trace.fn.Load() == nil {
+		return
+	}
+	m := TraceMessage{
+		Time: time.Now(), Sent: w.Sent, Transport: w.Transport,
+		Local: addrText(w.Local), Remote: addrText(w.Remote), Data: bytes.Clone(w.Data),
+	}
+	select {
+	case u.trace.queue <- m:
+	default:
+		if n := u.trace.dropped.Add(1); n == 1 || n%1000 == 0 {
+			u.log.Warn("SIP trace dropped messages: its reader is not keeping up", "dropped_total", n)
+		}
+	}
+}
+
+// traceLoop is the trace goroutine, owned by the UA until its context ends.
+func (u *UA) traceLoop() {
+	for {
+		select {
+		case <-u.ctx.Done():
+			return
+		case m := <-u.trace.queue:
+			f := u.trace.fn.Load()
+			if f == nil {
+				continue // switched off while queued
+			}
+			m.FirstLine, m.CallID = traceHeaders(m.Data)
+			m.Account = u.traceAccount(m)
+			(*f)(m)
+		}
+	}
+}
+
+// traceHeaders reads the start line and the Call-ID (or its compact form i).
+func traceHeaders(b []byte) (first, callID string) {
+	head, _, _ := bytes.Cut(b, []byte("\r\n\r\n"))
+	lines := strings.Split(string(head), "\n")
+	first = strings.TrimRight(lines[0], "\r")
+	for _, l := range lines[1:] {
+		name, val, ok := strings.Cut(strings.TrimRight(l, "\r"), ":")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSpace(name)
+		if strings.EqualFold(name, "Call-ID") || name == "i" || name == "I" {
+			return first, strings.TrimSpace(val)
+		}
+	}
+	return first, ""
+}
+
+// traceAccount finds the account of a message: by its Call-ID (a call's
+// dialog or a registration), else by the user of To (received) or From
+// (sent) for a request, the other way round for a response.
+func (u *UA) traceAccount(m TraceMessage) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if m.CallID != "" {
+		for k, c := range u.dialogs {
+			if strings.HasPrefix(k, m.CallID+"|") {
+				return c.account
+			}
+		}
+		for _, a := range u.accounts {
+			if a.regCallID == m.CallID {
+				return a.plan.Name
+			}
+		}
+	}
+	ours := "To"
+	if m.Sent != strings.HasPrefix(m.FirstLine, "SIP/") {
+		ours = "From"
+	}
+	user := headerUser(m.Data, ours)
+	if user == "" {
+		return ""
+	}
+	for _, a := range u.accounts {
+		if a.eff.User == user {
+			return a.plan.Name
+		}
+	}
+	return ""
+}
+
+// headerUser is the user part of the URI in header name (To or From, or
+// their compact forms t and f).
+func headerUser(b []byte, name string) string {
+	head, _, _ := bytes.Cut(b, []byte("\r\n\r\n"))
+	compact := strings.ToLower(name[:1])
+	for _, l := range strings.Split(string(head), "\n")[1:] {
+		n, val, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		n = strings.TrimSpace(n)
+		if !strings.EqualFold(n, name) && !strings.EqualFold(n, compact) {
+			continue
+		}
+		_, rest, ok := strings.Cut(val, "sip:")
+		if !ok {
+			_, rest, ok = strings.Cut(val, "sips:")
+		}
+		if !ok {
+			return ""
+		}
+		user, _, found := strings.Cut(rest, "@")
+		if !found {
+			return ""
+		}
+		return user
+	}
+	return ""
+}
+
+func addrText(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
