@@ -34,6 +34,7 @@ type Command struct {
 	// Login: nil means "absent, keep the value in force".
 	User, Pass, Server *string
 	Token              string // ping
+	On                 bool   // trace (default true), sip-trace
 }
 
 // CommandError says why a message is not a valid command. Cmd and Account
@@ -121,9 +122,21 @@ func decode(d decoder) (Command, error) {
 		if err == nil {
 			c.Token, _, err = d.str("token")
 		}
+	case CmdTrace:
+		c.On = true
+		_, _, err = d.str("account")
+		if err == nil {
+			err = d.optBool("on", &c.On)
+		}
+	case CmdSIPTrace:
+		if _, ok := d.get("on"); !ok {
+			err = d.errorf(`missing field "on"`)
+		} else {
+			err = d.optBool("on", &c.On)
+		}
 	default:
 		return Command{}, &CommandError{Cmd: name, Account: c.Account,
-			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout or ping", name)}
+			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, trace or sip-trace", name)}
 	}
 	if err != nil {
 		return Command{}, &CommandError{Cmd: name, Account: c.Account, Msg: err.Error()}

@@ -52,6 +52,8 @@ func (s *Server) execute(ctx context.Context, c *client, msg []byte) {
 		}
 	case CmdPing:
 		s.reply(c, mustFrame(wirePong{EventPong, cmd.Token}))
+	case CmdTrace, CmdSIPTrace:
+		err = s.runTraceCmd(ctx, c, cmd)
 	}
 	if err != nil {
 		s.fail(c, cmd.Name, cmd.Account, err.Error())

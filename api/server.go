@@ -59,6 +59,7 @@ type Server struct {
 	unregister chan *client
 
 	stats counters
+	trace traceState // trace.go
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close
@@ -89,6 +90,7 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger) *Server {
 		ctrl:       ctrl,
 		log:        log,
 		events:     make(chan hubMsg, hubBacklog),
+		trace:      traceState{msgs: make(chan SIPMessage, traceBacklog)},
 		register:   make(chan registration),
 		unregister: make(chan *client),
 		closing:    make(chan struct{}),

@@ -49,6 +49,7 @@ type Daemon struct {
 
 	ua     *sip.UA
 	server *api.Server
+	trace  *tracer
 	hub    eventHub // server, or what wrapHub made of it
 	// wrapHub lets a test stand between the event path and the hub.
 	wrapHub func(eventHub) eventHub
@@ -97,6 +98,8 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	d.ua = ua
 
 	d.server = api.NewServer(apiConfig(p), &controller{d: d}, d.log.With("component", "api"))
+	d.trace = &tracer{d: d}
+	d.server.SetTracer(d.trace)
 	d.hub = d.server
 	if d.wrapHub != nil {
 		d.hub = d.wrapHub(d.server)
@@ -112,6 +115,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		return fmt.Errorf("SIP listener on %s: %w", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), err)
 	}
 
+	d.trace.SetSIPTrace(p.Log.SIPTrace)
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- d.server.Serve(context.Background()) }()
 

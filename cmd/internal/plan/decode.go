@@ -142,7 +142,8 @@ func (d *decoder) decode(data []byte) *Plan {
 		"timeout":       d.duration(&p.RTP.Timeout),
 	}}
 	logs := section{toml.Key{"log"}, map[string]func(string, any){
-		"level": d.str(&p.Log.Level),
+		"level":     d.str(&p.Log.Level),
+		"sip-trace": d.boolean(&p.Log.SIPTrace),
 	}}
 	var channels, accounts map[string]toml.Primitive
 	audio := section{toml.Key{"audio"}, map[string]func(string, any){
