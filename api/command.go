@@ -9,7 +9,8 @@ import (
 	"unicode/utf8"
 )
 
-// Command names: the vendor document's seven, plus the extension "ping".
+// Command names: the vendor document's seven, plus the extensions "ping"
+// and "reload".
 const (
 	CmdLogin      = "login"
 	CmdMakeCall   = "make-call"
@@ -22,6 +23,10 @@ const (
 	// the same `token`. As commands of one client run in order, a client can
 	// send it after commands that have no reply to learn they were handled.
 	CmdPing = "ping"
+	// CmdReload is an extension: the daemon re-reads its SIP plan and
+	// answers `reloaded` once it is applied, or a `fail` listing every
+	// problem once it is rejected (the running plan is then kept).
+	CmdReload = "reload"
 )
 
 // Command is a decoded client command. Only the fields of its Name are set.
@@ -122,6 +127,8 @@ func decode(d decoder) (Command, error) {
 		if err == nil {
 			c.Token, _, err = d.str("token")
 		}
+	case CmdReload:
+		_, _, err = d.str("account")
 	case CmdTrace:
 		c.On = true
 		_, _, err = d.str("account")
@@ -136,7 +143,7 @@ func decode(d decoder) (Command, error) {
 		}
 	default:
 		return Command{}, &CommandError{Cmd: name, Account: c.Account,
-			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, trace or sip-trace", name)}
+			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, trace or sip-trace", name)}
 	}
 	if err != nil {
 		return Command{}, &CommandError{Cmd: name, Account: c.Account, Msg: err.Error()}
@@ -189,6 +196,8 @@ func (d decoder) name() (string, bool, error) {
 			return CmdLogout, true, nil
 		case CmdPing:
 			return CmdPing, true, nil
+		case CmdReload:
+			return CmdReload, true, nil
 		}
 	}
 	return d.str("cmd")

@@ -52,6 +52,8 @@ func (s *Server) execute(ctx context.Context, c *client, msg []byte) {
 		}
 	case CmdPing:
 		s.reply(c, mustFrame(wirePong{EventPong, cmd.Token}))
+	case CmdReload:
+		s.reload(ctx, c) // writes its own answer
 	case CmdTrace, CmdSIPTrace:
 		err = s.runTraceCmd(ctx, c, cmd)
 	}

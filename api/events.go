@@ -35,6 +35,8 @@ type (
 		Account string `json:"account"`
 		Error   string `json:"error"`
 		Cmd     string `json:"cmd,omitempty"`
+		// Problems (extension): every reason a reload was rejected.
+		Problems []string `json:"problems,omitempty"`
 	}
 	wireCallIncoming struct {
 		Event      string `json:"event"`

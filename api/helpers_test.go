@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -150,7 +151,18 @@ type testConn struct {
 
 func dial(t *testing.T, s *Server) *testConn {
 	t.Helper()
-	conn, err := net.Dial("tcp", s.Addr().String())
+	return dialFrom(t, s, "")
+}
+
+// dialFrom connects to s's port at host (the client's address too, on
+// loopback); "": s's own address.
+func dialFrom(t *testing.T, s *Server, host string) *testConn {
+	t.Helper()
+	addr := s.Addr().String()
+	if host != "" {
+		addr = net.JoinHostPort(host, strconv.Itoa(s.Addr().(*net.TCPAddr).Port))
+	}
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

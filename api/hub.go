@@ -288,12 +288,24 @@ func (s *Server) reply(c *client, frame []byte) {
 	}
 	c.mu.Unlock()
 	if err != nil {
-		if c.stop("write failed: " + err.Error()) {
-			s.stats.droppedClients.Add(1)
-			s.log.Warn("API client disconnected: write failed", "remote", c.remote, "err", err)
-		}
+		s.writeFailed(c, err)
 		c.conn.Close() // ends the reader and the writer
 	}
+}
+
+// writeFailed stops c after a failed write. A client that closed its end
+// (EPIPE, ECONNRESET: a telestra-sipctl that exits after its answer) has
+// simply gone; only a client that stopped reading is worth a warning.
+func (s *Server) writeFailed(c *client, err error) {
+	if !c.stop("write failed: " + err.Error()) {
+		return
+	}
+	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) {
+		s.log.Debug("API client disconnected: it closed the connection", "remote", c.remote, "err", err)
+		return
+	}
+	s.stats.droppedClients.Add(1)
+	s.log.Warn("API client disconnected: write failed", "remote", c.remote, "err", err)
 }
 
 // write writes b to c with a deadline; when that fails it stops c and logs.
@@ -304,10 +316,7 @@ func (s *Server) write(c *client, b []byte, timeout time.Duration) bool {
 	// reply's later direct write once it has passed.
 	c.conn.SetWriteDeadline(time.Time{})
 	if err != nil {
-		if c.stop("write failed: " + err.Error()) {
-			s.stats.droppedClients.Add(1)
-			s.log.Warn("API client disconnected: write failed", "remote", c.remote, "err", err)
-		}
+		s.writeFailed(c, err)
 		return false
 	}
 	return true

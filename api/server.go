@@ -61,6 +61,8 @@ type Server struct {
 	stats counters
 	trace traceState // trace.go
 
+	opts options
+
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close
 	mu        sync.Mutex
@@ -69,7 +71,7 @@ type Server struct {
 }
 
 // NewServer returns a server; call Listen, then Serve.
-func NewServer(cfg Config, ctrl Controller, log *slog.Logger) *Server {
+func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *Server {
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = DefaultMaxClients
 	}
@@ -85,7 +87,12 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return &Server{
+		opts:       o,
 		cfg:        cfg,
 		ctrl:       ctrl,
 		log:        log,
@@ -124,7 +131,7 @@ func (s *Server) Listen() error {
 		return errors.New("api: Listen called twice")
 	}
 	addr := net.JoinHostPort(s.cfg.Address, strconv.Itoa(s.cfg.Port))
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen(listenNetwork(s.cfg.Address), addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
@@ -411,4 +418,20 @@ func (s *Server) Stats() Stats {
 		Commands:       s.stats.commands.Load(),
 		Fails:          s.stats.fails.Load(),
 	}
+}
+
+// listenNetwork: "0.0.0.0" and other IPv4 addresses listen on IPv4 only,
+// "::" and "" on both families (Linux dual stack), another IPv6 address on
+// IPv6 only.
+func listenNetwork(address string) string {
+	a, err := netip.ParseAddr(address)
+	switch {
+	case err != nil:
+		return "tcp"
+	case a.Unmap().Is4():
+		return "tcp4"
+	case a.IsUnspecified():
+		return "tcp"
+	}
+	return "tcp6"
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -277,12 +278,21 @@ func TestAllowList(t *testing.T) {
 	tests := []struct {
 		name   string
 		allow  []string
+		listen string // "": 127.0.0.1
+		from   string // client address; "": the listen address
 		admits bool
 	}{
 		{name: "empty allows any", allow: nil, admits: true},
 		{name: "loopback allowed", allow: []string{"192.0.2.0/24", "127.0.0.0/8"}, admits: true},
 		{name: "single host", allow: []string{"127.0.0.1/32"}, admits: true},
 		{name: "not listed", allow: []string{"192.0.2.0/24", "::1/128"}, admits: false},
+		// Dual stack: IPv4 clients arrive as ::ffff:127.0.0.1 and are
+		// matched as 127.0.0.1.
+		{name: "dual stack ::1/128 admits ::1", allow: []string{"::1/128"}, listen: "::", from: "::1", admits: true},
+		{name: "dual stack ::1/128 refuses 127.0.0.1", allow: []string{"::1/128"}, listen: "::", from: "127.0.0.1", admits: false},
+		{name: "dual stack 127.0.0.1/32 refuses ::1", allow: []string{"127.0.0.1/32"}, listen: "::", from: "::1", admits: false},
+		{name: "dual stack 127.0.0.1/32 admits 127.0.0.1", allow: []string{"127.0.0.1/32"}, listen: "::", from: "127.0.0.1", admits: true},
+		{name: "ipv6 listener", allow: []string{"::1/128"}, listen: "::1", admits: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,8 +300,8 @@ func TestAllowList(t *testing.T) {
 			for _, p := range tt.allow {
 				allow = append(allow, netip.MustParsePrefix(p))
 			}
-			s := startServer(t, Config{Allow: allow}, &fakeController{})
-			c := dial(t, s)
+			s := startServer(t, Config{Allow: allow, Address: tt.listen}, &fakeController{})
+			c := dialFrom(t, s, tt.from)
 			c.send(`{"cmd":"ping","token":"x"}` + "\x00")
 			msg, err := c.nextErr(5 * time.Second)
 			if tt.admits {
@@ -309,6 +319,33 @@ func TestAllowList(t *testing.T) {
 			}
 			if got := s.Stats().Refused; got != 1 {
 				t.Fatalf("Refused = %d, want 1", got)
+			}
+		})
+	}
+}
+
+// TestListenFamilies: 0.0.0.0 listens on IPv4 only, :: on both, ::1 on
+// IPv6 only.
+func TestListenFamilies(t *testing.T) {
+	for _, tt := range []struct {
+		name, listen string
+		v4, v6       bool
+	}{
+		{name: "0.0.0.0", listen: "0.0.0.0", v4: true},
+		{name: "::", listen: "::", v4: true, v6: true},
+		{name: "::1", listen: "::1", v6: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, Config{Address: tt.listen}, &fakeController{})
+			port := strconv.Itoa(s.Addr().(*net.TCPAddr).Port)
+			for host, want := range map[string]bool{"127.0.0.1": tt.v4, "::1": tt.v6} {
+				c, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), time.Second)
+				if err == nil {
+					c.Close()
+				}
+				if (err == nil) != want {
+					t.Errorf("connect from %s: %v, want connected=%t", host, err, want)
+				}
 			}
 		})
 	}

@@ -83,13 +83,9 @@ type traceSub struct {
 }
 
 type traceState struct {
-	tracer  Tracer
 	msgs    chan SIPMessage
 	dropped atomic.Uint64 // messages not delivered: backlog or a client's queue half full
 }
-
-// SetTracer enables the trace commands; call it before Serve.
-func (s *Server) SetTracer(t Tracer) { s.trace.tracer = t }
 
 // TraceSIP hands a SIP message to the subscribed clients. It never blocks:
 // when the hub is behind, the message is dropped and counted.
@@ -106,11 +102,11 @@ func (s *Server) TraceDropped() uint64 { return s.trace.dropped.Load() }
 
 // runTraceCmd runs trace and sip-trace for c's reader goroutine.
 func (s *Server) runTraceCmd(ctx context.Context, c *client, cmd Command) error {
-	if s.trace.tracer == nil {
+	if s.opts.tracer == nil {
 		return fmt.Errorf("%s: the SIP trace is not available in this server", cmd.Name)
 	}
 	if cmd.Name == CmdSIPTrace {
-		s.trace.tracer.SetSIPTrace(cmd.On)
+		s.opts.tracer.SetSIPTrace(cmd.On)
 		s.reply(c, mustFrame(wireTrace{EventSIPTrace, "", cmd.On}))
 		return nil
 	}
@@ -146,14 +142,14 @@ func (s *Server) subscribe(t tracers, sub *traceSub) {
 	s.enqueue(sub.c, mustFrame(wireTrace{EventTrace, sub.account, sub.on}))
 	close(sub.done)
 	if len(t) != before {
-		s.trace.tracer.TraceClients(len(t))
+		s.opts.tracer.TraceClients(len(t))
 	}
 }
 
 func (s *Server) forget(t tracers, c *client) {
 	if _, ok := t[c]; ok {
 		delete(t, c)
-		s.trace.tracer.TraceClients(len(t))
+		s.opts.tracer.TraceClients(len(t))
 	}
 }
 

@@ -14,7 +14,11 @@ type fakeTracer struct {
 }
 
 func (f *fakeTracer) SetSIPTrace(on bool) { f.mu.Lock(); f.log = append(f.log, on); f.mu.Unlock() }
-func (f *fakeTracer) TraceClients(n int)  { f.mu.Lock(); f.clients = append(f.clients, n); f.mu.Unlock() }
+func (f *fakeTracer) TraceClients(n int) {
+	f.mu.Lock()
+	f.clients = append(f.clients, n)
+	f.mu.Unlock()
+}
 func (f *fakeTracer) lastClients() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -26,8 +30,7 @@ func (f *fakeTracer) lastClients() int {
 
 func startTraceServer(t *testing.T, tr Tracer) *Server {
 	t.Helper()
-	s := NewServer(Config{Address: "127.0.0.1"}, &fakeController{statuses: twoAccounts()}, testLogger(t))
-	s.SetTracer(tr)
+	s := NewServer(Config{Address: "127.0.0.1"}, &fakeController{statuses: twoAccounts()}, testLogger(t), WithTracer(tr))
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 		c.dlg = dialog{
 			callID:    newCallID(),
 			localTag:  newTag(),
-			local:     sip.Uri{Scheme: "sip", User: eff.User, Host: domain},
+			local:     sip.Uri{Scheme: "sip", User: eff.User, Host: uriHost(domain)},
 			localName: displayOf(eff),
 			remote:    sip.Uri{Scheme: "sip", User: target.User, Host: target.Host, Port: target.Port},
 			localSeq:  uint32(rand.IntN(10000)) + 1,

@@ -4,7 +4,6 @@
 package sip
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -106,14 +105,6 @@ func unsupportedRequire(req *sip.Request) string {
 		}
 	}
 	return strings.Join(bad, ", ")
-}
-
-func splitHostPort(s string) (string, string, error) {
-	i := strings.LastIndex(s, ":")
-	if i < 0 {
-		return s, "", errors.New("no port")
-	}
-	return strings.Trim(s[:i], "[]"), s[i+1:], nil
 }
 
 func recordRoutes(m sip.Message) []sip.Uri {

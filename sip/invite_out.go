@@ -46,9 +46,9 @@ func (u *UA) dialTarget(eff Account, num string, localUsers []string) (*sip.Uri,
 	}
 	for _, lu := range localUsers {
 		if lu == num {
-			host := u.localHost("127.0.0.1")
+			host := u.localHost(loopbackOf(u.bindFamily()))
 			port := u.listenPort()
-			uri := &sip.Uri{Scheme: "sip", User: num, Host: host, Port: port, UriParams: sip.NewParams()}
+			uri := &sip.Uri{Scheme: "sip", User: num, Host: uriHost(host), Port: port, UriParams: sip.NewParams()}
 			if u.outTransport == "TCP" {
 				uri.UriParams.Add("transport", "tcp")
 			}

@@ -592,6 +592,9 @@ func serverURI(server string) (*sip.Uri, error) {
 		return nil, ErrNoServer
 	}
 	if !strings.HasPrefix(strings.ToLower(s), "sip:") {
+		if ipFamily(s) == 6 {
+			s = uriHost(s) // a bare IPv6 literal: its last group is no port
+		}
 		s = "sip:" + s
 	}
 	var uri sip.Uri

@@ -67,9 +67,12 @@ func (u *UA) transportOfRequest(req *sip.Request) string {
 }
 
 // localHost is the address we put in Via, Contact and SDP for traffic to
-// dest: the public address, else the bind address, else (bound to the
-// wildcard) the address of the interface that routes to dest.
+// dest (a host, bracketed or not): the public address, else the bind
+// address, else (bound to a wildcard) the address of the interface that
+// routes to dest, in the family resolve picks for it. It may resolve dest:
+// never call it with u.mu held.
 func (u *UA) localHost(dest string) string {
+	info := u.hostInfo(dest)
 	if u.cfg.PublicAddress != "" {
 		return u.cfg.PublicAddress
 	}
@@ -79,27 +82,7 @@ func (u *UA) localHost(dest string) string {
 			return a
 		}
 	}
-	if dest == "" {
-		return "127.0.0.1"
-	}
-	u.mu.Lock()
-	h, ok := u.hostMemo[dest]
-	u.mu.Unlock()
-	if ok {
-		return h
-	}
-	h = "127.0.0.1"
-	// A UDP "connection" sends nothing; it only asks the kernel for the route.
-	if c, err := net.Dial("udp", net.JoinHostPort(dest, "5060")); err == nil {
-		if la, ok := c.LocalAddr().(*net.UDPAddr); ok && !la.IP.IsUnspecified() {
-			h = la.IP.String()
-		}
-		c.Close()
-	}
-	u.mu.Lock()
-	u.hostMemo[dest] = h
-	u.mu.Unlock()
-	return h
+	return info.local
 }
 
 func (u *UA) newVia(host string) *sip.ViaHeader { return u.newViaOver(host, u.outTransport) }
@@ -122,7 +105,7 @@ func (u *UA) contactURIOver(user, host, transport string) sip.Uri {
 	if transport == "" {
 		transport = u.outTransport
 	}
-	uri := sip.Uri{Scheme: "sip", User: user, Host: host, Port: u.portOf(transport), UriParams: sip.NewParams()}
+	uri := sip.Uri{Scheme: "sip", User: user, Host: uriHost(host), Port: u.portOf(transport), UriParams: sip.NewParams()}
 	if transport == "TCP" {
 		uri.UriParams.Add("transport", "tcp")
 	}
@@ -142,6 +125,7 @@ func (u *UA) prepare(req *sip.Request) { u.prepareOver(req, u.outTransport) }
 
 func (u *UA) prepareOver(req *sip.Request, transport string) {
 	req.SetTransport(transport)
+	u.pinDestination(req)
 	if transport == "UDP" {
 		u.udpLaddr.Copy(&req.Laddr)
 	}

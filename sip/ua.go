@@ -78,6 +78,8 @@ type Config struct {
 	// name (media.Supported); empty: Media.Codecs, else PCMU, PCMA.
 	Codecs []string
 	Media  media.Config
+	// Resolver looks up host names (servers, Route hops); nil: the system's.
+	Resolver Resolver
 }
 
 // AccountStatus is a snapshot for get-status.
@@ -173,7 +175,7 @@ type UA struct {
 	dialogs  map[string]*call // Call-ID "|" local tag
 	nextID   int
 	bound    map[string]*call // audio channel key -> call bound to it
-	hostMemo map[string]string
+	hosts    hostMemo         // own lock: read while mu is held, never I/O under it
 
 	trace traceState // trace.go
 }
@@ -240,7 +242,6 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		calls:        map[int]*call{},
 		dialogs:      map[string]*call{},
 		bound:        map[string]*call{},
-		hostMemo:     map[string]string{},
 	}
 	u.trace.queue = make(chan TraceMessage, traceQueue)
 	for _, a := range accounts {
@@ -343,7 +344,7 @@ func (u *UA) listen() error {
 			if u.udpConn != nil {
 				continue
 			}
-			c, err := net.ListenPacket("udp", addr)
+			c, err := net.ListenPacket(listenNetwork("udp", host), addr)
 			if err != nil {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen udp %s: %w (is another SIP service using the port?)", addr, err)
@@ -356,7 +357,7 @@ func (u *UA) listen() error {
 			if u.tcpLn != nil {
 				continue
 			}
-			l, err := net.Listen("tcp", addr)
+			l, err := net.Listen(listenNetwork("tcp", host), addr)
 			if err != nil {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen tcp %s: %w (is another SIP service using the port?)", addr, err)

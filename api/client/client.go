@@ -27,16 +27,17 @@ const maxFrame = 16 << 20
 // Message is one message from the server. The common fields are decoded;
 // Raw holds the whole JSON object for the rest (Decode).
 type Message struct {
-	Event      string `json:"event"`
-	Account    string `json:"account"`
-	CallID     int    `json:"call_id"`
-	Error      string `json:"error"`       // fail
-	Cmd        string `json:"cmd"`         // fail caused by a command
-	Caller     string `json:"caller"`      // call-incoming
-	CallerName string `json:"caller_name"` // call-incoming
-	Reason     string `json:"reason"`      // call-ended
-	Code       int    `json:"code"`        // call-ended
-	Token      string `json:"token"`       // pong
+	Event      string   `json:"event"`
+	Account    string   `json:"account"`
+	CallID     int      `json:"call_id"`
+	Error      string   `json:"error"`       // fail
+	Cmd        string   `json:"cmd"`         // fail caused by a command
+	Caller     string   `json:"caller"`      // call-incoming
+	CallerName string   `json:"caller_name"` // call-incoming
+	Reason     string   `json:"reason"`      // call-ended
+	Code       int      `json:"code"`        // call-ended
+	Token      string   `json:"token"`       // pong
+	Problems   []string `json:"problems"`    // fail of reload: every problem
 
 	Raw json.RawMessage `json:"-"`
 }
@@ -354,4 +355,26 @@ func (c *Client) GetStatus(ctx context.Context, account string) ([]api.Status, e
 			out = append(out, st)
 		}
 	}
+}
+
+// Reload asks the daemon to re-read its SIP plan and waits until it is
+// applied (the changes are returned) or rejected (a *FailError whose
+// Problems list every problem; the daemon keeps the running plan).
+func (c *Client) Reload(ctx context.Context) (api.Reloaded, error) {
+	if err := c.Send(map[string]any{"cmd": api.CmdReload}); err != nil {
+		return api.Reloaded{}, err
+	}
+	isFail := failOf(api.CmdReload, "")
+	m, err := c.WaitFor(ctx, func(m Message) bool { return isFail(m) || m.Event == api.EventReloaded })
+	if err != nil {
+		return api.Reloaded{}, err
+	}
+	if m.Event == api.EventFail {
+		return api.Reloaded{}, &FailError{m}
+	}
+	var r api.Reloaded
+	if err := m.Decode(&r); err != nil {
+		return api.Reloaded{}, fmt.Errorf("decode reloaded: %w", err)
+	}
+	return r, nil
 }

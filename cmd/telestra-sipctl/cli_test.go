@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,8 +96,13 @@ func (f *fakeController) Status(_ context.Context, a string) ([]api.Status, erro
 
 func startServer(t *testing.T) (*api.Server, *fakeController) {
 	t.Helper()
+	return startServerOn(t, api.Config{Address: "127.0.0.1"})
+}
+
+func startServerOn(t *testing.T, cfg api.Config) (*api.Server, *fakeController) {
+	t.Helper()
 	ctrl := &fakeController{}
-	s := api.NewServer(api.Config{Address: "127.0.0.1"}, ctrl, nil)
+	s := api.NewServer(cfg, ctrl, nil)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -145,34 +151,39 @@ func TestCommands(t *testing.T) {
 	}{
 		{name: "call", args: []string{"call", "account-1", "3002"}, wantOut: "42\n", wantCalled: "make-call account-1 3002"},
 		{name: "call unknown account", args: []string{"call", "x", "3002"}, wantCode: 1,
-			wantErr: `telestra-sipctl: call failed: x: unknown account "x"`},
+			wantErr: `telestra-sipctl: call failed: unknown account "x"`},
 		{name: "answer", args: []string{"answer", "account-2", "7"}, wantCalled: "answer account-2 7"},
 		{name: "switch", args: []string{"switch", "account-1", "3"}, wantCalled: "switch account-1 3"},
 		{name: "hangup", args: []string{"hangup", "account-1", "3"}, wantCalled: "hangup account-1 3 false"},
 		{name: "hangup decline before", args: []string{"hangup", "-decline", "account-1", "4"}, wantCalled: "hangup account-1 4 true"},
 		{name: "hangup decline after", args: []string{"hangup", "account-1", "4", "--decline"}, wantCalled: "hangup account-1 4 true"},
-		{name: "hangup fail", args: []string{"hangup", "nope", "4"}, wantCode: 1, wantErr: `hangup failed: nope: unknown account "nope"`},
+		{name: "hangup fail", args: []string{"hangup", "nope", "4"}, wantCode: 1, wantErr: `hangup failed: unknown account "nope"`},
 		{name: "login account only", args: []string{"login", "account-1"}, wantCalled: "login account-1 - - -"},
 		{name: "login full", args: []string{"login", "account-1", "3001", "pw", "127.0.0.1"}, wantCalled: "login account-1 3001 pw 127.0.0.1"},
 		{name: "login user only", args: []string{"login", "account-1", "3009"}, wantCalled: "login account-1 3009 - -"},
 		{name: "logout", args: []string{"logout", "account-2"}, wantCalled: "logout account-2"},
-		{name: "logout fail", args: []string{"logout", "x"}, wantCode: 1, wantErr: `logout failed: x: unknown account "x"`},
+		{name: "logout fail", args: []string{"logout", "x"}, wantCode: 1, wantErr: `logout failed: unknown account "x"`},
 		{name: "send", args: []string{"send", `{"cmd":"make-call","account":"account-1","num":"9"}`},
 			wantOut: `{"event":"call-return","account":"account-1","call_id":42}` + "\n", wantCalled: "make-call account-1 9"},
 		{name: "send bad", args: []string{"send", `{"cmd":"answer-call","account":"a","call_id":"1"}`}, wantCode: 1,
 			wantErr: `{"event":"fail","account":"a","error":"answer-call: field \"call_id\" must be an integer","cmd":"answer-call"}`},
 		{name: "status one", args: []string{"status", "account-2"}, wantOut: "ACCOUNT    STATUS  MEANING\n" +
 			"account-2  403     rejected: 403 Forbidden (check user and pass)\n\nno calls\n"},
-		{name: "status unknown", args: []string{"status", "x"}, wantCode: 1, wantErr: `status failed: x: unknown account "x"`},
+		{name: "status unknown", args: []string{"status", "x"}, wantCode: 1, wantErr: `status failed: unknown account "x"`},
 		// Usage errors.
 		{name: "unknown command", args: []string{"dial"}, wantCode: 64, wantErr: `unknown command "dial"`},
-		{name: "call one arg", args: []string{"call", "account-1"}, wantCode: 64, wantErr: "call needs ACCOUNT NUM"},
-		{name: "answer bad id", args: []string{"answer", "account-1", "x1"}, wantCode: 64, wantErr: `answer: CALL_ID "x1" is not an integer`},
-		{name: "decline on answer", args: []string{"answer", "-decline", "account-1", "1"}, wantCode: 64, wantErr: "answer needs ACCOUNT CALL_ID"},
-		{name: "login too many", args: []string{"login", "a", "b", "c", "d", "e"}, wantCode: 64, wantErr: "login needs ACCOUNT"},
-		{name: "events bad arg", args: []string{"events", "-x"}, wantCode: 64, wantErr: `events: unknown argument "-x"`},
-		{name: "send no arg", args: []string{"send"}, wantCode: 64, wantErr: "send needs one JSON argument"},
-		{name: "status two args", args: []string{"status", "a", "b"}, wantCode: 64, wantErr: "status takes at most one ACCOUNT"},
+		{name: "call one arg", args: []string{"call", "account-1"}, wantCode: 64, wantErr: "call: needs ACCOUNT NUM\nusage: telestra-sipctl call ACCOUNT NUM\n"},
+		{name: "answer bad id", args: []string{"answer", "account-1", "x1"}, wantCode: 64, wantErr: `CALL_ID "x1" is not a call ID`},
+		{name: "decline on answer", args: []string{"answer", "-decline", "account-1", "1"}, wantCode: 64, wantErr: "answer: flag provided but not defined: -decline"},
+		{name: "login too many", args: []string{"login", "a", "b", "c", "d", "e"}, wantCode: 64, wantErr: "login: needs ACCOUNT"},
+		{name: "events bad arg", args: []string{"events", "-x"}, wantCode: 64, wantErr: `events: flag provided but not defined: -x`},
+		{name: "send no arg", args: []string{"send"}, wantCode: 64, wantErr: "send: needs one JSON argument"},
+		{name: "status two args", args: []string{"status", "a", "b"}, wantCode: 64, wantErr: "status: takes at most one ACCOUNT"},
+		// Flags after the command and among its arguments.
+		{name: "hangup flags last", args: []string{"hangup", "account-1", "5", "-decline", "-timeout", "2s"}, wantCalled: "hangup account-1 5 true"},
+		{name: "password after --", args: []string{"login", "account-1", "3001", "--", "-secret"}, wantCalled: "login account-1 3001 -secret -"},
+		{name: "status json", args: []string{"status", "--json", "account-2"},
+			wantOut: `{"event":"status","account":"account-2","calls":[],"account_status":403}` + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -293,7 +304,7 @@ func TestConnectionErrors(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{name: "refused", args: []string{"-addr", refused, "status"}, wantErr: "connection refused (is telestra-sipd running? see -addr and -plan)"},
+		{name: "refused", args: []string{"-addr", refused, "status"}, wantErr: "connection refused (is telestra-sipd running? check -addr)"},
 		{name: "no answer", args: []string{"-addr", silent, "-timeout", "200ms", "status"}, wantErr: "no answer from telestra-sipd at " + silent + " within 200ms"},
 		{name: "no plan", args: []string{"-plan", filepath.Join(t.TempDir(), "none.toml"), "status"}, wantErr: "no API address: read SIP plan"},
 	}
@@ -310,7 +321,7 @@ func TestConnectionErrors(t *testing.T) {
 func TestAddressFromPlan(t *testing.T) {
 	s, ctrl := startServer(t)
 	port := s.Addr().(*net.TCPAddr).Port
-	for _, listen := range []string{"0.0.0.0", "127.0.0.1", "::"} {
+	for _, listen := range []string{"0.0.0.0", "127.0.0.1", "::"} { // Go listens dual-stack on "::"
 		t.Run(listen, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "sipplan.toml")
 			plan := fmt.Sprintf("[tcp-settings]\naddress = %q\nport = %d\n\n[audio.channels.ch1]\n\n[accounts.account-1]\nuser = \"3001\"\n", listen, port)
@@ -328,31 +339,6 @@ func TestAddressFromPlan(t *testing.T) {
 	}
 }
 
-func TestFlags(t *testing.T) {
-	tests := []struct {
-		name     string
-		args     []string
-		wantCode int
-		wantOut  string
-		wantErr  string
-	}{
-		{name: "version", args: []string{"-version"}, wantOut: "telestra-sipctl dev\n"},
-		{name: "no command", args: nil, wantCode: 64, wantErr: "no command given"},
-		{name: "bad flag", args: []string{"-bogus"}, wantCode: 64, wantErr: "flag provided but not defined"},
-		{name: "addr and plan", args: []string{"-addr", "127.0.0.1:1", "-plan", "x", "status"}, wantCode: 64, wantErr: "give -addr or -plan, not both"},
-		{name: "bad addr", args: []string{"-addr", "localhost", "status"}, wantCode: 64, wantErr: `-addr "localhost": want HOST:PORT`},
-		{name: "help", args: []string{"-h"}, wantCode: 0, wantErr: "usage: telestra-sipctl"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, out, errOut := runCLI(t, tt.args...)
-			if code != tt.wantCode || out != tt.wantOut || !strings.Contains(errOut, tt.wantErr) {
-				t.Fatalf("exit %d stdout %q stderr %q", code, out, errOut)
-			}
-		})
-	}
-}
-
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
@@ -361,4 +347,32 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("timed out")
+}
+
+// TestIPv6API: -addr [::1]:PORT, a plan listening on ::1, and a plan on
+// "::" whose allow-list admits only ::1 (the CLI must not use 127.0.0.1).
+func TestIPv6API(t *testing.T) {
+	s, ctrl := startServerOn(t, api.Config{Address: "::", Allow: []netip.Prefix{netip.MustParsePrefix("::1/128")}})
+	port := s.Addr().(*net.TCPAddr).Port
+	code, out, errOut := runCLI(t, "-addr", fmt.Sprintf("[::1]:%d", port), "call", "account-1", "3002")
+	if code != 0 || out != "42\n" {
+		t.Fatalf("-addr [::1]: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, listen := range []string{"::1", "::"} {
+		t.Run(listen, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "sipplan.toml")
+			plan := fmt.Sprintf("[tcp-settings]\naddress = %q\nport = %d\nallow = [\"::1/128\"]\n\n[audio.channels.ch1]\n\n[accounts.account-1]\nuser = \"3001\"\n", listen, port)
+			if err := os.WriteFile(path, []byte(plan), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCLI(t, "-plan", path, "call", "account-1", "3002")
+			if code != 0 || out != "42\n" || ctrl.last() != "make-call account-1 3002" {
+				t.Fatalf("exit %d, stdout %q, stderr %q, controller %q", code, out, errOut, ctrl.last())
+			}
+		})
+	}
+	code, _, errOut = runCLI(t, "-addr", fmt.Sprintf("::1:%d", port), "status")
+	if code != 64 || !strings.Contains(errOut, "[::1]:3550") {
+		t.Errorf("-addr without brackets: exit %d, stderr %q, want a usage error showing [::1]:3550", code, errOut)
+	}
 }

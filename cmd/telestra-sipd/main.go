@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/telestra/telestra-sip/cmd/internal/daemon"
@@ -21,36 +22,74 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+const defaultPlan = "/etc/telestra/sipplan.toml"
+
+const usageText = `usage: telestra-sipd [-plan FILE]
+       telestra-sipd -check [-devices] [-plan FILE]
+       telestra-sipd -version
+
+The Telestra SIP service: registers the SIP plan's accounts and gives host
+applications control of their calls over a TCP API (see telestra-sipctl(1)).
+
+options:
+  -plan FILE  the SIP plan, sipplan.toml(5) (default ` + defaultPlan + `)
+  -check      validate the plan, print every problem and exit: 0 valid (warnings
+              about settings without effect go to stderr), 1 invalid
+  -devices    with -check: also open every audio channel's devices and report
+              the ones that do not open (exit 1)
+  -version    print the version and exit
+  -h, -help   print this help and exit
+
+SIGHUP (systemctl reload telestra-sipd, or telestra-sipctl reload) re-reads
+the plan. See telestra-sipd(8).
+`
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 64 // EX_USAGE
+)
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("telestra-sipd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	planPath := fs.String("plan", "/etc/telestra/sipplan.toml", "SIP plan `file`")
-	check := fs.Bool("check", false, "validate the plan, print every problem and exit (0: valid)")
-	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.SetOutput(io.Discard) // errors are printed below, help by -h
+	planPath := fs.String("plan", defaultPlan, "")
+	check := fs.Bool("check", false, "")
+	devices := fs.Bool("devices", false, "")
+	showVersion := fs.Bool("version", false, "")
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "telestra-sipd: "+format+"\nRun 'telestra-sipd -h' for help.\n", a...)
+		return exitUsage
+	}
 	if err := fs.Parse(args); err != nil {
-		return 64
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usageText)
+			return exitOK
+		}
+		return usage("%v", err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "telestra-sipd: unexpected argument %q\n", fs.Arg(0))
-		return 64
+		if strings.HasSuffix(fs.Arg(0), ".toml") {
+			return usage("unexpected argument %q: give the plan with -plan, e.g. telestra-sipd -check -plan %s", fs.Arg(0), fs.Arg(0))
+		}
+		return usage("unexpected argument %q", fs.Arg(0))
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "telestra-sipd", version)
-		return 0
+		return exitOK
+	}
+	if *devices && !*check {
+		return usage("-devices only goes with -check: telestra-sipd -check -devices -plan FILE")
 	}
 
 	p, err := plan.Load(*planPath)
 	if *check {
-		if err != nil {
-			printProblems(stderr, *planPath, err)
-			return 1
-		}
-		fmt.Fprintln(stdout, "OK")
-		return 0
+		return checkPlan(stdout, stderr, *planPath, p, err, *devices)
 	}
 
 	level := new(slog.LevelVar)
@@ -60,7 +99,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	slog.SetDefault(log)
 	if err != nil {
 		log.Error("SIP plan invalid; run telestra-sipd -check for every problem", "plan", *planPath, "err", err)
-		return 1
+		return exitFail
+	}
+	for _, w := range p.Warnings {
+		log.Warn("SIP plan: setting has no effect", "problem", w.String())
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -70,16 +112,53 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(hup)
 
 	log.Info("starting telestra-sipd", "version", version, "plan", *planPath)
-	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup})
+	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup,
+		RuntimeDir: os.Getenv("RUNTIME_DIRECTORY")})
 	if err != nil {
 		log.Error("telestra-sipd failed", "err", err)
-		return 1
+		return exitFail
 	}
-	return 0
+	return exitOK
 }
 
-// printProblems prints one line per plan problem so that an operator (or
-// ExecStartPre in systemctl status) sees all of them at once.
+// checkPlan is -check: every problem on its own line so that an operator
+// (or ExecStartPre in systemctl status) sees all of them at once; warnings
+// too, marked as such; with -devices, every channel that does not open.
+func checkPlan(stdout, stderr io.Writer, path string, p *plan.Plan, err error, devices bool) int {
+	if err != nil {
+		printProblems(stderr, path, err)
+		return exitFail
+	}
+	for _, w := range p.Warnings {
+		fmt.Fprintln(stderr, warningLine(w))
+	}
+	if devices {
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+		if errs := daemon.CheckDevices(p, log); len(errs) > 0 {
+			for _, e := range errs {
+				fmt.Fprintf(stderr, "%s: %v\n", path, e)
+			}
+			return exitFail
+		}
+	}
+	switch n := len(p.Warnings); n {
+	case 0:
+		fmt.Fprintln(stdout, "OK")
+	case 1:
+		fmt.Fprintln(stdout, "OK (1 warning)")
+	default:
+		fmt.Fprintf(stdout, "OK (%d warnings)\n", n)
+	}
+	return exitOK
+}
+
+// warningLine is a warning as -check prints it: FILE:LINE: KEY: warning: ...
+func warningLine(w plan.Problem) string {
+	w.Msg = "warning: " + w.Msg
+	return w.String()
+}
+
+// printProblems prints one line per plan problem.
 func printProblems(w io.Writer, path string, err error) {
 	var probs plan.Problems
 	if !errors.As(err, &probs) {

@@ -49,7 +49,7 @@ const TelephoneEventPT = 101
 
 // Config is the plan's [rtp-settings] plus the address to bind.
 type Config struct {
-	BindIP       net.IP   // address the RTP sockets bind to; nil: 0.0.0.0
+	BindIP       net.IP   // address the RTP sockets bind to; nil: 0.0.0.0; "::": IPv4 and IPv6
 	PortMin      int      // even; RTP on even ports, RTCP on +1
 	PortMax      int      // highest usable port (an RTCP port at most)
 	Codecs       []string // preference order for offers; empty: PCMU, PCMA
@@ -191,7 +191,11 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 	e.bindIP, e.network = net.IPv4zero, "udp4"
 	if cfg.BindIP != nil {
 		e.bindIP = cfg.BindIP
-		if cfg.BindIP.To4() == nil {
+		switch {
+		case cfg.BindIP.To4() != nil:
+		case cfg.BindIP.IsUnspecified():
+			e.network = "udp" // "::": both families (dual stack)
+		default:
 			e.network = "udp6"
 		}
 	}

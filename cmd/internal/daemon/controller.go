@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/telestra/telestra-sip/api"
@@ -22,19 +23,46 @@ func (c *controller) Login(_ context.Context, account string, user, pass, server
 }
 
 func (c *controller) MakeCall(_ context.Context, account, num string, accepted func(int)) error {
-	return c.wrap(account, c.d.ua.Dial(account, num, accepted))
+	err := c.d.ua.Dial(account, num, accepted)
+	if errors.Is(err, sip.ErrNoServer) {
+		return c.noServer(account, num)
+	}
+	return c.wrap(account, err)
+}
+
+// noServer explains a number an account without a server cannot reach.
+func (c *controller) noServer(account, num string) error {
+	c.d.mu.Lock()
+	var self string
+	var others []string
+	for _, a := range c.d.plan.Accounts {
+		if a.Name == account {
+			self = a.User
+		} else {
+			others = append(others, fmt.Sprintf("%s (%s)", a.User, a.Name))
+		}
+	}
+	c.d.mu.Unlock()
+	reach := "a full sip: URI"
+	if len(others) > 0 {
+		reach = "the user of another account of this daemon: " + strings.Join(others, ", ") + "; or " + reach
+	}
+	if strings.TrimSpace(num) == self {
+		return fmt.Errorf("account %q cannot call itself (%q is its own user); call %s", account, num, reach)
+	}
+	return fmt.Errorf("account %q has no server, so %q cannot be dialled as an extension; call %s", account, num, reach)
 }
 
 func (c *controller) AnswerCall(_ context.Context, account string, id int) error {
-	return c.wrapCall(account, id, c.d.ua.Answer(account, id))
+	return c.wrapCall(account, id, "answered", c.d.ua.Answer(account, id))
 }
 
 func (c *controller) SwitchCall(_ context.Context, account string, id int) error {
-	return c.wrapCall(account, id, c.d.ua.Switch(account, id))
+	return c.wrapCall(account, id, "switched to", c.d.ua.Switch(account, id))
 }
 
 func (c *controller) HangupCall(_ context.Context, account string, id int, decline bool) error {
-	return c.wrapCall(account, id, c.d.ua.Hangup(account, id, decline))
+	return c.wrapCall(account, id, "hung up", c.d.ua.Hangup(account, id, decline))
 }
 
 func (c *controller) Logout(_ context.Context, account string) error {
@@ -75,14 +103,42 @@ func (c *controller) wrap(account string, err error) error {
 	return err
 }
 
-func (c *controller) wrapCall(account string, id int, err error) error {
-	if err == nil {
+func (c *controller) wrapCall(account string, id int, verb string, err error) error {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if errors.Is(err, sip.ErrUnknownCall) {
+	case errors.Is(err, sip.ErrUnknownCall):
 		return fmt.Errorf("unknown call_id %d for account %q", id, account)
+	case errors.Is(err, sip.ErrCallState):
+		return c.callState(account, id, verb, err)
 	}
 	return c.wrap(account, err)
+}
+
+// callState says why a call cannot be answered, switched to or hung up,
+// from its state as get-status shows it.
+func (c *controller) callState(account string, id int, verb string, err error) error {
+	st, serr := c.d.ua.Status(account)
+	if serr != nil {
+		return err
+	}
+	for _, cs := range st.Calls {
+		if cs.ID != id {
+			continue
+		}
+		switch {
+		case cs.Stopped:
+			return fmt.Errorf("call_id %d of account %q has already ended; it cannot be %s", id, account, verb)
+		case verb == "answered" && cs.Direction == "out":
+			return fmt.Errorf("call_id %d of account %q is an outgoing call; only a ringing incoming call can be answered", id, account)
+		case verb == "answered":
+			return fmt.Errorf("call_id %d of account %q is %s, not ringing; only a ringing incoming call can be answered", id, account, cs.State)
+		case verb == "switched to":
+			return fmt.Errorf("call_id %d of account %q is %s; only an established (active or held) call can be switched to", id, account, cs.State)
+		}
+		return fmt.Errorf("call_id %d of account %q is %s and cannot be %s now", id, account, cs.State, verb)
+	}
+	return err
 }
 
 func apiStatus(st sip.AccountStatus) api.Status {

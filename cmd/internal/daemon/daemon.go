@@ -33,6 +33,9 @@ type Options struct {
 	Level    *slog.LevelVar   // set from [log] level, also on reload
 	Reload   <-chan os.Signal // SIGHUP: re-read PlanPath
 	Notifier Notifier         // nil: sd_notify through $NOTIFY_SOCKET
+	// RuntimeDir is $RUNTIME_DIRECTORY: the API address is written there
+	// for telestra-sipctl (runtime.go). "": not written.
+	RuntimeDir string
 }
 
 // Daemon is one running telestra-sipd.
@@ -46,6 +49,12 @@ type Daemon struct {
 	mu       sync.Mutex
 	plan     *plan.Plan
 	channels map[string]openChannel
+	// running is the plan the listeners and media started with: what a
+	// reload compares the settings that need a restart against.
+	running *plan.Plan
+
+	reloads  chan reloadRequest // the API's reload, served by run
+	stopping chan struct{}      // closed when run stops serving reloads
 
 	ua     *sip.UA
 	server *api.Server
@@ -72,7 +81,10 @@ func newDaemon(opts Options) *Daemon {
 		log:      opts.Log,
 		notify:   opts.Notifier,
 		plan:     opts.Plan,
+		running:  opts.Plan,
 		channels: map[string]openChannel{},
+		reloads:  make(chan reloadRequest),
+		stopping: make(chan struct{}),
 	}
 	if d.notify == nil {
 		d.notify = systemdNotifier{}
@@ -97,15 +109,23 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	}
 	d.ua = ua
 
-	d.server = api.NewServer(apiConfig(p), &controller{d: d}, d.log.With("component", "api"))
+	ctrl := &controller{d: d}
 	d.trace = &tracer{d: d}
-	d.server.SetTracer(d.trace)
+	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl), api.WithTracer(d.trace))
 	d.hub = d.server
 	if d.wrapHub != nil {
 		d.hub = d.wrapHub(d.server)
 	}
 	if err := d.server.Listen(); err != nil {
 		return fmt.Errorf("API listener on %s: %w", net.JoinHostPort(p.TCP.Address, fmt.Sprint(p.TCP.Port)), err)
+	}
+	if dir := runtimeDir(d.opts.RuntimeDir); dir != "" {
+		path, err := writeAPIAddress(dir, d.server.Addr())
+		if err != nil {
+			d.log.Warn("telestra-sipctl will not find the API without -addr", "err", err)
+		} else {
+			defer os.Remove(path)
+		}
 	}
 
 	uaCtx, stopUA := context.WithCancel(context.Background())
@@ -122,7 +142,8 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	// Both sockets are bound: tell systemd.
 	d.sdNotify("READY=1")
 	d.log.Info("telestra-sipd ready", "api", d.server.Addr().String(),
-		"sip", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), "accounts", len(p.Accounts))
+		"sip", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), "accounts", len(p.Accounts),
+		"backend", p.Audio.Backend, "channels", channelSummary(p))
 
 	wdCtx, stopWD := context.WithCancel(ctx)
 	wg.Add(1)
@@ -134,8 +155,11 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 			running = false
 		case <-d.opts.Reload:
 			d.reload()
+		case req := <-d.reloads:
+			req.reply <- d.reload()
 		case err := <-srvDone:
 			// The API server only returns early on a fatal listener error.
+			close(d.stopping)
 			stopWD()
 			_ = d.server.Close()
 			d.shutdownUA()
@@ -143,6 +167,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		}
 	}
 
+	close(d.stopping)
 	d.sdNotify("STOPPING=1")
 	d.log.Info("telestra-sipd stopping")
 	stopWD()

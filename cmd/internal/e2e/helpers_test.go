@@ -39,6 +39,8 @@ type plan struct {
 	LogLevel        string   // default debug
 	RTPPorts        int      // size of the RTP range; default 40
 	Transports      []string // [sip-settings] transports; default the daemon's (udp)
+	Address         string   // [tcp-settings] and [sip-settings] address; default 127.0.0.1
+	Allow           []string // [tcp-settings] allow; default none (any client)
 
 	// Filled in by render.
 	APIPort, SIPPort, RTPMin, RTPMax int
@@ -61,8 +63,17 @@ func (p *plan) render(t *testing.T) string {
 	p.SIPPort = testpeers.FreePort(t)
 	p.RTPMin, p.RTPMax = testpeers.FreeRTPRange(t, max(p.RTPPorts, 40))
 	var b strings.Builder
-	fmt.Fprintf(&b, "[tcp-settings]\naddress = \"127.0.0.1\"\nport = %d\n\n", p.APIPort)
-	fmt.Fprintf(&b, "[sip-settings]\naddress = \"127.0.0.1\"\nport = %d\nuser-agent = \"telestra-e2e\"\n", p.SIPPort)
+	addr := or(p.Address, "127.0.0.1")
+	fmt.Fprintf(&b, "[tcp-settings]\naddress = %s\nport = %d\n", q(addr), p.APIPort)
+	if len(p.Allow) > 0 {
+		quoted := make([]string, len(p.Allow))
+		for i, a := range p.Allow {
+			quoted[i] = q(a)
+		}
+		fmt.Fprintf(&b, "allow = [%s]\n", strings.Join(quoted, ", "))
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "[sip-settings]\naddress = %s\nport = %d\nuser-agent = \"telestra-e2e\"\n", q(addr), p.SIPPort)
 	if len(p.Transports) > 0 {
 		quoted := make([]string, len(p.Transports))
 		for i, tr := range p.Transports {
@@ -129,6 +140,8 @@ type env struct {
 	d   *testpeers.Daemon
 	c   *client.Client
 	ctx context.Context
+	// ipv6 runs the daemon, Kamailio and baresip on ::1.
+	ipv6 bool
 }
 
 // user returns the usual account of extension ext at the registrar.
@@ -149,8 +162,20 @@ func (e *env) start(p *plan) {
 	e.startWith(p, testpeers.DaemonOptions{})
 }
 
+// newEnv6 is newEnv on ::1: Kamailio listens on [::1], and the daemon and
+// the peers of the env do too.
+func newEnv6(t *testing.T) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	return &env{t: t, k: testpeers.StartKamailio(t, testpeers.KamailioOptions{IPv6: true}), ctx: ctx, ipv6: true}
+}
+
 func (e *env) startWith(p *plan, opts testpeers.DaemonOptions) {
 	e.t.Helper()
+	if e.ipv6 && p.Address == "" {
+		p.Address = "::1"
+	}
 	e.d = testpeers.StartDaemonWith(e.t, p.render(e.t), opts)
 	e.c = e.d.Client(e.t)
 }
@@ -159,6 +184,7 @@ func (e *env) startWith(p *plan, opts testpeers.DaemonOptions) {
 func (e *env) peer(ext string, opts testpeers.BaresipOptions) *testpeers.Baresip {
 	e.t.Helper()
 	opts.Registrar = e.k.Addr()
+	opts.IPv6 = opts.IPv6 || e.ipv6
 	return testpeers.StartBaresip(e.t, ext, opts)
 }
 

@@ -127,13 +127,17 @@ func TestRemoteHold(t *testing.T) {
 
 // TestLocalCall: two accounts without a server call each other by user
 // (real SIP over loopback, no registrar).
-func TestLocalCall(t *testing.T) {
+func TestLocalCall(t *testing.T) { localCall(t, "") }
+
+// localCall is TestLocalCall with the daemon on address ("": 127.0.0.1)
+// and transports (none: the default).
+func localCall(t *testing.T, address string, transports ...string) {
 	ctx := peerCtx(t, 60*time.Second)
 	e := &env{t: t, ctx: ctx}
 	e.start(&plan{Accounts: []account{
 		{Name: "account-1", User: "3001", Pass: "x"},
 		{Name: "account-2", User: "3002", Pass: "x", DisplayName: "Second"},
-	}})
+	}, Address: address, Transports: transports})
 	waitRegistered(t, e.c, "account-1", 0)
 	id, err := e.c.MakeCall(ctx, "account-1", "3002")
 	if err != nil {

@@ -192,8 +192,8 @@ func TestSIPTrace(t *testing.T) {
 		m := wait(t, tr, 5*time.Second, "sip-message", func(m client.Message) bool { return m.Event == "sip-message" })
 		var w struct {
 			Account, Direction, Transport, Local, Remote, Message string
-			CallID                                               string `json:"sip_call_id"`
-			FirstLine                                            string `json:"first_line"`
+			CallID                                                string `json:"sip_call_id"`
+			FirstLine                                             string `json:"first_line"`
 		}
 		if err := m.Decode(&w); err != nil {
 			t.Fatal(err)

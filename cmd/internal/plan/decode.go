@@ -502,17 +502,24 @@ func (d *decoder) prefixes(dst *[]netip.Prefix) func(string, any) {
 }
 
 // parsePrefix accepts a CIDR or a bare IP (a /32 or /128). Host bits are
-// cleared so that the prefix prints as the network it matches.
+// cleared so that the prefix prints as the network it matches. An
+// IPv4-mapped address or prefix (::ffff:127.0.0.1, ::ffff:0:0/96) becomes
+// the IPv4 one it stands for: the API sees IPv4 clients of a dual-stack
+// socket as plain IPv4 addresses.
 func parsePrefix(s string) (netip.Prefix, error) {
 	if a, err := netip.ParseAddr(s); err == nil {
 		if a.Zone() != "" {
 			return netip.Prefix{}, errors.New("zone not allowed")
 		}
+		a = a.Unmap()
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	pf, err := netip.ParsePrefix(s)
 	if err != nil {
 		return netip.Prefix{}, err
+	}
+	if a := pf.Addr(); a.Is4In6() && pf.Bits() >= 96 {
+		pf = netip.PrefixFrom(a.Unmap(), pf.Bits()-96)
 	}
 	return pf.Masked(), nil
 }

@@ -24,6 +24,11 @@ type Plan struct {
 	Audio    Audio       // [audio]
 	Log      Log         // [log]
 	Accounts []Account   // [accounts.NAME] in the order they appear in the file
+
+	// Warnings are settings the file sets that have no effect with the
+	// rest of the plan (a sink with the loopback backend, say). Parse fills
+	// it; the plan is valid all the same.
+	Warnings Problems
 }
 
 // TCPSettings is [tcp-settings], the control API listener.
@@ -184,6 +189,10 @@ func Parse(data []byte, source string) (*Plan, error) {
 		// A key that could not be decoded kept its default; what Validate
 		// says about it would only repeat the problem.
 		decodeProbs := len(d.probs)
+		values := map[string]string{}
+		for _, s := range Settings(p) {
+			values[s.Key] = s.Value
+		}
 	next:
 		for _, pr := range *err.(*Problems) {
 			for _, bad := range d.probs[:decodeProbs] {
@@ -191,11 +200,15 @@ func Parse(data []byte, source string) (*Plan, error) {
 					continue next
 				}
 			}
-			d.probs = append(d.probs, pr)
+			d.probs = append(d.probs, d.ownKey(pr, values, p))
 		}
 	}
 	if len(d.probs) > 0 {
 		return nil, d.problems()
+	}
+	if ws := d.warnings(p); len(ws) > 0 {
+		d.probs = ws
+		p.Warnings = *d.problems().(*Problems)
 	}
 	return p, nil
 }

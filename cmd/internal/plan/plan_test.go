@@ -166,6 +166,8 @@ func TestKeys(t *testing.T) {
 		{name: "tcp address host name", edits: []string{`[tcp-settings] address = "localhost"`}, wantKey: "tcp-settings.address", wantMsg: "IP address"},
 		{name: "tcp address garbage", edits: []string{`[tcp-settings] address = "1.2.3"`}, wantKey: "tcp-settings.address"},
 		{name: "tcp address type", edits: []string{`[tcp-settings] address = 5`}, wantKey: "tcp-settings.address", wantMsg: "must be a string"},
+		{name: "tcp address ipv6 bracketed", edits: []string{`[tcp-settings] address = "[::1]"`}, wantKey: "tcp-settings.address", wantMsg: `"::1"`},
+		{name: "tcp address ipv6 with port", edits: []string{`[tcp-settings] address = "[::1]:3550"`}, wantKey: "tcp-settings.address", wantMsg: "without brackets or port"},
 		{name: "tcp port default", get: func(p *Plan) any { return p.TCP.Port }, want: 3550},
 		{name: "tcp port low", edits: []string{`[tcp-settings] port = 1`}, get: func(p *Plan) any { return p.TCP.Port }, want: 1},
 		{name: "tcp port high", edits: []string{`[tcp-settings] port = 65535`}, get: func(p *Plan) any { return p.TCP.Port }, want: 65535},
@@ -183,6 +185,9 @@ func TestKeys(t *testing.T) {
 		{name: "allow not an address", edits: []string{`[tcp-settings] allow = ["127.0.0.1", "nope"]`}, wantKey: "tcp-settings.allow", wantMsg: `entry 2: "nope"`},
 		{name: "allow bad length", edits: []string{`[tcp-settings] allow = ["127.0.0.1/33"]`}, wantKey: "tcp-settings.allow"},
 		{name: "allow zone", edits: []string{`[tcp-settings] allow = ["fe80::1%eth0"]`}, wantKey: "tcp-settings.allow"},
+		{name: "allow ipv4-mapped address", edits: []string{`[tcp-settings] allow = ["::ffff:127.0.0.1"]`}, get: func(p *Plan) any { return p.TCP.Allow }, want: pfx("127.0.0.1/32")},
+		{name: "allow ipv4-mapped prefix", edits: []string{`[tcp-settings] allow = ["::ffff:127.0.0.0/104", "::ffff:0:0/96"]`}, get: func(p *Plan) any { return p.TCP.Allow }, want: pfx("127.0.0.0/8", "0.0.0.0/0")},
+		{name: "allow ipv6 loopback", edits: []string{`[tcp-settings] allow = ["::1/128"]`}, get: func(p *Plan) any { return p.TCP.Allow }, want: pfx("::1/128")},
 		{name: "allow not an array", edits: []string{`[tcp-settings] allow = "127.0.0.1"`}, wantKey: "tcp-settings.allow", wantMsg: "array of strings"},
 		{name: "allow number entry", edits: []string{`[tcp-settings] allow = [1]`}, wantKey: "tcp-settings.allow", wantMsg: "entry 1 must be a string"},
 		{name: "max-clients default", get: func(p *Plan) any { return p.TCP.MaxClients }, want: 64},
@@ -197,12 +202,14 @@ func TestKeys(t *testing.T) {
 		{name: "sip address default", get: func(p *Plan) any { return p.SIP.Address }, want: "0.0.0.0"},
 		{name: "sip address any v6", edits: []string{`[sip-settings] address = "::"`}, get: func(p *Plan) any { return p.SIP.Address }, want: "::"},
 		{name: "sip address host name", edits: []string{`[sip-settings] address = "pbx.example.com"`}, wantKey: "sip-settings.address"},
+		{name: "sip address ipv6", edits: []string{`[sip-settings] address = "2001:db8::1"`}, get: func(p *Plan) any { return p.SIP.Address }, want: "2001:db8::1"},
+		{name: "sip address ipv6 with port", edits: []string{`[sip-settings] address = "[2001:db8::1]:5060"`}, wantKey: "sip-settings.address", wantMsg: `"::"`},
 		{name: "sip port default", get: func(p *Plan) any { return p.SIP.Port }, want: 5060},
 		{name: "sip port set", edits: []string{`[sip-settings] port = 5070`}, get: func(p *Plan) any { return p.SIP.Port }, want: 5070},
 		{name: "sip port zero", edits: []string{`[sip-settings] port = 0`}, wantKey: "sip-settings.port"},
 		{name: "sip port in rtp range", edits: []string{`[sip-settings] port = 16500`}, wantKey: "sip-settings.port", wantMsg: "inside the RTP range"},
 		{name: "sip tcp port in rtp range is fine", edits: []string{`[sip-settings] port = 16500`, `[sip-settings] transports = ["tcp"]`}, get: func(p *Plan) any { return p.SIP.Port }, want: 16500},
-		{name: "sip tcp port equals api port", edits: []string{`[sip-settings] port = 3550`, `[sip-settings] transports = ["udp", "tcp"]`}, wantKey: "tcp-settings.port", wantMsg: "also the SIP port"},
+		{name: "sip tcp port equals api port", edits: []string{`[sip-settings] port = 3550`, `[sip-settings] transports = ["udp", "tcp"]`}, wantKey: "tcp-settings", wantMsg: "port is not set, so it is 3550 (the default): TCP port 3550 is also the SIP port"},
 		{name: "transports default", get: func(p *Plan) any { return p.SIP.Transports }, want: []string{"udp"}},
 		{name: "transports both", edits: []string{`[sip-settings] transports = ["tcp", "udp"]`}, get: func(p *Plan) any { return p.SIP.Transports }, want: []string{"tcp", "udp"}},
 		{name: "transports empty", edits: []string{`[sip-settings] transports = []`}, wantKey: "sip-settings.transports", wantMsg: "at least one"},
@@ -218,6 +225,7 @@ func TestKeys(t *testing.T) {
 		{name: "public-address with port", edits: []string{`[sip-settings] public-address = "sip-host.example.com:5060"`}, wantKey: "sip-settings.public-address"},
 		{name: "public-address space", edits: []string{`[sip-settings] public-address = "bad host"`}, wantKey: "sip-settings.public-address"},
 		{name: "public-address leading dash", edits: []string{`[sip-settings] public-address = "-x.example.com"`}, wantKey: "sip-settings.public-address"},
+		{name: "public-address ipv6 bracketed", edits: []string{`[sip-settings] public-address = "[2001:db8::10]"`}, wantKey: "sip-settings.public-address", wantMsg: "without brackets"},
 		{name: "user-agent default", get: func(p *Plan) any { return p.SIP.UserAgent }, want: "Telestra"},
 		{name: "user-agent set", edits: []string{`[sip-settings] user-agent = "Lab UA 1.0"`}, get: func(p *Plan) any { return p.SIP.UserAgent }, want: "Lab UA 1.0"},
 		{name: "user-agent empty", edits: []string{`[sip-settings] user-agent = ""`}, wantKey: "sip-settings.user-agent"},
@@ -250,7 +258,7 @@ func TestKeys(t *testing.T) {
 		{name: "port range of 2 for 1 call", edits: []string{`[rtp-settings] port-min = 40000`, `[rtp-settings] port-max = 40001`, `[accounts.account-1] max-calls = 1`},
 			get: func(p *Plan) any { return [2]int{p.RTP.PortMin, p.RTP.PortMax} }, want: [2]int{40000, 40001}},
 		{name: "port-min odd", edits: []string{`[rtp-settings] port-min = 16385`}, wantKey: "rtp-settings.port-min", wantMsg: "even"},
-		{name: "port-min equals port-max", edits: []string{`[rtp-settings] port-max = 16384`}, wantKey: "rtp-settings.port-min", wantMsg: "below port-max"},
+		{name: "port-min equals port-max", edits: []string{`[rtp-settings] port-max = 16384`}, wantKey: "rtp-settings", wantMsg: "port-min is not set, so it is 16384 (the default): must be even and below port-max"},
 		{name: "port-min above port-max", edits: []string{`[rtp-settings] port-min = 17000`}, wantKey: "rtp-settings.port-min"},
 		{name: "port-min zero", edits: []string{`[rtp-settings] port-min = 0`}, wantKey: "rtp-settings.port-min"},
 		{name: "port-max too big", edits: []string{`[rtp-settings] port-max = 70000`}, wantKey: "rtp-settings.port-max"},
@@ -322,6 +330,12 @@ func TestKeys(t *testing.T) {
 		{name: "server ip port", edits: []string{`[accounts.account-1] server = "127.0.0.1:5070"`}, get: func(p *Plan) any { return acct(p).Server }, want: "127.0.0.1:5070"},
 		{name: "server ipv6 port", edits: []string{`[accounts.account-1] server = "[::1]:5070"`}, get: func(p *Plan) any { return acct(p).Server }, want: "[::1]:5070"},
 		{name: "server ipv6", edits: []string{`[accounts.account-1] server = "::1"`}, get: func(p *Plan) any { return acct(p).Server }, want: "::1"},
+		{name: "server ipv6 bracketed", edits: []string{`[accounts.account-1] server = "[2001:db8::1]"`}, get: func(p *Plan) any { return acct(p).Server }, want: "[2001:db8::1]"},
+		{name: "server ipv6 unbracketed with port", edits: []string{`[accounts.account-1] server = "2001:db8::1]:5060"`}, wantKey: "accounts.account-1.server", wantMsg: `"[2001:db8::1]:5060"`},
+		{name: "server ipv6 missing bracket", edits: []string{`[accounts.account-1] server = "[2001:db8::1:5060"`}, wantKey: "accounts.account-1.server", wantMsg: "in brackets"},
+		{name: "server ipv4 in brackets", edits: []string{`[accounts.account-1] server = "[127.0.0.1]:5060"`}, wantKey: "accounts.account-1.server", wantMsg: "only an IPv6 address goes in brackets"},
+		{name: "server ipv6 zone", edits: []string{`[accounts.account-1] server = "[fe80::1%eth0]:5060"`}, wantKey: "accounts.account-1.server", wantMsg: "zone"},
+		{name: "server name in brackets", edits: []string{`[accounts.account-1] server = "[pbx.example.com]"`}, wantKey: "accounts.account-1.server", wantMsg: "only an IPv6 address goes in brackets"},
 		{name: "server host", edits: []string{`[accounts.account-1] server = "pbx.example.com"`}, get: func(p *Plan) any { return acct(p).Server }, want: "pbx.example.com"},
 		{name: "server host port", edits: []string{`[accounts.account-1] server = "pbx.example.com:5080"`}, get: func(p *Plan) any { return acct(p).Server }, want: "pbx.example.com:5080"},
 		{name: "server sip uri", edits: []string{`[accounts.account-1] server = "sip:pbx.example.com"`}, wantKey: "accounts.account-1.server", wantMsg: "sip: scheme"},
@@ -339,6 +353,9 @@ func TestKeys(t *testing.T) {
 		{name: "channel explicit", edits: []string{`[audio.channels.ch2]`, `[accounts.account-1] channel = "ch2"`}, get: func(p *Plan) any { return acct(p).Channel }, want: "ch2"},
 		{name: "channel unknown", edits: []string{`[accounts.account-1] channel = "nope"`}, wantKey: "accounts.account-1.channel", wantMsg: `no channel "nope"`},
 		{name: "channel needed with two channels", edits: []string{`[audio.channels.ch2]`}, wantKey: "accounts.account-1.channel", wantMsg: "ch1, ch2"},
+		{name: "channel shared implicitly", edits: []string{`[accounts.account-2] user = "3002"`, `[accounts.account-1] channel`, `[audio.channels.ch1]`},
+			wantKey: "accounts.account-2", wantMsg: `channel is not set, so it is "ch1" (the only channel in [audio.channels]): channel "ch1" is already bound to account "account-1"`},
+		{name: "bad user is not reported again as auth-user", edits: []string{`[accounts.account-1] user = "30 01"`}, wantKey: "accounts.account-1.user"},
 		{name: "channel shared", edits: []string{`[accounts.account-2] user = "3002"`, `[accounts.account-2] channel = "ch1"`}, wantKey: "accounts.account-2.channel", wantMsg: `bound to account "account-1"`},
 		{name: "max-calls default", get: func(p *Plan) any { return acct(p).MaxCalls }, want: 4},
 		{name: "max-calls one", edits: []string{`[accounts.account-1] max-calls = 1`}, get: func(p *Plan) any { return acct(p).MaxCalls }, want: 1},
@@ -664,7 +681,10 @@ audio.backend = "loopback"
 `
 	_, err := Parse([]byte(text), "x")
 	ps := problemsOf(t, err) // one channel for three accounts: each shared
-	if len(ps) != 2 || ps[0].Key != "accounts.alpha.channel" || ps[1].Key != "accounts.mu.channel" {
+	// The file has no channel key: the problems name the account tables
+	// and say where "ch1" came from.
+	if len(ps) != 2 || ps[0].Key != "accounts.alpha" || ps[1].Key != "accounts.mu" ||
+		!strings.Contains(ps[0].Msg, `channel is not set, so it is "ch1" (the default channel, as the plan has no [audio.channels]): channel "ch1" is already bound to account "zeta"`) {
 		t.Fatalf("got:\n%v", err)
 	}
 }

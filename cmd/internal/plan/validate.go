@@ -66,8 +66,8 @@ func (v *validator) port(key string, n int) {
 
 // bindAddress: the IP of a local interface, or 0.0.0.0 / :: for all.
 func (v *validator) bindAddress(key, s string) {
-	if _, err := netip.ParseAddr(s); err != nil {
-		v.add(key, "must be an IP address such as \"0.0.0.0\" (all IPv4), \"::\" or \"127.0.0.1\" (got %q)", s)
+	if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
+		v.add(key, "must be an IP address without brackets or port, such as \"0.0.0.0\" (all IPv4), \"::\" (IPv6 and IPv4), \"127.0.0.1\" or \"::1\" (got %q)", s)
 	}
 }
 
@@ -136,7 +136,7 @@ func (v *validator) sip(s *SIPSettings) {
 		case err == nil && a.IsUnspecified():
 			v.add("sip-settings.public-address", "must be an address peers can reach, not %q; leave it empty to use the bind address", s.PublicAddress)
 		case err != nil && !validHostname(s.PublicAddress):
-			v.add("sip-settings.public-address", "must be an IP address or host name without a port (got %q)", s.PublicAddress)
+			v.add("sip-settings.public-address", "must be an IP address or host name without brackets or port, such as \"192.0.2.10\", \"2001:db8::10\" or \"sip.example.com\" (got %q)", s.PublicAddress)
 		}
 	}
 	if s.UserAgent == "" || hasControl(s.UserAgent) {
@@ -247,7 +247,8 @@ func (v *validator) accounts(p *Plan) {
 				v.add(key("server"), "%v", err)
 			}
 		}
-		if a.AuthUser != "" && (hasControl(a.AuthUser) || strings.ContainsAny(a.AuthUser, " \t\"\\")) {
+		// An auth-user that only follows user was checked as user.
+		if a.AuthUser != "" && a.AuthUser != a.User && (hasControl(a.AuthUser) || strings.ContainsAny(a.AuthUser, " \t\"\\")) {
 			v.add(key("auth-user"), "must not contain spaces, quotes, backslashes or control characters (got %q)", a.AuthUser)
 		}
 		if hasControl(a.DisplayName) {
@@ -295,24 +296,44 @@ func (v *validator) conflicts(p *Plan) {
 // checkServer checks host[:port] with an IP (IPv6 in brackets when a port
 // follows) or a host name.
 func checkServer(s string) error {
-	const how = "must be host[:port] such as \"pbx.example.com\", \"127.0.0.1:5060\" or \"[::1]:5060\""
+	const how = "must be host[:port] such as \"pbx.example.com\", \"127.0.0.1:5060\", \"2001:db8::1\" or \"[2001:db8::1]:5060\""
 	if l := strings.ToLower(s); strings.HasPrefix(l, "sip:") || strings.HasPrefix(l, "sips:") {
 		return fmt.Errorf("%s, without a sip: scheme (got %q)", how, s)
 	}
-	if _, err := netip.ParseAddr(s); err == nil {
+	// A zone (fe80::1%eth0) has no place in a SIP URI.
+	noZone := func(a netip.Addr) error {
+		if a.Zone() != "" {
+			return fmt.Errorf("%s; an IPv6 zone (%%%s) cannot be used (got %q)", how, a.Zone(), s)
+		}
 		return nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return noZone(a)
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		host, port = s, ""
+		if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+			host = s[1 : len(s)-1] // "[2001:db8::1]": IPv6 without a port
+			if a, err := netip.ParseAddr(host); err == nil && a.Is6() {
+				return noZone(a)
+			}
+			return fmt.Errorf("%s; only an IPv6 address goes in brackets (got %q)", how, s)
+		}
 	} else {
 		n, err := strconv.Atoi(port)
 		if err != nil || n < 1 || n > 65535 {
 			return fmt.Errorf("%s; the port must be from 1 to 65535 (got %q)", how, s)
 		}
+		if a, err := netip.ParseAddr(host); strings.HasPrefix(s, "[") && (err != nil || !a.Is6()) {
+			return fmt.Errorf("%s; only an IPv6 address goes in brackets (got %q)", how, s)
+		}
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return nil
+	if a, err := netip.ParseAddr(host); err == nil {
+		return noZone(a)
+	}
+	if strings.Contains(host, ":") {
+		return fmt.Errorf("%s; an IPv6 address with a port goes in brackets (got %q)", how, s)
 	}
 	if !validHostname(host) {
 		return fmt.Errorf("%s (got %q)", how, s)

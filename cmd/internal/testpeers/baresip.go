@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -49,6 +50,8 @@ type BaresipOptions struct {
 	// NoWaitRegister returns without waiting for the first 200 to REGISTER
 	// (for tests of a failing registration).
 	NoWaitRegister bool
+	// IPv6 puts SIP, RTP and ctrl_tcp on ::1 instead of 127.0.0.1.
+	IPv6 bool
 }
 
 // Event is one ctrl_tcp event of baresip.
@@ -71,6 +74,7 @@ func (e Event) String() string { return string(e.Raw) }
 type Baresip struct {
 	t        testing.TB
 	ext      string
+	host     string // 127.0.0.1 or ::1
 	opts     BaresipOptions
 	dir      string
 	sipPort  int
@@ -91,6 +95,8 @@ type baresipTemplate struct {
 	SIPPort, CtrlPort, RTPMin, RTPMax, RTPTimeout, MaxCalls int
 	Player, Source, SndPath                                 string
 	SrcRate, SrcChannels                                    int
+	Host, SIPListen, CtrlListen                             string
+	IPv6                                                    bool
 
 	Ext, Domain, DisplayName, Password, Transport, Answer, Codecs, Extra string
 	RegInt                                                               int
@@ -105,7 +111,7 @@ func StartBaresip(t testing.TB, ext string, opts BaresipOptions) *Baresip {
 	if _, err := os.Stat("/usr/lib/baresip/modules/ctrl_tcp.so"); err != nil {
 		t.Fatalf("testpeers: baresip modules missing (/usr/lib/baresip/modules/ctrl_tcp.so): install the Debian package \"baresip-core\" (as root: .ci/deps)")
 	}
-	b := &Baresip{t: t, ext: ext, opts: opts, changed: make(chan struct{})}
+	b := &Baresip{t: t, ext: ext, opts: opts, host: LoopbackHost(opts.IPv6), changed: make(chan struct{})}
 	b.dir = LogDir(t, "baresip-"+ext)
 	b.sipPort = FreePortPair(t)
 	b.ctrlPort = FreePort(t)
@@ -118,6 +124,9 @@ func StartBaresip(t testing.TB, ext string, opts BaresipOptions) *Baresip {
 		Ext: ext, DisplayName: opts.DisplayName, Password: opts.Password,
 		Transport: opts.Transport, Answer: opts.Answer, Codecs: opts.Codecs,
 		SrcRate: 48000, SrcChannels: 2, // ausine only does 48 kHz stereo
+		Host: b.host, IPv6: opts.IPv6,
+		SIPListen:  net.JoinHostPort(b.host, strconv.Itoa(b.sipPort)),
+		CtrlListen: net.JoinHostPort(b.host, strconv.Itoa(b.ctrlPort)),
 	}
 	if v.MaxCalls == 0 {
 		v.MaxCalls = 4
@@ -154,7 +163,7 @@ func StartBaresip(t testing.TB, ext string, opts BaresipOptions) *Baresip {
 	if opts.Registrar != "" {
 		v.Domain, v.RegInt = opts.Registrar, 600
 	} else {
-		v.Domain, v.RegInt = "127.0.0.1:"+strconv.Itoa(b.sipPort), 0
+		v.Domain, v.RegInt = v.SIPListen, 0
 	}
 	if opts.Record {
 		v.SndPath = filepath.Join(b.dir, "snd")
@@ -188,7 +197,7 @@ func StartBaresip(t testing.TB, ext string, opts BaresipOptions) *Baresip {
 	b.proc = pr
 	t.Cleanup(b.Stop)
 
-	ctrl, err := dialCtrl("127.0.0.1:"+strconv.Itoa(b.ctrlPort), 10*time.Second, b.addEvent)
+	ctrl, err := dialCtrl(v.CtrlListen, 10*time.Second, b.addEvent)
 	if err != nil {
 		t.Fatalf("testpeers: baresip %s: %v; log:\n%s", ext, err, tail(pr.logPath, 30))
 	}
@@ -236,7 +245,9 @@ func (b *Baresip) Ext() string { return b.ext }
 func (b *Baresip) SIPPort() int { return b.sipPort }
 
 // URI reaches the peer directly, without a registrar.
-func (b *Baresip) URI() string { return fmt.Sprintf("sip:%s@127.0.0.1:%d", b.ext, b.sipPort) }
+func (b *Baresip) URI() string {
+	return "sip:" + b.ext + "@" + net.JoinHostPort(b.host, strconv.Itoa(b.sipPort))
+}
 
 // RTPRange is the peer's RTP port range.
 func (b *Baresip) RTPRange() (min, max int) { return b.rtpMin, b.rtpMax }

@@ -97,7 +97,7 @@ type Daemon struct {
 
 // StartDaemon writes planTOML to a file, runs the daemon on it and waits
 // until its API accepts connections ([tcp-settings] address/port of the
-// plan; 0.0.0.0 is reached at 127.0.0.1). Stopped in t.Cleanup, where a data
+// plan; 0.0.0.0 is reached at 127.0.0.1, :: at ::1). Stopped in t.Cleanup, where a data
 // race or panic in its log fails the test.
 func StartDaemon(t testing.TB, planTOML string) *Daemon {
 	t.Helper()
@@ -123,8 +123,11 @@ func StartDaemonWith(t testing.TB, planTOML string, opts DaemonOptions) *Daemon 
 		t.Fatalf("testpeers: the test's plan is not TOML: %v", err)
 	}
 	host := p.TCP.Address
-	if host == "" || host == "0.0.0.0" {
+	switch host {
+	case "", "0.0.0.0":
 		host = "127.0.0.1"
+	case "::":
+		host = "::1"
 	}
 	if p.TCP.Port == 0 {
 		p.TCP.Port = 3550

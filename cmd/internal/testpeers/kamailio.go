@@ -28,11 +28,14 @@ type KamailioOptions struct {
 	Port int
 	// MinExpires and MaxExpires bound registrations (defaults 10 and 3600 s).
 	MinExpires, MaxExpires int
+	// IPv6 listens on [::1] instead of 127.0.0.1.
+	IPv6 bool
 }
 
 // Kamailio is a running Kamailio 5.6 on 127.0.0.1 (testdata/kamailio).
 type Kamailio struct {
 	t      testing.TB
+	host   string // 127.0.0.1 or ::1
 	port   int
 	dir    string
 	ctl    string
@@ -47,7 +50,7 @@ type Kamailio struct {
 func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
 	t.Helper()
 	bin := RequireBinary(t, "kamailio", "kamailio")
-	k := &Kamailio{t: t, kamcmd: RequireBinary(t, "kamcmd", "kamailio")}
+	k := &Kamailio{t: t, host: LoopbackHost(opts.IPv6), kamcmd: RequireBinary(t, "kamcmd", "kamailio")}
 	k.dir = LogDir(t, "kamailio")
 	root := RepoRoot(t)
 	cfg := filepath.Join(root, "testdata", "kamailio", "kamailio.cfg")
@@ -79,7 +82,7 @@ func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
 	k.args = []string{
 		"-f", cfg, "-DD", "-E", "-m", "32", "-M", "4",
 		"-Y", run, "-w", run,
-		"-l", "udp:127.0.0.1:" + p, "-l", "tcp:127.0.0.1:" + p,
+		"-l", "udp:" + k.hostPort(), "-l", "tcp:" + k.hostPort(),
 		"--alias=localhost:" + p,
 		"-A", fmt.Sprintf("DBURL=%q", "text://"+db),
 		"-A", fmt.Sprintf("CTLSOCK=%q", "unix:"+k.ctl),
@@ -155,8 +158,13 @@ func (k *Kamailio) start() {
 	}
 }
 
-// Addr is "127.0.0.1:PORT" (UDP and TCP).
-func (k *Kamailio) Addr() string { return "127.0.0.1:" + strconv.Itoa(k.port) }
+// Addr is "127.0.0.1:PORT" or "[::1]:PORT" (UDP and TCP).
+func (k *Kamailio) Addr() string { return k.hostPort() }
+
+func (k *Kamailio) hostPort() string { return net.JoinHostPort(k.host, strconv.Itoa(k.port)) }
+
+// Host is the listen address: 127.0.0.1 or ::1.
+func (k *Kamailio) Host() string { return k.host }
 
 // Port is the SIP port.
 func (k *Kamailio) Port() int { return k.port }

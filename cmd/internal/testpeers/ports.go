@@ -58,25 +58,36 @@ func claim(ports ...int) bool {
 	return true
 }
 
-// free reports whether port can be bound right now on 127.0.0.1 for UDP
-// and/or TCP.
+// free reports whether port can be bound right now on 127.0.0.1 and on
+// ::1 for UDP and/or TCP, so a port serves tests of either family.
 func free(port int, udp, tcp bool) bool {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if tcp {
-		l, err := net.Listen("tcp4", addr)
-		if err != nil {
-			return false
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		addr := net.JoinHostPort(host, strconv.Itoa(port))
+		if tcp {
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return false
+			}
+			l.Close()
 		}
-		l.Close()
-	}
-	if udp {
-		c, err := net.ListenPacket("udp4", addr)
-		if err != nil {
-			return false
+		if udp {
+			c, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				return false
+			}
+			c.Close()
 		}
-		c.Close()
 	}
 	return true
+}
+
+// LoopbackHost is the loopback address tests use: 127.0.0.1, or ::1 for
+// the IPv6 variants.
+func LoopbackHost(ipv6 bool) string {
+	if ipv6 {
+		return "::1"
+	}
+	return "127.0.0.1"
 }
 
 // kernelPort asks the kernel for a free UDP port (bind :0).
