@@ -75,12 +75,16 @@ func (f *fakeController) HangupCall(_ context.Context, a string, id int, d bool)
 func (f *fakeController) Logout(_ context.Context, a string) error { return f.rec(a, "logout %s", a) }
 
 func (f *fakeController) Status(_ context.Context, a string) ([]api.Status, error) {
+	busy := 486
 	all := []api.Status{
-		{Account: "account-1", AccountStatus: 200, Calls: []api.Call{
-			{CallID: 5, Caller: "3003", Callee: "3001", Started: true, State: "active", Direction: "in", Active: true,
-				Codec: "PCMU", PacketsSent: 1500, PacketsReceived: 1498, PacketsLost: 2, JitterMs: 1.25},
-			{CallID: 6, Caller: "3001", Callee: "3004", State: "held", Direction: "out"},
-		}},
+		{Account: "account-1", AccountStatus: 200, Registration: &api.Registration{State: "registered", Server: "127.0.0.1:5070", Transport: "udp", ExpiresIn: 241},
+			Calls: []api.Call{
+				{CallID: 5, Caller: "3003", Callee: "3001", Started: true, State: "active", Direction: "in", Active: true,
+					Codec: "PCMU", PacketsSent: 1500, PacketsReceived: 1498, PacketsLost: 2, JitterMs: 1.25,
+					DurationS: 3725.4, LocalMedia: "127.0.0.1:31000", RemoteMedia: "127.0.0.1:18000", RTTMs: 0.4, MOS: 4.38},
+				{CallID: 6, Caller: "3001", Callee: "3004", State: "held", Hold: "local", Direction: "out"},
+				{CallID: 7, Caller: "3001", Callee: "3009", State: "ended", Stopped: true, Direction: "out", EndReason: "486 Busy Here", EndCode: &busy},
+			}},
 		{Account: "account-2", AccountStatus: 403},
 	}
 	if a == "" {
@@ -167,8 +171,8 @@ func TestCommands(t *testing.T) {
 			wantOut: `{"event":"call-return","account":"account-1","call_id":42}` + "\n", wantCalled: "make-call account-1 9"},
 		{name: "send bad", args: []string{"send", `{"cmd":"answer-call","account":"a","call_id":"1"}`}, wantCode: 1,
 			wantErr: `{"event":"fail","account":"a","error":"answer-call: field \"call_id\" must be an integer","cmd":"answer-call"}`},
-		{name: "status one", args: []string{"status", "account-2"}, wantOut: "ACCOUNT    STATUS  MEANING\n" +
-			"account-2  403     rejected: 403 Forbidden (check user and pass)\n\nno calls\n"},
+		{name: "status one", args: []string{"status", "account-2"}, wantOut: "ACCOUNT    STATUS  MEANING                                        REGISTRATION\n" +
+			"account-2  403     rejected: 403 Forbidden (check user and pass)  -\n\nno calls\n"},
 		{name: "status unknown", args: []string{"status", "x"}, wantCode: 1, wantErr: `status failed: unknown account "x"`},
 		// Usage errors.
 		{name: "unknown command", args: []string{"dial"}, wantCode: 64, wantErr: `unknown command "dial"`},
@@ -210,13 +214,14 @@ func TestStatusTable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	want := `ACCOUNT    STATUS  MEANING
-account-1  200     registered
-account-2  403     rejected: 403 Forbidden (check user and pass)
+	want := `ACCOUNT    STATUS  MEANING                                        REGISTRATION
+account-1  200     registered                                     registered at 127.0.0.1:5070/udp, expires in 241s
+account-2  403     rejected: 403 Forbidden (check user and pass)  -
 
-ACCOUNT    ID  DIR  CALLER  CALLEE  STATE   ACTIVE  CODEC  PKTS TX/RX  LOST  JITTER
-account-1  5   in   3003    3001    active  yes     PCMU   1500/1498   2     1.2 ms
-account-1  6   out  3001    3004    held    no      -      0/0         0     0.0 ms
+ACCOUNT    ID  DIR  CALLER  CALLEE  STATE   HOLD     ACTIVE  DURATION  CODEC  MEDIA LOCAL -> REMOTE               PKTS TX/RX  LOST  JITTER  RTT     MOS   END
+account-1  5   in   3003    3001    active  -        yes     1:02:05   PCMU   127.0.0.1:31000 -> 127.0.0.1:18000  1500/1498   2     1.2 ms  0.4 ms  4.38  -
+account-1  6   out  3001    3004    held    we hold  no      0:00:00   -      -                                   0/0         0     0.0 ms  0.0 ms  -     -
+account-1  7   out  3001    3009    ended   -        no      0:00:00   -      -                                   0/0         0     0.0 ms  0.0 ms  -     486 Busy Here
 `
 	if out != want {
 		t.Fatalf("got\n%s\nwant\n%s", out, want)

@@ -61,6 +61,11 @@ func TestRegistrationStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReg("acc1", "logged-out", func(r api.Registration) bool { return r.State == "logged-out" })
+	// The un-REGISTER is answered before the registrar goes silent.
+	if err := e.k.WaitLocation(peerCtx(t, 5*time.Second), "3001", false); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
 
 	// The registrar goes silent: a login's REGISTER gets no answer.
 	if err := e.k.Pause(); err != nil {
