@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,15 +100,14 @@ func TestRegistrationStates(t *testing.T) {
 // incoming RTP loses 5 % (an nftables rule on the test's own RTP ports)
 // gets a lower MOS than a clean one.
 func TestCallQuality(t *testing.T) {
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Fatal("nft not found: install the Debian package nftables")
-	}
+	testpeers.RequireBinary(t, "nft", "nftables")
 	e := newEnv(t)
 	p := e.peer("3002", testpeers.BaresipOptions{Source: "ausine,440"})
 	pl := &plan{Accounts: []account{e.user("acc1", "3001")}}
 	e.start(pl)
 	waitRegistered(t, e.c, "acc1", 200)
 	minP, maxP := p.RTPRange()
+	capture := testpeers.StartCapture(t, testpeers.PortRange{Min: pl.RTPMin, Max: pl.RTPMax})
 
 	call := func(name string, lossy bool) api.Call {
 		t.Helper()
@@ -122,6 +122,12 @@ func TestCallQuality(t *testing.T) {
 			t.Fatal(err)
 		}
 		wait(t, e.c, 5*time.Second, "call-ended", event(api.EventCallEnded, "acc1", id))
+		if final, ok := findCall(status(t, e.c, "acc1"), id); ok {
+			c.PacketsSent, c.PacketsReceived, c.PacketsLost = final.PacketsSent, final.PacketsReceived, final.PacketsLost
+			c.OctetsSent, c.OctetsReceived = final.OctetsSent, final.OctetsReceived
+		} else {
+			t.Fatalf("%s: the ended call is not in status", name)
+		}
 		t.Logf("%s: %s -> %s codec %s rx %d pkts %d octets lost %d jitter %.1f ms rtt %.2f ms MOS %.2f (R %.1f)",
 			name, c.LocalMedia, c.RemoteMedia, c.Codec, c.PacketsReceived, c.OctetsReceived, c.PacketsLost, c.JitterMs, c.RTTMs, c.MOS, c.RFactor)
 		if !strings.HasPrefix(c.LocalMedia, "127.0.0.1:") || !strings.HasPrefix(c.RemoteMedia, "127.0.0.1:") {
@@ -141,6 +147,22 @@ func TestCallQuality(t *testing.T) {
 		return c
 	}
 	clean := call("clean", false)
+	// What tshark saw of the clean call's RTP agrees with the counters: the
+	// counters are read when the call ends, packets in flight then may
+	// differ (at 50 packets a second, 50 is one second, a fifth of the
+	// RTCP report interval).
+	capture.Stop()
+	var port int
+	fmt.Sscanf(clean.LocalMedia, "127.0.0.1:%d", &port)
+	rx := capture.Count(fmt.Sprintf("rtp && udp.dstport == %d", port))
+	tx := capture.Count(fmt.Sprintf("rtp && udp.srcport == %d", port))
+	t.Logf("tshark: %d RTP packets to %s, %d from it; status: %d received, %d sent", rx, clean.LocalMedia, tx, clean.PacketsReceived, clean.PacketsSent)
+	if d := rx - int(clean.PacketsReceived); d < 0 || d > 50 {
+		t.Errorf("tshark saw %d RTP packets to the daemon, status counted %d received", rx, clean.PacketsReceived)
+	}
+	if d := tx - int(clean.PacketsSent); d < -50 || d > 50 {
+		t.Errorf("tshark saw %d RTP packets from the daemon, status counted %d sent", tx, clean.PacketsSent)
+	}
 
 	// Drop 5 % of what reaches the daemon's RTP ports (and only those).
 	table := fmt.Sprintf("telestra_e2e_%d", pl.RTPMin)
@@ -170,13 +192,24 @@ func TestCallQuality(t *testing.T) {
 func TestSIPTrace(t *testing.T) {
 	e := newEnv(t)
 	p := e.peer("3002", testpeers.BaresipOptions{})
-	e.start(&plan{Accounts: []account{e.user("acc1", "3001")}})
+	pl := &plan{Accounts: []account{e.user("acc1", "3001")}}
+	e.start(pl)
 	waitRegistered(t, e.c, "acc1", 200)
+	capture := testpeers.StartCapture(t, testpeers.PortRange{Min: pl.SIPPort})
+	plain := e.d.Client(t)
+	if err := plain.Ping(e.ctx); err != nil {
+		t.Fatal(err)
+	}
 	tr := e.d.Client(t)
 	if err := tr.SendRaw([]byte(`{"cmd":"trace","account":"acc1"}`)); err != nil {
 		t.Fatal(err)
 	}
 	wait(t, tr, 5*time.Second, "trace answer", func(m client.Message) bool { return m.Event == "trace" })
+	// And to the log (the e2e plans log at debug level).
+	if err := tr.SendRaw([]byte(`{"cmd":"sip-trace","on":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, tr, 5*time.Second, "sip-trace answer", func(m client.Message) bool { return m.Event == "sip-trace" })
 
 	id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
 	if err != nil {
@@ -233,9 +266,53 @@ func TestSIPTrace(t *testing.T) {
 		t.Errorf("trace ladder\n%s\nwant in order %v", strings.Join(got, "\n"), want)
 	}
 	t.Logf("ladder:\n%s", strings.Join(got, "\n"))
-	// The plain client saw no sip-message.
-	if err := e.c.Ping(e.ctx); err != nil {
-		t.Fatal(err)
+
+	// tshark saw the same messages of that Call-ID, in the same order.
+	capture.Stop()
+	var wire []string
+	for _, l := range capture.Fields(fmt.Sprintf("sip.Call-ID == %q", callID), "udp.srcport", "sip.Method", "sip.Status-Code", "sip.CSeq.method") {
+		f := strings.Split(l, "\t")
+		for len(f) < 4 {
+			f = append(f, "")
+		}
+		dir := "<-"
+		if f[0] == strconv.Itoa(pl.SIPPort) {
+			dir = "->"
+		}
+		name := f[1]
+		if name == "" {
+			name = f[2]
+			if name == "200" {
+				name += " " + f[3]
+			}
+		}
+		wire = append(wire, dir+" "+name)
+	}
+	if strings.Join(wire, "\n") != strings.Join(got, "\n") {
+		t.Errorf("tshark saw %d messages of Call-ID %s, the trace %d:\ntshark:\n%s\ntrace:\n%s",
+			len(wire), callID, len(got), strings.Join(wire, "\n"), strings.Join(got, "\n"))
+	}
+
+	// The log has them too, with their fields.
+	log := e.d.Log()
+	if n := strings.Count(log, "sip_call_id="+callID); n < len(got) {
+		t.Errorf("the log has %d trace lines of Call-ID %s, want %d", n, callID, len(got))
+	}
+	if !strings.Contains(log, `msg="SIP message" component=sip-trace direction=sent transport=udp`) {
+		t.Error("no sip-trace line with its fields in the log")
+	}
+	// A client that did not ask got the call's events and no sip-message.
+	for {
+		m, err := plain.Next(peerCtx(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Event == api.EventSIPMessage {
+			t.Fatalf("a client that did not ask got %s", m.Raw)
+		}
+		if m.Event == api.EventCallEnded && m.CallID == id {
+			break
+		}
 	}
 }
 
