@@ -592,13 +592,13 @@ func (c *cli) trace(ctx context.Context, account string, asJSON bool) error {
 		case asJSON:
 			fmt.Fprintf(c.stdout, "%s\n", m.Raw)
 		default:
-			fmt.Fprintln(c.stdout, ladderLine(m))
+			fmt.Fprintln(c.stdout, ladderLine(m, c.now().Location()))
 		}
 	}
 }
 
 // ladderLine: "15:04:05.000 acc1 127.0.0.1:5070 --> 127.0.0.1:5060 udp INVITE sip:... [call-id]".
-func ladderLine(m client.Message) string {
+func ladderLine(m client.Message, loc *time.Location) string {
 	var w struct {
 		Time      string `json:"time"`
 		Direction string `json:"direction"`
@@ -611,7 +611,7 @@ func ladderLine(m client.Message) string {
 	_ = m.Decode(&w)
 	t := w.Time
 	if ts, err := time.Parse(time.RFC3339Nano, w.Time); err == nil {
-		t = ts.Local().Format("15:04:05.000")
+		t = ts.In(loc).Format("15:04:05.000")
 	}
 	arrow := "<--"
 	if w.Direction == "sent" {

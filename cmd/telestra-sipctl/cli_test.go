@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,5 +380,52 @@ func TestIPv6API(t *testing.T) {
 	code, _, errOut = runCLI(t, "-addr", fmt.Sprintf("::1:%d", port), "status")
 	if code != 64 || !strings.Contains(errOut, "[::1]:3550") {
 		t.Errorf("-addr without brackets: exit %d, stderr %q, want a usage error showing [::1]:3550", code, errOut)
+	}
+}
+
+type nopTracer struct{ clients atomic.Int32 }
+
+func (*nopTracer) SetSIPTrace(bool)     {}
+func (n *nopTracer) TraceClients(c int) { n.clients.Store(int32(c)) }
+
+func TestTrace(t *testing.T) {
+	tr := &nopTracer{}
+	s := api.NewServer(api.Config{Address: "127.0.0.1"}, &fakeController{}, nil, api.WithTracer(tr))
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(sctx) }()
+	t.Cleanup(func() { stop(); <-served })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- runWithClock(ctx, []string{"-addr", s.Addr().String(), "trace", "account-1"}, &out, &errb) }()
+	waitFor(t, func() bool { return tr.clients.Load() == 1 })
+	at := time.Date(2026, 12, 2, 1, 2, 3, 456000000, time.UTC)
+	s.TraceSIP(api.SIPMessage{Account: "account-2", Time: at, FirstLine: "OPTIONS sip:x SIP/2.0"})
+	s.TraceSIP(api.SIPMessage{Account: "account-1", Time: at, Sent: true, Transport: "udp", Local: "127.0.0.1:5070",
+		Remote: "127.0.0.1:5060", CallID: "c1", FirstLine: "INVITE sip:3002@127.0.0.1 SIP/2.0"})
+	s.TraceSIP(api.SIPMessage{Account: "account-1", Time: at.Add(time.Millisecond), Transport: "udp", Local: "127.0.0.1:5070",
+		Remote: "127.0.0.1:5060", CallID: "c1", FirstLine: "SIP/2.0 407 Proxy Authentication Required"})
+	// Printed in the local time zone, as runWithClock's clock is.
+	want := at.Local().Format("15:04:05.000") + " account-1 127.0.0.1:5070 --> 127.0.0.1:5060 udp INVITE sip:3002@127.0.0.1 SIP/2.0 [c1]\n" +
+		at.Add(time.Millisecond).Local().Format("15:04:05.000") + " account-1 127.0.0.1:5070 <-- 127.0.0.1:5060 udp SIP/2.0 407 Proxy Authentication Required [c1]\n"
+	waitFor(t, func() bool { return strings.Count(out.String(), "\n") == 2 })
+	if out.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", out.String(), want)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d after interrupt: %s", code, errb.String())
+	}
+
+	// A daemon without the trace: a fail, exit 1.
+	s2, _ := startServer(t)
+	code, _, errOut := runCLI(t, "-addr", s2.Addr().String(), "trace")
+	if code != exitFail || !strings.Contains(errOut, "SIP trace is not available") {
+		t.Errorf("exit %d, stderr %q; want 1 and the daemon's reason", code, errOut)
 	}
 }
