@@ -104,36 +104,53 @@ func traceHeaders(b []byte) (first, callID string) {
 	return first, ""
 }
 
-// traceAccount finds the account of a message: by its Call-ID (a call's
-// dialog or a registration), else by the user of To (received) or From
-// (sent) for a request, the other way round for a response.
+// traceAccount finds the account of a message. The user of To (received)
+// or From (sent) of a request, the other way round of a response, is our
+// party in it; an account with that user wins, the one whose call or
+// registration has the message's Call-ID first (a local call between two
+// of our accounts has both sides' calls under one Call-ID). Without such a
+// user (a PBX rewrote To to a DID) the Call-ID decides alone.
 func (u *UA) traceAccount(m TraceMessage) string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if m.CallID != "" {
-		for k, c := range u.dialogs {
-			if strings.HasPrefix(k, m.CallID+"|") {
-				return c.account
-			}
-		}
-		for _, a := range u.accounts {
-			if a.regCallID == m.CallID {
-				return a.plan.Name
-			}
-		}
-	}
 	ours := "To"
 	if m.Sent != strings.HasPrefix(m.FirstLine, "SIP/") {
 		ours = "From"
 	}
 	user := headerUser(m.Data, ours)
-	if user == "" {
-		return ""
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	byCallID := map[*account]bool{}
+	var first *account
+	if m.CallID != "" {
+		for k, c := range u.dialogs {
+			if strings.HasPrefix(k, m.CallID+"|") {
+				byCallID[c.acct] = true
+				first = c.acct
+			}
+		}
+		for _, a := range u.accounts {
+			if a.regCallID == m.CallID {
+				byCallID[a] = true
+				first = a
+			}
+		}
 	}
+	var byUser *account
 	for _, a := range u.accounts {
-		if a.eff.User == user {
+		if user == "" || a.eff.User != user {
+			continue
+		}
+		if byCallID[a] {
 			return a.plan.Name
 		}
+		if byUser == nil {
+			byUser = a
+		}
+	}
+	switch {
+	case byUser != nil:
+		return byUser.plan.Name
+	case first != nil:
+		return first.plan.Name
 	}
 	return ""
 }
