@@ -402,7 +402,9 @@ func TestTrace(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- runWithClock(ctx, []string{"-addr", s.Addr().String(), "trace", "account-1"}, &out, &errb) }()
+	go func() {
+		done <- runWithClock(ctx, []string{"-addr", s.Addr().String(), "trace", "account-1"}, &out, &errb)
+	}()
 	waitFor(t, func() bool { return tr.clients.Load() == 1 })
 	at := time.Date(2026, 12, 2, 1, 2, 3, 456000000, time.UTC)
 	s.TraceSIP(api.SIPMessage{Account: "account-2", Time: at, FirstLine: "OPTIONS sip:x SIP/2.0"})

@@ -78,6 +78,20 @@ func TestTraceOfALocalCall(t *testing.T) {
 	if _, err := ctl.WaitFor(ctx, func(m client.Message) bool { return m.Event == api.EventCallAnswered && m.CallID == id }); err != nil {
 		t.Fatal(err)
 	}
+	// The callee's call is active once our ACK arrived: hang up after it
+	// (call-answered comes before the caller writes its ACK).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		sts, err := ctl.GetStatus(ctx, "account-2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sts) == 1 && len(sts[0].Calls) == 1 && sts[0].Calls[0].State == "active" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("callee's call never active: %+v", sts)
+		}
+	}
 	if err := ctl.HangupCall(ctx, "account-1", id, false); err != nil {
 		t.Fatal(err)
 	}
