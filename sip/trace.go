@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/telestra/telestra-sip/sip/edge"
 )
@@ -86,11 +87,13 @@ func (u *UA) traceLoop() {
 	}
 }
 
-// traceHeaders reads the start line and the Call-ID (or its compact form i).
+// traceHeaders reads the start line and the Call-ID (or its compact form
+// i), made printable: they come from the wire before the edge vetted them
+// and end up in log lines and terminals.
 func traceHeaders(b []byte) (first, callID string) {
 	head, _, _ := bytes.Cut(b, []byte("\r\n\r\n"))
 	lines := strings.Split(string(head), "\n")
-	first = strings.TrimRight(lines[0], "\r")
+	first = printable(strings.TrimRight(lines[0], "\r"))
 	for _, l := range lines[1:] {
 		name, val, ok := strings.Cut(strings.TrimRight(l, "\r"), ":")
 		if !ok {
@@ -98,10 +101,20 @@ func traceHeaders(b []byte) (first, callID string) {
 		}
 		name = strings.TrimSpace(name)
 		if strings.EqualFold(name, "Call-ID") || name == "i" || name == "I" {
-			return first, strings.TrimSpace(val)
+			return first, strings.TrimSpace(printable(val))
 		}
 	}
 	return first, ""
+}
+
+// printable replaces control characters and invalid UTF-8 with '?'.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
 }
 
 // traceAccount finds the account of a message. The user of To (received)
@@ -180,7 +193,7 @@ func headerUser(b []byte, name string) string {
 		if !found {
 			return ""
 		}
-		return user
+		return printable(user)
 	}
 	return ""
 }

@@ -65,6 +65,9 @@ func TestTraceHeaders(t *testing.T) {
 		{name: "compact", msg: "SIP/2.0 200 OK\r\nt: sip:9@h\r\nf: <sips:8@h>\r\ni:  x1 \r\n\r\n",
 			first: "SIP/2.0 200 OK", callID: "x1", to: "9", from: "8"},
 		{name: "no call-id", msg: "OPTIONS sip:h SIP/2.0\r\nTo: <sip:h>\r\n\r\n", first: "OPTIONS sip:h SIP/2.0"},
+		// Terminal escapes and bare CRs from the wire are not printed as such.
+		{name: "control characters", msg: "INVITE sip:x\x1b[2J SIP/2.0\r\nCall-ID: a\rb\r\nTo: <sip:\x07u@h>\r\n\r\n",
+			first: "INVITE sip:x?[2J SIP/2.0", callID: "a?b", to: "?u"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,4 +80,23 @@ func TestTraceHeaders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzTraceHeaders: the trace reads whatever arrives on the socket.
+func FuzzTraceHeaders(f *testing.F) {
+	f.Add([]byte("INVITE sip:3002@h SIP/2.0\r\nTo: <sip:3002@h>\r\nFrom: <sip:3001@h>;tag=1\r\nCall-ID: abc\r\n\r\nv=0\r\n"))
+	f.Add([]byte("SIP/2.0 200 OK\r\ni: x\r\nt: sips:@\r\nf: sip:\r\n\r\n"))
+	f.Add([]byte("\r\n\r\n"))
+	f.Add([]byte("X\nCall-ID:\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		first, cid := traceHeaders(b)
+		if strings.ContainsAny(first, "\n") || strings.ContainsAny(cid, "\r\n") || cid != strings.TrimSpace(cid) {
+			t.Fatalf("start line %q, Call-ID %q", first, cid)
+		}
+		for _, h := range []string{"To", "From"} {
+			if u := headerUser(b, h); strings.ContainsAny(u, "@\r\n") {
+				t.Fatalf("%s user %q", h, u)
+			}
+		}
+	})
 }
