@@ -70,7 +70,7 @@ func FuzzDecodeCommand(f *testing.F) {
 			return
 		}
 		switch c.Name {
-		case CmdGetStatus, CmdPing:
+		case CmdGetStatus, CmdPing, CmdReload, CmdTrace, CmdSIPTrace:
 		case CmdLogin, CmdMakeCall, CmdAnswerCall, CmdSwitchCall, CmdHangupCall, CmdLogout:
 			if c.Account == "" {
 				t.Fatalf("%s accepted without account: %q", c.Name, msg)
