@@ -34,7 +34,7 @@ func (u *UA) offerLocked(c *call) []byte {
 
 // applyAnswerLocked applies the peer's answer to our offer.
 func (u *UA) applyAnswerLocked(c *call, r *remoteSDP) error {
-	codec, ok := pickCodec(r.Codecs, u.codecs)
+	codec, ok := answerCodec(r.Codecs, u.codecs)
 	if !ok || r.Port == 0 {
 		return fmt.Errorf("answer has no codec we offered")
 	}

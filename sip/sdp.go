@@ -269,24 +269,46 @@ func parseRtpmap(v string) (sdpCodec, bool) {
 	return c, c.Name != ""
 }
 
-// pickCodec returns the first codec of the remote list that we support,
-// in the remote's order (RFC 3264 §6.1: the answerer should honour the
-// offerer's preference).
+// pickCodec chooses the codec to answer an offer with: the first of the
+// plan's codecs (rtp-settings.codecs) that the offer lists. The plan's
+// order wins over the offerer's, which RFC 3264 §6.1 allows ("should"):
+// an appliance told ["G722", "PCMU"] answers a PBX offering PCMU before
+// G722 with G722, as the operator asked. docs/media.md says so.
 func pickCodec(remote []sdpCodec, ours []string) (sdpCodec, bool) {
-	for _, c := range remote {
-		if c.Rate != 0 && c.Rate != 8000 {
-			continue
-		}
-		for _, name := range ours {
-			if strings.EqualFold(c.Name, name) {
-				if _, ok := media.Supported[strings.ToUpper(name)]; ok {
-					c.Rate = 8000
-					return c, true
-				}
+	for _, name := range ours {
+		for _, c := range remote {
+			if ok := usable(c, name); ok {
+				c.Rate = 8000
+				return c, true
 			}
 		}
 	}
 	return sdpCodec{}, false
+}
+
+// answerCodec chooses the codec from the peer's answer to our offer: the
+// first it lists that we offered, so both sides send what the answerer
+// put first (RFC 3264 §7).
+func answerCodec(remote []sdpCodec, ours []string) (sdpCodec, bool) {
+	for _, c := range remote {
+		for _, name := range ours {
+			if usable(c, name) {
+				c.Rate = 8000
+				return c, true
+			}
+		}
+	}
+	return sdpCodec{}, false
+}
+
+// usable: remote format c is the plan codec name and we carry it. Every
+// codec we carry has an 8000 Hz RTP clock (G722 too, RFC 3551 §4.5.2).
+func usable(c sdpCodec, name string) bool {
+	if c.Rate != 0 && c.Rate != 8000 || !strings.EqualFold(c.Name, name) {
+		return false
+	}
+	_, ok := media.Supported[strings.ToUpper(name)]
+	return ok
 }
 
 // offerCodecs lists the plan codecs we can actually carry, in plan order,

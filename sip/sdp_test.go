@@ -76,30 +76,64 @@ func TestParseSDP(t *testing.T) {
 	}
 }
 
-func TestPickCodecHonoursOfferOrder(t *testing.T) {
-	r, err := parseSDP([]byte(ciscoOffer))
+// An offer is answered in the plan's codec order; an answer to our offer
+// is followed in the answerer's order.
+func TestPickCodecOrder(t *testing.T) {
+	cisco, err := parseSDP([]byte(ciscoOffer)) // PCMU PCMA G729 (no G722)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbx, err := parseSDP([]byte(pbxWidebandOffer)) // PCMU PCMA G722
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name string
-		ours []string
-		want string
-		ok   bool
+		name       string
+		r          *remoteSDP
+		ours       []string
+		want       string // answering the offer
+		wantAnswer string // following an answer with these codecs
+		ok         bool
 	}{
-		{"G729 skipped, PCMU first in offer", []string{"PCMA", "PCMU"}, "PCMU", true},
-		{"only PCMA", []string{"PCMA"}, "PCMA", true},
-		{"nothing common", []string{"G722"}, "", false},
+		{"G729 skipped, plan prefers PCMA", cisco, []string{"PCMA", "PCMU"}, "PCMA", "PCMU", true},
+		{"only PCMA", cisco, []string{"PCMA"}, "PCMA", "PCMA", true},
+		{"nothing common", cisco, []string{"G722"}, "", "", false},
+		{"G722 listed after PCMU: plan order picks G722", pbx, []string{"G722", "PCMU", "PCMA"}, "G722", "PCMU", true},
+		{"plan prefers G.711", pbx, []string{"PCMA", "G722"}, "PCMA", "PCMA", true},
+		{"G722 only", pbx, []string{"G722"}, "G722", "G722", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, ok := pickCodec(r.Codecs, tc.ours)
+			c, ok := pickCodec(tc.r.Codecs, tc.ours)
 			if ok != tc.ok || c.Name != tc.want {
-				t.Errorf("got %v %v, want %v %v", c.Name, ok, tc.want, tc.ok)
+				t.Errorf("pickCodec: got %v %v, want %v %v", c.Name, ok, tc.want, tc.ok)
+			}
+			if ok && (c.Rate != 8000 || (c.Name == "G722") != (c.PT == 9)) {
+				t.Errorf("pickCodec: %+v: want rate 8000 and PT 9 for G722", c)
+			}
+			a, ok := answerCodec(tc.r.Codecs, tc.ours)
+			if ok != tc.ok || a.Name != tc.wantAnswer {
+				t.Errorf("answerCodec: got %v %v, want %v %v", a.Name, ok, tc.wantAnswer, tc.ok)
 			}
 		})
 	}
 }
+
+// pbxWidebandOffer lists G.722 after G.711, as Asterisk and UCM do when
+// G.711 is first in their preference list.
+const pbxWidebandOffer = "v=0\r\n" +
+	"o=- 1 1 IN IP4 127.0.0.1\r\n" +
+	"s=-\r\n" +
+	"c=IN IP4 127.0.0.1\r\n" +
+	"t=0 0\r\n" +
+	"m=audio 31000 RTP/AVP 0 8 9 101\r\n" +
+	"a=rtpmap:0 PCMU/8000\r\n" +
+	"a=rtpmap:8 PCMA/8000\r\n" +
+	"a=rtpmap:9 G722/8000\r\n" +
+	"a=rtpmap:101 telephone-event/8000\r\n" +
+	"a=fmtp:101 0-16\r\n" +
+	"a=ptime:20\r\n" +
+	"a=sendrecv\r\n"
 
 func TestDirectionMirror(t *testing.T) {
 	tests := []struct {

@@ -621,8 +621,8 @@ func TestIncomingCallAnsweredAndRemoteBye(t *testing.T) {
 		t.Fatalf("final %d", res.StatusCode)
 	}
 	body := string(res.Body())
-	if !strings.Contains(body, "m=audio 40002 RTP/AVP 8 101") || !strings.Contains(body, "a=rtpmap:101 telephone-event/8000") || sdpDir(res.Body()) != "sendrecv" {
-		t.Errorf("answer SDP (first offered codec PCMA, event PT 101):\n%s", body)
+	if !strings.Contains(body, "m=audio 40002 RTP/AVP 0 101") || !strings.Contains(body, "a=rtpmap:101 telephone-event/8000") || sdpDir(res.Body()) != "sendrecv" {
+		t.Errorf("answer SDP (the plan's first codec PCMU although the offer lists PCMA first, event PT 101):\n%s", body)
 	}
 	if !hasMethod(res.GetHeader("Allow").Value(), "UPDATE") {
 		t.Errorf("200 Allow lacks UPDATE")

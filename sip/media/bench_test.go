@@ -1,6 +1,7 @@
 package media
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -54,5 +55,68 @@ func BenchmarkReceiveAndPlay(b *testing.B) {
 		now += 20 * time.Millisecond
 		s.receive(pkt, src, now)
 		s.playoutTick()
+	}
+}
+
+// BenchmarkPacketPath is one packet each way through a session's real
+// sockets, as the scheduler runs it: a peer sends one RTP packet, the tick
+// drains it (recvmmsg), plays out, captures, encodes and sends one back,
+// and the peer reads it. -benchmem shows the path allocates nothing.
+func BenchmarkPacketPath(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		codec Codec
+		rate  int
+	}{
+		{name: "PCMU", codec: Supported["PCMU"], rate: 8000},
+		{name: "G722", codec: Supported["G722"], rate: 16000},
+		{name: "PCMU on a 16 kHz channel", codec: Supported["PCMU"], rate: 16000},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := testConfig(40430, 40439)
+			cfg.AudioRate = tc.rate
+			e, err := NewEngine(cfg, testLogger(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			s, err := e.Allocate(nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			e.forget(s) // the benchmark is the scheduler
+			defer s.Close()
+			peer, err := net.ListenUDP("udp4", loopback(0))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer peer.Close()
+			p := sendrecv(peer.LocalAddr().(*net.UDPAddr))
+			p.Codec = tc.codec
+			s.Update(p)
+			s.Bind(discardPort{})
+			dst := s.LocalAddr().AddrPort()
+			pkt := make([]byte, 12+160)
+			in := make([]byte, 1500)
+			h := rtp.Header{Version: 2, SSRC: 7, PayloadType: tc.codec.PayloadType}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				h.SequenceNumber, h.Timestamp = uint16(i), uint32(160*i)
+				h.MarshalTo(pkt)
+				if _, err := peer.WriteToUDPAddrPort(pkt, dst); err != nil {
+					b.Fatal(err)
+				}
+				now := e.clock.now()
+				s.rtp.drain(s, now, time.Now())
+				s.playoutTick()
+				s.sendTick(now)
+				if _, _, err := peer.ReadFromUDPAddrPort(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if st := s.Stats(); st.PacketsReceived < uint64(b.N) || st.PacketsSent < uint64(b.N) {
+				b.Fatalf("received %d sent %d of %d", st.PacketsReceived, st.PacketsSent, b.N)
+			}
+		})
 	}
 }

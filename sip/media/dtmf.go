@@ -86,7 +86,7 @@ func (s *Session) QueueDTMF(digit rune, dur time.Duration) error {
 		return fmt.Errorf("media: DTMF queue full (%d digits): wait for the digits to go out", dtmfQueueMax)
 	}
 	samples := int(int64(s.codec.clockRate) * int64(dur) / int64(time.Second))
-	samples = min(max(samples, s.frame), 0xFFFF) // the duration field is 16 bits
+	samples = min(max(samples, int(s.tsStep)), 0xFFFF) // the duration field is 16 bits
 	s.dtmfQ = append(s.dtmfQ, dtmfTone{event: ev, samples: samples, endsLeft: dtmfEndRepeats})
 	return nil
 }
@@ -119,7 +119,7 @@ func (s *Session) nextEventLocked(ts uint32, h *rtp.Header, payload *[4]byte) (i
 	h.Timestamp = t.ts // every packet of one event carries its start time
 	end := false
 	if t.elapsed < t.samples {
-		t.elapsed = min(t.elapsed+s.frame, t.samples)
+		t.elapsed = min(t.elapsed+int(s.tsStep), t.samples)
 	}
 	if t.elapsed >= t.samples {
 		end = true

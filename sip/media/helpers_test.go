@@ -137,17 +137,27 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Fatalf("timed out after %v waiting for %s", d, what)
 }
 
-// toneCheck asserts x is dominated by freq at roughly the amplitude sent.
+// toneCheck asserts x (8 kHz) is dominated by freq at roughly the
+// amplitude sent.
 func toneCheck(t *testing.T, x []int16, freq, amp float64) {
+	t.Helper()
+	toneCheckAt(t, x, freq, amp, 8000)
+}
+
+// toneCheckAt is toneCheck for x sampled at rate.
+func toneCheckAt(t *testing.T, x []int16, freq, amp, rate float64) {
 	t.Helper()
 	r := rms(x)
 	want := amp / math.Sqrt2
 	if r < 0.8*want || r > 1.2*want {
 		t.Errorf("RMS %.0f, want about %.0f", r, want)
 	}
-	on := goertzel(x, freq, 8000)
-	for _, off := range []float64{freq / 2, freq * 1.5, 1000, 2000} {
-		if p := goertzel(x, off, 8000); p*100 > on {
+	on := goertzel(x, freq, rate)
+	for _, off := range []float64{freq / 2, freq * 1.5, freq * 0.77, 1000, 2000} {
+		if off == freq {
+			continue
+		}
+		if p := goertzel(x, off, rate); p*100 > on {
 			t.Errorf("power at %.0f Hz is %.3g, at %.0f Hz %.3g: want the tone 100x stronger", off, p, freq, on)
 		}
 	}

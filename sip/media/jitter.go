@@ -222,7 +222,7 @@ func (j *jitterBuffer) depth() int { return j.target }
 
 // fill writes exactly len(out) samples of playout: decoded audio, concealed
 // audio for lost and event packets and underruns, or silence while idle.
-func (j *jitterBuffer) fill(out []int16, dec *codecImpl) {
+func (j *jitterBuffer) fill(out []int16, dec *codecState) {
 	n := len(out)
 	for len(j.pcm) < n {
 		res, data := j.pop()
@@ -230,7 +230,7 @@ func (j *jitterBuffer) fill(out []int16, dec *codecImpl) {
 		case popAudio:
 			m := min(dec.samplesFor(len(data)), 4*n) // bound a giant packet
 			j.pcm = grow(j.pcm, m)
-			got := dec.decode(j.pcm[len(j.pcm)-m:], data)
+			got := dec.dec.Decode(j.pcm[len(j.pcm)-m:], data)
 			j.pcm = j.pcm[:len(j.pcm)-m+got]
 			if got > 0 {
 				j.last = append(j.last[:0], j.pcm[len(j.pcm)-got:]...)

@@ -120,7 +120,7 @@ func TestJitterBufferAdapts(t *testing.T) {
 
 func TestConcealmentFades(t *testing.T) {
 	j := newJitterBuffer(20*time.Millisecond, 20*time.Millisecond)
-	dec := lookupCodec("PCMU")
+	dec := lookupCodec("PCMU").instance()
 	loud := make([]byte, 160)
 	for i := range loud {
 		loud[i] = 0x80 // +32124

@@ -190,19 +190,40 @@ func (p *impairProxy) forwardBA() {
 	}
 }
 
+// Loss, reordering and concealment at both rates: G.711 on 8 kHz ports
+// and G.722 on 16 kHz ports.
 func TestLossReorderConcealment(t *testing.T) {
-	cfg := testConfig(40220, 40239)
+	for _, tc := range []struct {
+		name           string
+		codec          Codec
+		rate, min, max int
+	}{
+		{name: "PCMU", codec: Supported["PCMU"], rate: 8000, min: 40220, max: 40239},
+		{name: "G722", codec: Supported["G722"], rate: 16000, min: 40160, max: 40179},
+	} {
+		t.Run(tc.name, func(t *testing.T) { lossReorderConcealment(t, tc.codec, tc.rate, tc.min, tc.max) })
+	}
+}
+
+func lossReorderConcealment(t *testing.T, codec Codec, rate, portMin, portMax int) {
+	cfg := testConfig(portMin, portMax)
+	cfg.AudioRate = rate
 	e := newTestEngine(t, cfg)
 	a, b := mustAllocate(t, e, nil), mustAllocate(t, e, nil)
 	const amp = 8000
 	rec := newTonePort(0, 0)
-	a.Bind(newTonePort(440, amp))
+	tone := newTonePort(440, amp)
+	tone.rate = float64(rate)
+	a.Bind(tone)
 	b.Bind(rec)
 	px := newImpairProxy(t, a.LocalAddr(), b.LocalAddr(), 0.05)
 	pa := sendrecv(px.toB.LocalAddr().(*net.UDPAddr))
+	pa.Codec = codec
 	pa.RemoteRTCP = loopback(b.LocalAddr().Port + 1) // RTCP goes direct
 	a.Update(pa)
-	b.Update(sendrecv(px.toA.LocalAddr().(*net.UDPAddr)))
+	pb := sendrecv(px.toA.LocalAddr().(*net.UDPAddr))
+	pb.Codec = codec
+	b.Update(pb)
 	waitFor(t, 10*time.Second, "300 packets through the proxy", func() bool { return a.Stats().PacketsSent >= 300 })
 	pa.Send = false
 	a.Update(pa)
@@ -236,7 +257,7 @@ func TestLossReorderConcealment(t *testing.T) {
 	// fills every loss: no run of silent frames longer than one frame (PLC
 	// fades to silence only after four missing frames in a row).
 	got := rec.snapshot()
-	const frame = 160
+	frame := rate / 50
 	first, last := -1, -1
 	for i := 0; i+frame <= len(got); i += frame {
 		if rms(got[i:i+frame]) > amp/20 {
@@ -254,7 +275,7 @@ func TestLossReorderConcealment(t *testing.T) {
 		if rms(got[i:i+frame]) < 1 {
 			run++
 			if run > 1 {
-				t.Errorf("gap at %v into playout: %d silent frames (pacing %+v)", time.Duration(i-first)*time.Second/8000, run, e.Pacing())
+				t.Errorf("gap at %v into playout: %d silent frames (pacing %+v)", time.Duration(i-first)*time.Second/time.Duration(rate), run, e.Pacing())
 			}
 		} else {
 			run = 0
@@ -263,7 +284,7 @@ func TestLossReorderConcealment(t *testing.T) {
 	if n := (last - first) / frame; n < 250 {
 		t.Errorf("only %d frames played between first and last sound", n)
 	}
-	on, off := goertzel(got[first:last], 440, 8000), goertzel(got[first:last], 1000, 8000)
+	on, off := goertzel(got[first:last], 440, float64(rate)), goertzel(got[first:last], 1000, float64(rate))
 	if on < 100*off {
 		t.Errorf("played audio not 440 Hz dominated: %.3g vs %.3g at 1 kHz", on, off)
 	}

@@ -17,9 +17,11 @@ type QualityInput struct {
 	PTimeMs  float64 // packetisation
 }
 
-// Every supported codec is G.711 (PCMU, PCMA), with packet loss
-// concealment: ITU-T G.113 Appendix I gives Ie = 0
-// and Bpl = 25.1 (random loss).
+// The narrowband E-model with G.711's values, whatever the codec: ITU-T
+// G.113 Appendix I gives G.711 with packet loss concealment Ie = 0 and
+// Bpl = 25.1 (random loss). A G.722 call is rated on the same scale (no
+// wideband E-model, G.107.1), so figures compare calls of either codec
+// without crediting G.722's wider band.
 const (
 	g711Ie  = 0.0
 	g711Bpl = 25.1

@@ -57,7 +57,7 @@ func (s *Session) reportLocked(now, deadline time.Duration) *rtcpOut {
 	var first rtcp.Packet
 	if s.sentPkts > 0 && now-s.sentAt < 2*s.e.cfg.RTCPInterval {
 		// The RTP time of this instant, extrapolated from the current tick.
-		rtpNow := s.ts - uint32(s.frame) + uint32(int64(now-deadline)*int64(s.codec.clockRate)/int64(time.Second))
+		rtpNow := s.ts - s.tsStep + uint32(int64(now-deadline)*int64(s.codec.clockRate)/int64(time.Second))
 		first = &rtcp.SenderReport{
 			SSRC:        s.ssrc,
 			NTPTime:     ntpTime(time.Now()),

@@ -51,10 +51,12 @@ func (e *Engine) run() {
 			return
 		default:
 		}
+		e.tickMu.RLock()
 		e.mu.Lock()
 		batch = append(batch[:0], e.slots[next%int64(e.nslots)]...)
 		e.mu.Unlock()
 		e.tick(batch, deadline)
+		e.tickMu.RUnlock()
 		clear(batch)
 		last = next
 	}
@@ -64,13 +66,17 @@ func (e *Engine) run() {
 // echo loops back within the same tick), then capture and send, then the
 // housekeeping that is not time critical.
 func (e *Engine) tick(batch []*Session, deadline time.Duration) {
+	now, wall := e.clock.now(), time.Now()
+	for _, s := range batch {
+		s.rtp.drain(s, now, wall)
+	}
 	for _, s := range batch {
 		s.playoutTick()
 	}
 	for _, s := range batch {
 		s.sendTick(deadline)
 	}
-	now := e.clock.now()
+	now = e.clock.now()
 	for _, s := range batch {
 		s.housekeep(now, deadline)
 	}

@@ -25,7 +25,7 @@ const relatchAfter = time.Second
 type Session struct {
 	e         *Engine
 	port      int
-	rtpConn   *net.UDPConn
+	rtp       *rtpSock // used by the scheduler only (and closed by Close)
 	rtcpConn  *net.UDPConn
 	local     *net.UDPAddr
 	slot      int // scheduler slot, fixed for life; e.mu
@@ -33,7 +33,7 @@ type Session struct {
 	ssrc      uint32
 	cname     string
 
-	wg        sync.WaitGroup // the two readers
+	wg        sync.WaitGroup // the RTCP reader
 	closeOnce sync.Once
 	closeErr  error
 	isClosed  atomic.Bool
@@ -48,13 +48,16 @@ type Session struct {
 	mu         sync.Mutex
 	closed     bool
 	p          Params
-	codec      *codecImpl
-	frame      int // samples per frame
+	codec      *codecState
+	frame      int       // codec samples per frame
+	tsStep     uint32    // RTP timestamp units per frame
+	conv       *rateConv // nil: the port runs at the codec's rate
 	started    bool
 	remote     netip.AddrPort
 	remoteRTCP netip.AddrPort
 	latched    netip.AddrPort
 	latchedAt  time.Duration // last valid packet from the latched source
+	remoteAt   time.Duration // when Remote last changed: older packets never latch
 	latchRTCP  netip.AddrPort
 
 	seq        uint16
@@ -79,10 +82,13 @@ type Session struct {
 
 	lastRx atomic.Int64 // engine time of the last valid RTP packet
 
-	// Scratch used only by the scheduler goroutine.
-	capBuf  []int16
-	playBuf []int16
-	pktBuf  []byte
+	// Scratch used only by the scheduler goroutine: frames at the codec
+	// rate, and at the port rate when the two differ.
+	capBuf   []int16
+	playBuf  []int16
+	portCap  []int16
+	portPlay []int16
+	pktBuf   []byte
 
 	codecName                             atomic.Pointer[string]
 	sent, received, lost, late, concealed atomic.Uint64
@@ -94,15 +100,15 @@ type Session struct {
 	sendErrLogged                         atomic.Bool
 }
 
-func newSession(e *Engine, port int, rtpConn, rtcpConn *net.UDPConn, onTimeout func()) *Session {
+func newSession(e *Engine, port int, local *net.UDPAddr, rtp *rtpSock, rtcpConn *net.UDPConn, onTimeout func()) *Session {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s := &Session{
 		e:         e,
 		port:      port,
-		rtpConn:   rtpConn,
+		rtp:       rtp,
 		rtcpConn:  rtcpConn,
-		local:     rtpConn.LocalAddr().(*net.UDPAddr),
+		local:     local,
 		onTimeout: onTimeout,
 		ssrc:      binary.BigEndian.Uint32(b[:4]),
 		cname:     "telestra-" + hex.EncodeToString(b[4:]),
@@ -117,8 +123,7 @@ func newSession(e *Engine, port int, rtpConn, rtcpConn *net.UDPConn, onTimeout f
 }
 
 func (s *Session) start() {
-	s.wg.Add(2)
-	go s.readRTP()
+	s.wg.Add(1)
 	go s.readRTCP()
 }
 
@@ -149,12 +154,19 @@ func (s *Session) Update(p Params) {
 	old := s.p
 	s.p = p
 	impl := lookupCodec(p.Codec.Name)
-	if impl != s.codec {
-		s.codec = impl
+	if cur := s.codec; (cur == nil) != (impl == nil) || (cur != nil && cur.codecImpl != impl) {
+		// A fresh coder state and converter: the scheduler may still use
+		// the old ones it took under s.mu, so they are replaced, not reset.
+		s.codec, s.conv = nil, nil
 		name := ""
 		if impl != nil {
 			name = impl.name
+			s.codec = impl.instance()
 			s.frame = p.Codec.FrameSamples(s.e.cfg.PTime)
+			s.tsStep = uint32(s.frame * impl.clockRate / impl.sampleRate)
+			if r := s.e.cfg.AudioRate; r != impl.sampleRate {
+				s.conv = &rateConv{up: r > impl.sampleRate}
+			}
 		}
 		s.codecName.Store(&name)
 		s.jb.reset()
@@ -166,7 +178,7 @@ func (s *Session) Update(p Params) {
 	if remote != s.remote {
 		// A new peer (or none): forget the latched sources.
 		s.latched, s.latchRTCP = netip.AddrPort{}, netip.AddrPort{}
-		s.timerBase = now
+		s.timerBase, s.remoteAt = now, now
 	}
 	s.remote = remote
 	switch {
@@ -202,7 +214,8 @@ func (s *Session) Bind(p AudioPort) {
 }
 
 // OnDTMF sets a callback for received RFC 4733 digits (nil: none). It runs
-// on the session's reader goroutine and must not block.
+// on the engine's scheduler goroutine (the tick that drains the packet):
+// it must not block, nor call Close.
 func (s *Session) OnDTMF(f func(digit rune)) {
 	s.mu.Lock()
 	s.onDTMF = f
@@ -235,8 +248,8 @@ func (s *Session) Stats() Stats {
 }
 
 // Close stops the session and returns its ports to the pool. Idempotent.
-// Safe to call from onTimeout and OnDTMF callbacks' goroutines except the
-// OnDTMF callback itself (it runs on a reader Close waits for).
+// Safe to call from an onTimeout callback, not from the OnDTMF callback
+// itself (it runs inside the tick Close waits for).
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -249,7 +262,8 @@ func (s *Session) Close() error {
 		if bye != nil {
 			_, _ = s.rtcpConn.WriteToUDPAddrPort(bye.pkt, bye.dst)
 		}
-		s.closeErr = errors.Join(s.rtpConn.Close(), s.rtcpConn.Close())
+		s.e.quiesce() // no tick uses the RTP socket any more
+		s.closeErr = errors.Join(s.rtp.close(), s.rtcpConn.Close())
 		s.wg.Wait()
 		s.e.release(s.port)
 		if s.closeErr != nil {
@@ -263,21 +277,6 @@ func (s *Session) Close() error {
 func (s *Session) rtcpDelay() time.Duration {
 	m := s.e.cfg.RTCPInterval
 	return m/2 + time.Duration(mrand.Int64N(int64(m)))
-}
-
-func (s *Session) readRTP() {
-	defer s.wg.Done()
-	buf := make([]byte, 1500)
-	for {
-		n, src, err := s.rtpConn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if s.isClosed.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		s.receive(buf[:n], netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), s.e.clock.now())
-	}
 }
 
 func (s *Session) readRTCP() {
@@ -295,8 +294,9 @@ func (s *Session) readRTCP() {
 	}
 }
 
-// receive handles one datagram from the RTP socket. It never touches the
-// AudioPort: it only validates, accounts and queues.
+// receive handles one datagram from the RTP socket (the tick's drain), with
+// its arrival time. It never touches the AudioPort: it only validates,
+// accounts and queues.
 func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 	var h rtp.Header
 	hl, err := h.Unmarshal(b)
@@ -329,6 +329,7 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 	newSrc, ok := s.rx.update(h.SSRC, h.SequenceNumber, h.Timestamp, arrival, kind == jbAudio)
 	if newSrc {
 		s.jb.reset()
+		s.codec.resetDecoder()
 		s.haveEventTS = false
 	}
 	if ok {
@@ -361,6 +362,10 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 func (s *Session) acceptSource(src netip.AddrPort, now time.Duration) bool {
 	switch {
 	case s.latched == src:
+	case now < s.remoteAt:
+		// Queued before the re-INVITE that moved us to a new peer (the tick
+		// drains what arrived since the last one): the old peer's.
+		return false
 	case !s.latched.IsValid() || now-s.latchedAt > relatchAfter:
 		if s.latched.IsValid() || src != s.remote {
 			s.e.log.Debug("media: latched RTP source", "port", s.port, "source", src, "sdp", s.remote)
@@ -384,8 +389,16 @@ func (s *Session) playoutTick() {
 		s.playBuf = make([]int16, s.frame)
 	}
 	frame := s.playBuf[:s.frame]
-	s.jb.setJitter(s.rx.jitter / float64(s.frame))
+	s.jb.setJitter(s.rx.jitter / float64(s.tsStep))
 	s.jb.fill(frame, s.codec)
+	if s.conv != nil {
+		pf := s.e.portFrame
+		if cap(s.portPlay) < pf {
+			s.portPlay = make([]int16, pf)
+		}
+		s.conv.toPort(s.portPlay[:pf], frame)
+		frame = s.portPlay[:pf]
+	}
 	s.depthUs.Store(uint64(s.jb.depth()) * uint64(s.e.cfg.PTime/time.Microsecond))
 	s.concealed.Store(s.jb.concealed)
 	s.mu.Unlock()
@@ -404,7 +417,7 @@ func (s *Session) sendTick(deadline time.Duration) {
 		return
 	}
 	ts := s.ts
-	s.ts += uint32(s.frame) // the media clock runs on hold too
+	s.ts += s.tsStep // the media clock runs on hold too
 	dst := s.remote
 	if s.latched.IsValid() {
 		dst = s.latched
@@ -426,19 +439,39 @@ func (s *Session) sendTick(deadline time.Duration) {
 	s.seq++
 	var event [4]byte
 	isEvent, ended := s.nextEventLocked(ts, &h, &event)
-	codec, fs := s.codec, s.frame
+	codec, fs, conv := s.codec, s.frame, s.conv
+	// Counted for the SR now, so the tick takes s.mu once: a send that
+	// fails (and is logged) is the rare exception.
+	octets := codec.bytesFor(fs)
+	if isEvent {
+		octets = len(event)
+	}
+	s.sentPkts++
+	s.sentOctets += uint32(octets)
+	s.sentAt = deadline
 	s.mu.Unlock()
 
 	if cap(s.capBuf) < fs {
 		s.capBuf = make([]int16, fs)
 	}
 	frame := s.capBuf[:fs]
+	port := frame
+	if conv != nil {
+		pf := s.e.portFrame
+		if cap(s.portCap) < pf {
+			s.portCap = make([]int16, pf)
+		}
+		port = s.portCap[:pf]
+	}
 	got := false
 	s.portMu.Lock()
 	if s.audio != nil {
-		got = s.audio.ReadFrame(frame) // drained during events too, to stay in step
+		got = s.audio.ReadFrame(port) // drained during events too, to stay in step
 	}
 	s.portMu.Unlock()
+	if got && conv != nil {
+		conv.fromPort(frame, port)
+	}
 
 	hl, err := h.MarshalTo(s.pktBuf)
 	if err != nil {
@@ -456,9 +489,9 @@ func (s *Session) sendTick(deadline time.Duration) {
 		if hl+nb > len(s.pktBuf) {
 			return
 		}
-		n = hl + codec.encode(s.pktBuf[hl:hl+nb], frame)
+		n = hl + codec.enc.Encode(s.pktBuf[hl:hl+nb], frame)
 	}
-	_, err = s.rtpConn.WriteToUDPAddrPort(s.pktBuf[:n], dst)
+	err = s.rtp.send(s.pktBuf[:n], dst)
 	s.e.pacing.add(s.e.clock.now() - deadline)
 	if err != nil {
 		if !s.isClosed.Load() && s.sendErrLogged.CompareAndSwap(false, true) {
@@ -471,11 +504,6 @@ func (s *Session) sendTick(deadline time.Duration) {
 	if ended {
 		s.dtmfTx.Add(1)
 	}
-	s.mu.Lock()
-	s.sentPkts++
-	s.sentOctets += uint32(n - hl)
-	s.sentAt = deadline
-	s.mu.Unlock()
 }
 
 // housekeep sends RTCP when due and fires the RTP timeout.

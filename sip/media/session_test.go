@@ -12,27 +12,41 @@ func TestTwoSessionsTalk(t *testing.T) {
 	tests := []struct {
 		name  string
 		codec Codec
+		rate  int     // AudioPort rate
+		freq  float64 // tone A sends
 	}{
-		{name: "PCMU", codec: Supported["PCMU"]},
-		{name: "PCMA", codec: Supported["PCMA"]},
+		{name: "PCMU", codec: Supported["PCMU"], rate: 8000, freq: 440},
+		{name: "PCMA", codec: Supported["PCMA"], rate: 8000, freq: 440},
+		// Wideband: 3 kHz is above G.711's band, and the channel runs at 16 kHz.
+		{name: "G722 on 16 kHz ports", codec: Supported["G722"], rate: 16000, freq: 3000},
+		{name: "G722 5 kHz tone", codec: Supported["G722"], rate: 16000, freq: 5000},
+		// The session converts between the codec's and the port's rate.
+		{name: "PCMU on 16 kHz ports", codec: Supported["PCMU"], rate: 16000, freq: 1000},
+		{name: "G722 on 8 kHz ports", codec: Supported["G722"], rate: 8000, freq: 440},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newTestEngine(t, testConfig(40000+10*i, 40009+10*i))
+			cfg := testConfig(40000+10*i, 40009+10*i)
+			cfg.AudioRate = tc.rate
+			e := newTestEngine(t, cfg)
 			a, b := mustAllocate(t, e, nil), mustAllocate(t, e, nil)
 			if a.LocalAddr().Port%2 != 0 || b.LocalAddr().Port%2 != 0 {
 				t.Fatalf("odd RTP ports %v %v", a.LocalAddr(), b.LocalAddr())
 			}
-			tone, rec := newTonePort(440, 8000), newTonePort(0, 0)
+			tone, rec := newTonePort(tc.freq, 8000), newTonePort(0, 0)
+			tone.rate = float64(tc.rate)
 			a.Bind(tone)
 			b.Bind(rec)
 			pa, pb := sendrecv(b.LocalAddr()), sendrecv(a.LocalAddr())
 			pa.Codec, pb.Codec = tc.codec, tc.codec
 			a.Update(pa)
 			b.Update(pb)
-			waitFor(t, 3*time.Second, "1 s of audio at B", func() bool { return len(rec.snapshot()) > 8000*1.2 })
+			waitFor(t, 3*time.Second, "1 s of audio at B", func() bool { return len(rec.snapshot()) > tc.rate*6/5 })
 			got := rec.snapshot()
-			toneCheck(t, got[len(got)-4000:], 440, 8000)
+			if rec.frames > 0 && len(got)/rec.frames != tc.rate/50 {
+				t.Fatalf("B's port got %d-sample frames, want %d", len(got)/rec.frames, tc.rate/50)
+			}
+			toneCheckAt(t, got[len(got)-tc.rate/2:], tc.freq, 8000, float64(tc.rate))
 			sa, sb := a.Stats(), b.Stats()
 			if sa.Codec != tc.codec.Name || sa.PacketsSent < 50 || sb.PacketsReceived < 50 {
 				t.Errorf("stats A %+v B %+v", sa, sb)
@@ -156,4 +170,30 @@ func TestCloseStopsEverything(t *testing.T) {
 		t.Errorf("Allocate after Close: %v, want ErrClosed", err)
 	}
 	waitFor(t, 2*time.Second, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// Few sessions share a wake-up of the scheduler; many spread evenly.
+func TestSlotPlacement(t *testing.T) {
+	e := &Engine{slots: make([][]*Session, 20)}
+	place := func(n int) []int {
+		for range n {
+			i := e.emptiestSlot()
+			e.slots[i] = append(e.slots[i], &Session{})
+		}
+		var used []int
+		for _, sl := range e.slots {
+			used = append(used, len(sl))
+		}
+		return used
+	}
+	got := place(8)
+	if got[0] != 4 || got[1] != 4 || got[2] != 0 {
+		t.Errorf("8 sessions: slots %v, want two slots of 4", got)
+	}
+	got = place(192) // 200 in all
+	for i, n := range got {
+		if n != 10 {
+			t.Fatalf("200 sessions: slot %d has %d (%v), want 10 each", i, n, got)
+		}
+	}
 }

@@ -231,6 +231,7 @@ func sipConfig(p *plan.Plan) sip.Config {
 			PortMin:      p.RTP.PortMin,
 			PortMax:      p.RTP.PortMax,
 			Codecs:       append([]string(nil), p.RTP.Codecs...),
+			AudioRate:    media.ChannelRate(p.RTP.Codecs),
 			PTime:        p.RTP.PTime.Duration,
 			JitterBuffer: p.RTP.JitterBuffer.Duration,
 			Timeout:      p.RTP.Timeout.Duration,
@@ -266,7 +267,7 @@ func hwConfig(p *plan.Plan) hw.Config {
 	return hw.Config{
 		Backend:     p.Audio.Backend,
 		PulseServer: p.Audio.PulseServer,
-		Format:      hw.Format{Rate: 8000, Channels: 1},
+		Format:      hw.Format{Rate: media.ChannelRate(p.RTP.Codecs), Channels: 1},
 		FrameTime:   p.RTP.PTime.Duration,
 		Buffer:      20 * time.Millisecond,
 	}

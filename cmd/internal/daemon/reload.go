@@ -151,6 +151,7 @@ func (d *Daemon) apply(np *plan.Plan) error {
 	// Open what is new or changed before touching the UA, so that a device
 	// that fails to open leaves everything as it was.
 	cfg := hwConfig(np)
+	cfg.Format.Rate = hwConfig(d.running).Format.Rate // the running media engine's rate
 	backendChanged := old.Audio.Backend != np.Audio.Backend || old.Audio.PulseServer != np.Audio.PulseServer
 	next := map[string]openChannel{}
 	var opened []hw.Channel

@@ -378,14 +378,14 @@ func TestCUCMOtherRequests(t *testing.T) {
 }
 
 // TestCUCMOverTCP: SIPp over TCP (-t t1) to a daemon listening on UDP and
-// TCP: the call (PCMA preferred by the offer), an UPDATE refresh and the
+// TCP: the call (the offer prefers PCMA, the plan's PCMU wins), an UPDATE refresh and the
 // daemon's BYE all go over TCP (checked by SIPp).
 func TestCUCMOverTCP(t *testing.T) {
 	e, p := cucmEnv(t, "udp", "tcp")
 	c := sippTo(t, e, p, "cucm_tcp.xml", testpeers.SippOptions{Transport: "tcp"})
 	id := c.answer("2007")
-	if call := c.state(id, "active", true); call.Codec != "PCMA" {
-		t.Errorf("codec %q, want PCMA (the offer's first)", call.Codec)
+	if call := c.state(id, "active", true); call.Codec != "PCMU" {
+		t.Errorf("codec %q, want PCMU (the plan's first; the offer lists PCMA first)", call.Codec)
 	}
 	c.s.Reached("answered")
 	c.s.Continue("answered")

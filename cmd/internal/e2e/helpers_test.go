@@ -39,6 +39,7 @@ type plan struct {
 	LogLevel        string   // default debug
 	RTPPorts        int      // size of the RTP range; default 40
 	Transports      []string // [sip-settings] transports; default the daemon's (udp)
+	Codecs          []string // [rtp-settings] codecs; default the daemon's (PCMU, PCMA)
 	Address         string   // [tcp-settings] and [sip-settings] address; default 127.0.0.1
 	Allow           []string // [tcp-settings] allow; default none (any client)
 
@@ -83,7 +84,15 @@ func (p *plan) render(t *testing.T) string {
 	}
 	fmt.Fprintf(&b, "register-expires = %s\nregister-retry = %s\nended-call-linger = %s\n\n",
 		q(or(p.RegisterExpires, "60s")), q(or(p.RegisterRetry, "1s")), q(or(p.Linger, "10s")))
-	fmt.Fprintf(&b, "[rtp-settings]\nport-min = %d\nport-max = %d\ntimeout = %s\n\n", p.RTPMin, p.RTPMax, q(or(p.RTPTimeout, "30s")))
+	fmt.Fprintf(&b, "[rtp-settings]\nport-min = %d\nport-max = %d\ntimeout = %s\n", p.RTPMin, p.RTPMax, q(or(p.RTPTimeout, "30s")))
+	if len(p.Codecs) > 0 {
+		quoted := make([]string, len(p.Codecs))
+		for i, c := range p.Codecs {
+			quoted[i] = q(c)
+		}
+		fmt.Fprintf(&b, "codecs = [%s]\n", strings.Join(quoted, ", "))
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "[log]\nlevel = %s\n\n", q(or(p.LogLevel, "debug")))
 	fmt.Fprintf(&b, "[audio]\nbackend = %s\n", q(or(p.Backend, "loopback")))
 	if p.PulseServer != "" {

@@ -57,7 +57,7 @@ type SIPSettings struct {
 type RTPSettings struct {
 	PortMin      int      // first RTP port, even; default 16384
 	PortMax      int      // last port (RTCP may use it); default 16999
-	Codecs       []string // offer/accept order; "PCMU", "PCMA"; default both
+	Codecs       []string // preference order for offers and answers; "G722", "PCMU", "PCMA"; default PCMU, PCMA
 	PTime        Duration // packet time, 10ms..60ms in 10ms steps; default 20ms
 	JitterBuffer Duration // receive buffer depth; default 40ms
 	Timeout      Duration // hang up an active call after this long without RTP; default 30s

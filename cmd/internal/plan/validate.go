@@ -11,6 +11,8 @@ import (
 	"unicode"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/telestra/telestra-sip/sip/media"
 )
 
 // Limits the plan enforces; docs/sipplan.md documents each.
@@ -22,13 +24,12 @@ const (
 	minMessageBytes    = 1024
 	maxMessageBytes    = 16 << 20
 	maxNameLen         = 64
-	sampleRate         = 8000 // G.711, the only codecs offered
 )
 
 // Known values of the enumerated keys, in the order the docs list them.
 var (
 	transports = []string{"udp", "tcp"}
-	codecs     = []string{"PCMU", "PCMA"}
+	codecs     = []string{"G722", "PCMU", "PCMA"}
 	backends   = []string{"loopback", "pulse", "alsa"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
 )
@@ -41,7 +42,7 @@ func (p *Plan) Validate() error {
 	v.tcp(&p.TCP)
 	v.sip(&p.SIP)
 	v.rtp(&p.RTP)
-	v.audio(&p.Audio)
+	v.audio(&p.Audio, media.ChannelRate(p.RTP.Codecs))
 	v.log(&p.Log)
 	v.accounts(p)
 	v.conflicts(p)
@@ -166,7 +167,9 @@ func (v *validator) rtp(r *RTPSettings) {
 	v.positive("rtp-settings.timeout", r.Timeout)
 }
 
-func (v *validator) audio(a *Audio) {
+// audio checks [audio]; rate is the channels' sample rate, 16000 Hz when
+// G722 is among the codecs, else 8000.
+func (v *validator) audio(a *Audio, rate int) {
 	v.oneOf("audio.backend", a.Backend, backends)
 	if hasControl(a.PulseServer) {
 		v.add("audio.pulse-server", "must not contain control characters")
@@ -182,15 +185,15 @@ func (v *validator) audio(a *Audio) {
 		if hasControl(c.Source) {
 			v.add(key("source"), "must not contain control characters")
 		}
-		if err := checkLoopback(c.Loopback); err != nil {
+		if err := checkLoopback(c.Loopback, rate); err != nil {
 			v.add(key("loopback"), "%v", err)
 		}
 	}
 }
 
 // checkLoopback checks a loopback channel mode: "echo", "silence" or
-// "tone:HZ".
-func checkLoopback(s string) error {
+// "tone:HZ" below half the channel rate.
+func checkLoopback(s string, sampleRate int) error {
 	switch s {
 	case "echo", "silence":
 		return nil

@@ -33,9 +33,12 @@ type SippOptions struct {
 	Timeout time.Duration
 	// RecvTimeout fails a <recv> that waits longer; default 20 s.
 	RecvTimeout time.Duration
+	// Calls is how many calls SIPp plays, all at once for a UAS (-m, -l);
+	// default 1.
+	Calls int
 }
 
-// Sipp is a running SIPp (sip-tester) playing one call. Its SIP port is
+// Sipp is a running SIPp (sip-tester) playing Calls calls. Its SIP port is
 // Port(); RTP arriving on its media port is echoed back (-rtp_echo).
 type Sipp struct {
 	t         testing.TB
@@ -90,7 +93,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		"-mi", "127.0.0.1", "-mp", strconv.Itoa(s.mediaPort), "-rtp_echo",
 		"-cp", strconv.Itoa(ctrlPort),
 		"-t", s.transport,
-		"-m", "1", "-l", "1",
+		"-m", strconv.Itoa(max(opts.Calls, 1)), "-l", strconv.Itoa(max(opts.Calls, 1)),
 		"-cid_str", s.callID,
 		"-nostdin",
 		"-timeout", fmt.Sprintf("%ds", int(timeout.Seconds())), "-timeout_error",
