@@ -93,7 +93,15 @@ func (s *Server) TraceSIP(m SIPMessage) {
 	select {
 	case s.trace.msgs <- m:
 	default:
-		s.trace.dropped.Add(1)
+		s.traceDropped("the hub is not keeping up")
+	}
+}
+
+// traceDropped counts a message not delivered, with a warning at the first
+// and every 1000th.
+func (s *Server) traceDropped(why string) {
+	if n := s.trace.dropped.Add(1); n == 1 || n%1000 == 0 {
+		s.log.Warn("SIP trace messages dropped: "+why, "dropped_total", n)
 	}
 }
 
@@ -176,7 +184,7 @@ func (s *Server) fanOutTrace(t tracers, m SIPMessage) {
 		}
 		c.mu.Unlock()
 		if !queued {
-			s.trace.dropped.Add(1)
+			s.traceDropped("a trace client does not read fast enough")
 		}
 	}
 }
