@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 PLAN    ?= testdata/quickstart.toml
 export CGO_ENABLED ?= 1
 
-.PHONY: all build run test integration check lint fuzz bench dist rpm selinux man clean
+.PHONY: all build run test integration check lint fuzz bench soak dist rpm selinux man clean
 
 all: build
 
@@ -47,6 +47,14 @@ fuzz:
 
 bench:
 	.ci/bench
+
+# The reliability suite at full length (CI runs it shortened inside
+# `make check`): a 10 000-call soak, the INVITE flood, malformed SIP and the
+# faults, then the memory, goroutine, fd, thread and latency budgets as
+# benchmarks (docs/benchmarks.md). About 8-10 minutes here; SOAK_CALLS to change.
+soak:
+	SOAK_CALLS=$${SOAK_CALLS:-10000} $(GO) test -count=1 -p 1 -tags integration -timeout 60m -v ./cmd/internal/reliability/
+	SOAK_CALLS=$${SOAK_CALLS:-10000} $(GO) test -count=1 -tags integration -run '^$$' -bench Budget -benchtime 1x -timeout 60m ./cmd/internal/reliability/
 
 dist:
 	packaging/make-dist $(VERSION)

@@ -27,7 +27,15 @@ const (
 	// answers `reloaded` once it is applied, or a `fail` listing every
 	// problem once it is rejected (the running plan is then kept).
 	CmdReload = "reload"
+	// CmdResume is an extension: it replays the broadcast events after
+	// `since` that the client missed (history.go).
+	CmdResume = "resume"
+	// CmdLogLevel is an extension: it reads or sets the daemon's log level.
+	CmdLogLevel = "log-level"
 )
+
+// MaxTagBytes is the longest `tag` a command may carry.
+const MaxTagBytes = 64
 
 // Command is a decoded client command. Only the fields of its Name are set.
 type Command struct {
@@ -39,7 +47,12 @@ type Command struct {
 	// Login: nil means "absent, keep the value in force".
 	User, Pass, Server *string
 	Token              string // ping
+	Since              uint64 // resume
+	Started            string // resume: pong's started of the run since counts in; "": not given
+	Level              string // log-level; "": read only
 	On                 bool   // trace (default true), sip-trace
+	// Tag is echoed in the command's direct answer (extension).
+	Tag string
 }
 
 // CommandError says why a message is not a valid command. Cmd and Account
@@ -47,6 +60,7 @@ type Command struct {
 type CommandError struct {
 	Cmd     string
 	Account string
+	Tag     string // the command's tag, when it was valid
 	Msg     string
 }
 
@@ -108,6 +122,9 @@ func decode(d decoder) (Command, error) {
 	if acct, _, err := d.str("account"); err == nil {
 		c.Account = acct
 	}
+	if err := d.tag(&c); err != nil {
+		return Command{}, &CommandError{Cmd: name, Account: c.Account, Msg: err.Error()}
+	}
 	switch name {
 	case CmdLogin:
 		err = d.each(d.account(&c), d.optStr("user", &c.User), d.optStr("pass", &c.Pass), d.optStr("server", &c.Server))
@@ -129,6 +146,10 @@ func decode(d decoder) (Command, error) {
 		}
 	case CmdReload:
 		_, _, err = d.str("account")
+	case CmdResume:
+		err = d.each(d.since(&c), d.optStrTo("started", &c.Started))
+	case CmdLogLevel:
+		err = d.level(&c)
 	case CmdTrace:
 		c.On = true
 		_, _, err = d.str("account")
@@ -142,11 +163,11 @@ func decode(d decoder) (Command, error) {
 			err = d.optBool("on", &c.On)
 		}
 	default:
-		return Command{}, &CommandError{Cmd: name, Account: c.Account,
-			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, trace or sip-trace", name)}
+		return Command{}, &CommandError{Cmd: name, Account: c.Account, Tag: c.Tag,
+			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume, log-level, trace or sip-trace", name)}
 	}
 	if err != nil {
-		return Command{}, &CommandError{Cmd: name, Account: c.Account, Msg: err.Error()}
+		return Command{}, &CommandError{Cmd: name, Account: c.Account, Tag: c.Tag, Msg: err.Error()}
 	}
 	return c, nil
 }
@@ -198,6 +219,10 @@ func (d decoder) name() (string, bool, error) {
 			return CmdPing, true, nil
 		case CmdReload:
 			return CmdReload, true, nil
+		case CmdResume:
+			return CmdResume, true, nil
+		case CmdLogLevel:
+			return CmdLogLevel, true, nil
 		}
 	}
 	return d.str("cmd")
@@ -262,6 +287,15 @@ func (d decoder) optStr(name string, dst **string) error {
 	return err
 }
 
+// optStrTo reads an optional string field into dst ("" when absent).
+func (d decoder) optStrTo(name string, dst *string) error {
+	v, _, err := d.str(name)
+	if err == nil {
+		*dst = v
+	}
+	return err
+}
+
 func (d decoder) account(c *Command) error {
 	if err := d.reqStr("account", &c.Account); err != nil {
 		return err
@@ -287,6 +321,52 @@ func (d decoder) callID(c *Command) error {
 	}
 	c.CallID = n
 	return nil
+}
+
+// tag reads the optional request tag, which any command may carry.
+func (d decoder) tag(c *Command) error {
+	v, _, err := d.str("tag")
+	if err != nil {
+		return err
+	}
+	if len(v) > MaxTagBytes {
+		return d.errorf("field \"tag\" is %d bytes long; at most %d are allowed", len(v), MaxTagBytes)
+	}
+	c.Tag = v
+	return nil
+}
+
+func (d decoder) since(c *Command) error {
+	raw, ok := d.get("since")
+	if !ok {
+		return d.errorf(`missing field "since"`)
+	}
+	n, err := strconv.ParseUint(string(raw), 10, 64)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return d.errorf(`field "since" is out of range`)
+		}
+		return d.errorf(`field "since" must be a non-negative integer (the seq of the last event received; 0: none)`)
+	}
+	c.Since = n
+	return nil
+}
+
+// logLevels are the levels `log-level` accepts, as in [log] level.
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+func (d decoder) level(c *Command) error {
+	v, ok, err := d.str("level")
+	if err != nil || !ok {
+		return err
+	}
+	for _, l := range logLevels {
+		if v == l {
+			c.Level = v
+			return nil
+		}
+	}
+	return d.errorf(`field "level" must be "debug", "info", "warn" or "error" (got %q)`, v)
 }
 
 func (d decoder) optBool(name string, dst *bool) error {

@@ -73,9 +73,9 @@ func TestParseCommandErrors(t *testing.T) {
 		{name: "cmd number", in: `{"cmd":1}`, wantMsg: `field "cmd" must be a string`},
 		{name: "cmd null", in: `{"cmd":null}`, wantMsg: `field "cmd" must be a string`},
 		{name: "unknown cmd", in: `{"cmd":"dial","account":"a"}`, wantCmd: "dial", wantAccount: "a",
-			wantMsg: `unknown command "dial": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, trace or sip-trace`},
+			wantMsg: `unknown command "dial": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume, log-level, trace or sip-trace`},
 		{name: "empty cmd", in: `{"cmd":""}`,
-			wantMsg: `unknown command "": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, trace or sip-trace`},
+			wantMsg: `unknown command "": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume, log-level, trace or sip-trace`},
 	}
 	// Every required and typed field of every command.
 	type field struct{ name, json, wantMsg string }

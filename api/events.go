@@ -13,15 +13,19 @@ const (
 	EventCallIncoming = "call-incoming"
 	EventCallAnswered = "call-answered"
 	EventCallEnded    = "call-ended"
-	EventPong         = "pong" // extension: the answer to ping
+	EventPong         = "pong"      // extension: the answer to ping
+	EventLogLevel     = "log-level" // extension: the answer to log-level
 )
 
 // Wire forms. Field order is the vendor document's.
 type (
+	// Tag (extension) is only in direct answers, and only when the
+	// command carried one.
 	wireCallReturn struct {
 		Event   string `json:"event"`
 		Account string `json:"account"`
 		CallID  int    `json:"call_id"`
+		Tag     string `json:"tag,omitempty"`
 	}
 	wireStatus struct {
 		Event         string        `json:"event"`
@@ -29,6 +33,7 @@ type (
 		Calls         []Call        `json:"calls"`
 		AccountStatus int           `json:"account_status"`
 		Registration  *Registration `json:"registration,omitempty"`
+		Tag           string        `json:"tag,omitempty"`
 	}
 	wireFail struct {
 		Event   string `json:"event"`
@@ -37,6 +42,7 @@ type (
 		Cmd     string `json:"cmd,omitempty"`
 		// Problems (extension): every reason a reload was rejected.
 		Problems []string `json:"problems,omitempty"`
+		Tag      string   `json:"tag,omitempty"`
 	}
 	wireCallIncoming struct {
 		Event      string `json:"event"`
@@ -60,6 +66,22 @@ type (
 	wirePong struct {
 		Event string `json:"event"`
 		Token string `json:"token"`
+		Tag   string `json:"tag,omitempty"`
+	}
+	// wirePongInfo is the pong of a server that knows its version.
+	wirePongInfo struct {
+		Event   string `json:"event"`
+		Token   string `json:"token"`
+		Tag     string `json:"tag,omitempty"`
+		Version string `json:"version"`
+		UptimeS int64  `json:"uptime_s"`
+		Seq     uint64 `json:"seq"`     // latest broadcast event; 0: none yet
+		Started string `json:"started"` // start time, RFC 3339 UTC: tells one run from the next
+	}
+	wireLogLevel struct {
+		Event string `json:"event"`
+		Level string `json:"level"`
+		Tag   string `json:"tag,omitempty"`
 	}
 )
 
@@ -83,21 +105,25 @@ func encodeEvent(ev Event) ([]byte, error) {
 	return frame(ev.wire())
 }
 
-func encodeStatus(st Status) []byte {
+func encodeStatus(st Status, tag string) []byte {
 	calls := st.Calls
 	if calls == nil {
 		calls = []Call{}
 	}
-	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus, st.Registration})
+	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus, st.Registration, tag})
 	if err != nil {
 		// Only a NaN or infinite jitter can get here.
-		return encodeFail(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error())
+		return encodeFailTag(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error(), tag)
 	}
 	return b
 }
 
 func encodeFail(cmd, account, msg string) []byte {
-	return mustFrame(wireFail{Event: EventFail, Account: account, Error: msg, Cmd: cmd})
+	return encodeFailTag(cmd, account, msg, "")
+}
+
+func encodeFailTag(cmd, account, msg, tag string) []byte {
+	return mustFrame(wireFail{Event: EventFail, Account: account, Error: msg, Cmd: cmd, Tag: tag})
 }
 
 // frame marshals v as compact JSON followed by NUL.

@@ -119,7 +119,7 @@ func BenchmarkEncodeStatus(b *testing.B) {
 		{CallID: 5, Caller: "3003", Callee: "3001", Started: true, State: "active", Direction: "in", Active: true, Codec: "PCMU", PacketsSent: 1000, PacketsReceived: 999, JitterMs: 1.5},
 	}}
 	for b.Loop() {
-		encodeStatus(st)
+		encodeStatus(st, "")
 	}
 }
 

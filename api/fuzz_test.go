@@ -69,8 +69,15 @@ func FuzzDecodeCommand(f *testing.F) {
 			}
 			return
 		}
+		if len(c.Tag) > MaxTagBytes {
+			t.Fatalf("tag of %d bytes accepted", len(c.Tag))
+		}
 		switch c.Name {
-		case CmdGetStatus, CmdPing, CmdReload, CmdTrace, CmdSIPTrace:
+		case CmdGetStatus, CmdPing, CmdResume, CmdReload, CmdTrace, CmdSIPTrace:
+		case CmdLogLevel:
+			if c.Level != "" && c.Level != "debug" && c.Level != "info" && c.Level != "warn" && c.Level != "error" {
+				t.Fatalf("level %q accepted", c.Level)
+			}
 		case CmdLogin, CmdMakeCall, CmdAnswerCall, CmdSwitchCall, CmdHangupCall, CmdLogout:
 			if c.Account == "" {
 				t.Fatalf("%s accepted without account: %q", c.Name, msg)

@@ -116,12 +116,12 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // startServer runs a server on 127.0.0.1:0 until the test ends.
-func startServer(t *testing.T, cfg Config, ctrl Controller) *Server {
+func startServer(t *testing.T, cfg Config, ctrl Controller, opts ...Option) *Server {
 	t.Helper()
 	if cfg.Address == "" {
 		cfg.Address = "127.0.0.1"
 	}
-	s := NewServer(cfg, ctrl, testLogger(t))
+	s := NewServer(cfg, ctrl, testLogger(t), opts...)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,17 @@ import (
 type client struct {
 	conn   net.Conn
 	remote string
-	max    int             // queue bound
-	raw    syscall.RawConn // for reply's non-blocking write; nil: always queue
+	// Owned by the hub goroutine (history.go): joined is the seq of the
+	// latest broadcast when the client was admitted, or released from its
+	// hold; every later one is sent to it live. While held, broadcasts wait
+	// in the history until its first command or holdUntil.
+	joined    uint64
+	held      bool
+	holdUntil time.Time
+	// commanded is set by the reader goroutine at the first message.
+	commanded bool
+	max       int             // queue bound
+	raw       syscall.RawConn // for reply's non-blocking write; nil: always queue
 
 	mu      sync.Mutex
 	queue   [][]byte // frames waiting for the writer goroutine, at most max
@@ -173,10 +182,12 @@ type registration struct {
 // hubMsg is one item for the hub: a broadcast event, a probe, or (tests)
 // a function to run on the hub goroutine.
 type hubMsg struct {
-	event Event
-	probe chan struct{}
-	fn    func()
-	trace *traceSub
+	event   Event
+	probe   chan struct{}
+	fn      func()
+	resume  *resumeReq
+	release *client // its first command came: end its hold
+	trace   *traceSub
 }
 
 // runHub owns the client set until stop is closed. Serve closes stop only
@@ -192,6 +203,10 @@ func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 			s.subscribe(tracing, m.trace)
 		case m.fn != nil:
 			m.fn()
+		case m.resume != nil:
+			s.resume(*m.resume)
+		case m.release != nil:
+			s.activate(m.release)
 		default:
 			s.fanOut(clients, m.event)
 		}
@@ -204,6 +219,8 @@ func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 				continue
 			}
 			clients[r.c] = struct{}{}
+			r.c.joined = s.hist.seq
+			s.arrivals.hold(r.c, s.opts.now())
 			s.stats.clients.Store(int64(len(clients)))
 			r.reply <- true
 		case c := <-s.unregister:
@@ -212,12 +229,15 @@ func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 			s.stats.clients.Store(int64(len(clients)))
 		case m := <-s.events:
 			handle(m)
+		case <-s.arrivals.expired():
+			s.release(s.opts.now(), false)
 		case m := <-s.trace.msgs:
 			s.fanOutTrace(tracing, m)
 		case done := <-drain:
 			for n := len(s.events); n > 0; n-- {
 				handle(<-s.events)
 			}
+			s.release(s.opts.now(), true)
 			close(done)
 		case <-stop:
 			return
@@ -231,7 +251,12 @@ func (s *Server) fanOut(clients map[*client]struct{}, ev Event) {
 		s.log.Error("broadcast dropped", "err", err)
 		return
 	}
+	frame = s.hist.stamp(frame)
+	s.latest.Store(s.hist.seq)
 	for c := range clients {
+		if c.held {
+			continue // gets it from the history when released
+		}
 		if !s.enqueue(c, frame) {
 			// Stopped: no more broadcasts for it. Its goroutines
 			// unregister it once they have ended.

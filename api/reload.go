@@ -59,15 +59,16 @@ type wireReloaded struct {
 	Plan     string   `json:"plan"`
 	Changes  []Change `json:"changes"`
 	Warnings []string `json:"warnings,omitempty"`
+	Tag      string   `json:"tag,omitempty"`
 }
 
 // errNoReloader is the fail of `reload` on a server without a Reloader.
 var errNoReloader = errors.New("reload is not available on this server")
 
 // reload runs the reload command and writes its answer.
-func (s *Server) reload(ctx context.Context, c *client) {
+func (s *Server) reload(ctx context.Context, c *client, tag string) {
 	if s.opts.reloader == nil {
-		s.fail(c, CmdReload, "", errNoReloader.Error())
+		s.failTag(c, CmdReload, "", tag, errNoReloader.Error())
 		return
 	}
 	r, err := s.opts.reloader.Reload(ctx)
@@ -76,14 +77,14 @@ func (s *Server) reload(ctx context.Context, c *client) {
 	case errors.As(err, &rr):
 		s.stats.fails.Add(1)
 		s.reply(c, mustFrame(wireFail{Event: EventFail, Account: "", Error: rr.Error(), Cmd: CmdReload,
-			Problems: append([]string{}, rr.Problems...)}))
+			Problems: append([]string{}, rr.Problems...), Tag: tag}))
 	case err != nil:
-		s.fail(c, CmdReload, "", err.Error())
+		s.failTag(c, CmdReload, "", tag, err.Error())
 	default:
 		changes := r.Changes
 		if changes == nil {
 			changes = []Change{}
 		}
-		s.reply(c, mustFrame(wireReloaded{EventReloaded, r.Plan, changes, r.Warnings}))
+		s.reply(c, mustFrame(wireReloaded{EventReloaded, r.Plan, changes, r.Warnings, tag}))
 	}
 }

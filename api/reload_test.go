@@ -53,6 +53,11 @@ func TestReloadCommand(t *testing.T) {
 			if got := c.nextRaw(); got != tc.want {
 				t.Fatalf("got  %s\nwant %s", got, tc.want)
 			}
+			// Tagged, the same answer echoes the tag (its last field).
+			c.send(`{"cmd":"reload","tag":"t"}` + "\x00")
+			if got, want := c.nextRaw(), tc.want[:len(tc.want)-1]+`,"tag":"t"}`; got != want {
+				t.Fatalf("tagged: got  %s\nwant %s", got, want)
+			}
 		})
 	}
 }

@@ -42,6 +42,9 @@ type Config struct {
 	// WriteTimeout bounds one write to a client (default 5s); a client
 	// that does not read for that long is disconnected.
 	WriteTimeout time.Duration
+	// EventHistory is how many broadcast events are kept for `resume`
+	// (default 1024).
+	EventHistory int
 }
 
 // Server is the TCP API: it accepts clients, runs their commands on a
@@ -61,7 +64,10 @@ type Server struct {
 	stats counters
 	trace traceState // trace.go
 
-	opts options
+	hist     *history      // owned by the hub goroutine
+	arrivals arrivals      // owned by the hub goroutine
+	latest   atomic.Uint64 // hist.seq, for pong
+	opts     options
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close
@@ -84,14 +90,22 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *S
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.EventHistory <= 0 {
+		cfg.EventHistory = DefaultEventHistory
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var o options
+	o := options{now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.started.IsZero() {
+		o.started = o.now()
+	}
+	o.startedText = o.started.UTC().Format(time.RFC3339Nano)
 	return &Server{
+		hist:       newHistory(cfg.EventHistory),
 		opts:       o,
 		cfg:        cfg,
 		ctrl:       ctrl,

@@ -192,8 +192,8 @@ func TestDirectAnswerBeforeBroadcast(t *testing.T) {
 		a.send(`{"cmd":"make-call","account":"account-1","num":"3002"}` + "\x00")
 		want := []string{
 			fmt.Sprintf(`{"event":"call-return","account":"account-1","call_id":%d}`, i),
-			fmt.Sprintf(`{"event":"call-answered","account":"account-1","call_id":%d}`, i),
-			fmt.Sprintf(`{"event":"call-ended","account":"account-1","call_id":%d,"reason":"remote hangup","code":0}`, i),
+			fmt.Sprintf(`{"event":"call-answered","account":"account-1","call_id":%d,"seq":%d}`, i, 2*i+1),
+			fmt.Sprintf(`{"event":"call-ended","account":"account-1","call_id":%d,"reason":"remote hangup","code":0,"seq":%d}`, i, 2*i+2),
 		}
 		for _, w := range want {
 			if got := a.nextRaw(); got != w {
@@ -218,13 +218,13 @@ func TestBroadcastReachesEveryClient(t *testing.T) {
 		want string
 	}{
 		{CallIncoming{Account: "account-2", CallID: 1, Caller: "3001", CallerName: "account-1"},
-			`{"event":"call-incoming","account":"account-2","call_id":1,"caller":"3001","caller_name":"account-1"}`},
+			`{"event":"call-incoming","account":"account-2","call_id":1,"caller":"3001","caller_name":"account-1","seq":1}`},
 		{&CallAnswered{Account: "account-2", CallID: 1},
-			`{"event":"call-answered","account":"account-2","call_id":1}`},
+			`{"event":"call-answered","account":"account-2","call_id":1,"seq":2}`},
 		{CallEnded{Account: "account-2", CallID: 1, Reason: "486 Busy Here", Code: 486},
-			`{"event":"call-ended","account":"account-2","call_id":1,"reason":"486 Busy Here","code":486}`},
+			`{"event":"call-ended","account":"account-2","call_id":1,"reason":"486 Busy Here","code":486,"seq":3}`},
 		{Fail{Account: "account-1", Error: "Failed to log in to account: account-1: 403 Forbidden"},
-			`{"event":"fail","account":"account-1","error":"Failed to log in to account: account-1: 403 Forbidden"}`},
+			`{"event":"fail","account":"account-1","error":"Failed to log in to account: account-1: 403 Forbidden","seq":4}`},
 	}
 	s.Broadcast(nil) // logged and dropped (other non-events do not compile)
 	for _, e := range events {

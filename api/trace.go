@@ -63,6 +63,7 @@ type wireTrace struct {
 	Event   string `json:"event"`
 	Account string `json:"account"`
 	On      bool   `json:"on"`
+	Tag     string `json:"tag,omitempty"`
 }
 
 func (m SIPMessage) wire() any {
@@ -79,6 +80,7 @@ type traceSub struct {
 	c       *client
 	account string
 	on      bool
+	tag     string
 	done    chan struct{}
 }
 
@@ -115,7 +117,7 @@ func (s *Server) runTraceCmd(ctx context.Context, c *client, cmd Command) error 
 	}
 	if cmd.Name == CmdSIPTrace {
 		s.opts.tracer.SetSIPTrace(cmd.On)
-		s.reply(c, mustFrame(wireTrace{EventSIPTrace, "", cmd.On}))
+		s.reply(c, mustFrame(wireTrace{EventSIPTrace, "", cmd.On, cmd.Tag}))
 		return nil
 	}
 	if cmd.Account != "" && cmd.On {
@@ -124,7 +126,7 @@ func (s *Server) runTraceCmd(ctx context.Context, c *client, cmd Command) error 
 		}
 	}
 	// The hub answers, so that the answer precedes the first sip-message.
-	sub := &traceSub{c: c, account: cmd.Account, on: cmd.On, done: make(chan struct{})}
+	sub := &traceSub{c: c, account: cmd.Account, on: cmd.On, tag: cmd.Tag, done: make(chan struct{})}
 	select {
 	case s.events <- hubMsg{trace: sub}:
 	case <-ctx.Done():
@@ -147,7 +149,7 @@ func (s *Server) subscribe(t tracers, sub *traceSub) {
 	} else {
 		delete(t, sub.c)
 	}
-	s.enqueue(sub.c, mustFrame(wireTrace{EventTrace, sub.account, sub.on}))
+	s.enqueue(sub.c, mustFrame(wireTrace{EventTrace, sub.account, sub.on, sub.tag}))
 	close(sub.done)
 	if len(t) != before {
 		s.opts.tracer.TraceClients(len(t))

@@ -45,6 +45,10 @@ type Config struct {
 	Format      Format        // the codec's format: 8 kHz mono for G.711
 	FrameTime   time.Duration // ptime, e.g. 20ms
 	Buffer      time.Duration // device buffer target, e.g. 20ms
+	// ServerWait: how long Open waits for a pulse server that is not
+	// running yet (boot order, a user session still starting); 0: fail at
+	// once. Later losses are always retried.
+	ServerWait time.Duration
 }
 
 // Stats is a snapshot of a channel's health counters, for status reports

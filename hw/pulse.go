@@ -68,7 +68,11 @@ func openPulse(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) 
 	}
 	// The first connection is synchronous so that a wrong server, sink or
 	// source fails at start-up with a clear error; later losses are retried.
+	// A server that is not running yet is waited for, up to ServerWait.
 	s, err := p.connect()
+	if err != nil && errors.Is(err, errServerDown) && cfg.ServerWait > 0 {
+		s, err = p.waitForServer(err)
+	}
 	if err != nil {
 		cancel()
 		return nil, err
@@ -76,6 +80,32 @@ func openPulse(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) 
 	p.setSession(s)
 	go p.run(s)
 	return p, nil
+}
+
+// errServerDown marks a connection that failed because nothing listens
+// (the server is not running yet), as opposed to a refused stream.
+var errServerDown = errors.New("sound server not running")
+
+// waitForServer retries the first connection while the server is down, for
+// at most ServerWait.
+func (p *pulseChannel) waitForServer(first error) (*pulseSession, error) {
+	start := time.Now()
+	p.log.Info("pulse: sound server not running yet, waiting", "wait", p.cfg.ServerWait, "err", first)
+	var b backoff
+	err := first
+	for errors.Is(err, errServerDown) {
+		left := p.cfg.ServerWait - time.Since(start)
+		if left <= 0 {
+			return nil, fmt.Errorf("%w (waited %v)", err, time.Since(start).Round(time.Millisecond))
+		}
+		time.Sleep(min(b.next(), left))
+		var s *pulseSession
+		if s, err = p.connect(); err == nil {
+			p.log.Info("pulse: sound server up", "after", time.Since(start).Round(time.Millisecond))
+			return s, nil
+		}
+	}
+	return nil, err
 }
 
 // Close stops the channel's goroutine and closes the connection; the server
@@ -133,6 +163,11 @@ func (p *pulseChannel) run(s *pulseSession) {
 			p.log.Log(p.ctx, lvl, "pulse: reconnect failed, retrying", "err", err, "attempt", failures)
 			continue
 		}
+		// Audio written during the outage is late now. Sent, it would fill
+		// the new stream's buffer at once and stay there as extra latency
+		// for the rest of the call (the stream only asks for what it
+		// plays): start the stream empty, as a new one.
+		p.play.trim(0)
 		p.setSession(s)
 		p.log.Info("pulse: reconnected", "after_attempts", failures+1)
 		failures = 0
@@ -185,7 +220,7 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 	defer cancel()
 	conn, err := d.DialContext(dctx, srv.network, srv.addr)
 	if err != nil {
-		return nil, fmt.Errorf("pulse: connect to %s: %w (is PulseAudio running? set audio pulse-server or PULSE_SERVER)", srv, err)
+		return nil, fmt.Errorf("pulse: connect to %s: %w: %w (is PulseAudio or pipewire-pulse running? set audio pulse-server or PULSE_SERVER)", srv, errServerDown, err)
 	}
 	s := &pulseSession{
 		conn:    conn,
@@ -232,6 +267,36 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		return nil, fmt.Errorf("pulse: set client name on %s: %w", srv, err)
 	}
 
+	// A named sink or source must exist: pipewire-pulse accepts a stream
+	// for an unknown name and links it to the default device instead, where
+	// a call's audio would play on another channel's device.
+	if p.ch.Sink != "" {
+		var info proto.GetSinkInfoReply
+		if err := s.c.Request(&proto.GetSinkInfo{SinkIndex: proto.Undefined, SinkName: p.ch.Sink}, &info); err != nil {
+			return nil, fmt.Errorf("pulse: sink %q on %s: %w (list sinks: pactl list short sinks)", p.ch.Sink, srv, err)
+		}
+	}
+	if p.ch.Source != "" {
+		var info proto.GetSourceInfoReply
+		if err := s.c.Request(&proto.GetSourceInfo{SourceIndex: proto.Undefined, SourceName: p.ch.Source}, &info); err != nil {
+			return nil, fmt.Errorf("pulse: source %q on %s: %w (list sources: pactl list short sources)", p.ch.Source, srv, err)
+		}
+	}
+
+	// PipeWire grants about 3/4 of the playback buffer asked for (45 of
+	// 60 ms) and pulls in quanta of 1024 samples at 48 kHz (21.3 ms), which
+	// beat against 20 ms frames: with two frames of margin a late frame
+	// underran it often, so it gets one frame more (about the 60 ms that
+	// PulseAudio grants for two).
+	var info proto.GetServerInfoReply
+	if err := s.c.Request(&proto.GetServerInfo{}, &info); err != nil {
+		return nil, fmt.Errorf("pulse: server info from %s: %w", srv, err)
+	}
+	frames := time.Duration(2)
+	if strings.Contains(info.PackageName, "PipeWire") {
+		frames = 3
+	}
+
 	f := p.cfg.Format
 	bytesPer := func(d time.Duration) uint32 { return uint32(2 * f.FrameSamples(d)) }
 	spec := proto.SampleSpec{Format: proto.FormatInt16LE, Channels: byte(f.Channels), Rate: uint32(f.Rate)}
@@ -240,7 +305,7 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 	for i := range vols {
 		vols[i] = uint32(proto.VolumeNorm)
 	}
-	name := proto.PropList{"media.name": proto.PropListString("telestra-sip " + p.ch.Name)}
+	name := streamProps(p.ch.Name)
 
 	if err := s.c.Request(&proto.CreatePlaybackStream{
 		SampleSpec:     spec,
@@ -253,8 +318,8 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		// the device buffer plus two frames, and playback (re)starts once
 		// two frames are buffered.
 		BufferMaxLength:       proto.Undefined,
-		BufferTargetLength:    bytesPer(p.cfg.Buffer + 2*p.cfg.FrameTime),
-		BufferPrebufferLength: bytesPer(2 * p.cfg.FrameTime),
+		BufferTargetLength:    bytesPer(p.cfg.Buffer + frames*p.cfg.FrameTime),
+		BufferPrebufferLength: bytesPer(frames * p.cfg.FrameTime),
 		BufferMinimumRequest:  proto.Undefined,
 		AdjustLatency:         true,
 		Properties:            name,
@@ -262,6 +327,9 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		return nil, fmt.Errorf("pulse: play to sink %s on %s: %w (list sinks: pactl list short sinks)", quoteOr(p.ch.Sink, "default"), srv, err)
 	}
 	s.playIndex = s.playAttr.StreamIndex
+	if p.ch.Sink != "" && s.playAttr.SinkName != p.ch.Sink {
+		return nil, fmt.Errorf("pulse: play to sink %q on %s: the server routed the stream to %q instead", p.ch.Sink, srv, s.playAttr.SinkName)
+	}
 	s.addRequested(int(s.playAttr.Missing))
 
 	if err := s.c.Request(&proto.CreateRecordStream{
@@ -278,6 +346,9 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 	}, &s.recordAttr); err != nil {
 		return nil, fmt.Errorf("pulse: record from source %s on %s: %w (list sources: pactl list short sources)", quoteOr(p.ch.Source, "default"), srv, err)
 	}
+	if p.ch.Source != "" && s.recordAttr.SourceName != p.ch.Source {
+		return nil, fmt.Errorf("pulse: record from source %q on %s: the server routed the stream to %q instead", p.ch.Source, srv, s.recordAttr.SourceName)
+	}
 	ok = true
 	ms := func(b uint32) string {
 		if b == proto.Undefined {
@@ -285,11 +356,23 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		}
 		return (time.Duration(b) * time.Second / time.Duration(2*f.Rate*f.Channels)).String()
 	}
-	p.log.Info("pulse: streams open", "server", srv.String(),
+	p.log.Info("pulse: streams open", "server", srv.String(), "server_package", info.PackageName+" "+info.PackageVersion,
 		"sink", s.playAttr.SinkName, "source", s.recordAttr.SourceName,
 		"rate", f.Rate, "play_tlength", ms(s.playAttr.BufferTargetLength),
 		"record_fragsize", ms(s.recordAttr.BufferFragSize))
 	return s, nil
+}
+
+// streamProps gives each channel's streams their own identity. Session
+// managers remember volume and routing per stream by the first of
+// media.role, application.id, application.name, media.name (WirePlumber's
+// restore-stream): with only the shared application.name every channel's
+// stream would get the volume last set on any of them.
+func streamProps(channel string) proto.PropList {
+	return proto.PropList{
+		"media.name":     proto.PropListString("telestra-sip " + channel),
+		"application.id": proto.PropListString("telestra-sipd." + channel),
+	}
 }
 
 // onMessage runs on the proto read loop: it must not block or make requests.

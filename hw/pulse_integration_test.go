@@ -143,7 +143,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func pulseConfig(s *paServer) Config {
+func pulseConfig(s soundServer) Config {
 	return Config{
 		Backend:     "pulse",
 		PulseServer: s.Server(),
@@ -302,8 +302,9 @@ func duplex(a, b Channel, hzA, hzB float64, d time.Duration) (ab, ba *clock) {
 // from b to sink chan2 at the same time; b records chan1.monitor and a
 // records chan2.monitor. The default sink is chan1, so a hears 1000 Hz only
 // if the configured sink names are honoured.
-func TestPulseToneThroughNullSink(t *testing.T) {
-	srv := startPulse(t)
+func TestPulseToneThroughNullSink(t *testing.T) { forEachServer(t, testPulseToneThroughNullSink) }
+
+func testPulseToneThroughNullSink(t *testing.T, srv soundServer) {
 	a, b := openPair(t, pulseConfig(srv), testLogger(t))
 	start := time.Now()
 	for {
@@ -312,14 +313,17 @@ func TestPulseToneThroughNullSink(t *testing.T) {
 		if len(s1) >= 1600 && len(s2) >= 1600 && Goertzel(s1, 8000, 440) > 0.9 && Goertzel(s2, 8000, 1000) > 0.9 {
 			break
 		}
-		if time.Since(start) > 6*time.Second {
-			t.Fatalf("no tones in both directions after 6 s; server log: %s", srv.log())
+		// PipeWire links new streams through WirePlumber, which on a
+		// loaded machine (and with -race) can take several seconds.
+		if time.Since(start) > 12*time.Second {
+			t.Fatalf("no tones in both directions after 12 s; server log: %s", srv.log())
 		}
 	}
 	// A fresh null sink sleeps up to 2 s before it adopts the low latency of
 	// its first stream, hence the wait above.
 	t.Logf("first audio both ways after %v", time.Since(start).Round(time.Millisecond))
 	ab, ba := duplex(a, b, 440, 1000, 1500*time.Millisecond)
+	t.Logf("stats: a %+v, b %+v", a.(*pulseChannel).Stats(), b.(*pulseChannel).Stats())
 	for _, tc := range []struct {
 		name      string
 		c         *clock
@@ -333,14 +337,20 @@ func TestPulseToneThroughNullSink(t *testing.T) {
 		if r := Goertzel(s, 8000, tc.other); r > 0.01 {
 			t.Errorf("%s: %v Hz from the other channel leaked in (ratio %.3f)", tc.name, tc.other, r)
 		}
-		if tc.c.slowest > 5*time.Millisecond {
+		// Queue locks only: a call that waited for the server would take
+		// a frame time or more; scheduler preemption under -race on a
+		// loaded 2-core VM reaches a few ms.
+		if tc.c.slowest > 15*time.Millisecond {
 			t.Errorf("%s: slowest ReadFrame/WriteFrame took %v; they must not block", tc.name, tc.c.slowest)
 		}
 	}
 }
 
 func TestPulseRecoversAfterServerRestart(t *testing.T) {
-	srv := startPulse(t)
+	forEachServer(t, testPulseRecoversAfterServerRestart)
+}
+
+func testPulseRecoversAfterServerRestart(t *testing.T, srv soundServer) {
 	a, b := openPair(t, pulseConfig(srv), testLogger(t))
 	pa, pb := a.(*pulseChannel), b.(*pulseChannel)
 
@@ -353,7 +363,7 @@ func TestPulseRecoversAfterServerRestart(t *testing.T) {
 	// The media clock keeps running through the outage; nothing blocks.
 	outage := newClock(440, a, b)
 	outage.run(time.Second)
-	if outage.slowest > 5*time.Millisecond {
+	if outage.slowest > 15*time.Millisecond {
 		t.Errorf("slowest call during the outage %v; must not block", outage.slowest)
 	}
 	if st := pa.Stats(); st.Connected {
@@ -380,8 +390,9 @@ func TestPulseRecoversAfterServerRestart(t *testing.T) {
 	}
 }
 
-func TestPulseCloseWhileServerGone(t *testing.T) {
-	srv := startPulse(t)
+func TestPulseCloseWhileServerGone(t *testing.T) { forEachServer(t, testPulseCloseWhileServerGone) }
+
+func testPulseCloseWhileServerGone(t *testing.T, srv soundServer) {
 	before := runtime.NumGoroutine()
 	a, b := openPair(t, pulseConfig(srv), testLogger(t))
 	newClock(440, a, b).run(300 * time.Millisecond)
@@ -421,11 +432,12 @@ func waitGoroutines(t *testing.T, n int) {
 	}
 }
 
-func TestPulseOpenErrors(t *testing.T) {
-	srv := startPulse(t)
+func TestPulseOpenErrors(t *testing.T) { forEachServer(t, testPulseOpenErrors) }
+
+func testPulseOpenErrors(t *testing.T, srv soundServer) {
 	cfg := pulseConfig(srv)
 	gone := cfg
-	gone.PulseServer = "unix:" + filepath.Join(srv.dir, "nothing-here")
+	gone.PulseServer = "unix:" + filepath.Join(srv.Dir(), "nothing-here")
 	for _, tc := range []struct {
 		name    string
 		cfg     Config
@@ -434,7 +446,7 @@ func TestPulseOpenErrors(t *testing.T) {
 	}{
 		{name: "unknown sink", cfg: cfg, ch: ChannelConfig{Name: "x", Sink: "nosuch", Source: "chan1.monitor"}, wantErr: []string{`sink "nosuch"`, "pactl list short sinks"}},
 		{name: "unknown source", cfg: cfg, ch: ChannelConfig{Name: "x", Sink: "chan1", Source: "nosuch"}, wantErr: []string{`source "nosuch"`, "pactl list short sources"}},
-		{name: "no server", cfg: gone, ch: ChannelConfig{Name: "x"}, wantErr: []string{"is PulseAudio running", "nothing-here"}},
+		{name: "no server", cfg: gone, ch: ChannelConfig{Name: "x"}, wantErr: []string{"is PulseAudio or pipewire-pulse running", "nothing-here"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -454,4 +466,56 @@ func TestPulseOpenErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A server that starts after Open is waited for (ServerWait), and one that
+// never comes fails Open once the wait is over.
+func TestPulseWaitsForLateServer(t *testing.T) {
+	dir, err := os.MkdirTemp("", "hw-pulse-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cfg := Config{Backend: "pulse", PulseServer: "unix:" + filepath.Join(dir, "native"),
+		Format: Format{Rate: 8000, Channels: 1}, FrameTime: 20 * time.Millisecond, Buffer: 20 * time.Millisecond,
+		ServerWait: 10 * time.Second}
+
+	t.Run("never comes", func(t *testing.T) {
+		c := cfg
+		c.ServerWait = 500 * time.Millisecond
+		start := time.Now()
+		_, err := Open(c, ChannelConfig{Name: "x"}, testLogger(t))
+		if err == nil || !strings.Contains(err.Error(), "waited") || time.Since(start) < 300*time.Millisecond {
+			t.Fatalf("Open = %v after %v, want a failure after waiting ~500ms", err, time.Since(start))
+		}
+	})
+	t.Run("comes late", func(t *testing.T) {
+		type result struct {
+			ch  Channel
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			ch, err := Open(cfg, ChannelConfig{Name: "a", Sink: "chan1", Source: "chan2.monitor"}, testLogger(t))
+			done <- result{ch, err}
+		}()
+		time.Sleep(700 * time.Millisecond)
+		select {
+		case r := <-done:
+			t.Fatalf("Open returned before the server started: %v", r.err)
+		default:
+		}
+		srv := startPulseIn(t, dir)
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("Open after the late start: %v; server log: %s", r.err, srv.log())
+		}
+		defer r.ch.Close()
+		b, err := Open(cfg, ChannelConfig{Name: "b", Sink: "chan2", Source: "chan1.monitor"}, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		waitTone(t, r.ch, b, 440, 5*time.Second)
+	})
 }

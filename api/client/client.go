@@ -38,6 +38,12 @@ type Message struct {
 	Code       int      `json:"code"`        // call-ended
 	Token      string   `json:"token"`       // pong
 	Problems   []string `json:"problems"`    // fail of reload: every problem
+	Seq        uint64   `json:"seq"`         // broadcast events (extension); pong: the latest; else 0
+	Tag        string   `json:"tag"`         // direct answers to a tagged command (extension)
+	Version    string   `json:"version"`     // pong (extension)
+	UptimeS    int64    `json:"uptime_s"`    // pong (extension)
+	Started    string   `json:"started"`     // pong (extension): the daemon run's start time
+	Level      string   `json:"level"`       // log-level (extension)
 
 	Raw json.RawMessage `json:"-"`
 }
@@ -221,12 +227,52 @@ func failOf(cmd, account string) func(Message) bool {
 // Ping sends a ping and waits for its pong. Commands sent before it have
 // been run when it returns.
 func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.Pong(ctx)
+	return err
+}
+
+// Pong is Ping returning the pong, which tells the daemon's version and
+// uptime.
+func (c *Client) Pong(ctx context.Context) (Message, error) {
 	tok := "sync-" + strconv.FormatUint(c.tokens.Add(1), 10)
 	if err := c.Send(map[string]any{"cmd": api.CmdPing, "token": tok}); err != nil {
-		return err
+		return Message{}, err
 	}
-	_, err := c.WaitFor(ctx, func(m Message) bool { return m.Event == api.EventPong && m.Token == tok })
-	return err
+	return c.WaitFor(ctx, func(m Message) bool { return m.Event == api.EventPong && m.Token == tok })
+}
+
+// Resume asks for the broadcast events after seq since that this client
+// missed; they arrive, in order, before the answers to later commands.
+// started is the Started of a pong of the run since counts in ("": not
+// known): when the daemon has restarted since, every kept event of the new
+// run comes instead. A fail with cmd "resume" says what is lost.
+func (c *Client) Resume(since uint64, started string) error {
+	cmd := map[string]any{"cmd": api.CmdResume, "since": since}
+	if started != "" {
+		cmd["started"] = started
+	}
+	return c.Send(cmd)
+}
+
+// LogLevel sets the daemon's log level ("debug", "info", "warn", "error"),
+// or only reads it when level is "", and returns the level in force.
+func (c *Client) LogLevel(ctx context.Context, level string) (string, error) {
+	cmd := map[string]any{"cmd": api.CmdLogLevel}
+	if level != "" {
+		cmd["level"] = level
+	}
+	if err := c.Send(cmd); err != nil {
+		return "", err
+	}
+	isFail := failOf(api.CmdLogLevel, "")
+	m, err := c.WaitFor(ctx, func(m Message) bool { return isFail(m) || m.Event == api.EventLogLevel })
+	if err != nil {
+		return "", err
+	}
+	if m.Event == api.EventFail {
+		return "", &FailError{m}
+	}
+	return m.Level, nil
 }
 
 // do sends a command that has no answer of its own, then a ping: a fail of

@@ -401,30 +401,6 @@ func (c *cli) status(ctx context.Context, account string, asJSON bool) error {
 	})
 }
 
-// events prints every event until ctx ends (exit 0) or the daemon closes
-// the connection (exit 2).
-func (c *cli) events(ctx context.Context, asJSON bool) error {
-	cl, err := c.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	for {
-		m, err := cl.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return c.explain(err, c.timeout)
-		}
-		if asJSON {
-			fmt.Fprintf(c.stdout, "%s\n", m.Raw)
-		} else {
-			fmt.Fprintf(c.stdout, "%s %s\n", c.now().Format("15:04:05.000"), eventLine(m))
-		}
-	}
-}
-
 // reload asks the daemon to re-read its plan and prints what changed; a
 // rejected plan prints every problem on stderr (exit 1).
 func (c *cli) reload(ctx context.Context) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -107,7 +108,7 @@ func startServer(t *testing.T) (*api.Server, *fakeController) {
 func startServerOn(t *testing.T, cfg api.Config) (*api.Server, *fakeController) {
 	t.Helper()
 	ctrl := &fakeController{}
-	s := api.NewServer(cfg, ctrl, nil)
+	s := api.NewServer(cfg, ctrl, nil, api.WithVersion("9.9.9", time.Time{}), api.WithLogLevel(new(slog.LevelVar)))
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +176,11 @@ func TestCommands(t *testing.T) {
 		{name: "status one", args: []string{"status", "account-2"}, wantOut: "ACCOUNT    STATUS  MEANING                                        REGISTRATION\n" +
 			"account-2  403     rejected: 403 Forbidden (check user and pass)  -\n\nno calls\n"},
 		{name: "status unknown", args: []string{"status", "x"}, wantCode: 1, wantErr: `status failed: unknown account "x"`},
+		{name: "log-level read", args: []string{"log-level"}, wantOut: "info\n"},
+		{name: "log-level set", args: []string{"log-level", "debug"}, wantOut: "debug\n"},
+		{name: "log-level bad", args: []string{"log-level", "loud"}, wantCode: 1,
+			wantErr: `log-level failed: log-level: field "level" must be "debug", "info", "warn" or "error" (got "loud")`},
+		{name: "log-level two args", args: []string{"log-level", "a", "b"}, wantCode: 64, wantErr: "log-level: takes at most one LEVEL"},
 		// Usage errors.
 		{name: "unknown command", args: []string{"dial"}, wantCode: 64, wantErr: `unknown command "dial"`},
 		{name: "call one arg", args: []string{"call", "account-1"}, wantCode: 64, wantErr: "call: needs ACCOUNT NUM\nusage: telestra-sipctl call ACCOUNT NUM\n"},
@@ -229,6 +235,14 @@ account-1  7   out  3001    3009    ended   -        no      0:00:00   -      - 
 	}
 }
 
+func TestVersion(t *testing.T) {
+	s, _ := startServer(t)
+	code, out, errOut := runCLI(t, "-addr", s.Addr().String(), "version")
+	if code != 0 || !strings.HasPrefix(out, "telestra-sipctl dev\ntelestra-sipd 9.9.9 (up ") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
 func TestEvents(t *testing.T) {
 	for _, asJSON := range []bool{false, true} {
 		t.Run(fmt.Sprintf("json=%v", asJSON), func(t *testing.T) {
@@ -251,10 +265,10 @@ func TestEvents(t *testing.T) {
 				"12:00:00.000 call-ended account=account-2 call_id=1 reason=\"486 Busy Here\" code=486\n" +
 				"12:00:00.000 fail account=account-3 error=\"Failed to log in to account: account-3: 403 Forbidden\"\n"
 			if asJSON {
-				want = `{"event":"call-incoming","account":"account-2","call_id":1,"caller":"3001","caller_name":"account 1"}` + "\n" +
-					`{"event":"call-answered","account":"account-2","call_id":1}` + "\n" +
-					`{"event":"call-ended","account":"account-2","call_id":1,"reason":"486 Busy Here","code":486}` + "\n" +
-					`{"event":"fail","account":"account-3","error":"Failed to log in to account: account-3: 403 Forbidden"}` + "\n"
+				want = `{"event":"call-incoming","account":"account-2","call_id":1,"caller":"3001","caller_name":"account 1","seq":1}` + "\n" +
+					`{"event":"call-answered","account":"account-2","call_id":1,"seq":2}` + "\n" +
+					`{"event":"call-ended","account":"account-2","call_id":1,"reason":"486 Busy Here","code":486,"seq":3}` + "\n" +
+					`{"event":"fail","account":"account-3","error":"Failed to log in to account: account-3: 403 Forbidden","seq":4}` + "\n"
 			}
 			waitFor(t, func() bool { return strings.Count(out.String(), "\n") == 4 })
 			if out.String() != want {
@@ -274,6 +288,7 @@ func runWithClock(ctx context.Context, args []string, stdout, stderr *syncBuffer
 	return runOpts(ctx, args, stdout, stderr, func(c *cli) { c.now = func() time.Time { return fixed } })
 }
 
+// A daemon that does not answer the first ping is exit 2.
 func TestEventsDaemonGone(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/telestra/telestra-sip/api/client"
 )
@@ -69,7 +70,11 @@ daemon sends it, one JSON object a line.
 			}},
 		{name: "events", args: "[--json]", summary: "follow the broadcast events until interrupted",
 			help: `Prints every event with a time stamp (or, with --json, as the daemon sends
-it) until Ctrl-C (exit 0) or until the daemon closes the connection (exit 2).
+it, with its seq) until Ctrl-C (exit 0). When the connection is lost (a
+network blip, a daemon restart) it says so on stderr, reconnects and resumes
+after the last event printed, so that none is missed or printed twice; a
+daemon that restarted says so and its events are printed from the first it
+keeps. Exit 2 only when the first connection fails.
 `,
 			max: 0, countMsg: "takes no arguments besides --json", flags: jsonFlag,
 			run: func(c *cli, ctx context.Context, _ []string, f *cmdFlags) error { return c.events(ctx, f.json) }},
@@ -145,6 +150,39 @@ the running plan. The unit's ExecReload can use it.
 `,
 			max: 0, countMsg: "takes no arguments",
 			run: func(c *cli, ctx context.Context, _ []string, _ *cmdFlags) error { return c.reload(ctx) }},
+		{name: "log-level", args: "[LEVEL]", summary: "show or set the daemon's log level until the next reload",
+			help: `LEVEL is debug, info, warn or error. The level in force is printed. A reload
+(systemctl reload, or 'reload') goes back to the plan's [log] level.
+`,
+			max: 1, countMsg: "takes at most one LEVEL",
+			run: func(c *cli, ctx context.Context, args []string, _ *cmdFlags) error {
+				level := ""
+				if len(args) == 1 {
+					level = args[0]
+				}
+				return c.withClient(ctx, func(ctx context.Context, cl *client.Client) error {
+					got, err := cl.LogLevel(ctx, level)
+					if err == nil {
+						fmt.Fprintln(c.stdout, got)
+					}
+					return err
+				})
+			}},
+		{name: "version", summary: "print the versions of telestra-sipctl and of the running telestra-sipd",
+			max: 0, countMsg: "takes no arguments",
+			run: func(c *cli, ctx context.Context, _ []string, _ *cmdFlags) error {
+				fmt.Fprintln(c.stdout, "telestra-sipctl", version)
+				return c.withClient(ctx, func(ctx context.Context, cl *client.Client) error {
+					m, err := cl.Pong(ctx)
+					if err == nil {
+						if m.Version == "" {
+							m.Version = "(version not reported)"
+						}
+						fmt.Fprintf(c.stdout, "telestra-sipd %s (up %s)\n", m.Version, time.Duration(m.UptimeS)*time.Second)
+					}
+					return err
+				})
+			}},
 		{name: "send", args: "JSON", summary: "send a raw command; print the replies for a moment",
 			help: `Sends JSON as one message and prints each reply as the daemon sends it, one
 a line, until none came for half a second; a fail goes to stderr (exit 1).
@@ -179,11 +217,10 @@ func callCommand(fn func(context.Context, *client.Client, string, int, *cmdFlags
 	}
 }
 
-// apiNames are names people type by habit: the API's command names, and
-// version for the -version flag.
+// apiNames are names people type by habit: the API's command names.
 var apiNames = map[string]string{
 	"get-status": "status", "make-call": "call", "answer-call": "answer", "switch-call": "switch",
-	"hangup-call": "hangup", "dial": "call", "version": "-version",
+	"hangup-call": "hangup", "dial": "call",
 }
 
 func lookup(name string) (*command, error) {

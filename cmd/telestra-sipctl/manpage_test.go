@@ -19,7 +19,7 @@ func TestManPageCommands(t *testing.T) {
 	if start < 0 || end < start {
 		t.Fatal("no COMMANDS section before EXIT STATUS")
 	}
-	item := regexp.MustCompile(`(?m)^\*\*([a-z]+)\*\*(.*)$`)
+	item := regexp.MustCompile(`(?m)^\*\*([a-z-]+)\*\*(.*)$`)
 	documented := map[string]string{}
 	for _, m := range item.FindAllStringSubmatch(text[start:end], -1) {
 		if _, seen := documented[m[1]]; !seen { // the definition comes first

@@ -38,7 +38,6 @@ func TestUsage(t *testing.T) {
 		{name: "no command", args: nil, wantCode: 64, stderr: []string{"no command given; the commands are status, events,", "Run 'telestra-sipctl -h'"}},
 		{name: "typo", args: []string{"-plan", missing, "stauts"}, wantCode: 64, stderr: []string{`unknown command "stauts": did you mean "status"?`}},
 		{name: "API name", args: []string{"get-status"}, wantCode: 64, stderr: []string{`unknown command "get-status": did you mean "status"?`}},
-		{name: "version as a command", args: []string{"version"}, wantCode: 64, stderr: []string{`unknown command "version": did you mean "-version"?`}},
 		{name: "unknown", args: []string{"frobnicate"}, wantCode: 64, stderr: []string{`unknown command "frobnicate"; the commands are`}},
 		{name: "help unknown", args: []string{"help", "frob"}, wantCode: 64, stderr: []string{`unknown command "frob"`}},
 		{name: "bad flag", args: []string{"-bogus", "status"}, wantCode: 64, stderr: []string{"flag provided but not defined: -bogus"}},

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/telestra/telestra-sip/cmd/internal/daemon"
 	"github.com/telestra/telestra-sip/cmd/internal/plan"
@@ -38,6 +39,9 @@ options:
   -devices    with -check: also open every audio channel's devices and report
               the ones that do not open (exit 1)
   -version    print the version and exit
+  -debug-addr IP:PORT
+              serve process figures and Go profiles over HTTP on this
+              loopback address (off by default; for diagnosis only)
   -h, -help   print this help and exit
 
 SIGHUP (systemctl reload telestra-sipd, or telestra-sipctl reload) re-reads
@@ -56,12 +60,14 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	started := time.Now() // for the API's uptime
 	fs := flag.NewFlagSet("telestra-sipd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are printed below, help by -h
 	planPath := fs.String("plan", defaultPlan, "")
 	check := fs.Bool("check", false, "")
 	devices := fs.Bool("devices", false, "")
 	showVersion := fs.Bool("version", false, "")
+	debugAddr := fs.String("debug-addr", "", "")
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "telestra-sipd: "+format+"\nRun 'telestra-sipd -h' for help.\n", a...)
 		return exitUsage
@@ -93,13 +99,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	level := new(slog.LevelVar)
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	h, journal := daemon.NewLogHandler(stderr, level)
+	log := slog.New(h)
 	// sipgo logs a few transport warnings through slog.Default: keep them
 	// in the same format and at the plan's level.
 	slog.SetDefault(log)
 	if err != nil {
-		log.Error("SIP plan invalid; run telestra-sipd -check for every problem", "plan", *planPath, "err", err)
-		return exitFail
+		// Every problem on its own line at priority err (the unit shows
+		// them in systemctl status); the exit code keeps systemd from
+		// retrying a plan that cannot start (RestartPreventExitStatus=78).
+		for _, line := range problemLines(*planPath, err) {
+			logBeforeExit(log, stderr, journal, "SIP plan invalid: "+line, "plan", *planPath)
+		}
+		return exitConfig
 	}
 	for _, w := range p.Warnings {
 		log.Warn("SIP plan: setting has no effect", "problem", w.String())
@@ -112,13 +124,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(hup)
 
 	log.Info("starting telestra-sipd", "version", version, "plan", *planPath)
+	if *debugAddr != "" {
+		stopDebug, err := startDebug(*debugAddr, log)
+		if err != nil {
+			log.Error("telestra-sipd failed", "err", err)
+			return exitFail
+		}
+		defer stopDebug()
+	}
 	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup,
+		Version: version, Started: started,
 		RuntimeDir: os.Getenv("RUNTIME_DIRECTORY")})
 	if err != nil {
-		log.Error("telestra-sipd failed", "err", err)
+		logBeforeExit(log, stderr, journal, "telestra-sipd failed", "err", err)
 		return exitFail
 	}
 	return exitOK
+}
+
+// logBeforeExit logs an error that ends the process. In the journal it
+// goes over stderr with a syslog priority prefix (<3>, err) rather than as a
+// native datagram: journald finds a datagram's unit through the sender's
+// /proc entry, which a process exiting at once may no longer have, and the
+// line would be missing from journalctl -u. The stream is the unit's.
+func logBeforeExit(log *slog.Logger, stderr io.Writer, journal bool, msg string, args ...any) {
+	if !journal {
+		log.Error(msg, args...)
+		return
+	}
+	line := msg
+	for i := 0; i+1 < len(args); i += 2 {
+		line += fmt.Sprintf(" %v=%q", args[i], fmt.Sprint(args[i+1]))
+	}
+	fmt.Fprintf(stderr, "<3>%s\n", strings.ReplaceAll(line, "\n", "; "))
 }
 
 // checkPlan is -check: every problem on its own line so that an operator
@@ -158,17 +196,29 @@ func warningLine(w plan.Problem) string {
 	return w.String()
 }
 
-// printProblems prints one line per plan problem.
+// exitConfig is sysexits' EX_CONFIG: the daemon was started on a plan
+// that does not validate.
+const exitConfig = 78
+
+// printProblems prints one line per plan problem so that an operator sees
+// all of them at once.
 func printProblems(w io.Writer, path string, err error) {
+	for _, line := range problemLines(path, err) {
+		fmt.Fprintln(w, line)
+	}
+}
+
+func problemLines(path string, err error) []string {
 	var probs plan.Problems
 	if !errors.As(err, &probs) {
-		fmt.Fprintf(w, "%s: %v\n", path, err)
-		return
+		return []string{fmt.Sprintf("%s: %v", path, err)}
 	}
+	out := make([]string, 0, len(probs))
 	for _, p := range probs {
 		if p.Source == "" {
 			p.Source = path
 		}
-		fmt.Fprintln(w, p.String())
+		out = append(out, p.String())
 	}
+	return out
 }

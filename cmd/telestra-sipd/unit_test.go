@@ -51,10 +51,11 @@ func freeLoopbackPort(t *testing.T) int {
 
 // The daemon speaks sd_notify the way the packaged unit expects: the test
 // plays systemd with the unit's own settings (Type=notify, NotifyAccess=main,
-// WatchdogSec, ExecReload=SIGHUP, TimeoutStopSec) against the built binary.
+// WatchdogSec, TimeoutStopSec; SIGHUP is what `kill -HUP` sends, the unit's
+// ExecReload uses telestra-sipctl reload) against the built binary.
 func TestDaemonMatchesPackagedUnit(t *testing.T) {
 	unit := unitFile(t)
-	for k, want := range map[string]string{"Type": "notify", "NotifyAccess": "main", "ExecReload": "/bin/kill -HUP $MAINPID"} {
+	for k, want := range map[string]string{"Type": "notify", "NotifyAccess": "main", "ExecReload": "/usr/bin/telestra-sipctl reload", "RestartPreventExitStatus": "78"} {
 		if unit[k] != want {
 			t.Fatalf("unit %s=%q, want %q", k, unit[k], want)
 		}
@@ -151,7 +152,7 @@ register = false
 	// The first ping must come well inside WatchdogSec, or systemd kills us.
 	expect("WATCHDOG=1", watchdog/2)
 
-	cmd.Process.Signal(syscall.SIGHUP) // ExecReload
+	cmd.Process.Signal(syscall.SIGHUP) // kill -HUP, as an operator may
 	expect("RELOADING=1", 5*time.Second)
 	expect("READY=1", 5*time.Second)
 

@@ -23,7 +23,10 @@ func (c *controller) Login(_ context.Context, account string, user, pass, server
 }
 
 func (c *controller) MakeCall(_ context.Context, account, num string, accepted func(int)) error {
-	err := c.d.ua.Dial(account, num, accepted)
+	err := c.d.ua.Dial(account, num, func(id int) {
+		c.d.metrics.CallPlaced(id)
+		accepted(id)
+	})
 	if errors.Is(err, sip.ErrNoServer) {
 		return c.noServer(account, num)
 	}

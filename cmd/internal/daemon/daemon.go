@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/cmd/internal/metrics"
 	"github.com/telestra/telestra-sip/cmd/internal/plan"
 	"github.com/telestra/telestra-sip/hw"
 	"github.com/telestra/telestra-sip/sip"
@@ -33,6 +34,8 @@ type Options struct {
 	Level    *slog.LevelVar   // set from [log] level, also on reload
 	Reload   <-chan os.Signal // SIGHUP: re-read PlanPath
 	Notifier Notifier         // nil: sd_notify through $NOTIFY_SOCKET
+	Version  string           // in pong and build_info
+	Started  time.Time        // process start, for pong's uptime_s; zero: when Run starts
 	// RuntimeDir is $RUNTIME_DIRECTORY: the API address is written there
 	// for telestra-sipctl (runtime.go). "": not written.
 	RuntimeDir string
@@ -46,9 +49,10 @@ type Daemon struct {
 
 	// Only the goroutine of run (start, reload, stop) writes plan and
 	// touches channels; mu guards plan for the controller's readers.
-	mu       sync.Mutex
-	plan     *plan.Plan
-	channels map[string]openChannel
+	mu        sync.Mutex
+	plan      *plan.Plan
+	reloadErr bool // the last reload was rejected (STATUS= says so)
+	channels  map[string]openChannel
 	// running is the plan the listeners and media started with: what a
 	// reload compares the settings that need a restart against.
 	running *plan.Plan
@@ -56,12 +60,16 @@ type Daemon struct {
 	reloads  chan reloadRequest // the API's reload, served by run
 	stopping chan struct{}      // closed when run stops serving reloads
 
-	ua     *sip.UA
-	server *api.Server
-	trace  *tracer
-	hub    eventHub // server, or what wrapHub made of it
+	statusPoke chan struct{} // wakes statusLoop; capacity 1
+
+	ua      *sip.UA
+	server  *api.Server
+	trace   *tracer
+	hub     eventHub         // server, or what wrapHub made of it
+	metrics *metrics.Metrics // always fed; served when [metrics] address is set
 	// wrapHub lets a test stand between the event path and the hub.
 	wrapHub func(eventHub) eventHub
+	trim    *memTrimmer
 }
 
 type openChannel struct {
@@ -85,11 +93,18 @@ func newDaemon(opts Options) *Daemon {
 		channels: map[string]openChannel{},
 		reloads:  make(chan reloadRequest),
 		stopping: make(chan struct{}),
+
+		statusPoke: make(chan struct{}, 1),
 	}
 	if d.notify == nil {
 		d.notify = systemdNotifier{}
 	}
+	if d.opts.Started.IsZero() {
+		d.opts.Started = time.Now()
+	}
 	applyLogLevel(opts.Level, opts.Plan.Log.Level)
+	d.metrics = metrics.New(opts.Version, metrics.Sources{Accounts: d.metricsAccounts, API: d.apiStats})
+	d.trim = newMemTrimmer()
 	return d
 }
 
@@ -111,7 +126,8 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 
 	ctrl := &controller{d: d}
 	d.trace = &tracer{d: d}
-	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl), api.WithTracer(d.trace))
+	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl),
+		api.WithLogLevel(d.opts.Level), api.WithVersion(d.opts.Version, d.opts.Started), api.WithTracer(d.trace))
 	d.hub = d.server
 	if d.wrapHub != nil {
 		d.hub = d.wrapHub(d.server)
@@ -127,12 +143,38 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 			defer os.Remove(path)
 		}
 	}
+	var metricsSrv *metrics.Server
+	if p.Metrics.Address != "" {
+		if metricsSrv, err = d.metrics.Listen(p.Metrics.Address, d.log.With("component", "metrics")); err != nil {
+			_ = d.server.Close() // closes the bound API listener
+			return err
+		}
+	}
 
 	uaCtx, stopUA := context.WithCancel(context.Background())
 	defer stopUA()
 	if err := ua.Start(uaCtx); err != nil {
 		_ = d.server.Close() // closes the bound API listener
+		if metricsSrv != nil {
+			done, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = metricsSrv.Serve(done)
+		}
 		return fmt.Errorf("SIP listener on %s: %w", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), err)
+	}
+	if metricsSrv != nil {
+		mctx, stopMetrics := context.WithCancel(context.Background())
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := metricsSrv.Serve(mctx); err != nil {
+				d.log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
+		// Sampled often enough that an ended call's last RTP counts are
+		// read before it stops being listed.
+		go func() { defer wg.Done(); d.metrics.RunSampler(mctx, sampleInterval(p)) }()
+		defer stopMetrics()
 	}
 
 	d.trace.SetSIPTrace(p.Log.SIPTrace)
@@ -141,13 +183,20 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 
 	// Both sockets are bound: tell systemd.
 	d.sdNotify("READY=1")
+	if metricsSrv != nil {
+		d.log.Info("metrics endpoint ready", "address", "http://"+metricsSrv.Addr().String()+"/metrics")
+	}
 	d.log.Info("telestra-sipd ready", "api", d.server.Addr().String(),
 		"sip", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), "accounts", len(p.Accounts),
 		"backend", p.Audio.Backend, "channels", channelSummary(p))
 
 	wdCtx, stopWD := context.WithCancel(ctx)
-	wg.Add(1)
+	wg.Add(3)
 	go func() { defer wg.Done(); d.watchdog(wdCtx) }()
+	go func() { defer wg.Done(); d.statusLoop(wdCtx, statusPeriod) }()
+	trimTick := time.NewTicker(trimCheck)
+	defer trimTick.Stop()
+	go func() { defer wg.Done(); d.trim.run(wdCtx, trimTick.C) }()
 
 	for running := true; running; {
 		select {
@@ -212,6 +261,7 @@ func apiConfig(p *plan.Plan) api.Config {
 		Allow:           append([]netip.Prefix(nil), p.TCP.Allow...),
 		MaxClients:      p.TCP.MaxClients,
 		MaxMessageBytes: p.TCP.MaxMessageBytes,
+		EventHistory:    p.TCP.EventHistory,
 	}
 }
 
@@ -273,6 +323,12 @@ func hwConfig(p *plan.Plan) hw.Config {
 	}
 }
 
+// SoundServerWait is how long a start waits for a pulse server that is not
+// running yet (PipeWire in a user session, PulseAudio started after us):
+// within the unit's TimeoutStartSec=30s, and logged while it waits. A
+// reload does not wait: it fails and keeps the running plan.
+const SoundServerWait = 20 * time.Second
+
 func channelConfig(c plan.Channel) hw.ChannelConfig {
 	return hw.ChannelConfig{Name: c.Name, Sink: c.Sink, Source: c.Source, Loopback: c.Loopback}
 }
@@ -280,6 +336,7 @@ func channelConfig(c plan.Channel) hw.ChannelConfig {
 // openChannels opens every channel of p; on failure the ones opened are closed.
 func (d *Daemon) openChannels(p *plan.Plan) error {
 	cfg := hwConfig(p)
+	cfg.ServerWait = SoundServerWait
 	for _, c := range p.Audio.Channels {
 		cc := channelConfig(c)
 		ch, err := hw.Open(cfg, cc, d.log.With("component", "hw", "channel", c.Name))

@@ -19,6 +19,8 @@ type eventHub interface {
 
 // onSIPEvent is the UA's event handler; it must not block.
 func (d *Daemon) onSIPEvent(e sip.Event) {
+	d.observe(e)
+	d.pokeStatus()
 	if ev := apiEvent(e); ev != nil {
 		d.hub.Broadcast(ev)
 	}

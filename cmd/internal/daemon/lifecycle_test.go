@@ -104,6 +104,24 @@ func expectState(t *testing.T, ch <-chan string, want string, within time.Durati
 	}
 }
 
+// expectStates waits for every one of want, in any order.
+func expectStates(t *testing.T, ch <-chan string, within time.Duration, want ...string) {
+	t.Helper()
+	missing := map[string]bool{}
+	for _, w := range want {
+		missing[w] = true
+	}
+	deadline := time.After(within)
+	for len(missing) > 0 {
+		select {
+		case s := <-ch:
+			delete(missing, s)
+		case <-deadline:
+			t.Fatalf("within %v, not seen: %v", within, missing)
+		}
+	}
+}
+
 func TestDaemonSystemdNotifyLifecycle(t *testing.T) {
 	states := notifySocket(t)
 	t.Setenv("WATCHDOG_USEC", "200000") // 200 ms: pings every 100 ms
@@ -125,7 +143,7 @@ func TestDaemonSystemdNotifyLifecycle(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.run(ctx) }()
 
-	expectState(t, states, "READY=1", 5*time.Second)
+	expectStates(t, states, 5*time.Second, "READY=1", "STATUS=1 account (none registers), 0 calls")
 	// READY=1 promises bound sockets.
 	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", apiPort))
 	if err != nil {
@@ -169,7 +187,8 @@ func TestDaemonSystemdNotifyLifecycle(t *testing.T) {
 		}
 		reload <- syscall.SIGHUP
 		expectState(t, states, "RELOADING=1", time.Second)
-		expectState(t, states, "READY=1", time.Second)
+		// STATUS= comes from its own goroutine: before or after READY=1.
+		expectStates(t, states, time.Second, "READY=1", "STATUS=1 account (none registers), 0 calls; last reload rejected (journalctl -u telestra-sipd -p err)")
 		d.mu.Lock()
 		after := d.plan
 		d.mu.Unlock()

@@ -14,7 +14,7 @@ import (
 // restartSections are read only at start: the listeners and the media
 // configuration. A reload reports their changes against what is running
 // instead of half-applying them.
-var restartSections = []string{"tcp-settings.", "sip-settings.", "rtp-settings."}
+var restartSections = []string{"tcp-settings.", "sip-settings.", "rtp-settings.", "metrics."}
 
 func needsRestart(key string) bool {
 	for _, s := range restartSections {
@@ -92,10 +92,19 @@ func apiChange(c plan.Change, restart bool) api.Change {
 func (d *Daemon) reload() reloadResult {
 	d.sdNotify("RELOADING=1")
 	defer d.sdNotify("READY=1")
+	res := d.loadAndApply()
+	d.mu.Lock()
+	d.reloadErr = res.err != nil
+	d.mu.Unlock()
+	d.pokeStatus()
+	return res
+}
 
+func (d *Daemon) loadAndApply() reloadResult {
 	np, err := plan.Load(d.opts.PlanPath)
 	if err != nil {
 		d.log.Error("reload: plan rejected, keeping the running plan", "plan", d.opts.PlanPath, "err", err)
+		d.rejected()
 		return reloadResult{err: &api.ReloadRejected{Plan: d.opts.PlanPath, Problems: problemLines(d.opts.PlanPath, err)}}
 	}
 	res := reloadResult{warnings: np.Warnings}
@@ -111,6 +120,7 @@ func (d *Daemon) reload() reloadResult {
 	}
 	if err := d.apply(np); err != nil {
 		d.log.Error("reload: not applied, keeping the running plan", "plan", d.opts.PlanPath, "err", err)
+		d.rejected()
 		return reloadResult{err: &api.ReloadRejected{Plan: d.opts.PlanPath, Problems: []string{err.Error()}}}
 	}
 	for _, c := range res.applied {
@@ -122,6 +132,7 @@ func (d *Daemon) reload() reloadResult {
 	for _, w := range np.Warnings {
 		d.log.Warn("SIP plan: setting has no effect", "problem", w.String())
 	}
+	d.metrics.Reload(true)
 	d.log.Info("reload: plan applied", "plan", d.opts.PlanPath, "accounts", len(np.Accounts),
 		"changes", len(res.applied), "restart_needed", len(res.restart))
 	return res
@@ -141,6 +152,13 @@ func problemLines(path string, err error) []string {
 		out[i] = p.String()
 	}
 	return out
+}
+
+// rejected counts a rejected reload. A reload, even a rejected one, puts
+// the log level back to the running plan's (log-level may have changed it).
+func (d *Daemon) rejected() {
+	d.metrics.Reload(false)
+	applyLogLevel(d.opts.Level, d.plan.Log.Level)
 }
 
 // apply runs on run's goroutine, the only writer of d.plan and d.channels,

@@ -55,7 +55,7 @@ func (t *tracer) message(m sip.TraceMessage) {
 	if toLog {
 		t.d.log.Debug("SIP message", "component", "sip-trace", "direction", dir, "transport", m.Transport,
 			"local", m.Local, "remote", m.Remote, "account", m.Account, "sip_call_id", m.CallID,
-			"first_line", m.FirstLine, "message", string(m.Data))
+			"first_line", m.FirstLine, "sip_message", string(m.Data))
 	}
 	if toClients {
 		t.d.server.TraceSIP(api.SIPMessage{

@@ -86,18 +86,21 @@ func playLoop(t *testing.T, pa *testpeers.Pulse, sink string, hz float64) {
 
 // TestAudio: a peer hears its own 440 Hz back from an echo channel, and a
 // 1 kHz tone from a tone channel, with each audio backend: the loopback
-// fake, PulseAudio (null sinks; echo = the sink's monitor as the source) and
-// ALSA through ALSA's pulse plugin.
+// fake, PulseAudio and PipeWire's pipewire-pulse (null sinks; echo = the
+// sink's monitor as the source) and ALSA through ALSA's pulse plugin.
 func TestAudio(t *testing.T) {
 	tests := []struct {
-		name    string
-		backend string
-		tone    bool // a 1 kHz channel instead of an echo channel
+		name     string
+		backend  string
+		tone     bool // a 1 kHz channel instead of an echo channel
+		pipewire bool // pipewire-pulse (RHEL 9) instead of PulseAudio
 	}{
 		{name: "loopback echo", backend: "loopback"},
 		{name: "loopback tone", backend: "loopback", tone: true},
 		{name: "pulse echo", backend: "pulse"},
 		{name: "pulse tone", backend: "pulse", tone: true},
+		{name: "pipewire echo", backend: "pulse", pipewire: true},
+		{name: "pipewire tone", backend: "pulse", pipewire: true, tone: true},
 		{name: "alsa echo", backend: "alsa"},
 		{name: "alsa tone", backend: "alsa", tone: true},
 	}
@@ -115,7 +118,11 @@ func TestAudio(t *testing.T) {
 				}
 				pl.Channels = []channel{{Name: "ch1", Loopback: lb}}
 			case "pulse", "alsa":
-				pa := testpeers.StartPulse(t)
+				start := testpeers.StartPulse
+				if tc.pipewire {
+					start = testpeers.StartPipeWire
+				}
+				pa := start(t)
 				pa.NullSink("chan1")
 				src := "chan1.monitor" // what the daemon plays comes back
 				if tc.tone {

@@ -42,9 +42,12 @@ type plan struct {
 	Codecs          []string // [rtp-settings] codecs; default the daemon's (PCMU, PCMA)
 	Address         string   // [tcp-settings] and [sip-settings] address; default 127.0.0.1
 	Allow           []string // [tcp-settings] allow; default none (any client)
+	EventHistory    int      // [tcp-settings] event-history; 0: the daemon's default
+	Metrics         bool     // serve [metrics] on a free port (MetricsAddr)
 
 	// Filled in by render.
 	APIPort, SIPPort, RTPMin, RTPMax int
+	MetricsAddr                      string
 }
 
 func q(s string) string { return fmt.Sprintf("%q", s) }
@@ -73,7 +76,14 @@ func (p *plan) render(t *testing.T) string {
 		}
 		fmt.Fprintf(&b, "allow = [%s]\n", strings.Join(quoted, ", "))
 	}
+	if p.EventHistory > 0 {
+		fmt.Fprintf(&b, "event-history = %d\n", p.EventHistory)
+	}
 	b.WriteString("\n")
+	if p.Metrics {
+		p.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", testpeers.FreePort(t))
+		fmt.Fprintf(&b, "[metrics]\naddress = %q\n\n", p.MetricsAddr)
+	}
 	fmt.Fprintf(&b, "[sip-settings]\naddress = %s\nport = %d\nuser-agent = \"telestra-e2e\"\n", q(addr), p.SIPPort)
 	if len(p.Transports) > 0 {
 		quoted := make([]string, len(p.Transports))

@@ -179,3 +179,30 @@ func TestSIGTERM(t *testing.T) {
 		t.Errorf("location of 3001 after SIGTERM: present=%t (%v), want gone (un-REGISTER)", ok, err)
 	}
 }
+
+// TestLoginOtherUser: login with another user on an account whose plan has
+// no auth-user authenticates as the new user (the digest user follows
+// "user"), so Kamailio, which requires the digest user to match From,
+// accepts it: status 200 and the new user's location, the old one removed.
+func TestLoginOtherUser(t *testing.T) {
+	e := newEnv(t)
+	e.start(&plan{Accounts: []account{e.user("acc1", "3001")}})
+	waitRegistered(t, e.c, "acc1", 200)
+	if err := e.k.WaitLocation(e.ctx, "3001", true); err != nil {
+		t.Fatal(err)
+	}
+	user, pass := "3002", "sip3002"
+	if err := e.c.Login(e.ctx, "acc1", &user, &pass, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.k.WaitLocation(peerCtx(t, 15*time.Second), "3002", true); err != nil {
+		t.Fatalf("%v; kamailio REGISTER lines:\n%s", err, strings.Join(e.k.LogLines("REGISTER"), "\n"))
+	}
+	waitRegistered(t, e.c, "acc1", 200)
+	if err := e.k.WaitLocation(peerCtx(t, 5*time.Second), "3001", false); err != nil {
+		t.Error(err)
+	}
+	if len(e.k.LogLines("REGISTER saved 3002")) == 0 {
+		t.Error("kamailio did not save a REGISTER of 3002")
+	}
+}

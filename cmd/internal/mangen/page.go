@@ -28,8 +28,15 @@ func convert(doc []byte) (page, error) {
 	if err != nil {
 		return page{}, err
 	}
-	return page{name: name, section: section, file: name + "." + section, troff: md2man.Render(doc)}, nil
+	troff := troffChars.Replace(string(md2man.Render(doc)))
+	return page{name: name, section: section, file: name + "." + section, troff: []byte(troff)}, nil
 }
+
+// troffChars turns the non-ASCII characters the pages use into troff's
+// named glyphs: groff without preconv (and RHEL 8's man) reads UTF-8 bytes
+// as invalid input.
+var troffChars = strings.NewReplacer("→", `\(->`, "←", `\(<-`, "—", `\(em`, "–", `\(en`,
+	"≤", `\(<=`, "≥", `\(>=`, "×", `\(mu`, "…", `...`)
 
 // title returns name and section from the first level-1 heading, either
 // setext ("title" then "====") or ATX ("# title").

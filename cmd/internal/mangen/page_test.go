@@ -82,3 +82,21 @@ func TestRun(t *testing.T) {
 		}
 	})
 }
+
+func TestNonASCIIBecomesTroffGlyphs(t *testing.T) {
+	p, err := convert([]byte("x 1 \"2026\" \"s\" \"m\"\n=====\n\nKEY = OLD → NEW, at most ≤ 2 — done\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(p.troff)
+	for _, want := range []string{`OLD \(-> NEW`, `\(<= 2`, `\(em done`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("troff lacks %q:\n%s", want, got)
+		}
+	}
+	for _, r := range got {
+		if r > 127 {
+			t.Fatalf("non-ASCII %q left in the troff:\n%s", r, got)
+		}
+	}
+}

@@ -121,6 +121,7 @@ func (d *decoder) decode(data []byte) *Plan {
 		"allow":             d.prefixes(&p.TCP.Allow),
 		"max-clients":       d.integer(&p.TCP.MaxClients),
 		"max-message-bytes": d.integer(&p.TCP.MaxMessageBytes),
+		"event-history":     d.integer(&p.TCP.EventHistory),
 	}}
 	sip := section{toml.Key{"sip-settings"}, map[string]func(string, any){
 		"address":           d.str(&p.SIP.Address),
@@ -145,6 +146,9 @@ func (d *decoder) decode(data []byte) *Plan {
 		"level":     d.str(&p.Log.Level),
 		"sip-trace": d.boolean(&p.Log.SIPTrace),
 	}}
+	metrics := section{toml.Key{"metrics"}, map[string]func(string, any){
+		"address": d.str(&p.Metrics.Address),
+	}}
 	var channels, accounts map[string]toml.Primitive
 	audio := section{toml.Key{"audio"}, map[string]func(string, any){
 		"backend":      d.str(&p.Audio.Backend),
@@ -164,6 +168,8 @@ func (d *decoder) decode(data []byte) *Plan {
 			d.table(rtp, prim, nil)
 		case "log":
 			d.table(logs, prim, nil)
+		case "metrics":
+			d.table(metrics, prim, nil)
 		case "audio":
 			d.table(audio, prim, map[string]func(toml.Primitive){
 				"channels": func(cp toml.Primitive) { channels = d.subtables(toml.Key{"audio", "channels"}, cp) },
@@ -207,7 +213,7 @@ func (d *decoder) decode(data []byte) *Plan {
 	return p
 }
 
-const knownTop = "tcp-settings, sip-settings, rtp-settings, audio, log, accounts"
+const knownTop = "tcp-settings, sip-settings, rtp-settings, audio, log, metrics, accounts"
 
 // table decodes one table of the schema; sub names keys that are tables of
 // their own. It reports whether the value was a table.

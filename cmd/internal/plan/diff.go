@@ -30,6 +30,7 @@ func Settings(p *Plan) []Setting {
 	add("tcp-settings.allow", list(allow))
 	add("tcp-settings.max-clients", strconv.Itoa(t.MaxClients))
 	add("tcp-settings.max-message-bytes", strconv.Itoa(t.MaxMessageBytes))
+	add("tcp-settings.event-history", strconv.Itoa(t.EventHistory))
 	s := p.SIP
 	add("sip-settings.address", quote(s.Address))
 	add("sip-settings.port", strconv.Itoa(s.Port))
@@ -58,6 +59,7 @@ func Settings(p *Plan) []Setting {
 	}
 	add("log.level", quote(p.Log.Level))
 	add("log.sip-trace", strconv.FormatBool(p.Log.SIPTrace))
+	add("metrics.address", quote(p.Metrics.Address))
 	for _, a := range p.Accounts {
 		key := func(field string) string { return toml.Key{"accounts", a.Name, field}.String() }
 		add(toml.Key{"accounts", a.Name}.String(), "")
@@ -68,7 +70,7 @@ func Settings(p *Plan) []Setting {
 		}
 		add(key("pass"), pass)
 		add(key("server"), quote(a.Server))
-		add(key("auth-user"), quote(a.AuthUser))
+		add(key("auth-user"), quote(a.DigestUser()))
 		add(key("display-name"), quote(a.DisplayName))
 		add(key("register"), strconv.FormatBool(a.Register))
 		add(key("channel"), quote(a.Channel))
@@ -191,7 +193,7 @@ func followsFallback(old, new *Plan, key string) bool {
 	b, _ := new.Account(accountOf(key))
 	switch {
 	case strings.HasSuffix(key, ".auth-user"):
-		return a.AuthUser == a.User && b.AuthUser == b.User
+		return a.DigestUser() == a.User && b.DigestUser() == b.User
 	case strings.HasSuffix(key, ".display-name"):
 		return a.DisplayName == a.Name && b.DisplayName == b.Name
 	}

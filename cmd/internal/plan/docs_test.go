@@ -251,7 +251,7 @@ func TestSettingsCoverEveryKey(t *testing.T) {
 		have[s.Key] = true
 	}
 	tables := map[string]string{ // table → a key of it
-		"tcp-settings": "", "sip-settings": "", "rtp-settings": "", "audio": "", "log": "",
+		"tcp-settings": "", "sip-settings": "", "rtp-settings": "", "audio": "", "log": "", "metrics": "",
 		"audio.channels.c": "", "accounts.a": "",
 	}
 	for _, top := range knownKeys("zzz-unknown = 1\n") {

@@ -23,6 +23,7 @@ type Plan struct {
 	RTP      RTPSettings // [rtp-settings]
 	Audio    Audio       // [audio]
 	Log      Log         // [log]
+	Metrics  Metrics     // [metrics]
 	Accounts []Account   // [accounts.NAME] in the order they appear in the file
 
 	// Warnings are settings the file sets that have no effect with the
@@ -38,6 +39,7 @@ type TCPSettings struct {
 	Allow           []netip.Prefix // peers that may connect; empty: any. A bare IP is a /32 or /128.
 	MaxClients      int            // simultaneous API connections; default 64
 	MaxMessageBytes int            // largest accepted command, NUL excluded; default 65536
+	EventHistory    int            // broadcast events kept for the API's resume; default 1024
 }
 
 // SIPSettings is [sip-settings], the user agent.
@@ -86,14 +88,21 @@ type Log struct {
 	SIPTrace bool
 }
 
-// Account is one [accounts.NAME] table. After Parse, AuthUser, DisplayName
-// and Channel are never empty: their documented fallbacks are filled in.
+// Metrics is [metrics], the Prometheus endpoint.
+type Metrics struct {
+	Address string // HOST:PORT serving /metrics; default "": off
+}
+
+// Account is one [accounts.NAME] table. After Parse, DisplayName and Channel
+// are never empty: their documented fallbacks are filled in. AuthUser stays
+// empty when the file leaves it out, so the digest user follows User, also
+// when a login replaces User.
 type Account struct {
 	Name        string // the table name; the API's "account"
 	User        string // SIP user (extension)
 	Pass        string // digest password; never logged or shown in errors
 	Server      string // registrar/proxy host[:port]; empty: no registration, local/direct calls only
-	AuthUser    string // digest user name; empty in the file: User
+	AuthUser    string // digest user name; empty: User (the effective one, after a login)
 	DisplayName string // From display name; empty in the file: Name
 	Register    bool   // register with Server; default true (nothing to do without a Server)
 	Channel     string // audio channel of the account's active call
@@ -108,6 +117,15 @@ func (a Account) String() string {
 	}
 	return fmt.Sprintf("{Name:%s User:%s Pass:%s Server:%s AuthUser:%s DisplayName:%q Register:%t Channel:%s MaxCalls:%d}",
 		a.Name, a.User, pass, a.Server, a.AuthUser, a.DisplayName, a.Register, a.Channel, a.MaxCalls)
+}
+
+// DigestUser is the user name the account authenticates with: auth-user,
+// else user.
+func (a Account) DigestUser() string {
+	if a.AuthUser != "" {
+		return a.AuthUser
+	}
+	return a.User
 }
 
 // LogValue leaves the password out of structured logs.
@@ -137,6 +155,7 @@ func Default() *Plan {
 			Port:            3550,
 			MaxClients:      64,
 			MaxMessageBytes: 65536,
+			EventHistory:    1024,
 		},
 		SIP: SIPSettings{
 			Address:         "0.0.0.0",
@@ -235,9 +254,6 @@ func (p *Plan) resolve() {
 		a := &p.Accounts[i]
 		if a.Channel == "" && len(p.Audio.Channels) == 1 {
 			a.Channel = p.Audio.Channels[0].Name
-		}
-		if a.AuthUser == "" {
-			a.AuthUser = a.User
 		}
 		if a.DisplayName == "" {
 			a.DisplayName = a.Name

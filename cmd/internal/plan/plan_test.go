@@ -197,6 +197,18 @@ func TestKeys(t *testing.T) {
 		{name: "max-message-bytes min", edits: []string{`[tcp-settings] max-message-bytes = 1024`}, get: func(p *Plan) any { return p.TCP.MaxMessageBytes }, want: 1024},
 		{name: "max-message-bytes too small", edits: []string{`[tcp-settings] max-message-bytes = 1023`}, wantKey: "tcp-settings.max-message-bytes"},
 		{name: "max-message-bytes too big", edits: []string{`[tcp-settings] max-message-bytes = 16777217`}, wantKey: "tcp-settings.max-message-bytes"},
+		{name: "event-history default", get: func(p *Plan) any { return p.TCP.EventHistory }, want: 1024},
+		{name: "event-history one", edits: []string{`[tcp-settings] event-history = 1`}, get: func(p *Plan) any { return p.TCP.EventHistory }, want: 1},
+		{name: "event-history zero", edits: []string{`[tcp-settings] event-history = 0`}, wantKey: "tcp-settings.event-history"},
+		{name: "event-history too big", edits: []string{`[tcp-settings] event-history = 65537`}, wantKey: "tcp-settings.event-history"},
+		{name: "metrics off by default", get: func(p *Plan) any { return p.Metrics.Address }, want: ""},
+		{name: "metrics address", edits: []string{`[metrics] address = "127.0.0.1:9550"`}, get: func(p *Plan) any { return p.Metrics.Address }, want: "127.0.0.1:9550"},
+		{name: "metrics IPv6", edits: []string{`[metrics] address = "[::1]:9550"`}, get: func(p *Plan) any { return p.Metrics.Address }, want: "[::1]:9550"},
+		{name: "metrics without port", edits: []string{`[metrics] address = "127.0.0.1"`}, wantKey: "metrics.address"},
+		{name: "metrics host name", edits: []string{`[metrics] address = "localhost:9550"`}, wantKey: "metrics.address"},
+		{name: "metrics port zero", edits: []string{`[metrics] address = "127.0.0.1:0"`}, wantKey: "metrics.address"},
+		{name: "metrics on the API port", edits: []string{`[metrics] address = "127.0.0.1:3550"`}, wantKey: "metrics.address"},
+		{name: "metrics unknown key", edits: []string{`[metrics] port = 9550`}, wantKey: "metrics.port"},
 
 		// [sip-settings]
 		{name: "sip address default", get: func(p *Plan) any { return p.SIP.Address }, want: "0.0.0.0"},
@@ -321,7 +333,7 @@ func TestKeys(t *testing.T) {
 		{name: "log level upper case", edits: []string{`[log] level = "INFO"`}, wantKey: "log.level"},
 
 		// [accounts.NAME]
-		{name: "account defaults", get: acctAny, want: Account{Name: "account-1", User: "3001", Pass: secret, AuthUser: "3001", DisplayName: "account-1", Register: true, Channel: "ch1", MaxCalls: 4}},
+		{name: "account defaults", get: acctAny, want: Account{Name: "account-1", User: "3001", Pass: secret, DisplayName: "account-1", Register: true, Channel: "ch1", MaxCalls: 4}},
 		{name: "user missing", edits: []string{`[accounts.account-1] user`}, wantKey: "accounts.account-1.user", wantMsg: "required"},
 		{name: "user with space", edits: []string{`[accounts.account-1] user = "30 01"`}, wantKey: "accounts.account-1.user"},
 		{name: "user with at", edits: []string{`[accounts.account-1] user = "3001@pbx"`}, wantKey: "accounts.account-1.user"},
@@ -466,7 +478,7 @@ func TestAccountsNotATable(t *testing.T) {
 func TestDefault(t *testing.T) {
 	d := Default()
 	want := &Plan{
-		TCP: TCPSettings{Address: "0.0.0.0", Port: 3550, MaxClients: 64, MaxMessageBytes: 65536},
+		TCP: TCPSettings{Address: "0.0.0.0", Port: 3550, MaxClients: 64, MaxMessageBytes: 65536, EventHistory: 1024},
 		SIP: SIPSettings{Address: "0.0.0.0", Port: 5060, Transports: []string{"udp"}, UserAgent: "Telestra",
 			RegisterExpires: dur("300s"), RegisterRetry: dur("5s"), EndedCallLinger: dur("10s"), SessionExpires: dur("1800s")},
 		RTP: RTPSettings{PortMin: 16384, PortMax: 16999, Codecs: []string{"PCMU", "PCMA"},
@@ -721,7 +733,7 @@ func TestShippedPlans(t *testing.T) {
 		d := Default()
 		d.Audio.Channels = []Channel{{Name: "ch1", Loopback: "echo"}}
 		d.Accounts = []Account{{Name: "account-1", User: "3001", Pass: "sip3001", Server: "pbx.example.com",
-			AuthUser: "3001", DisplayName: "account-1", Register: true, Channel: "ch1", MaxCalls: 4}}
+			DisplayName: "account-1", Register: true, Channel: "ch1", MaxCalls: 4}}
 		if !reflect.DeepEqual(p, d) {
 			t.Fatalf("packaging/sipplan.toml differs from the defaults:\n got %+v\nwant %+v", p, d)
 		}

@@ -24,6 +24,7 @@ const (
 	minMessageBytes    = 1024
 	maxMessageBytes    = 16 << 20
 	maxNameLen         = 64
+	maxEventHistory    = 1 << 16 // about 10 MB of kept frames
 )
 
 // Known values of the enumerated keys, in the order the docs list them.
@@ -44,6 +45,7 @@ func (p *Plan) Validate() error {
 	v.rtp(&p.RTP)
 	v.audio(&p.Audio, media.ChannelRate(p.RTP.Codecs))
 	v.log(&p.Log)
+	v.metrics(&p.Metrics)
 	v.accounts(p)
 	v.conflicts(p)
 	if len(v.probs) == 0 {
@@ -124,6 +126,27 @@ func (v *validator) tcp(t *TCPSettings) {
 	}
 	if t.MaxMessageBytes < minMessageBytes || t.MaxMessageBytes > maxMessageBytes {
 		v.add("tcp-settings.max-message-bytes", "must be from %d to %d (got %d)", minMessageBytes, maxMessageBytes, t.MaxMessageBytes)
+	}
+	if t.EventHistory < 1 || t.EventHistory > maxEventHistory {
+		v.add("tcp-settings.event-history", "must be from 1 to %d (got %d)", maxEventHistory, t.EventHistory)
+	}
+}
+
+// metrics: empty (off) or IP:PORT to listen on.
+func (v *validator) metrics(m *Metrics) {
+	if m.Address == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(m.Address)
+	if err != nil {
+		v.add("metrics.address", "must be IP:PORT such as \"127.0.0.1:9550\", or empty for no metrics (got %q)", m.Address)
+		return
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		v.add("metrics.address", "must start with an IP address such as \"127.0.0.1\" (got %q)", host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.add("metrics.address", "must end with a port number from 1 to 65535 (got %q)", port)
 	}
 }
 
@@ -285,6 +308,9 @@ func (v *validator) conflicts(p *Plan) {
 	}
 	if p.TCP.Port == p.SIP.Port && slices.Contains(p.SIP.Transports, "tcp") {
 		v.add("tcp-settings.port", "TCP port %d is also the SIP port with transport \"tcp\"; move one of them", p.TCP.Port)
+	}
+	if _, port, err := net.SplitHostPort(p.Metrics.Address); err == nil && port == strconv.Itoa(p.TCP.Port) {
+		v.add("metrics.address", "port %s is also the API port [tcp-settings] port; move one of them", port)
 	}
 	calls := 0
 	for _, a := range p.Accounts {

@@ -429,6 +429,10 @@ func (b *Baresip) Pause() error { return b.proc.signal(syscall.SIGSTOP) }
 // Continue resumes a paused process (SIGCONT).
 func (b *Baresip) Continue() error { return b.proc.signal(syscall.SIGCONT) }
 
+// Kill ends baresip with SIGKILL: no BYE, no un-REGISTER, as if it
+// crashed.
+func (b *Baresip) Kill() error { return b.proc.signal(syscall.SIGKILL) }
+
 // Stop ends baresip (SIGTERM: it hangs up and un-registers). Idempotent.
 func (b *Baresip) Stop() {
 	if b.proc == nil {

@@ -28,9 +28,14 @@ var (
 )
 
 // DaemonBinary builds cmd/telestra-sipd once per test binary (with -race
-// when the tests run with -race) and returns its path.
+// when the tests run with -race) and returns its path. TESTPEERS_DAEMON
+// names a prebuilt binary to run instead (another version side by side,
+// for a reference figure).
 func DaemonBinary(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv("TESTPEERS_DAEMON"); bin != "" {
+		return bin
+	}
 	root := RepoRoot(t)
 	buildOnce.Do(func() {
 		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
@@ -84,6 +89,9 @@ type DaemonOptions struct {
 	// NoWait returns right after the process starts instead of waiting for
 	// the API port.
 	NoWait bool
+	// Bin runs this telestra-sipd build instead of DaemonBinary's (a
+	// benchmark's reference build of another commit).
+	Bin string
 }
 
 // Daemon is a running telestra-sipd.
@@ -107,7 +115,10 @@ func StartDaemon(t testing.TB, planTOML string) *Daemon {
 // StartDaemonWith is StartDaemon with options.
 func StartDaemonWith(t testing.TB, planTOML string, opts DaemonOptions) *Daemon {
 	t.Helper()
-	bin := DaemonBinary(t)
+	bin := opts.Bin
+	if bin == "" {
+		bin = DaemonBinary(t)
+	}
 	d := &Daemon{t: t, dir: LogDir(t, "daemon")}
 	d.plan = filepath.Join(d.dir, "sipplan.toml")
 	if err := os.WriteFile(d.plan, []byte(planTOML), 0o600); err != nil {

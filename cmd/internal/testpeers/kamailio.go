@@ -28,6 +28,10 @@ type KamailioOptions struct {
 	Port int
 	// MinExpires and MaxExpires bound registrations (defaults 10 and 3600 s).
 	MinExpires, MaxExpires int
+	// ShmMB is Kamailio's shared memory (-m) in MB; default 32. Its
+	// transactions outlive each call by 32 s, so a soak at 100+ calls/s
+	// needs more, or Kamailio answers 500 "server error occurred (1/SL)".
+	ShmMB int
 	// IPv6 listens on [::1] instead of 127.0.0.1.
 	IPv6 bool
 }
@@ -79,8 +83,12 @@ func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
 		k.port = FreePort(t)
 	}
 	p := strconv.Itoa(k.port)
+	shm := 32
+	if opts.ShmMB > 0 {
+		shm = opts.ShmMB
+	}
 	k.args = []string{
-		"-f", cfg, "-DD", "-E", "-m", "32", "-M", "4",
+		"-f", cfg, "-DD", "-E", "-m", strconv.Itoa(shm), "-M", "4",
 		"-Y", run, "-w", run,
 		"-l", "udp:" + k.hostPort(), "-l", "tcp:" + k.hostPort(),
 		"--alias=localhost:" + p,

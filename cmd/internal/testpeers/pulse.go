@@ -70,6 +70,84 @@ func StartPulse(t testing.TB) *Pulse {
 	}
 }
 
+// StartPipeWire starts RHEL 9's sound server instead: pipewire, wireplumber
+// and pipewire-pulse, headless, with a private XDG_RUNTIME_DIR, HOME and
+// XDG_STATE_HOME and a session D-Bus of their own (without one WirePlumber
+// links nothing and playback times out). It speaks the PulseAudio protocol
+// on dir/pulse/native, so every Pulse method works the same. Stopped in
+// t.Cleanup.
+func StartPipeWire(t testing.TB) *Pulse {
+	t.Helper()
+	bins := map[string]string{}
+	for name, pkg := range map[string]string{"dbus-daemon": "dbus", "pipewire": "pipewire",
+		"wireplumber": "wireplumber", "pipewire-pulse": "pipewire-pulse"} {
+		bins[name] = RequireBinary(t, name, pkg)
+	}
+	p := &Pulse{t: t, pactl: RequireBinary(t, "pactl", "pulseaudio-utils")}
+	RequireBinary(t, "parec", "pulseaudio-utils")
+	dir, err := os.MkdirTemp("", "pw")
+	if err != nil {
+		t.Fatalf("testpeers: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for _, d := range []string{"state", "config"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatalf("testpeers: %v", err)
+		}
+	}
+	p.dir = dir
+	p.logDir = LogDir(t, "pipewire")
+	p.socket = filepath.Join(dir, "pulse", "native")
+	bus := filepath.Join(dir, "bus")
+	env := []string{"XDG_RUNTIME_DIR=" + dir, "HOME=" + dir, "XDG_STATE_HOME=" + filepath.Join(dir, "state"),
+		"XDG_CONFIG_HOME=" + filepath.Join(dir, "config"), "DBUS_SESSION_BUS_ADDRESS=unix:path=" + bus,
+		"PIPEWIRE_RUNTIME_DIR=" + dir, "DISPLAY=", "WAYLAND_DISPLAY="}
+	var procs []*proc
+	t.Cleanup(func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			if err := procs[i].stop(3 * time.Second); err != nil {
+				t.Errorf("testpeers: %v", err)
+			}
+		}
+	})
+	wait := func(what string, ok func() bool) {
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			for _, pr := range procs {
+				if pr.exited() {
+					t.Fatalf("testpeers: %s exited during start-up (%v); log:\n%s", pr.name, pr.waitErr, tail(pr.logPath, 20))
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("testpeers: %s not ready after 10 s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	exists := func(path string) func() bool {
+		return func() bool { _, err := os.Stat(path); return err == nil }
+	}
+	for _, c := range []struct {
+		name  string
+		args  []string
+		ready func() bool
+	}{
+		{"dbus-daemon", []string{"--session", "--address=unix:path=" + bus, "--nofork", "--nopidfile"}, exists(bus)},
+		{"pipewire", nil, exists(filepath.Join(dir, "pipewire-0"))},
+		{"wireplumber", nil, func() bool { return true }},
+		{"pipewire-pulse", nil, func() bool { _, err := p.Pactl("info"); return err == nil }},
+	} {
+		pr, err := startProc(c.name, dir, filepath.Join(p.logDir, c.name+".log"), env, bins[c.name], c.args...)
+		if err != nil {
+			t.Fatalf("testpeers: %v", err)
+		}
+		procs = append(procs, pr)
+		wait(c.name, c.ready)
+	}
+	p.proc = procs[len(procs)-1]
+	return p
+}
+
 // Server is the PULSE_SERVER value ("unix:/.../native"), also what the
 // plan's [audio] pulse-server takes.
 func (p *Pulse) Server() string { return "unix:" + p.socket }
@@ -111,6 +189,18 @@ func (p *Pulse) LoadModule(name string, args ...string) int {
 func (p *Pulse) NullSink(name string) {
 	p.t.Helper()
 	p.LoadModule("module-null-sink", "sink_name="+name, "rate=48000", "channels=1", "format=s16le")
+	// pipewire-pulse lists a new sink once its session manager has seen it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := p.Pactl("list", "short", "sinks")
+		if err == nil && strings.Contains(out, "\t"+name+"\t") {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("testpeers: null sink %s not listed after 5 s: %s", name, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Loopback copies source into sink continuously (module-loopback), e.g. a

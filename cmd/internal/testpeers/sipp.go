@@ -33,9 +33,10 @@ type SippOptions struct {
 	Timeout time.Duration
 	// RecvTimeout fails a <recv> that waits longer; default 20 s.
 	RecvTimeout time.Duration
-	// Calls is how many calls SIPp plays, all at once for a UAS (-m, -l);
-	// default 1.
-	Calls int
+	// Calls is how many calls SIPp plays (-m, -l; default 1): a UAS takes
+	// them all at once, a UAC places them at Rate calls per second (default
+	// 10), each with a Call-ID of its own.
+	Calls, Rate int
 }
 
 // Sipp is a running SIPp (sip-tester) playing Calls calls. Its SIP port is
@@ -87,14 +88,23 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	}
 	// A fixed Call-ID lets Continue address the call of a UAC scenario.
 	s.callID = fmt.Sprintf("sipp-%d-%d@127.0.0.1", os.Getpid(), s.port)
+	n := strconv.Itoa(max(opts.Calls, 1))
+	cidStr, calls := s.callID, []string{"-m", n, "-l", n}
+	if opts.Calls > 1 && opts.Remote != "" { // a UAC places them at a rate
+		rate := opts.Rate
+		if rate <= 0 {
+			rate = 10
+		}
+		cidStr = "%u-" + s.callID // %u: SIPp's call number
+		calls = append(calls, "-r", strconv.Itoa(rate), "-rp", "1000")
+	}
 	args := []string{
 		"-sf", scen,
 		"-i", "127.0.0.1", "-p", strconv.Itoa(s.port),
 		"-mi", "127.0.0.1", "-mp", strconv.Itoa(s.mediaPort), "-rtp_echo",
 		"-cp", strconv.Itoa(ctrlPort),
 		"-t", s.transport,
-		"-m", strconv.Itoa(max(opts.Calls, 1)), "-l", strconv.Itoa(max(opts.Calls, 1)),
-		"-cid_str", s.callID,
+		"-cid_str", cidStr,
 		"-nostdin",
 		"-timeout", fmt.Sprintf("%ds", int(timeout.Seconds())), "-timeout_error",
 		"-recv_timeout", strconv.Itoa(int(recvTimeout.Milliseconds())),
@@ -103,6 +113,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		"-trace_logs", "-log_file", filepath.Join(s.dir, "actions.log"),
 		"-trace_screen", "-screen_file", filepath.Join(s.dir, "screen.log"),
 	}
+	args = append(args, calls...)
 	if opts.Service != "" {
 		args = append(args, "-s", opts.Service)
 	}

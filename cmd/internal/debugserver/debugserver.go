@@ -1,0 +1,167 @@
+// Package debugserver is telestra-sipd's optional diagnostics endpoint: an
+// HTTP listener on a loopback address (off unless -debug-addr is given) that
+// serves process figures as JSON and the runtime's profiles, for soak tests
+// and for an engineer chasing a leak on a live appliance.
+//
+//	GET /debug/stats                   {"goroutines":..,"threads":..,"fds":..,"rss_bytes":..,"heap_*":..,"cpu_seconds":..}
+//	GET /debug/pprof/NAME[?debug=N]    runtime/pprof profile NAME (heap, allocs, goroutine,
+//	                                   threadcreate, block, mutex); heap?gc=1 collects first
+//
+// It binds loopback addresses only: profiles show call IDs and peer
+// addresses in goroutine stacks and must not leave the machine.
+package debugserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Server is a bound, not yet serving, diagnostics listener.
+type Server struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// Listen binds addr ("127.0.0.1:PORT" or "[::1]:PORT"), refusing any address
+// that is not loopback.
+func Listen(addr string) (*Server, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug address %q: want a loopback IP:PORT, e.g. 127.0.0.1:6060: %w", addr, err)
+	}
+	if !ap.Addr().IsLoopback() {
+		return nil, fmt.Errorf("debug address %q: only loopback addresses are allowed", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/stats", serveStats)
+	mux.HandleFunc("GET /debug/pprof/{name}", serveProfile)
+	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve answers requests until ctx is done, then closes the listener.
+func (s *Server) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		shut, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.srv.Shutdown(shut)
+	})
+	defer stop()
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("debug server: %w", err)
+	}
+	return nil
+}
+
+// Stats is the /debug/stats document.
+type Stats struct {
+	Goroutines    int     `json:"goroutines"`
+	Threads       int     `json:"threads"`   // kernel threads (/proc/self/status Threads)
+	FDs           int     `json:"fds"`       // open file descriptors (/proc/self/fd)
+	RSSBytes      int64   `json:"rss_bytes"` // VmRSS
+	HeapAlloc     uint64  `json:"heap_alloc_bytes"`
+	HeapInuse     uint64  `json:"heap_inuse_bytes"`
+	HeapIdle      uint64  `json:"heap_idle_bytes"`
+	HeapReleased  uint64  `json:"heap_released_bytes"`
+	HeapObjects   uint64  `json:"heap_objects"`
+	Allocated     uint64  `json:"allocated_bytes"` // cumulative, since start
+	Sys           uint64  `json:"sys_bytes"`       // everything the Go runtime got from the OS
+	StackSys      uint64  `json:"stack_sys_bytes"`
+	MetaSys       uint64  `json:"runtime_meta_sys_bytes"` // span structures, GC metadata, caches, other
+	NumGC         uint32  `json:"num_gc"`
+	CPUSeconds    float64 `json:"cpu_seconds"` // user + system CPU time of the process
+	GOMEMLIMIT    int64   `json:"gomemlimit_bytes"`
+	UptimeSeconds int64   `json:"uptime_seconds"`
+}
+
+var started = time.Now()
+
+// Read collects the figures of the running process.
+func Read() Stats {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	st := Stats{
+		Goroutines:    runtime.NumGoroutine(),
+		HeapAlloc:     m.HeapAlloc,
+		HeapInuse:     m.HeapInuse,
+		HeapIdle:      m.HeapIdle,
+		HeapReleased:  m.HeapReleased,
+		HeapObjects:   m.HeapObjects,
+		Allocated:     m.TotalAlloc,
+		Sys:           m.Sys,
+		StackSys:      m.StackSys,
+		MetaSys:       m.MSpanSys + m.MCacheSys + m.BuckHashSys + m.GCSys + m.OtherSys,
+		NumGC:         m.NumGC,
+		GOMEMLIMIT:    memLimit(),
+		UptimeSeconds: int64(time.Since(started).Seconds()),
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		st.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		st.FDs = len(fds) - 1 // the directory being read
+	}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 2 {
+				continue
+			}
+			switch f[0] {
+			case "Threads:":
+				st.Threads, _ = strconv.Atoi(f[1])
+			case "VmRSS:":
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				st.RSSBytes = kb * 1024
+			}
+		}
+	}
+	return st
+}
+
+func serveStats(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(Read())
+}
+
+func serveProfile(w http.ResponseWriter, r *http.Request) {
+	p := pprof.Lookup(r.PathValue("name"))
+	if p == nil {
+		http.Error(w, "unknown profile", http.StatusNotFound)
+		return
+	}
+	debug, _ := strconv.Atoi(r.FormValue("debug"))
+	if r.FormValue("gc") == "1" {
+		runtime.GC()
+	}
+	if debug > 0 {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	} else {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", p.Name()))
+	}
+	_ = p.WriteTo(w, debug)
+}
+
+// memLimit reads the soft memory limit (GOMEMLIMIT) without changing it.
+func memLimit() int64 { return debug.SetMemoryLimit(-1) }

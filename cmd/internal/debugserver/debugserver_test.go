@@ -1,0 +1,69 @@
+package debugserver
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestListenRefusesNonLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", "[::]:0", "localhost:0", "127.0.0.1", ""} {
+		if s, err := Listen(addr); err == nil {
+			s.ln.Close()
+			t.Errorf("Listen(%q) succeeded, want an error", addr)
+		}
+	}
+}
+
+func TestServe(t *testing.T) {
+	s, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	base := "http://" + s.Addr().String()
+	get := func(path string) (int, string) {
+		t.Helper()
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+
+	code, body := get("/debug/stats")
+	var st Stats
+	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
+		t.Fatalf("stats: %d %v %q", code, err, body)
+	}
+	if st.Goroutines < 2 || st.Threads < 1 || st.FDs < 3 || st.RSSBytes <= 0 || st.HeapAlloc == 0 {
+		t.Errorf("implausible stats %+v", st)
+	}
+	if code, body := get("/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "debugserver.TestServe") {
+		t.Errorf("goroutine profile: %d %.200q", code, body)
+	}
+	if code, _ := get("/debug/pprof/heap?gc=1"); code != 200 {
+		t.Errorf("heap profile: %d", code)
+	}
+	if code, _ := get("/debug/pprof/nope"); code != 404 {
+		t.Errorf("unknown profile: %d, want 404", code)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve after cancel: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+}

@@ -1,0 +1,154 @@
+//go:build integration
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/cmd/internal/testpeers"
+)
+
+// TestAudioLatency measures channel → RTP → channel through a call, on
+// PulseAudio and on pipewire-pulse, by tone bursts recorded on one clock:
+// a stereo null sink "probe" whose left channel is what the host plays into
+// channel 1's source (remapped sink in1 → probe left, remapped source of
+// probe's left monitor) and whose right channel is what channel 2 plays
+// (remapped sink out2 → probe right). acc1 (channel 1) calls acc2 (channel 2)
+// directly; a burst's latency is its onset on the right minus its onset on
+// the left of the one recording of probe.monitor. The figure is logged, not
+// judged: it is a measurement on a shared VM (docs/audio.md), and only a
+// missing path fails.
+func TestAudioLatency(t *testing.T) {
+	for _, srv := range []struct {
+		name  string
+		start func(testing.TB) *testpeers.Pulse
+	}{{"pulseaudio", testpeers.StartPulse}, {"pipewire", testpeers.StartPipeWire}} {
+		t.Run(srv.name, func(t *testing.T) {
+			pa := srv.start(t)
+			pa.LoadModule("module-null-sink", "sink_name=probe", "rate=48000", "channels=2", "channel_map=front-left,front-right")
+			pa.LoadModule("module-remap-sink", "sink_name=in1", "master=probe", "channels=1", "channel_map=mono", "master_channel_map=front-left", "remix=no")
+			pa.LoadModule("module-remap-sink", "sink_name=out2", "master=probe", "channels=1", "channel_map=mono", "master_channel_map=front-right", "remix=no")
+			pa.LoadModule("module-remap-source", "source_name=in1src", "master=probe.monitor", "channels=1", "channel_map=mono", "master_channel_map=front-left", "remix=no")
+			pa.NullSink("far1")  // channel 1 plays the far end (silence) here
+			pa.NullSink("quiet") // channel 2 hears silence
+			e := newEnv(t)
+			pl := &plan{Backend: "pulse", PulseServer: pa.Server(),
+				Accounts: []account{
+					{Name: "acc1", User: "3001", Pass: "x", NoRegister: true, Channel: "ch1"},
+					{Name: "acc2", User: "3002", Pass: "x", NoRegister: true, Channel: "ch2"},
+				},
+				Channels: []channel{{Name: "ch1", Sink: "far1", Source: "in1src"}, {Name: "ch2", Sink: "out2", Source: "quiet.monitor"}}}
+			e.start(pl)
+			id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := wait(t, e.c, 10*time.Second, "call-incoming", event(api.EventCallIncoming, "acc2", -1))
+			if err := e.c.AnswerCall(e.ctx, "acc2", in.CallID); err != nil {
+				t.Fatal(err)
+			}
+			wait(t, e.c, 5*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
+
+			rec := filepath.Join(t.TempDir(), "probe.raw")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			parec := exec.CommandContext(ctx, testpeers.RequireBinary(t, "parec", "pulseaudio-utils"),
+				"-d", "probe.monitor", "--raw", "--rate=8000", "--channels=2", "--format=s16le", "--latency-msec=20")
+			parec.Env = append(os.Environ(), pa.Env()...)
+			f, err := os.Create(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parec.Stdout = f
+			if err := parec.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// 8 bursts of 100 ms of 1 kHz, one per second, after 1 s of silence.
+			wav := filepath.Join(t.TempDir(), "bursts.wav")
+			var s []int16
+			for i := 0; i < 9; i++ {
+				s = append(s, make([]int16, 48000-4800)...)
+				if i > 0 {
+					s = append(s, testpeers.Sine(48000, 1000, 0.5, 0.1)...)
+				} else {
+					s = append(s, make([]int16, 4800)...)
+				}
+			}
+			var b bytes.Buffer
+			if err := testpeers.WriteWAV(&b, 48000, s); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(wav, b.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			play := exec.Command(testpeers.RequireBinary(t, "paplay", "pulseaudio-utils"), "-d", "in1", wav)
+			play.Env = parec.Env
+			if out, err := play.CombinedOutput(); err != nil {
+				t.Fatalf("paplay: %v %s", err, out)
+			}
+			time.Sleep(500 * time.Millisecond)
+			cancel()
+			parec.Wait()
+			f.Close()
+			raw, _ := os.ReadFile(rec)
+			lat := burstOnsets(raw, 8000)
+			t.Logf("%s: channel → RTP → channel latency of %d bursts: median %v (all %v)", srv.name, len(lat), medianDur(lat), lat)
+			// Under -race on a loaded machine the daemon is slow enough to
+			// lose a few bursts in queue trims; the path itself must work.
+			if len(lat) < 3 {
+				t.Fatalf("found %d of 8 bursts on both sides of the probe (%d bytes recorded)", len(lat), len(raw))
+			}
+		})
+	}
+}
+
+// burstOnsets pairs each burst's onset on the left channel of interleaved
+// s16le stereo with the next onset on the right and returns the delays.
+func burstOnsets(raw []byte, rate int) []time.Duration {
+	n := len(raw) / 4
+	left, right := make([]int16, n), make([]int16, n)
+	for i := 0; i < n; i++ {
+		left[i] = int16(binary.LittleEndian.Uint16(raw[4*i:]))
+		right[i] = int16(binary.LittleEndian.Uint16(raw[4*i+2:]))
+	}
+	const thr = 4000 // of a 0.5 × 32767 burst; G.711 and resampling keep it well above
+	onsets := func(x []int16) []int {
+		var out []int
+		for i := 0; i < len(x); i++ {
+			if x[i] > thr || x[i] < -thr {
+				out = append(out, i)
+				i += rate / 2 // one onset per burst
+			}
+		}
+		return out
+	}
+	l, r := onsets(left), onsets(right)
+	var lat []time.Duration
+	for _, a := range l {
+		for _, b := range r {
+			if b >= a && b-a < rate*9/10 { // bursts are 1 s apart
+				lat = append(lat, time.Duration(b-a)*time.Second/time.Duration(rate))
+				break
+			}
+		}
+	}
+	return lat
+}
+
+func medianDur(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,339 @@
+//go:build integration
+
+package reliability
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telestra/telestra-sip/api/client"
+	"github.com/telestra/telestra-sip/cmd/internal/debugserver"
+	"github.com/telestra/telestra-sip/cmd/internal/testpeers"
+)
+
+// account is one [accounts.NAME] of a generated plan.
+type account struct {
+	Name, User, Server string
+	MaxCalls           int // 0: the daemon's default
+}
+
+// planOpts is what a reliability test varies in the daemon's plan.
+type planOpts struct {
+	Accounts   []account
+	Linger     string // ended-call-linger; default "2s"
+	LogLevel   string // default "info", as in production
+	RTPPorts   int    // size of the RTP range; default 40
+	Transports []string
+	RTPTimeout string // default "30s"
+	Expires    string // register-expires; default "60s"
+}
+
+// daemonEnv is a daemon with its debug endpoint and one API client.
+type daemonEnv struct {
+	d       *testpeers.Daemon
+	c       *client.Client
+	debug   string // http://127.0.0.1:PORT
+	sipPort int
+}
+
+// startDaemon renders the plan on free ports and starts the daemon with
+// -debug-addr.
+func startDaemon(t testing.TB, o planOpts) *daemonEnv {
+	t.Helper()
+	api, sipPort, dbg := testpeers.FreePort(t), testpeers.FreePort(t), testpeers.FreePort(t)
+	rtpMin, rtpMax := testpeers.FreeRTPRange(t, max(o.RTPPorts, 40))
+	def := func(s, d string) string {
+		if s == "" {
+			return d
+		}
+		return s
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[tcp-settings]\naddress = \"127.0.0.1\"\nport = %d\n\n", api)
+	fmt.Fprintf(&b, "[sip-settings]\naddress = \"127.0.0.1\"\nport = %d\nuser-agent = \"telestra-reliability\"\n", sipPort)
+	if len(o.Transports) > 0 {
+		fmt.Fprintf(&b, "transports = [\"%s\"]\n", strings.Join(o.Transports, `", "`))
+	}
+	fmt.Fprintf(&b, "register-expires = %q\nregister-retry = \"1s\"\nended-call-linger = %q\n\n", def(o.Expires, "60s"), def(o.Linger, "2s"))
+	fmt.Fprintf(&b, "[rtp-settings]\nport-min = %d\nport-max = %d\ntimeout = %q\n\n", rtpMin, rtpMax, def(o.RTPTimeout, "30s"))
+	fmt.Fprintf(&b, "[log]\nlevel = %q\n\n[audio]\nbackend = \"loopback\"\n\n", def(o.LogLevel, "info"))
+	for i := range o.Accounts {
+		fmt.Fprintf(&b, "[audio.channels.ch%d]\nloopback = \"echo\"\n\n", i+1)
+	}
+	for i, a := range o.Accounts {
+		fmt.Fprintf(&b, "[accounts.%s]\nuser = %q\npass = %q\nchannel = \"ch%d\"\n", a.Name, a.User, "sip"+a.User, i+1)
+		if a.Server != "" {
+			fmt.Fprintf(&b, "server = %q\n", a.Server)
+		} else {
+			b.WriteString("register = false\n")
+		}
+		if a.MaxCalls > 0 {
+			fmt.Fprintf(&b, "max-calls = %d\n", a.MaxCalls)
+		}
+		b.WriteString("\n")
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(dbg)
+	d := testpeers.StartDaemonWith(t, b.String(), testpeers.DaemonOptions{
+		Args: []string{"-debug-addr", addr},
+		Env:  []string{"GOMEMLIMIT=" + unitMemLimit(t)},
+	})
+	return &daemonEnv{d: d, c: d.Client(t), debug: "http://" + addr, sipPort: sipPort}
+}
+
+// unitMemLimit is the GOMEMLIMIT of the packaged unit, so the daemon runs
+// under the memory budget it has in production (RELIABILITY_GOMEMLIMIT
+// overrides it, e.g. "off" to measure without).
+func unitMemLimit(t testing.TB) string {
+	t.Helper()
+	if v := os.Getenv("RELIABILITY_GOMEMLIMIT"); v != "" {
+		return v
+	}
+	unit := readFile(t, filepath.Join(testpeers.RepoRoot(t), "packaging", "telestra-sipd.service"))
+	m := regexp.MustCompile(`(?m)^Environment=GOMEMLIMIT=(\S+)$`).FindStringSubmatch(unit)
+	if m == nil {
+		t.Fatal("packaging/telestra-sipd.service sets no GOMEMLIMIT")
+	}
+	return m[1]
+}
+
+// sipAddr is the daemon's SIP address.
+func (e *daemonEnv) sipAddr() string { return "127.0.0.1:" + strconv.Itoa(e.sipPort) }
+
+// stats reads the daemon's /debug/stats.
+func (e *daemonEnv) stats(t testing.TB) debugserver.Stats {
+	t.Helper()
+	hc := http.Client{Timeout: 5 * time.Second}
+	res, err := hc.Get(e.debug + "/debug/stats")
+	if err != nil {
+		t.Fatalf("daemon /debug/stats: %v", err)
+	}
+	defer res.Body.Close()
+	var st debugserver.Stats
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		t.Fatalf("daemon /debug/stats: %v", err)
+	}
+	return st
+}
+
+// idleStats is the baseline of a budget: read once the daemon has answered
+// a ping and its goroutine count has held still for a second (a race
+// build starts its goroutines slowly).
+func (e *daemonEnv) idleStats(t testing.TB) debugserver.Stats {
+	t.Helper()
+	e.alive(t, "idle baseline")
+	prev := e.stats(t)
+	for range 20 {
+		time.Sleep(500 * time.Millisecond)
+		st := e.stats(t)
+		if st.Goroutines == prev.Goroutines && st.FDs == prev.FDs {
+			return st
+		}
+		prev = st
+	}
+	return prev
+}
+
+// saveProfile stores a heap profile (after a GC) in the daemon's log folder
+// and returns its path, for `go tool pprof -diff_base`.
+func (e *daemonEnv) saveProfile(t testing.TB, name string) string {
+	t.Helper()
+	hc := http.Client{Timeout: 10 * time.Second}
+	res, err := hc.Get(e.debug + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		t.Fatalf("heap profile: %v", err)
+	}
+	defer res.Body.Close()
+	path := e.d.Dir() + "/heap-" + name + ".pb.gz"
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.ReadFrom(res.Body); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// alive checks that the daemon still answers its API and is healthy.
+func (e *daemonEnv) alive(t testing.TB, what string) {
+	t.Helper()
+	if e.d.Exited() {
+		t.Fatalf("%s: the daemon exited; log:\n%s", what, tailOf(e.d.Log(), 30))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.c.Ping(ctx); err != nil {
+		t.Fatalf("%s: the daemon does not answer ping: %v", what, err)
+	}
+}
+
+func tailOf(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// next returns the first message that match accepts, dropping the others
+// (a soak must not keep every skipped event, as WaitFor's backlog would).
+func next(ctx context.Context, c *client.Client, match func(client.Message) bool) (client.Message, error) {
+	for {
+		m, err := c.Next(ctx)
+		if err != nil || match(m) {
+			return m, err
+		}
+	}
+}
+
+// callEvent matches events of one call.
+func callEvent(acct string, id int, names ...string) func(client.Message) bool {
+	return func(m client.Message) bool {
+		return m.Account == acct && m.CallID == id && slices.Contains(names, m.Event)
+	}
+}
+
+// waitRegistered polls get-status until acct has account_status code.
+func waitRegistered(t testing.TB, c *client.Client, acct string, code int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := c.GetStatus(ctx, acct)
+		cancel()
+		if err == nil && len(st) == 1 && st[0].AccountStatus == code {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: account_status %d not reached in %v: %+v %v", acct, code, timeout, st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// activeCalls is the number of calls in get-status of acct that have not
+// stopped.
+func activeCalls(t testing.TB, c *client.Client, acct string) (active, listed int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.GetStatus(ctx, acct)
+	if err != nil || len(st) != 1 {
+		t.Fatalf("get-status %s: %+v %v", acct, st, err)
+	}
+	for _, call := range st[0].Calls {
+		if !call.Stopped {
+			active++
+		}
+	}
+	return active, len(st[0].Calls)
+}
+
+// waitIdle waits until acct lists no call at all (ended calls gone after
+// ended-call-linger).
+func waitIdle(t testing.TB, c *client.Client, acct string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		_, n := activeCalls(t, c, acct)
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still lists %d calls after %v", acct, n, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// envInt reads a positive integer knob.
+func envInt(t testing.TB, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return n
+}
+
+// envDuration reads a duration knob.
+func envDuration(t testing.TB, name string, def time.Duration) time.Duration {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		t.Fatalf("%s=%q: want a duration such as 30s", name, s)
+	}
+	return d
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+// backToIdle polls the daemon's figures until goroutines and fds are at
+// most idle's (a transaction of the last call may still be finishing),
+// failing the test after timeout.
+func (e *daemonEnv) backToIdle(t *testing.T, idle debugserver.Stats, timeout time.Duration, what string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := e.stats(t)
+		if st.Goroutines <= idle.Goroutines && st.FDs <= idle.FDs {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: goroutines %d, fds %d at idle; still %d, %d after %v: a leak; goroutines:\n%s",
+				what, idle.Goroutines, idle.FDs, st.Goroutines, st.FDs, timeout, e.goroutines(t))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// goroutines is the daemon's goroutine profile as text (one entry per
+// distinct stack, with its count).
+func (e *daemonEnv) goroutines(t testing.TB) string {
+	t.Helper()
+	hc := http.Client{Timeout: 10 * time.Second}
+	res, err := hc.Get(e.debug + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return err.Error()
+	}
+	defer res.Body.Close()
+	var b strings.Builder
+	_, _ = io.Copy(&b, res.Body)
+	return b.String()
+}
+
+// statsLine is one row of a figures table.
+func statsLine(label string, s debugserver.Stats) string {
+	return fmt.Sprintf("%-20s goroutines %4d  threads %3d  fds %3d  rss %5.1f MB  heap alloc %5.1f inuse %5.1f idle %5.1f released %5.1f sys %5.1f (stacks %.1f meta %.1f) MB  gc %d  allocated %.0f MB",
+		label, s.Goroutines, s.Threads, s.FDs, mb(s.RSSBytes), mb(int64(s.HeapAlloc)), mb(int64(s.HeapInuse)),
+		mb(int64(s.HeapIdle)), mb(int64(s.HeapReleased)), mb(int64(s.Sys)), mb(int64(s.StackSys)), mb(int64(s.MetaSys)), s.NumGC, mb(int64(s.Allocated)))
+}
+
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

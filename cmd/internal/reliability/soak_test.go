@@ -1,0 +1,187 @@
+//go:build integration
+
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/cmd/internal/debugserver"
+	"github.com/telestra/telestra-sip/cmd/internal/testpeers"
+)
+
+// soakResult is what one soak run measured.
+type soakResult struct {
+	calls                               int
+	took                                time.Duration
+	start, middle, end, after           debugserver.Stats
+	first100, last100                   time.Duration // median set-up, make-call → call-answered
+	first100p95, last100p95             time.Duration
+	steady100, steadyAt                 time.Duration // median set-up of the 100 calls from steadyAt into the run
+	steadyIndex                         int
+	cpuFirst100, cpuLast100             time.Duration // daemon CPU per call (user+system)
+	loadFirst, loadLast                 string        // loadavg after the first 100, before the last 100
+	settle                              time.Duration // from the last call to "after"
+	heapStart, heapEnd, heapAfter, logs string
+	env                                 *daemonEnv
+}
+
+// runSoak places n calls in a row from the daemon's account 3001 through
+// Kamailio (INVITE challenged with 407) to an auto-answering baresip 3002;
+// every call is answered, hung up by the daemon and its call-ended seen
+// before the next starts. It reads the daemon's figures before the first
+// call, at the middle, after the last and once the calls have left
+// get-status and settle has passed. With profiles it keeps heap profiles
+// (start, end, after) in the daemon's log folder.
+func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResult {
+	t.Helper()
+	k := testpeers.StartKamailio(t, testpeers.KamailioOptions{ShmMB: 256})
+	testpeers.StartBaresip(t, "3002", testpeers.BaresipOptions{Registrar: k.Addr(), MaxCalls: 8})
+	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", Server: k.Addr()}}})
+	waitRegistered(t, e.c, "acc1", 200, 15*time.Second)
+
+	r := soakResult{calls: n, settle: settle, logs: e.d.Dir(), env: e}
+	r.start = e.idleStats(t)
+	if profiles {
+		r.heapStart = e.saveProfile(t, "start")
+	}
+	lat := make([]time.Duration, 0, n)
+	began := make([]time.Duration, 0, n) // start of each call since t0
+	m := min(100, n)
+	var afterFirst, beforeLast debugserver.Stats
+	t0 := time.Now()
+	for i := range n {
+		switch i {
+		case n / 2:
+			r.middle = e.stats(t)
+		case m:
+			afterFirst, r.loadFirst = e.stats(t), loadavg()
+		}
+		if i == n-m {
+			beforeLast, r.loadLast = e.stats(t), loadavg()
+		}
+		began = append(began, time.Since(t0))
+		lat = append(lat, oneCall(t, e, i))
+	}
+	r.took = time.Since(t0)
+	r.end = e.stats(t)
+	if n == m {
+		afterFirst = r.end
+	}
+	perCall := func(a, b debugserver.Stats) time.Duration {
+		return time.Duration((b.CPUSeconds - a.CPUSeconds) / float64(m) * float64(time.Second))
+	}
+	r.cpuFirst100, r.cpuLast100 = perCall(r.start, afterFirst), perCall(beforeLast, r.end)
+	last := time.Now()
+	if profiles { // a profile collects garbage first: not in a budget run
+		r.heapEnd = e.saveProfile(t, "end")
+	}
+	waitIdle(t, e.c, "acc1", 30*time.Second)
+	for step := settle / 10; time.Since(last) < settle; time.Sleep(step) {
+		if testing.Verbose() {
+			t.Log(statsLine(fmt.Sprintf("settle +%v", time.Since(last).Round(time.Second)), e.stats(t)))
+		}
+	}
+	r.after = e.stats(t)
+	if profiles {
+		r.heapAfter = e.saveProfile(t, "after")
+	}
+
+	r.first100, r.first100p95 = medianP95(lat[:m])
+	// Transaction state fills for 64*T1 after the first call, then stays
+	// level: the 100 calls from 40 s on are the steady-state reference.
+	r.steadyAt = 40 * time.Second
+	for i, b := range began {
+		if b >= r.steadyAt && i+m <= n-m {
+			r.steadyIndex = i
+			r.steady100, _ = medianP95(lat[i : i+m])
+			break
+		}
+	}
+	r.last100, r.last100p95 = medianP95(lat[n-m:])
+	return r
+}
+
+// oneCall places call i and returns its set-up time.
+func oneCall(t testing.TB, e *daemonEnv, i int) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	id, err := e.c.MakeCall(ctx, "acc1", "3002")
+	if err != nil {
+		t.Fatalf("call %d: make-call: %v", i, err)
+	}
+	m, err := next(ctx, e.c, callEvent("acc1", id, api.EventCallAnswered, api.EventCallEnded))
+	if err != nil {
+		t.Fatalf("call %d (id %d): waiting for call-answered: %v", i, id, err)
+	}
+	if m.Event != api.EventCallAnswered {
+		t.Fatalf("call %d (id %d) ended before it was answered: %s", i, id, m.Raw)
+	}
+	setup := time.Since(t0)
+	if err := e.c.HangupCall(ctx, "acc1", id, false); err != nil {
+		t.Fatalf("call %d: hangup-call: %v", i, err)
+	}
+	if _, err := next(ctx, e.c, callEvent("acc1", id, api.EventCallEnded)); err != nil {
+		t.Fatalf("call %d (id %d): waiting for call-ended: %v", i, id, err)
+	}
+	return setup
+}
+
+func medianP95(d []time.Duration) (med, p95 time.Duration) {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2], s[min(len(s)-1, len(s)*95/100)]
+}
+
+func (r soakResult) report() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "soak: %d calls in %v (%.1f calls/s), figures settled %v after the last call\n",
+		r.calls, r.took.Round(time.Millisecond), float64(r.calls)/r.took.Seconds(), r.settle)
+	for _, row := range []struct {
+		l string
+		s debugserver.Stats
+	}{{"start (idle)", r.start}, {"middle", r.middle}, {"end (last call)", r.end}, {"after linger+settle", r.after}} {
+		b.WriteString(statsLine(row.l, row.s) + "\n")
+	}
+	fmt.Fprintf(&b, "set-up median first 100 %v, last 100 %v: ratio %.2f (p95 %v, %v)\n",
+		r.first100.Round(10*time.Microsecond), r.last100.Round(10*time.Microsecond),
+		float64(r.last100)/float64(r.first100), r.first100p95.Round(10*time.Microsecond), r.last100p95.Round(10*time.Microsecond))
+	if r.steady100 > 0 {
+		fmt.Fprintf(&b, "set-up median of calls %d-%d (from %v in, transaction state level): %v; last 100 / these: %.2f\n",
+			r.steadyIndex+1, r.steadyIndex+100, r.steadyAt, r.steady100.Round(10*time.Microsecond), float64(r.last100)/float64(r.steady100))
+	}
+	fmt.Fprintf(&b, "daemon CPU per call first 100 %v, last 100 %v: ratio %.2f (loadavg %s, then %s)\n",
+		r.cpuFirst100.Round(time.Microsecond), r.cpuLast100.Round(time.Microsecond),
+		float64(r.cpuLast100)/float64(r.cpuFirst100), r.loadFirst, r.loadLast)
+	fmt.Fprintf(&b, "RSS after - idle: %+.1f MB; goroutines %+d; threads %+d; fds %+d\n",
+		mb(r.after.RSSBytes-r.start.RSSBytes), r.after.Goroutines-r.start.Goroutines,
+		r.after.Threads-r.start.Threads, r.after.FDs-r.start.FDs)
+	if r.heapStart == "" {
+		return b.String()
+	}
+	fmt.Fprintf(&b, "heap profiles: go tool pprof -top -diff_base %s %s (and %s)\n", r.heapStart, r.heapAfter, r.heapEnd)
+	if out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount", "15", "-sample_index", "inuse_space",
+		"-diff_base", r.heapStart, r.heapAfter).CombinedOutput(); err == nil {
+		b.Write(out)
+	}
+	return b.String()
+}
+
+// TestSoak: SOAK_CALLS calls in a row (default 1000, as in CI: about 14 s
+// with -race on the 2-vCPU CI machine; `make soak` runs 10 000) all succeed, and once they are gone the daemon is back to its
+// idle goroutines and fds. RSS and latency are reported here and budgeted
+// in BenchmarkSoakBudget (a race-detector build has no meaningful RSS).
+func TestSoak(t *testing.T) {
+	n := envInt(t, "SOAK_CALLS", 1000)
+	r := runSoak(t, n, envDuration(t, "SOAK_SETTLE", 5*time.Second), true)
+	t.Log("\n" + r.report())
+	r.env.backToIdle(t, r.start, timerF+10*time.Second, fmt.Sprintf("after %d calls", n))
+}
