@@ -62,6 +62,7 @@ type Command struct {
 	Since              uint64 // resume
 	Started            string // resume: pong's started of the run since counts in; "": not given
 	Level              string // log-level; "": read only
+	On                 bool   // trace (default true), sip-trace
 	// Tag is echoed in the command's direct answer (extension).
 	Tag string
 }
@@ -171,9 +172,21 @@ func decode(d decoder) (Command, error) {
 		if err == nil && c.Num == "" {
 			err = d.errorf(`field "num" must not be empty`)
 		}
+	case CmdTrace:
+		c.On = true
+		_, _, err = d.str("account")
+		if err == nil {
+			err = d.optBool("on", &c.On)
+		}
+	case CmdSIPTrace:
+		if _, ok := d.get("on"); !ok {
+			err = d.errorf(`missing field "on"`)
+		} else {
+			err = d.optBool("on", &c.On)
+		}
 	default:
 		return Command{}, &CommandError{Cmd: name, Account: c.Account, Tag: c.Tag,
-			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume, log-level, send-dtmf or transfer-call", name)}
+			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume, log-level, send-dtmf, transfer-call, trace or sip-trace", name)}
 	}
 	if err != nil {
 		return Command{}, &CommandError{Cmd: name, Account: c.Account, Tag: c.Tag, Msg: err.Error()}

@@ -77,7 +77,7 @@ func TestParseCommandErrors(t *testing.T) {
 		{name: "cmd number", in: `{"cmd":1}`, wantMsg: `field "cmd" must be a string`},
 		{name: "cmd null", in: `{"cmd":null}`, wantMsg: `field "cmd" must be a string`},
 		{name: "unknown cmd", in: `{"cmd":"dial","account":"a"}`, wantCmd: "dial", wantAccount: "a",
-			wantMsg: `unknown command "dial": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume, log-level, send-dtmf or transfer-call`},
+			wantMsg: `unknown command "dial": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume, log-level, send-dtmf, transfer-call, trace or sip-trace`},
 		{name: "send-dtmf no digits", in: `{"cmd":"send-dtmf","account":"a","call_id":1}`, wantCmd: "send-dtmf", wantAccount: "a",
 			wantMsg: `send-dtmf: missing field "digits"`},
 		{name: "send-dtmf empty digits", in: `{"cmd":"send-dtmf","account":"a","call_id":1,"digits":""}`, wantCmd: "send-dtmf", wantAccount: "a",
@@ -91,7 +91,7 @@ func TestParseCommandErrors(t *testing.T) {
 		{name: "transfer-call no call_id", in: `{"cmd":"transfer-call","account":"a","num":"3"}`, wantCmd: "transfer-call", wantAccount: "a",
 			wantMsg: `transfer-call: missing field "call_id"`},
 		{name: "empty cmd", in: `{"cmd":""}`,
-			wantMsg: `unknown command "": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume, log-level, send-dtmf or transfer-call`},
+			wantMsg: `unknown command "": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume, log-level, send-dtmf, transfer-call, trace or sip-trace`},
 	}
 	// Every required and typed field of every command.
 	type field struct{ name, json, wantMsg string }

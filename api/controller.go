@@ -43,6 +43,20 @@ type Status struct {
 	Account       string `json:"account"`
 	Calls         []Call `json:"calls"` // never null: [] when empty
 	AccountStatus int    `json:"account_status"`
+	// Registration (extension) is the registration in words.
+	Registration *Registration `json:"registration,omitempty"`
+}
+
+// Registration is the `registration` object of a status (extension).
+type Registration struct {
+	// State: no-server disabled registering registered rejected
+	// unreachable logged-out.
+	State     string `json:"state"`
+	Server    string `json:"server"`
+	Transport string `json:"transport"`    // udp tcp; "" without registration
+	ExpiresIn int64  `json:"expires_in_s"` // registered: seconds until the binding expires
+	LastError string `json:"last_error"`   // the latest failure; "" after a success
+	RetryIn   int64  `json:"retry_in_s"`   // rejected, unreachable: seconds until the next attempt
 }
 
 // Call is one entry of Status.Calls. The first five fields are the vendor
@@ -62,6 +76,21 @@ type Call struct {
 	PacketsReceived uint64  `json:"packets_received"`
 	PacketsLost     uint64  `json:"packets_lost"`
 	JitterMs        float64 `json:"jitter_ms"`
+
+	Hold      string  `json:"hold"`                 // "" local remote both
+	DurationS float64 `json:"duration_s"`           // since the answer; frozen at the end
+	EndReason string  `json:"end_reason,omitempty"` // an ended call: the call-ended reason
+	EndCode   *int    `json:"end_code,omitempty"`   // an ended call: the call-ended code
+	// Our RTP address and the peer's (from its SDP), "address:port".
+	LocalMedia     string  `json:"local_media,omitempty"`
+	RemoteMedia    string  `json:"remote_media,omitempty"`
+	OctetsSent     uint64  `json:"octets_sent"`     // RTP payload octets
+	OctetsReceived uint64  `json:"octets_received"` // RTP payload octets
+	RTTMs          float64 `json:"rtt_ms"`          // from RTCP; 0 until measured
+	// MOS is the E-model estimate of what we hear (docs/api.md), 0 until
+	// RTP arrives; RFactor is the R it comes from.
+	MOS     float64 `json:"mos"`
+	RFactor float64 `json:"r_factor"`
 }
 
 // Broadcast events, built by the daemon and fanned out by Server.Broadcast.

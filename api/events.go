@@ -31,11 +31,12 @@ type (
 		Tag     string `json:"tag,omitempty"`
 	}
 	wireStatus struct {
-		Event         string `json:"event"`
-		Account       string `json:"account"`
-		Calls         []Call `json:"calls"`
-		AccountStatus int    `json:"account_status"`
-		Tag           string `json:"tag,omitempty"`
+		Event         string        `json:"event"`
+		Account       string        `json:"account"`
+		Calls         []Call        `json:"calls"`
+		AccountStatus int           `json:"account_status"`
+		Registration  *Registration `json:"registration,omitempty"`
+		Tag           string        `json:"tag,omitempty"`
 	}
 	wireFail struct {
 		Event   string `json:"event"`
@@ -139,7 +140,7 @@ func encodeStatus(st Status, tag string) []byte {
 	if calls == nil {
 		calls = []Call{}
 	}
-	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus, tag})
+	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus, st.Registration, tag})
 	if err != nil {
 		// Only a NaN or infinite jitter can get here.
 		return encodeFailTag(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error(), tag)

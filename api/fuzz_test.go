@@ -75,7 +75,7 @@ func FuzzDecodeCommand(f *testing.F) {
 			t.Fatalf("tag of %d bytes accepted", len(c.Tag))
 		}
 		switch c.Name {
-		case CmdGetStatus, CmdPing, CmdResume:
+		case CmdGetStatus, CmdPing, CmdResume, CmdReload, CmdTrace, CmdSIPTrace:
 		case CmdLogLevel:
 			if c.Level != "" && c.Level != "debug" && c.Level != "info" && c.Level != "warn" && c.Level != "error" {
 				t.Fatalf("level %q accepted", c.Level)

@@ -43,6 +43,9 @@ type call struct {
 	status      string    // CallStatus.State, kept by setPhaseLocked and settleLocked
 	confirmedAt time.Time // zero: never confirmed (CallStatus.Started)
 	endReason   string    // phaseEnding: why (CANCEL, decline)
+	endedWhy    string    // phaseEnded: CallEnded reason, kept for get-status
+	endedCode   int       // phaseEnded: CallEnded code
+	endedAt     time.Time // phaseEnded: when (CallStatus.Duration stops)
 	sess        mediaSession
 	lastStats   media.Stats
 

@@ -211,11 +211,12 @@ func (u *UA) setPhaseLocked(c *call, to phase, t transition) (finish func(), err
 // for what it returns.
 func (u *UA) endedLocked(c *call, t transition) func() {
 	c.status = StateEnded
+	c.endedWhy, c.endedCode, c.endedAt = t.reason, t.code, u.clock.Now()
 	c.timer.stop()
 	u.mu.Lock()
 	u.unbindLocked(c)
 	c.tab.gone = true
-	c.tab.endedAt = u.clock.Now()
+	c.tab.endedAt = c.endedAt
 	c.tab.audio = false
 	c.tab.media = nil
 	if c.acct.active == c {

@@ -78,6 +78,20 @@ keeps. Exit 2 only when the first connection fails.
 `,
 			max: 0, countMsg: "takes no arguments besides --json", flags: jsonFlag,
 			run: func(c *cli, ctx context.Context, _ []string, f *cmdFlags) error { return c.events(ctx, f.json) }},
+		{name: "trace", args: "[--json] [ACCOUNT]", summary: "follow the SIP messages of one or every account",
+			help: `Subscribes to the daemon's SIP message trace and prints each message as a
+ladder line (time, local address, arrow, remote address, transport, start
+line, Call-ID) until Ctrl-C; --json prints each sip-message event as sent.
+Other clients are not affected.
+`,
+			max: 1, countMsg: "takes at most one ACCOUNT", flags: jsonFlag,
+			run: func(c *cli, ctx context.Context, args []string, f *cmdFlags) error {
+				account := ""
+				if len(args) == 1 {
+					account = args[0]
+				}
+				return c.trace(ctx, account, f.json)
+			}},
 		{name: "call", args: "ACCOUNT NUM", summary: "place a call; prints its call ID",
 			help: `NUM is an extension (dialled as sip:NUM@SERVER of the account), the user of
 another account of this daemon, or a full sip: URI. The call ID is printed

@@ -141,6 +141,8 @@ type Stats struct {
 	PacketsSent     uint64
 	PacketsReceived uint64  // RTP packets accepted from the peer, duplicates included (RFC 3550)
 	PacketsLost     uint64  // RFC 3550 cumulative: expected - received, not below 0
+	OctetsSent      uint64  // RTP payload octets sent (RFC 3550 sender octet count)
+	OctetsReceived  uint64  // RTP payload octets of the accepted packets
 	JitterMs        float64 // RFC 3550 interarrival jitter of the peer's stream
 
 	PacketsLate     uint64  // arrived after their playout time, or duplicates: dropped

@@ -91,6 +91,7 @@ type Session struct {
 
 	codecName                             atomic.Pointer[string]
 	sent, received, lost, late, concealed atomic.Uint64
+	octetsSent, octetsReceived            atomic.Uint64 // RTP payload octets (RFC 3550 octet count)
 	dtmfRx, dtmfTx, rtcpSent, rtcpRecv    atomic.Uint64
 	jitterUs, depthUs, remJitterUs, rttUs atomic.Uint64
 	remFrac                               atomic.Uint32
@@ -228,6 +229,8 @@ func (s *Session) Stats() Stats {
 		Codec:              *s.codecName.Load(),
 		PacketsSent:        s.sent.Load(),
 		PacketsReceived:    s.received.Load(),
+		OctetsSent:         s.octetsSent.Load(),
+		OctetsReceived:     s.octetsReceived.Load(),
 		PacketsLost:        s.lost.Load(),
 		JitterMs:           us(&s.jitterUs),
 		PacketsLate:        s.late.Load(),
@@ -344,6 +347,7 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 			nd += copy(digits[nd:], got[:n])
 		}
 		s.received.Add(1)
+		s.octetsReceived.Add(uint64(len(payload)))
 		s.lost.Store(uint64(max(0, s.rx.lost())))
 		s.jitterUs.Store(uint64(s.rx.jitter * 1e6 / float64(s.codec.clockRate)))
 		s.late.Store(s.jb.late)
@@ -509,6 +513,7 @@ func (s *Session) sendTick(deadline time.Duration) {
 		return
 	}
 	s.sent.Add(1)
+	s.octetsSent.Add(uint64(n - hl))
 	if ended {
 		s.dtmfTx.Add(1)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -172,7 +173,36 @@ func apiStatus(st sip.AccountStatus) api.Status {
 			PacketsReceived: cs.Media.PacketsReceived,
 			PacketsLost:     cs.Media.PacketsLost,
 			JitterMs:        cs.Media.JitterMs,
+			Hold:            cs.Hold,
+			DurationS:       round(cs.Duration.Seconds(), 1),
+			EndReason:       cs.EndReason,
+			LocalMedia:      cs.LocalMedia,
+			RemoteMedia:     cs.RemoteMedia,
+			OctetsSent:      cs.Media.OctetsSent,
+			OctetsReceived:  cs.Media.OctetsReceived,
+			RTTMs:           round(cs.Media.RTTMs, 1),
+			MOS:             round(cs.Quality.MOS, 2),
+			RFactor:         round(cs.Quality.R, 1),
 		})
+		if cs.Stopped {
+			code := cs.EndCode
+			calls[len(calls)-1].EndCode = &code
+		}
 	}
-	return api.Status{Account: st.Account, Calls: calls, AccountStatus: st.Code}
+	r := st.Registration
+	return api.Status{Account: st.Account, Calls: calls, AccountStatus: st.Code, Registration: &api.Registration{
+		State: r.State, Server: r.Server, Transport: r.Transport, LastError: r.LastError,
+		ExpiresIn: ceilSeconds(r.ExpiresIn), RetryIn: ceilSeconds(r.RetryIn),
+	}}
+}
+
+// round keeps n decimals: status figures are for people and monitors.
+func round(v float64, n int) float64 {
+	p := math.Pow(10, float64(n))
+	return math.Round(v*p) / p
+}
+
+// ceilSeconds: a retry due in 0.2 s reads 1, not 0 ("now").
+func ceilSeconds(d time.Duration) int64 {
+	return int64(math.Ceil(d.Seconds()))
 }
