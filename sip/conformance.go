@@ -33,7 +33,7 @@ func (u *UA) newEdge() *edge.Edge {
 	raiseUDPLimit()
 	return edge.New(edge.Config{
 		UserAgent: u.cfg.UserAgent,
-		Supported: []string{"timer"},
+		Supported: []string{"timer", "replaces"},
 		Log:       u.log,
 		Admit:     u.admit,
 	})

@@ -56,7 +56,7 @@ func TestFailoverAndFailback(t *testing.T) {
 		})
 	eventually(t, "registered at the primary", 3*time.Second, func() bool {
 		st := h.status(t, "a1")
-		return st.Code == 200 && st.Server == a.addr()
+		return st.Code == 200 && st.Registration.Server == a.addr()
 	})
 
 	down.Store(true)
@@ -67,7 +67,7 @@ func TestFailoverAndFailback(t *testing.T) {
 	}
 	eventually(t, "registered at the backup", 5*time.Second, func() bool {
 		st := h.status(t, "a1")
-		return st.Code == 200 && st.Server == b.addr()
+		return st.Code == 200 && st.Registration.Server == b.addr()
 	})
 	t.Logf("failover took %v after the primary stopped (refresh due within 1.3 s, time-out 300 ms, retry 200 ms)", time.Since(start))
 
@@ -86,7 +86,7 @@ func TestFailoverAndFailback(t *testing.T) {
 	down.Store(false)
 	eventually(t, "back at the primary", 5*time.Second, func() bool {
 		st := h.status(t, "a1")
-		return st.Code == 200 && st.Server == a.addr()
+		return st.Code == 200 && st.Registration.Server == a.addr()
 	})
 	mu.Lock()
 	probes := optionsA
@@ -118,8 +118,8 @@ func TestNoFailoverOnRejection(t *testing.T) {
 	if rb.count != 0 {
 		t.Errorf("backup got %d REGISTERs after a 403 from the primary", rb.count)
 	}
-	if st := h.status(t, "a1"); st.Server != a.addr() {
-		t.Errorf("status server %q", st.Server)
+	if st := h.status(t, "a1"); st.Registration.Server != a.addr() {
+		t.Errorf("status server %q", st.Registration.Server)
 	}
 }
 
@@ -198,6 +198,6 @@ func TestFailoverOnConnectionRefused(t *testing.T) {
 	}
 	eventually(t, "registered at the backup over TCP", 3*time.Second, func() bool {
 		st := h.status(t, "a1")
-		return st.Code == 200 && strings.HasPrefix(st.Server, b.addr())
+		return st.Code == 200 && strings.HasPrefix(st.Registration.Server, b.addr())
 	})
 }

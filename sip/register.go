@@ -26,6 +26,7 @@ type account struct {
 	lastFail string // reason of the last reported failure, to report changes only
 	report   bool   // report the next failure even if it repeats (after login)
 	gen      uint64 // bumped by commands; stale REGISTER results are dropped
+	reg      regRecord
 
 	// Registration binding at the registrar (Call-ID and CSeq are reused by
 	// refreshes and the un-REGISTER, as RFC 3261 asks of a refreshing UA).
@@ -206,6 +207,7 @@ func (u *UA) regLoop(a *account) {
 			gen := a.gen
 			ctx, cancel := context.WithCancel(u.ctx)
 			a.attemptCancel = cancel
+			a.reg.retryAt = time.Time{}
 			u.mu.Unlock()
 			u.resolveServers(ctx, a) // DNS on every attempt: a moved PBX is followed
 			res := u.registerOnce(ctx, a, expires)
@@ -237,9 +239,19 @@ func (u *UA) regLoop(a *account) {
 				// The next server gets its try within one retry interval.
 				probe.Stop()
 				timer.Reset(u.cfg.RegisterRetry)
+				u.mu.Lock()
+				if gen == a.gen {
+					a.reg.retryAt = u.clock.Now().Add(u.cfg.RegisterRetry)
+				}
+				u.mu.Unlock()
 			default:
 				probe.Stop()
 				timer.Reset(retry)
+				u.mu.Lock()
+				if gen == a.gen {
+					a.reg.retryAt = u.clock.Now().Add(retry)
+				}
+				u.mu.Unlock()
 				retry = min(retry*2, maxRetry)
 			}
 		case <-probe.C():
@@ -287,6 +299,8 @@ type regResult struct {
 	onBackup   bool          // registered at a server other than the first
 	moved      bool          // failed over to the next server
 	wrapped    bool          // ... which is the first again: every server failed
+	// unreachable: no answer or a transport error, not a response.
+	unreachable bool
 }
 
 // registerOnce runs one REGISTER transaction (with its digest retry) and
@@ -306,7 +320,7 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 	case err != nil && ctx.Err() != nil:
 		return regResult{} // aborted by a command or shutdown
 	case err != nil && timedOut:
-		out = regResult{code: 408, reason: fmt.Sprintf("408 Request Timeout (no answer from the registrar within %v)", u.cfg.RegisterTimeout)}
+		out = regResult{code: 408, reason: fmt.Sprintf("408 Request Timeout (no answer from the registrar within %v)", u.cfg.RegisterTimeout), unreachable: true}
 	case err != nil:
 		out = regFailure(err)
 	case res.StatusCode >= 200 && res.StatusCode < 300:
@@ -332,6 +346,8 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 		b := eff
 		a.boundTo = &b
 		a.lastFail = ""
+		a.reg.outcome, a.reg.lastError = regOK, ""
+		a.reg.expiresAt = u.clock.Now().Add(out.granted)
 		_, out.onBackup = a.primaryLocked()
 		u.log.Info("registered", "account", eff.Name, "server", eff.Server, "expires", out.granted)
 		return out
@@ -339,9 +355,14 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 	if out.minExpires > 0 {
 		return out
 	}
+	a.reg.outcome, a.reg.lastError = regRejected, out.reason
+	if out.unreachable {
+		a.reg.outcome = regUnreachable
+	}
 	if to, wrapped, ok := a.failoverLocked(out.code); ok {
 		out.moved, out.wrapped = true, wrapped
 		out.reason = fmt.Sprintf("%s from %s; trying %s", out.reason, eff.Server, to)
+		a.reg.lastError = out.reason
 		u.log.Warn("registrar failed: moving to the next server", "account", eff.Name, "from", eff.Server, "to", to, "reason", out.reason)
 		a.lastFail = out.reason
 		a.report = false
@@ -359,9 +380,9 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 
 func regFailure(err error) regResult {
 	if errors.Is(err, sip.ErrTransactionTimeout) {
-		return regResult{code: 408, reason: "408 Request Timeout (no answer from the registrar)"}
+		return regResult{code: 408, reason: "408 Request Timeout (no answer from the registrar)", unreachable: true}
 	}
-	return regResult{code: 503, reason: "503 Service Unavailable (" + err.Error() + ")"}
+	return regResult{code: 503, reason: "503 Service Unavailable (" + err.Error() + ")", unreachable: true}
 }
 
 // unregister removes the binding the registrar holds, if any.
@@ -371,6 +392,7 @@ func (u *UA) unregister(ctx context.Context, a *account) {
 	a.boundTo = nil
 	a.code = 0
 	a.gen++
+	a.reg = regRecord{loggedOut: a.reg.loggedOut}
 	u.mu.Unlock()
 	if old == nil {
 		return
@@ -506,6 +528,7 @@ func (u *UA) Login(account string, user, pass, server *string) error {
 	a.eff.Register = true
 	a.report = true
 	a.lastFail = ""
+	a.reg = regRecord{}
 	u.sendCmdLocked(a, regCmd{kind: cmdRegister})
 	return nil
 }
@@ -519,6 +542,7 @@ func (u *UA) Logout(account string) error {
 		return err
 	}
 	a.code = 0
+	a.reg = regRecord{loggedOut: true}
 	u.sendCmdLocked(a, regCmd{kind: cmdLogout})
 	return nil
 }
@@ -576,6 +600,7 @@ func (u *UA) Reload(accounts []Account) error {
 			a.setServersLocked()
 			if changed {
 				a.lastFail = ""
+				a.reg = regRecord{}
 				if a.wantsRegistration() {
 					u.sendCmdLocked(a, regCmd{kind: cmdRegister})
 				} else {

@@ -108,11 +108,11 @@ type Config struct {
 
 // AccountStatus is a snapshot for get-status.
 type AccountStatus struct {
-	Account string
-	Code    int    // final code of the latest REGISTER transaction; 0: none
-	Server  string // the server the account registers at (or would use); "" without one
-	Refused uint64 // out-of-dialog requests refused by AcceptFrom
-	Calls   []CallStatus
+	Account      string
+	Code         int    // final code of the latest REGISTER transaction; 0: none
+	Refused      uint64 // out-of-dialog requests refused by AcceptFrom
+	Calls        []CallStatus
+	Registration Registration
 }
 
 // CallStatus is one call of an AccountStatus.
@@ -126,6 +126,14 @@ type CallStatus struct {
 	Direction string // in out
 	Active    bool   // bound to the account's audio channel
 	Media     media.Stats
+
+	Hold        string        // HoldNone, HoldLocal, HoldRemote, HoldBoth
+	Duration    time.Duration // since the answer (0 before it), frozen at the end
+	EndReason   string        // the CallEnded reason once ended
+	EndCode     int           // the CallEnded code once ended
+	LocalMedia  string        // our RTP address:port ("" before a session exists)
+	RemoteMedia string        // the peer's RTP address:port from its SDP ("" before one)
+	Quality     media.Quality // of the stream we receive; zero before RTP arrives
 }
 
 // Call states as reported in CallStatus.State.
@@ -138,7 +146,8 @@ const (
 )
 
 const (
-	allowHeader     = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+	allowHeader     = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY"
+	supportedHeader = "timer, replaces"
 	minExpires      = 10 * time.Second
 	minRetry        = time.Second
 	maxRetry        = 5 * time.Minute
@@ -197,6 +206,8 @@ type UA struct {
 	nextID   int
 	bound    map[string]*call // audio channel key -> call bound to it
 	hosts    hostMemo         // own lock: read while mu is held, never I/O under it
+
+	trace traceState // trace.go
 }
 
 // New builds the UA; nothing is bound until Start.
@@ -275,6 +286,7 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		dialogs:      map[string]*call{},
 		bound:        map[string]*call{},
 	}
+	u.trace.queue = make(chan TraceMessage, traceQueue)
 	for _, a := range accounts {
 		if a.Name == "" {
 			return nil, errors.New("sip: an account has no name")
@@ -317,7 +329,8 @@ func (u *UA) Start(ctx context.Context) error {
 			sip.WithTransactionLayerLogger(u.log),
 			sip.WithTransactionLayerUnhandledResponseHandler(u.onStrayResponse),
 		),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(u.log)))...,
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(u.log)),
+		sipgo.WithUserAgentParser(newParser()))...,
 	)
 	if err != nil {
 		return fmt.Errorf("sip: %w", err)
@@ -334,6 +347,7 @@ func (u *UA) Start(ctx context.Context) error {
 	u.registerHandlers()
 
 	u.edge = u.newEdge()
+	u.edge.SetTap(u.tap)
 	if err := u.listen(); err != nil {
 		sua.Close()
 		return err
@@ -356,6 +370,11 @@ func (u *UA) Start(ctx context.Context) error {
 	if u.tlsLn != nil {
 		u.serve("tls", func() error { return srv.ServeTLS(u.tlsLn) })
 	}
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		u.traceLoop()
+	}()
 	// The listeners follow the Start context too, not only Shutdown.
 	u.wg.Add(1)
 	go func() {
@@ -500,7 +519,8 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 		return AccountStatus{}, fmt.Errorf("account %q: %w", account, ErrUnknownAccount)
 	}
 	u.pruneLocked()
-	st := AccountStatus{Account: a.plan.Name, Code: a.code, Server: a.effLocked().Server, Refused: a.refused, Calls: []CallStatus{}}
+	st := AccountStatus{Account: a.plan.Name, Code: a.code, Refused: a.refused, Calls: []CallStatus{},
+		Registration: u.registrationLocked(a, u.clock.Now())}
 	type entry struct {
 		c     *call
 		bound bool
@@ -512,23 +532,13 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 		}
 	}
 	u.mu.Unlock()
+	now := u.clock.Now()
 	for _, e := range calls {
 		c := e.c
 		c.mu.Lock()
-		cs := CallStatus{
-			ID: c.id, Caller: c.caller, Callee: c.callee,
-			Started: !c.confirmedAt.IsZero(), Stopped: !c.phase.live(), State: c.status,
-			Direction: "in", Active: e.bound,
-		}
-		if c.out {
-			cs.Direction = "out"
-		}
-		if c.sess != nil && c.phase.live() {
-			cs.Media = c.sess.Stats()
-		} else {
-			cs.Media = c.lastStats
-		}
+		cs := u.callStatusLocked(c, now)
 		c.mu.Unlock()
+		cs.Active = e.bound
 		st.Calls = append(st.Calls, cs)
 	}
 	sort.Slice(st.Calls, func(i, j int) bool { return st.Calls[i].ID < st.Calls[j].ID })

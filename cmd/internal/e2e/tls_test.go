@@ -62,8 +62,8 @@ func TestTLSRegisterAndCalls(t *testing.T) {
 		TLSCA: w.ca.Cert, TLSCert: w.peerBundle})
 	e.start(w.plan(t, w.ca.Cert))
 	st := waitRegistered(t, e.c, "acc1", 200)
-	if !strings.HasPrefix(st.Server, "tls:") {
-		t.Errorf("status server %q", st.Server)
+	if !strings.HasPrefix(serverOf(st), "tls:") {
+		t.Errorf("status server %q", serverOf(st))
 	}
 	if lines := w.k.LogLines("REGISTER saved 3001"); len(lines) == 0 || !strings.Contains(strings.Join(w.k.LogLines("REQ REGISTER"), "\n"), "(tls:") {
 		t.Fatalf("no REGISTER over TLS in Kamailio's log:\n%s", strings.Join(w.k.LogLines("REQ REGISTER"), "\n"))

@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -222,25 +221,6 @@ func (k *Kamailio) Stop() {
 	if err := k.proc.stop(3 * time.Second); err != nil {
 		k.t.Errorf("testpeers: %v", err)
 	}
-}
-
-// Pause stops every process of Kamailio (SIGSTOP to its process group):
-// a server that hangs without closing its sockets, so requests get no
-// answer at all. Continue undoes it; the test's cleanup does too.
-func (k *Kamailio) Pause() error {
-	if k.proc == nil || k.proc.exited() {
-		return fmt.Errorf("testpeers: kamailio is not running")
-	}
-	k.t.Cleanup(func() { _ = k.Continue() })
-	return syscall.Kill(-k.proc.pid(), syscall.SIGSTOP)
-}
-
-// Continue resumes a paused Kamailio (SIGCONT to its process group).
-func (k *Kamailio) Continue() error {
-	if k.proc == nil || k.proc.exited() {
-		return nil
-	}
-	return syscall.Kill(-k.proc.pid(), syscall.SIGCONT)
 }
 
 // Restart stops Kamailio and starts it again on the same port, with an

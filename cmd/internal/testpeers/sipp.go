@@ -41,6 +41,9 @@ type SippOptions struct {
 	// them all at once, a UAC places them at Rate calls per second (default
 	// 10), each with a Call-ID of its own.
 	Calls, Rate int
+	// NoEcho leaves out -rtp_echo, so that only what the scenario plays
+	// (play_pcap_audio, from the same media port) reaches the daemon.
+	NoEcho bool
 }
 
 // Sipp is a running SIPp (sip-tester) playing Calls calls. Its SIP port is
@@ -112,7 +115,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	args := []string{
 		"-sf", scen,
 		"-i", s.bind, "-p", strconv.Itoa(s.port),
-		"-mi", s.bind, "-mp", strconv.Itoa(s.mediaPort), "-rtp_echo",
+		"-mi", s.bind, "-mp", strconv.Itoa(s.mediaPort),
 		"-cp", strconv.Itoa(ctrlPort),
 		"-t", s.transport,
 		"-cid_str", cidStr,
@@ -125,6 +128,9 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		"-trace_screen", "-screen_file", filepath.Join(s.dir, "screen.log"),
 	}
 	args = append(args, calls...)
+	if !opts.NoEcho {
+		args = append(args, "-rtp_echo")
+	}
 	if opts.Service != "" {
 		args = append(args, "-s", opts.Service)
 	}
