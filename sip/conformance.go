@@ -32,6 +32,7 @@ func (u *UA) newEdge() *edge.Edge {
 		UserAgent: u.cfg.UserAgent,
 		Supported: []string{"timer"},
 		Log:       u.log,
+		Now:       u.clock.Now, // the rate limits run on the UA's clock
 	})
 }
 
