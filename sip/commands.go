@@ -54,7 +54,7 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 	u.mu.Lock()
 	closing := u.closing
 	if !closing {
-		c = u.newCallLocked(a, true)
+		c = u.newCallLocked(a, true, newCallID())
 		c.sess, c.tab.media = sess, sess
 		c.host = host
 		c.caller = eff.User
@@ -66,7 +66,7 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 			}
 		}
 		c.dlg = dialog{
-			callID:    newCallID(),
+			callID:    c.dlg.callID,
 			localTag:  newTag(),
 			local:     sip.Uri{Scheme: "sip", User: eff.User, Host: uriHost(domain)},
 			localName: displayOf(eff),
@@ -102,7 +102,7 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 	c.mu.Lock()
 	req := u.initialInviteLocked(c)
 	c.mu.Unlock()
-	u.log.Info("dialing", "account", account, "call", c.id, "to", target.String())
+	c.log.Info("dialing", "to", target.String())
 	if !u.goTracked(func() { u.runOutgoing(c, req) }) {
 		u.end(c, "shutdown", 0)
 	}

@@ -146,7 +146,7 @@ func (u *UA) setPhaseLocked(c *call, to phase, t transition) (finish func(), err
 		u.armSessionTimerLocked(c)
 		u.settleLocked(c)
 		u.emitLocked(Event{Kind: CallAnswered, Account: c.account, CallID: c.id})
-		u.log.Info("call answered", "account", c.account, "call", c.id)
+		c.log.Info("call answered")
 		// A hold requested before the answer (another call taken meanwhile)
 		// is sent now.
 		if c.hold.pending() {
@@ -188,7 +188,7 @@ func (u *UA) endedLocked(c *call, t transition) func() {
 		c.lastStats = sess.Stats()
 	}
 	c.sess = nil
-	u.log.Info("call ended", "account", c.account, "call", c.id, "reason", t.reason, "code", t.code)
+	c.log.Info("call ended", "reason", t.reason, "code", t.code)
 	ev := Event{Kind: CallEnded, Account: c.account, CallID: c.id, Reason: t.reason, Code: t.code}
 	return func() {
 		if sess != nil {
