@@ -29,6 +29,20 @@ type Status struct {
 	Account       string `json:"account"`
 	Calls         []Call `json:"calls"` // never null: [] when empty
 	AccountStatus int    `json:"account_status"`
+	// SIPEdge (extension) counts the malformed and refused SIP traffic of
+	// the whole daemon, the same in every account's status; nil: omitted.
+	SIPEdge *SIPEdge `json:"sip_edge,omitempty"`
+}
+
+// SIPEdge is the `sip_edge` object of a status (extension): what the SIP
+// front layer answered or dropped before the SIP stack, since start.
+type SIPEdge struct {
+	Malformed uint64 `json:"malformed"` // messages that could not be parsed
+	Rejected  uint64 `json:"rejected"`  // well-formed requests refused statelessly
+	Dropped   uint64 `json:"dropped"`   // dropped without an answer
+	Rewritten uint64 `json:"rewritten"` // valid requests rewritten for the stack
+	Answers   uint64 `json:"answers"`   // stateless answers sent
+	LogLines  uint64 `json:"log_lines"` // log lines about rejected traffic
 }
 
 // Call is one entry of Status.Calls. The first five fields are the vendor

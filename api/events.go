@@ -33,6 +33,8 @@ type (
 		Calls         []Call `json:"calls"`
 		AccountStatus int    `json:"account_status"`
 		Tag           string `json:"tag,omitempty"`
+		// SIPEdge (extension) after the documented fields.
+		SIPEdge *SIPEdge `json:"sip_edge,omitempty"`
 	}
 	wireFail struct {
 		Event   string `json:"event"`
@@ -109,7 +111,8 @@ func encodeStatus(st Status, tag string) []byte {
 	if calls == nil {
 		calls = []Call{}
 	}
-	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus, tag})
+	b, err := frame(wireStatus{Event: EventStatus, Account: st.Account, Calls: calls, AccountStatus: st.AccountStatus,
+		Tag: tag, SIPEdge: st.SIPEdge})
 	if err != nil {
 		// Only a NaN or infinite jitter can get here.
 		return encodeFailTag(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error(), tag)

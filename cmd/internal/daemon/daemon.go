@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/cmd/internal/debugserver"
 	"github.com/telestra/telestra-sip/cmd/internal/metrics"
 	"github.com/telestra/telestra-sip/cmd/internal/plan"
 	"github.com/telestra/telestra-sip/hw"
@@ -39,6 +40,9 @@ type Options struct {
 	// RuntimeDir is $RUNTIME_DIRECTORY: the API address is written there
 	// for telestra-sipctl (runtime.go). "": not written.
 	RuntimeDir string
+	// DebugAddr is -debug-addr: a loopback IP:PORT for the diagnostics
+	// endpoint (package debugserver). "": off.
+	DebugAddr string
 }
 
 // Daemon is one running telestra-sipd.
@@ -102,7 +106,7 @@ func newDaemon(opts Options) *Daemon {
 		d.opts.Started = time.Now()
 	}
 	applyLogLevel(opts.Level, opts.Plan.Log.Level)
-	d.metrics = metrics.New(opts.Version, metrics.Sources{Accounts: d.metricsAccounts, API: d.apiStats})
+	d.metrics = metrics.New(opts.Version, metrics.Sources{Accounts: d.metricsAccounts, API: d.apiStats, SIPEdge: d.sipEdge})
 	d.trim = newMemTrimmer()
 	return d
 }
@@ -122,6 +126,13 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		return fmt.Errorf("sip user agent: %w", err)
 	}
 	d.ua = ua
+	if d.opts.DebugAddr != "" {
+		stopDebug, err := d.startDebug(&wg)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 
 	ctrl := &controller{d: d}
 	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl),
@@ -225,6 +236,27 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		d.log.Warn("API server stopped with error", "err", err)
 	}
 	return nil
+}
+
+// startDebug binds the -debug-addr endpoint and serves it in a goroutine
+// of wg until the returned stop is called.
+func (d *Daemon) startDebug(wg *sync.WaitGroup) (stop func(), err error) {
+	srv, err := debugserver.Listen(d.opts.DebugAddr, debugserver.WithSIPEdge(func() debugserver.SIPEdge {
+		return debugserver.SIPEdge(d.sipEdge())
+	}))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ctx); err != nil {
+			d.log.Warn("debug endpoint stopped", "err", err)
+		}
+	}()
+	d.log.Info("debug endpoint listening (diagnostics only)", "addr", srv.Addr().String())
+	return cancel, nil
 }
 
 func (d *Daemon) shutdownUA() {
