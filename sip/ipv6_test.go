@@ -314,7 +314,7 @@ func (r *countingResolver) count() int {
 func TestHostMemo(t *testing.T) {
 	res := &countingResolver{addrs: map[string][]netip.Addr{}}
 	res.set("pbx.test", netip.MustParseAddr("::1"))
-	u, err := newUA(Config{Address: "::", Resolver: res}, nil, nil, nil, &fakeAlloc{})
+	u, err := newUA(testConfig(Config{Address: "::", Resolver: res}), nil, nil, nil, &fakeAlloc{})
 	if err != nil {
 		t.Fatal(err)
 	}

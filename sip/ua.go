@@ -60,7 +60,7 @@ type Account struct {
 type Config struct {
 	Address       string   // bind address
 	Port          int      // bind port; 0: chosen by the kernel (tests)
-	Transports    []string // "udp", "tcp"; the first is used for outbound requests; empty: udp
+	Transports    []string // "udp", "tcp"; the first is used for outbound requests; at least one
 	PublicAddress string   // Contact/Via/SDP address; empty: derived from Address
 	UserAgent     string   // User-Agent and Server header; empty: none sent
 	// RegisterExpires is the registration lifetime asked for; 0: 10 s.
@@ -75,9 +75,11 @@ type Config struct {
 	// shorter): the RFC's minimum, 90 s.
 	SessionExpires time.Duration
 	// Codecs lists the audio codecs offered, in order of preference, by
-	// name (media.Supported); empty: Media.Codecs, else PCMU, PCMA.
+	// name (media.Supported); empty: Media.Codecs, which then must list one.
 	Codecs []string
-	Media  media.Config
+	// Media is the RTP configuration; its PTime (the SDP's a=ptime) must
+	// be set.
+	Media media.Config
 	// Resolver looks up host names (servers, Route hops); nil: the system's.
 	Resolver Resolver
 }
@@ -186,7 +188,7 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		onEvent = func(Event) {}
 	}
 	if len(cfg.Transports) == 0 {
-		cfg.Transports = []string{"udp"}
+		return nil, errors.New("sip: no transport: list udp, tcp or both")
 	}
 	for _, t := range cfg.Transports {
 		if t != "udp" && t != "tcp" {
@@ -206,8 +208,8 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 	if len(codecs) == 0 {
 		codecs = cfg.Media.Codecs
 	}
-	if len(codecs) == 0 {
-		codecs = []string{"PCMU", "PCMA"}
+	if cfg.Media.PTime <= 0 {
+		return nil, fmt.Errorf("sip: media ptime %v: it goes into every SDP and must be set", cfg.Media.PTime)
 	}
 	if len(offerCodecs(codecs)) == 0 {
 		return nil, fmt.Errorf("sip: none of the codecs %v is supported: use PCMU or PCMA", codecs)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/cmd/internal/plan"
 )
 
 // fakeController serves "account-1" and "account-2" and records commands.
@@ -100,10 +101,18 @@ func startServer(t *testing.T) (*api.Server, *fakeController) {
 	return startServerOn(t, api.Config{Address: "127.0.0.1"})
 }
 
+// planLimits gives cfg the daemon's defaults (plan.Default) for the limits
+// the API server takes from the plan.
+func planLimits(cfg api.Config) api.Config {
+	tcp := plan.Default().TCP
+	cfg.MaxClients, cfg.MaxMessageBytes, cfg.EventHistory = tcp.MaxClients, tcp.MaxMessageBytes, tcp.EventHistory
+	return cfg
+}
+
 func startServerOn(t *testing.T, cfg api.Config) (*api.Server, *fakeController) {
 	t.Helper()
 	ctrl := &fakeController{}
-	s := api.NewServer(cfg, ctrl, nil, api.WithVersion("9.9.9", time.Time{}), api.WithLogLevel(new(slog.LevelVar)))
+	s := api.NewServer(planLimits(cfg), ctrl, nil, api.WithVersion("9.9.9", time.Time{}), api.WithLogLevel(new(slog.LevelVar)))
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
