@@ -81,6 +81,14 @@ func (f *fakeController) HangupCall(_ context.Context, account string, id int, d
 	return f.record("HangupCall %s %d %v", account, id, decline)
 }
 
+func (f *fakeController) SendDTMF(_ context.Context, account string, id int, digits string, dur time.Duration) error {
+	return f.record("SendDTMF %s %d %s %v", account, id, digits, dur)
+}
+
+func (f *fakeController) TransferCall(_ context.Context, account string, id int, num string) error {
+	return f.record("TransferCall %s %d %s", account, id, num)
+}
+
 func (f *fakeController) Logout(_ context.Context, account string) error {
 	return f.record("Logout %s", account)
 }

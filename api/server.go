@@ -78,6 +78,7 @@ type Server struct {
 	unregister chan *client
 
 	stats counters
+	trace traceState // trace.go
 
 	hist     *history      // owned by the hub goroutine
 	arrivals arrivals      // owned by the hub goroutine
@@ -117,6 +118,7 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *S
 		ctrl:       ctrl,
 		log:        log,
 		events:     make(chan hubMsg, hubBacklog),
+		trace:      traceState{msgs: make(chan SIPMessage, traceBacklog)},
 		register:   make(chan registration),
 		unregister: make(chan *client),
 		closing:    make(chan struct{}),

@@ -46,11 +46,11 @@ func TestDispatch(t *testing.T) {
 			wantCalls: []string{"Logout account-3"}},
 		{name: "get-status one", send: `{"cmd":"get-status","account":"account-1"}`,
 			wantCalls: []string{"Status account-1"},
-			wantReply: []string{`{"event":"status","account":"account-1","calls":[{"call_id":5,"caller":"3003","callee":"3001","started":true,"stopped":false,"state":"active","direction":"in","active":true,"codec":"PCMU","packets_sent":0,"packets_received":0,"packets_lost":0,"jitter_ms":0}],"account_status":200}`}},
+			wantReply: []string{`{"event":"status","account":"account-1","calls":[{"call_id":5,"caller":"3003","callee":"3001","started":true,"stopped":false,"state":"active","direction":"in","active":true,"codec":"PCMU","packets_sent":0,"packets_received":0,"packets_lost":0,"jitter_ms":0,"hold":"","duration_s":0,"octets_sent":0,"octets_received":0,"rtt_ms":0,"mos":0,"r_factor":0}],"account_status":200}`}},
 		{name: "get-status all in plan order", send: `{"cmd":"get-status"}`,
 			wantCalls: []string{"Status "},
 			wantReply: []string{
-				`{"event":"status","account":"account-1","calls":[{"call_id":5,"caller":"3003","callee":"3001","started":true,"stopped":false,"state":"active","direction":"in","active":true,"codec":"PCMU","packets_sent":0,"packets_received":0,"packets_lost":0,"jitter_ms":0}],"account_status":200}`,
+				`{"event":"status","account":"account-1","calls":[{"call_id":5,"caller":"3003","callee":"3001","started":true,"stopped":false,"state":"active","direction":"in","active":true,"codec":"PCMU","packets_sent":0,"packets_received":0,"packets_lost":0,"jitter_ms":0,"hold":"","duration_s":0,"octets_sent":0,"octets_received":0,"rtt_ms":0,"mos":0,"r_factor":0}],"account_status":200}`,
 				`{"event":"status","account":"account-2","calls":[],"account_status":0}`,
 			}},
 		{name: "get-status unknown account", send: `{"cmd":"get-status","account":"nope"}`,

@@ -48,6 +48,9 @@ type call struct {
 	status      string    // CallStatus.State, kept by setPhaseLocked and settleLocked
 	confirmedAt time.Time // zero: never confirmed (CallStatus.Started)
 	endReason   string    // phaseEnding: why (CANCEL, decline)
+	endedWhy    string    // phaseEnded: CallEnded reason, kept for get-status
+	endedCode   int       // phaseEnded: CallEnded code
+	endedAt     time.Time // phaseEnded: when (CallStatus.Duration stops)
 	sess        mediaSession
 	lastStats   media.Stats
 
@@ -74,6 +77,14 @@ type call struct {
 
 	timer     sessionTimer // RFC 4028
 	peerAllow string
+	info      infoQueue // DTMF digits waiting to go out by INFO
+
+	// Transfer (transfer.go, replaces.go).
+	xfer         *transferOut // phase transferring: our REFER
+	ref          *referral    // phase referred: the peer's REFER
+	referredFrom *call        // this call was placed for old's referral; nil once reported
+	referredBy   string       // its Referred-By, copied into the INVITE
+	replaces     *call        // this call's INVITE replaced that call (RFC 3891)
 }
 
 // callEntry is what the tables know of a call, guarded by UA.mu: whether it
@@ -171,7 +182,7 @@ func (u *UA) onMediaTimeout(c *call) {
 	// Called from the media goroutine: never block it.
 	u.goTracked(func() {
 		c.mu.Lock()
-		ok := c.phase == phaseConfirmed
+		ok := c.phase.established()
 		c.mu.Unlock()
 		if !ok {
 			return

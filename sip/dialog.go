@@ -95,12 +95,12 @@ func (u *UA) inDialogLocked(c *call, method sip.RequestMethod, seq uint32) *sip.
 		seq = d.localSeq
 	}
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
-	if method == sip.INVITE || method == sip.UPDATE || method == sip.ACK {
+	if method == sip.INVITE || method == sip.UPDATE || method == sip.ACK || method == sip.REFER || method == sip.NOTIFY {
 		req.AppendHeader(u.contactHeaderOver(c.dlg.local.User, c.host, d.transport))
 	}
 	if method == sip.INVITE || method == sip.UPDATE {
 		req.AppendHeader(sip.NewHeader("Allow", allowHeader))
-		req.AppendHeader(sip.NewHeader("Supported", "timer"))
+		req.AppendHeader(sip.NewHeader("Supported", supportedHeader))
 	}
 	u.addUserAgent(req)
 	req.SetBody(nil)
@@ -113,7 +113,7 @@ func (u *UA) ok200Locked(c *call, req *sip.Request, body []byte) *sip.Response {
 	res := u.response(req, 200, "OK", c.dlg.localTag)
 	res.AppendHeader(u.contactHeaderOver(c.dlg.local.User, c.host, c.dlg.transport))
 	res.AppendHeader(sip.NewHeader("Allow", allowHeader))
-	res.AppendHeader(sip.NewHeader("Supported", "timer"))
+	res.AppendHeader(sip.NewHeader("Supported", supportedHeader))
 	c.timer.addResponseHeaders(res)
 	if body != nil {
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))

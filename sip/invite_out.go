@@ -67,6 +67,9 @@ func (u *UA) initialInviteLocked(c *call) *sip.Request {
 	// out because remoteTag is empty).
 	req.AppendHeader(sip.NewHeader("Session-Expires", strconv.Itoa(u.seInterval)))
 	req.AppendHeader(sip.NewHeader("Min-SE", strconv.Itoa(u.minSE)))
+	if c.referredBy != "" {
+		req.AppendHeader(sip.NewHeader("Referred-By", c.referredBy))
+	}
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(u.offerLocked(c))
 	return req
@@ -313,6 +316,14 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 	}
 	c.timer.peerTimer = hasOption(res, "Supported", "timer") || hasOption(res, "Require", "timer")
 	ack := u.ackLocked(c, req.CSeq().SeqNo, nil)
+	c.mu.Unlock()
+	// The ACK leaves before CallAnswered is reported: a client that acts
+	// on call-answered (send-dtmf by INFO, hangup-call) must not have its
+	// request overtake the ACK. A hangup meanwhile moves the call to
+	// ending, which is handled below as a 2xx crossing our CANCEL.
+	u.writeAck(ack)
+
+	c.mu.Lock()
 	why := c.endReason
 	over := c.phase == phaseEnding || c.phase == phaseEnded
 	var err error
@@ -324,7 +335,6 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 		}
 	}
 	c.mu.Unlock()
-	u.writeAck(ack)
 
 	switch {
 	case over:

@@ -15,7 +15,7 @@ import (
 // kickLocked (c.mu held) makes sure the call's worker runs; it sends at most one
 // transaction at a time, so hold/resume/refresh never overlap.
 func (u *UA) kickLocked(c *call) {
-	if c.worker || c.phase != phaseConfirmed {
+	if c.worker || !c.phase.established() {
 		return
 	}
 	c.worker = u.goTracked(func() { u.work(c) })
@@ -32,7 +32,7 @@ type midcallJob struct {
 // nextJobLocked picks the worker's next transaction; ok false: nothing to
 // do, and the worker is marked stopped.
 func (u *UA) nextJobLocked(c *call) (midcallJob, bool) {
-	if c.phase != phaseConfirmed || u.isClosing() || c.offer == offerTheirs ||
+	if !c.phase.established() || u.isClosing() || c.offer == offerTheirs ||
 		(!c.hold.pending() && !c.refreshDue) {
 		c.worker = false
 		return midcallJob{}, false

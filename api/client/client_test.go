@@ -69,6 +69,11 @@ func (f *fakeController) HangupCall(_ context.Context, a string, id int, decline
 func (f *fakeController) Logout(_ context.Context, a string) error {
 	return f.check(a, "logout %s", a)
 }
+func (f *fakeController) SendDTMF(context.Context, string, int, string, time.Duration) error {
+	return nil
+}
+
+func (f *fakeController) TransferCall(context.Context, string, int, string) error { return nil }
 
 func (f *fakeController) Status(_ context.Context, a string) ([]api.Status, error) {
 	all := []api.Status{

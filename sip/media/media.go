@@ -128,8 +128,11 @@ type Params struct {
 	RemoteRTCP *net.UDPAddr // nil: Remote port+1
 	Codec      Codec
 	EventPT    uint8 // telephone-event payload type; 0: not negotiated
-	Send       bool  // we send RTP (direction sendrecv or sendonly from our side)
-	Recv       bool  // we expect RTP (direction sendrecv or recvonly from our side)
+	// RecvEventPT is a second telephone-event payload type accepted on
+	// receive (the one we offered, when the answer named another); 0: none.
+	RecvEventPT uint8
+	Send        bool // we send RTP (direction sendrecv or sendonly from our side)
+	Recv        bool // we expect RTP (direction sendrecv or recvonly from our side)
 }
 
 // Stats is a snapshot of a session's counters.
@@ -138,6 +141,8 @@ type Stats struct {
 	PacketsSent     uint64
 	PacketsReceived uint64  // RTP packets accepted from the peer, duplicates included (RFC 3550)
 	PacketsLost     uint64  // RFC 3550 cumulative: expected - received, not below 0
+	OctetsSent      uint64  // RTP payload octets sent (RFC 3550 sender octet count)
+	OctetsReceived  uint64  // RTP payload octets of the accepted packets
 	JitterMs        float64 // RFC 3550 interarrival jitter of the peer's stream
 
 	PacketsLate     uint64  // arrived after their playout time, or duplicates: dropped

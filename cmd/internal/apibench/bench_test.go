@@ -29,6 +29,10 @@ func (f *fakeController) AnswerCall(context.Context, string, int) error       { 
 func (f *fakeController) SwitchCall(context.Context, string, int) error       { return nil }
 func (f *fakeController) HangupCall(context.Context, string, int, bool) error { return nil }
 func (f *fakeController) Logout(context.Context, string) error                { return nil }
+func (f *fakeController) SendDTMF(context.Context, string, int, string, time.Duration) error {
+	return nil
+}
+func (f *fakeController) TransferCall(context.Context, string, int, string) error { return nil }
 func (f *fakeController) Status(_ context.Context, a string) ([]api.Status, error) {
 	f.statusCalls.Add(1)
 	all := []api.Status{{Account: "account-1", AccountStatus: 200}, {Account: "account-2"}}

@@ -68,6 +68,7 @@ type Daemon struct {
 
 	ua      *sip.UA
 	server  *api.Server
+	trace   *tracer
 	hub     eventHub         // server, or what wrapHub made of it
 	metrics *metrics.Metrics // always fed; served when [metrics] address is set
 	// wrapHub lets a test stand between the event path and the hub.
@@ -135,8 +136,9 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	}
 
 	ctrl := &controller{d: d}
+	d.trace = &tracer{d: d}
 	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl),
-		api.WithLogLevel(d.opts.Level), api.WithVersion(d.opts.Version, d.opts.Started))
+		api.WithLogLevel(d.opts.Level), api.WithVersion(d.opts.Version, d.opts.Started), api.WithTracer(d.trace))
 	d.hub = d.server
 	if d.wrapHub != nil {
 		d.hub = d.wrapHub(d.server)
@@ -186,6 +188,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		defer stopMetrics()
 	}
 
+	d.trace.SetSIPTrace(p.Log.SIPTrace)
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- d.server.Serve(context.Background()) }()
 
