@@ -74,6 +74,9 @@ type Daemon struct {
 	// wrapHub lets a test stand between the event path and the hub.
 	wrapHub func(eventHub) eventHub
 	trim    *memTrimmer
+	// debugAddr is the bound -debug-addr (tests bind port 0); set by run
+	// before READY=1.
+	debugAddr net.Addr
 }
 
 type openChannel struct {
@@ -258,6 +261,7 @@ func (d *Daemon) startDebug(wg *sync.WaitGroup) (stop func(), err error) {
 			d.log.Warn("debug endpoint stopped", "err", err)
 		}
 	}()
+	d.debugAddr = srv.Addr()
 	d.log.Info("debug endpoint listening (diagnostics only)", "addr", srv.Addr().String())
 	return cancel, nil
 }
