@@ -48,6 +48,9 @@ type Status struct {
 	Refused uint64 `json:"refused,omitempty"`
 	// Registration (extension) is the registration in words.
 	Registration *Registration `json:"registration,omitempty"`
+	// SIPEdge (extension) counts the malformed and refused SIP traffic of
+	// the whole daemon, the same in every account's status; nil: omitted.
+	SIPEdge *SIPEdge `json:"sip_edge,omitempty"`
 }
 
 // Registration is the `registration` object of a status (extension).
@@ -60,6 +63,17 @@ type Registration struct {
 	ExpiresIn int64  `json:"expires_in_s"` // registered: seconds until the binding expires
 	LastError string `json:"last_error"`   // the latest failure; "" after a success
 	RetryIn   int64  `json:"retry_in_s"`   // rejected, unreachable: seconds until the next attempt
+}
+
+// SIPEdge is the `sip_edge` object of a status (extension): what the SIP
+// front layer answered or dropped before the SIP stack, since start.
+type SIPEdge struct {
+	Malformed uint64 `json:"malformed"` // messages that could not be parsed
+	Rejected  uint64 `json:"rejected"`  // well-formed requests refused statelessly
+	Dropped   uint64 `json:"dropped"`   // dropped without an answer
+	Rewritten uint64 `json:"rewritten"` // valid requests rewritten for the stack
+	Answers   uint64 `json:"answers"`   // stateless answers sent
+	LogLines  uint64 `json:"log_lines"` // log lines about rejected traffic
 }
 
 // Call is one entry of Status.Calls. The first five fields are the vendor

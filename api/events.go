@@ -37,6 +37,7 @@ type (
 		AccountStatus int           `json:"account_status"`
 		Registration  *Registration `json:"registration,omitempty"`
 		Refused       uint64        `json:"refused,omitempty"`
+		SIPEdge       *SIPEdge      `json:"sip_edge,omitempty"`
 		Tag           string        `json:"tag,omitempty"`
 	}
 	wireFail struct {
@@ -141,7 +142,8 @@ func encodeStatus(st Status, tag string) []byte {
 	if calls == nil {
 		calls = []Call{}
 	}
-	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus, st.Registration, st.Refused, tag})
+	b, err := frame(wireStatus{Event: EventStatus, Account: st.Account, Calls: calls, AccountStatus: st.AccountStatus,
+		Registration: st.Registration, Refused: st.Refused, SIPEdge: st.SIPEdge, Tag: tag})
 	if err != nil {
 		// Only a NaN or infinite jitter can get here.
 		return encodeFailTag(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error(), tag)

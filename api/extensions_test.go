@@ -346,3 +346,26 @@ func TestHoldEnds(t *testing.T) {
 		t.Fatalf("quiet client live: got %s", got)
 	}
 }
+
+// sip_edge is an extra field after the documented ones, and absent when the
+// controller gives none: a host application sees the vendor's status.
+func TestStatusSIPEdge(t *testing.T) {
+	tests := []struct {
+		name string
+		st   Status
+		want string
+	}{
+		{name: "without", st: Status{Account: "a", AccountStatus: 200},
+			want: `{"event":"status","account":"a","calls":[],"account_status":200}`},
+		{name: "with", st: Status{Account: "a", AccountStatus: 200, SIPEdge: &SIPEdge{Malformed: 3, Rejected: 2, Dropped: 1, Answers: 4, LogLines: 1}},
+			want: `{"event":"status","account":"a","calls":[],"account_status":200,"sip_edge":{"malformed":3,"rejected":2,"dropped":1,"rewritten":0,"answers":4,"log_lines":1}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := string(encodeStatus(tt.st, ""))
+			if got != tt.want+"\x00" {
+				t.Errorf("status frame\n got %q\nwant %q", got, tt.want+"\x00")
+			}
+		})
+	}
+}

@@ -30,7 +30,7 @@ func (f *fakeTracer) lastClients() int {
 
 func startTraceServer(t *testing.T, tr Tracer) *Server {
 	t.Helper()
-	s := NewServer(Config{Address: "127.0.0.1"}, &fakeController{statuses: twoAccounts()}, testLogger(t), WithTracer(tr))
+	s := NewServer(withLimits(Config{Address: "127.0.0.1"}), &fakeController{statuses: twoAccounts()}, testLogger(t), WithTracer(tr))
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}

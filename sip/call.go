@@ -5,6 +5,7 @@ package sip
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -34,6 +35,10 @@ type call struct {
 	cancelCh   chan struct{}     // outgoing: closed on the move to ending
 	decisionCh chan decision     // incoming: the answer or decline, one slot
 	ackCh      chan *sip.Request // ACKs of our 2xx sent outside the INVITE transaction
+	// log carries the call's account, API id ("call") and SIP Call-ID
+	// ("sip_call_id", SIP_CALL_ID= in the journal): every line about the
+	// call goes through it.
+	log *slog.Logger
 
 	tab callEntry // guarded by UA.mu
 
@@ -148,8 +153,9 @@ func (u *UA) call(account string, id int) (*call, error) {
 	return u.callLocked(account, id)
 }
 
-// newCallLocked makes a ringing call under a fresh ID (not yet in the tables).
-func (u *UA) newCallLocked(a *account, out bool) *call {
+// newCallLocked makes a ringing call under a fresh ID (not yet in the
+// tables) for the dialog of SIP Call-ID sipCallID.
+func (u *UA) newCallLocked(a *account, out bool, sipCallID string) *call {
 	// Ended calls leave the maps here too, not only on get-status: the
 	// daemon runs for months.
 	u.pruneLocked()
@@ -157,7 +163,9 @@ func (u *UA) newCallLocked(a *account, out bool) *call {
 		id: u.nextID, acct: a, account: a.plan.Name, out: out, phase: phaseRinging, status: StateRinging,
 		ended: make(chan struct{}), cancelCh: make(chan struct{}),
 		decisionCh: make(chan decision, 1), ackCh: make(chan *sip.Request, 4),
+		log: u.log.With("account", a.plan.Name, "call", u.nextID, "sip_call_id", sipCallID),
 	}
+	c.dlg.callID = sipCallID
 	u.nextID++
 	c.sdp = localSDP{sessID: uint64(rand.Int64N(1 << 40)), version: 1}
 	return c
@@ -183,7 +191,7 @@ func (u *UA) onMediaTimeout(c *call) {
 		if !ok {
 			return
 		}
-		u.log.Warn("no RTP received: ending call", "account", c.account, "call", c.id)
+		c.log.Warn("no RTP received: ending call")
 		u.endAndBye(c, "rtp timeout", 0)
 	})
 }

@@ -71,7 +71,7 @@ func (u *UA) dial(account, num string, o dialOpts) error {
 	u.mu.Lock()
 	closing := u.closing
 	if !closing {
-		c = u.newCallLocked(a, true)
+		c = u.newCallLocked(a, true, newCallID())
 		c.sess, c.tab.media = sess, sess
 		sess.OnDTMF(func(d media.DTMF) { u.onRTPDigit(c, d) })
 		c.referredFrom, c.referredBy = o.referredFrom, o.referredBy
@@ -85,7 +85,7 @@ func (u *UA) dial(account, num string, o dialOpts) error {
 			}
 		}
 		c.dlg = dialog{
-			callID:    newCallID(),
+			callID:    c.dlg.callID,
 			localTag:  newTag(),
 			local:     sip.Uri{Scheme: "sip", User: eff.User, Host: uriHost(domain)},
 			localName: displayOf(eff),
@@ -130,7 +130,7 @@ func (u *UA) dial(account, num string, o dialOpts) error {
 	c.mu.Lock()
 	req := u.initialInviteLocked(c)
 	c.mu.Unlock()
-	u.log.Info("dialing", "account", account, "call", c.id, "to", target.String())
+	c.log.Info("dialing", "to", target.String())
 	if !u.goTracked(func() { u.runOutgoing(c, req) }) {
 		u.end(c, "shutdown", 0)
 	}

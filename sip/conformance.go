@@ -36,6 +36,7 @@ func (u *UA) newEdge() *edge.Edge {
 		Supported: []string{"timer", "replaces"},
 		Log:       u.log,
 		Admit:     u.admit,
+		Now:       u.clock.Now, // the rate limits run on the UA's clock
 	})
 }
 

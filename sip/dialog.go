@@ -159,13 +159,13 @@ func (u *UA) sendBye(ctx context.Context, c *call) {
 	})
 	switch {
 	case err != nil:
-		u.log.Warn("BYE got no answer", "account", c.account, "call", c.id, "error", err)
+		c.log.Warn("BYE got no answer", "error", err)
 	case res.StatusCode == 481:
 		// The far end has ended the dialog already (both sides of a local
 		// call hang up at once on shutdown): the call is over either way.
-		u.log.Debug("BYE crossed the far end's", "account", c.account, "call", c.id, "status", statusText(res))
+		c.log.Debug("BYE crossed the far end's", "status", statusText(res))
 	case res.StatusCode >= 300:
-		u.log.Warn("BYE rejected", "account", c.account, "call", c.id, "status", statusText(res))
+		c.log.Warn("BYE rejected", "status", statusText(res))
 	}
 }
 

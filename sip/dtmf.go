@@ -165,9 +165,9 @@ func (u *UA) sendInfoDigits(c *call) {
 			cancel()
 			switch {
 			case err != nil:
-				u.log.Warn("DTMF INFO got no answer", "account", c.account, "call", c.id, "digit", string(d), "error", err)
+				c.log.Warn("DTMF INFO got no answer", "digit", string(d), "error", err)
 			case res.StatusCode >= 300:
-				u.log.Warn("DTMF INFO rejected", "account", c.account, "call", c.id, "digit", string(d), "status", statusText(res))
+				c.log.Warn("DTMF INFO rejected", "digit", string(d), "status", statusText(res))
 			}
 		}
 		t := u.clock.NewTimer(wait)
@@ -202,7 +202,7 @@ func (u *UA) digitLocked(c *call, d rune, dur time.Duration, via string) {
 	if !c.phase.live() {
 		return
 	}
-	u.log.Debug("DTMF received", "account", c.account, "call", c.id, "digit", string(d), "duration", dur, "via", via)
+	c.log.Debug("DTMF received", "digit", string(d), "duration", dur, "via", via)
 	u.emitLocked(Event{Kind: DTMFReceived, Account: c.account, CallID: c.id, Digit: d, Duration: dur})
 }
 

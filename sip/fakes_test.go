@@ -189,6 +189,21 @@ func (e *events) none(t *testing.T, d time.Duration) {
 	}
 }
 
+// testConfig is what the daemon always sets (from plan.Default) and the
+// UA needs: a transport, codecs and the ptime.
+func testConfig(cfg Config) Config {
+	if len(cfg.Transports) == 0 {
+		cfg.Transports = []string{"udp"}
+	}
+	if cfg.Media.PTime == 0 {
+		cfg.Media.PTime = 20 * time.Millisecond
+	}
+	if len(cfg.Codecs) == 0 && len(cfg.Media.Codecs) == 0 {
+		cfg.Media.Codecs = []string{"PCMU", "PCMA"}
+	}
+	return cfg
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("SIP_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

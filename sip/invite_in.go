@@ -135,13 +135,13 @@ func (u *UA) newIncoming(req *sip.Request, a *account, replacing *call) (*call, 
 		sess.Close() // never bound nor updated: closes at once
 		return nil, u.response(req, 503, "Service Unavailable", "")
 	}
-	c = u.newCallLocked(a, false)
+	c = u.newCallLocked(a, false, req.CallID().Value())
 	c.sess, c.tab.media = sess, sess
 	sess.OnDTMF(func(d media.DTMF) { u.onRTPDigit(c, d) })
 	c.host = host
 	from, to := req.From(), req.To()
 	c.dlg = dialog{
-		callID:     req.CallID().Value(),
+		callID:     c.dlg.callID,
 		localTag:   newTag(),
 		remoteTag:  fromTag(req),
 		local:      *to.Address.Clone(),
@@ -171,7 +171,7 @@ func (u *UA) newIncoming(req *sip.Request, a *account, replacing *call) (*call, 
 	if replacing == nil {
 		u.emitLocked(Event{Kind: CallIncoming, Account: a.plan.Name, CallID: c.id, Caller: c.caller, CallerName: c.callerName})
 	}
-	u.log.Info("incoming call", "account", a.plan.Name, "call", c.id, "from", from.Address.String(), "replaces", replacing != nil)
+	c.log.Info("incoming call", "from", from.Address.String(), "replaces", replacing != nil)
 	return c, nil
 }
 
@@ -316,7 +316,7 @@ func (u *UA) awaitAck(c *call, tx sip.ServerTransaction, res *sip.Response, seq 
 			return ack
 		case <-retrans.C():
 			if err := tx.Respond(res); err != nil {
-				u.log.Debug("2xx retransmission failed", "error", err)
+				c.log.Debug("2xx retransmission failed", "error", err)
 			}
 			interval = min(interval*2, u.t2)
 			retrans.Reset(interval)
@@ -406,7 +406,7 @@ func (u *UA) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 				c.hold.remote = r.held()
 			}
 			if err != nil {
-				u.log.Warn("ACK to re-INVITE without usable SDP: keeping previous media", "call", c.id, "error", err)
+				c.log.Warn("ACK to re-INVITE without usable SDP: keeping previous media", "error", err)
 			}
 		}
 		u.settleLocked(c)
@@ -442,7 +442,7 @@ func (u *UA) reinviteLocked(c *call, req *sip.Request, awaitAnswer bool) *sip.Re
 	} else {
 		b, err := u.answerBodyLocked(c, req.Body())
 		if err != nil {
-			u.log.Info("rejecting re-INVITE offer", "call", c.id, "error", err)
+			c.log.Info("rejecting re-INVITE offer", "error", err)
 			return u.response(req, 488, "Not Acceptable Here", "")
 		}
 		body = b
@@ -486,7 +486,7 @@ func (u *UA) updateLocked(c *call, req *sip.Request) *sip.Response {
 	if len(req.Body()) > 0 {
 		b, err := u.answerBodyLocked(c, req.Body())
 		if err != nil {
-			u.log.Info("rejecting UPDATE offer", "call", c.id, "error", err)
+			c.log.Info("rejecting UPDATE offer", "error", err)
 			return u.response(req, 488, "Not Acceptable Here", "")
 		}
 		body = b

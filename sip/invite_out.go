@@ -93,7 +93,6 @@ func (u *UA) initialInviteLocked(c *call) *sip.Request {
 // runOutgoing drives the initial INVITE of an outgoing call to its end
 // (answered, rejected, cancelled or timed out).
 func (u *UA) runOutgoing(c *call, req *sip.Request) {
-	name := c.account
 	authTries, seTries := 0, 0
 	ring := u.clock.NewTimer(u.ringTime)
 	defer ring.Stop()
@@ -168,7 +167,7 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 		} else {
 			u.end(c, statusText(res), res.StatusCode)
 		}
-		u.log.Info("call rejected", "account", name, "call", c.id, "status", statusText(res))
+		c.log.Info("call rejected", "status", statusText(res))
 		return
 	}
 }
@@ -213,7 +212,7 @@ func (u *UA) waitOutgoing(c *call, tx sip.ClientTransaction, req *sip.Request, r
 			ctx, stop := context.WithTimeout(u.ctx, 32*time.Second)
 			defer stop()
 			if res, err := u.do(ctx, cancel); err != nil || res.StatusCode >= 300 {
-				u.log.Debug("CANCEL not accepted", "call", c.id, "error", err)
+				c.log.Debug("CANCEL not accepted", "error", err)
 			}
 		})
 	}
@@ -303,7 +302,7 @@ func (u *UA) onProvisional(c *call, res *sip.Response) {
 	}
 	switch {
 	case err != nil:
-		u.log.Warn("ignoring bad SDP in provisional response", "call", c.id, "error", err)
+		c.log.Warn("ignoring bad SDP in provisional response", "error", err)
 	case c.phase == phaseEarly:
 		u.earlyMediaLocked(c) // new early SDP
 	default:
@@ -367,6 +366,6 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 
 // noUsableAnswer ends a call whose set-up brought no usable SDP answer.
 func (u *UA) noUsableAnswer(c *call, where string, err error) {
-	u.log.Warn("no usable SDP "+where+": hanging up", "call", c.id, "error", err)
+	c.log.Warn("no usable SDP "+where+": hanging up", "error", err)
 	u.endAndBye(c, "488 Not Acceptable Here (no usable SDP "+where+")", 488)
 }

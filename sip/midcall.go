@@ -110,10 +110,10 @@ func (u *UA) jobDoneLocked(c *call, j midcallJob, res *sip.Response, err error, 
 		if j.body != nil && !j.useUpdate {
 			if r, perr := parseSDP(res.Body()); perr == nil {
 				if aerr := u.applyAnswerLocked(c, r); aerr != nil {
-					u.log.Warn("unusable SDP answer to re-INVITE", "call", c.id, "error", aerr)
+					c.log.Warn("unusable SDP answer to re-INVITE", "error", aerr)
 				}
 			} else {
-				u.log.Warn("bad SDP answer to re-INVITE", "call", c.id, "error", perr)
+				c.log.Warn("bad SDP answer to re-INVITE", "error", perr)
 			}
 		}
 		c.hold.agreed = j.wantHold
@@ -142,7 +142,7 @@ func (u *UA) jobDoneLocked(c *call, j midcallJob, res *sip.Response, err error, 
 		c.peerAllow = ""
 		c.refreshDue = true
 	default:
-		u.log.Warn(what+" rejected; keeping the call", "account", c.account, "call", c.id, "status", statusText(res))
+		c.log.Warn(what+" rejected; keeping the call", "status", statusText(res))
 		c.hold.agreed = j.wantHold
 		if j.refreshOnly {
 			u.armSessionTimerLocked(c) // try again at the next half interval

@@ -166,7 +166,7 @@ func (u *UA) setPhaseLocked(c *call, to phase, t transition) (finish func(), err
 		if from.established() {
 			// A transfer failed (ours) or the referred call did (theirs):
 			// the call goes on as it was.
-			u.log.Info("call back from "+from.String(), "account", c.account, "call", c.id, "reason", t.reason)
+			c.log.Info("call back from "+from.String(), "reason", t.reason)
 			c.xfer, c.ref = nil, nil
 			u.settleLocked(c)
 			break
@@ -179,7 +179,7 @@ func (u *UA) setPhaseLocked(c *call, to phase, t transition) (finish func(), err
 			ev.Replaces = c.replaces.id
 		}
 		u.emitLocked(ev)
-		u.log.Info("call answered", "account", c.account, "call", c.id)
+		c.log.Info("call answered")
 		// A hold requested before the answer (another call taken meanwhile)
 		// is sent now.
 		if c.hold.pending() {
@@ -187,9 +187,9 @@ func (u *UA) setPhaseLocked(c *call, to phase, t transition) (finish func(), err
 		}
 		u.settledLinksLocked(c, 200, "OK")
 	case phaseTransferring:
-		u.log.Info("transferring call", "account", c.account, "call", c.id, "to", c.xfer.target)
+		c.log.Info("transferring call", "to", c.xfer.target)
 	case phaseReferred:
-		u.log.Info("call referred by the peer", "account", c.account, "call", c.id, "to", c.ref.target)
+		c.log.Info("call referred by the peer", "to", c.ref.target)
 	case phaseEnding:
 		c.endReason = t.reason
 		if c.out {
@@ -230,7 +230,7 @@ func (u *UA) endedLocked(c *call, t transition) func() {
 		c.lastStats = sess.Stats()
 	}
 	c.sess = nil
-	u.log.Info("call ended", "account", c.account, "call", c.id, "reason", t.reason, "code", t.code)
+	c.log.Info("call ended", "reason", t.reason, "code", t.code)
 	ev := Event{Kind: CallEnded, Account: c.account, CallID: c.id, Reason: t.reason, Code: t.code}
 	return func() {
 		if sess != nil {

@@ -171,7 +171,7 @@ func (u *UA) runTransfer(c *call, t *transferOut) {
 	switch {
 	case err != nil:
 		code, why = 408, "REFER got no answer"
-		u.log.Warn("REFER got no answer", "account", c.account, "call", c.id, "error", err)
+		c.log.Warn("REFER got no answer", "error", err)
 	case res.StatusCode >= 300:
 		code, why = res.StatusCode, "REFER rejected: "+statusText(res)
 	default:
@@ -378,7 +378,7 @@ func (u *UA) followReferral(c *call, target, referredBy string) {
 		},
 	})
 	if err != nil {
-		u.log.Warn("cannot place the referred call", "account", c.account, "call", c.id, "to", target, "error", err)
+		c.log.Warn("cannot place the referred call", "to", target, "error", err)
 		u.referralOutcome(c, 503, "Service Unavailable")
 	}
 }
@@ -494,8 +494,8 @@ func (u *UA) sendNotify(c *call, code int, reason string, final bool) {
 	})
 	switch {
 	case err != nil:
-		u.log.Warn("NOTIFY got no answer", "account", c.account, "call", c.id, "error", err)
+		c.log.Warn("NOTIFY got no answer", "error", err)
 	case res.StatusCode >= 300:
-		u.log.Info("NOTIFY rejected", "account", c.account, "call", c.id, "status", statusText(res))
+		c.log.Info("NOTIFY rejected", "status", statusText(res))
 	}
 }

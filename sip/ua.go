@@ -65,7 +65,7 @@ type Account struct {
 type Config struct {
 	Address    string   // bind address
 	Port       int      // bind port; 0: chosen by the kernel (tests)
-	Transports []string // "udp", "tcp", "tls"; the first is used for outbound requests; empty: udp
+	Transports []string // "udp", "tcp", "tls"; the first is used for outbound requests; at least one
 	// TLSPort is the TLS listener's port (transport "tls"); 0: chosen by
 	// the kernel.
 	TLSPort int
@@ -82,7 +82,7 @@ type Config struct {
 	// before the server counts as down; 0: 64*T1 (32 s, RFC 3261 Timer F).
 	RegisterTimeout time.Duration
 	// FailbackInterval is how often an account on a backup server probes
-	// its primary with OPTIONS; 0: 60 s.
+	// its primary with OPTIONS; 0: 1 s.
 	FailbackInterval time.Duration
 	// EndedCallLinger is how long an ended call stays in Status; 0: it
 	// leaves at the next Status or new call.
@@ -91,9 +91,11 @@ type Config struct {
 	// shorter): the RFC's minimum, 90 s.
 	SessionExpires time.Duration
 	// Codecs lists the audio codecs offered, in order of preference, by
-	// name (media.Supported); empty: Media.Codecs, else PCMU, PCMA.
+	// name (media.Supported); empty: Media.Codecs, which then must list one.
 	Codecs []string
-	Media  media.Config
+	// Media is the RTP configuration; its PTime (the SDP's a=ptime) must
+	// be set.
+	Media media.Config
 	// Trusted sources may send out-of-dialog requests to every account,
 	// whatever its AcceptFrom.
 	Trusted []netip.Prefix
@@ -153,7 +155,7 @@ const (
 	maxRetry        = 5 * time.Minute
 	minSE           = 90 // seconds, RFC 4028 minimum
 	defaultRingTime = 3 * time.Minute
-	defaultFailback = time.Minute
+	minFailback     = time.Second
 )
 
 // UA is the user agent: one SIP stack serving every account of the plan.
@@ -227,7 +229,7 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		onEvent = func(Event) {}
 	}
 	if len(cfg.Transports) == 0 {
-		cfg.Transports = []string{"udp"}
+		return nil, errors.New("sip: no transport: list udp, tcp or both")
 	}
 	for _, t := range cfg.Transports {
 		if t != "udp" && t != "tcp" && t != "tls" {
@@ -254,14 +256,14 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		cfg.RegisterTimeout = 64 * sip.T1
 	}
 	if cfg.FailbackInterval <= 0 {
-		cfg.FailbackInterval = defaultFailback
+		cfg.FailbackInterval = minFailback
 	}
 	codecs := cfg.Codecs
 	if len(codecs) == 0 {
 		codecs = cfg.Media.Codecs
 	}
-	if len(codecs) == 0 {
-		codecs = []string{"PCMU", "PCMA"}
+	if cfg.Media.PTime <= 0 {
+		return nil, fmt.Errorf("sip: media ptime %v: it goes into every SDP and must be set", cfg.Media.PTime)
 	}
 	if len(offerCodecs(codecs)) == 0 {
 		return nil, fmt.Errorf("sip: none of the codecs %v is supported: use PCMU or PCMA", codecs)

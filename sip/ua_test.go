@@ -27,7 +27,7 @@ func startUA(t *testing.T, accounts []Account, tweak func(*Config, *UA)) *harnes
 	if tweak != nil {
 		tweak(&cfg, nil)
 	}
-	ua, err := newUA(cfg, accounts, h.ev.handler, testLogger(t), h.alloc)
+	ua, err := newUA(testConfig(cfg), accounts, h.ev.handler, testLogger(t), h.alloc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1112,7 +1112,7 @@ func TestShutdownEndsCallsAndUnregisters(t *testing.T) {
 	s := &uas{final: 200}
 	s.install(t, p)
 	ev := newEvents()
-	ua, err := newUA(Config{Address: "127.0.0.1", Transports: []string{"udp"}},
+	ua, err := newUA(testConfig(Config{Address: "127.0.0.1", Transports: []string{"udp"}}),
 		[]Account{{Name: "a1", User: "3001", Pass: "pw", Server: p.addr(), Register: true}}, ev.handler, testLogger(t), &fakeAlloc{})
 	if err != nil {
 		t.Fatal(err)

@@ -100,7 +100,8 @@ func (f *fakeController) calls() string {
 func start(t *testing.T) (*api.Server, *fakeController, *client.Client) {
 	t.Helper()
 	ctrl := &fakeController{}
-	s := api.NewServer(api.Config{Address: "127.0.0.1"}, ctrl, nil)
+	// The limits are the daemon's to set (from the plan); any will do here.
+	s := api.NewServer(api.Config{Address: "127.0.0.1", MaxClients: 8, MaxMessageBytes: 64 << 10, EventHistory: 256}, ctrl, nil)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/telestra/telestra-sip/api"
 	"github.com/telestra/telestra-sip/api/client"
+	"github.com/telestra/telestra-sip/cmd/internal/plan"
 )
 
 // fakeController serves "account-1" and "account-2" and records commands.
@@ -113,10 +114,18 @@ func startServer(t *testing.T) (*api.Server, *fakeController) {
 	return startServerOn(t, api.Config{Address: "127.0.0.1"})
 }
 
+// planLimits gives cfg the daemon's defaults (plan.Default) for the limits
+// the API server takes from the plan.
+func planLimits(cfg api.Config) api.Config {
+	tcp := plan.Default().TCP
+	cfg.MaxClients, cfg.MaxMessageBytes, cfg.EventHistory = tcp.MaxClients, tcp.MaxMessageBytes, tcp.EventHistory
+	return cfg
+}
+
 func startServerOn(t *testing.T, cfg api.Config) (*api.Server, *fakeController) {
 	t.Helper()
 	ctrl := &fakeController{}
-	s := api.NewServer(cfg, ctrl, nil, api.WithVersion("9.9.9", time.Time{}), api.WithLogLevel(new(slog.LevelVar)))
+	s := api.NewServer(planLimits(cfg), ctrl, nil, api.WithVersion("9.9.9", time.Time{}), api.WithLogLevel(new(slog.LevelVar)))
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +456,7 @@ func (n *nopTracer) TraceClients(c int) { n.clients.Store(int32(c)) }
 
 func TestTrace(t *testing.T) {
 	tr := &nopTracer{}
-	s := api.NewServer(api.Config{Address: "127.0.0.1"}, &fakeController{}, nil, api.WithTracer(tr))
+	s := api.NewServer(planLimits(api.Config{Address: "127.0.0.1"}), &fakeController{}, nil, api.WithTracer(tr))
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}

@@ -90,6 +90,7 @@ func (c *controller) Status(_ context.Context, account string) ([]api.Status, er
 		}
 		c.d.mu.Unlock()
 	}
+	edge := api.SIPEdge(c.d.sipEdge()) // daemon-wide: the same in every status
 	out := make([]api.Status, 0, len(names))
 	for _, name := range names {
 		st, err := c.d.ua.Status(name)
@@ -99,7 +100,9 @@ func (c *controller) Status(_ context.Context, account string) ([]api.Status, er
 		if err != nil {
 			return nil, c.wrap(name, err)
 		}
-		out = append(out, apiStatus(st))
+		as := apiStatus(st)
+		as.SIPEdge = &edge
+		out = append(out, as)
 	}
 	return out, nil
 }
