@@ -10,11 +10,25 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/telestra/telestra-sip/sip/media"
 )
 
 // Dial places a call. accepted is called synchronously with the new call ID
 // before the INVITE is sent and before any event of the call.
 func (u *UA) Dial(account, num string, accepted func(callID int)) error {
+	return u.dial(account, num, dialOpts{accepted: accepted})
+}
+
+// dialOpts are what a call placed for a referral adds to Dial's.
+type dialOpts struct {
+	accepted     func(callID int)
+	referredFrom *call  // the call whose peer referred us (transfer.go)
+	referredBy   string // the REFER's Referred-By
+}
+
+func (u *UA) dial(account, num string, o dialOpts) error {
+	accepted := o.accepted
 	u.mu.Lock()
 	a, err := u.accountLocked(account)
 	if err == nil && a.eff.MaxCalls > 0 && u.liveCallsLocked(a) >= a.eff.MaxCalls {
@@ -23,7 +37,7 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 	var eff Account
 	var localUsers []string
 	if err == nil {
-		eff = a.eff
+		eff = a.effLocked() // new calls go through the server in use
 		for _, o := range u.accounts {
 			if o != a {
 				localUsers = append(localUsers, o.eff.User)
@@ -38,6 +52,9 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 	target, err := u.dialTarget(eff, num, localUsers)
 	if err != nil {
 		return fmt.Errorf("account %q: %w", account, err)
+	}
+	if u.cfg.SRTP == SRTPRequired && u.transportTo(*target, "") != "TLS" {
+		return fmt.Errorf("account %q: %w: dial a tls: server or a sips: URI", account, errSRTPNeedsTLS)
 	}
 	host := u.localHost(target.Host)
 
@@ -54,8 +71,10 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 	u.mu.Lock()
 	closing := u.closing
 	if !closing {
-		c = u.newCallLocked(a, true)
+		c = u.newCallLocked(a, true, newCallID())
 		c.sess, c.tab.media = sess, sess
+		sess.OnDTMF(func(d media.DTMF) { u.onRTPDigit(c, d) })
+		c.referredFrom, c.referredBy = o.referredFrom, o.referredBy
 		c.host = host
 		c.caller = eff.User
 		c.callee = target.User
@@ -66,13 +85,14 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 			}
 		}
 		c.dlg = dialog{
-			callID:    newCallID(),
+			callID:    c.dlg.callID,
 			localTag:  newTag(),
 			local:     sip.Uri{Scheme: "sip", User: eff.User, Host: uriHost(domain)},
 			localName: displayOf(eff),
 			remote:    sip.Uri{Scheme: "sip", User: target.User, Host: target.Host, Port: target.Port},
 			localSeq:  uint32(rand.IntN(10000)) + 1,
 			target:    *target,
+			transport: u.transportTo(*target, ""),
 		}
 	}
 	u.mu.Unlock()
@@ -97,12 +117,20 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 		return nil
 	}
 	// Like a phone: dialing puts the account's current call on hold, and
-	// the audio follows the new call.
-	u.makeActive(c)
+	// the audio follows the new call. A referred call replaces the call
+	// that referred us, which is not held: it is on its way out (and
+	// becomes active again if the new call fails).
+	if o.referredFrom != nil {
+		u.mu.Lock()
+		c.acct.active = c
+		u.mu.Unlock()
+	} else {
+		u.makeActive(c)
+	}
 	c.mu.Lock()
 	req := u.initialInviteLocked(c)
 	c.mu.Unlock()
-	u.log.Info("dialing", "account", account, "call", c.id, "to", target.String())
+	c.log.Info("dialing", "to", target.String())
 	if !u.goTracked(func() { u.runOutgoing(c, req) }) {
 		u.end(c, "shutdown", 0)
 	}
@@ -136,7 +164,7 @@ func (u *UA) Switch(account string, callID int) error {
 		return err
 	}
 	c.mu.Lock()
-	ok := c.phase == phaseConfirmed
+	ok := c.phase.established()
 	if !ok {
 		err = fmt.Errorf("account %q call %d (%s): %w", account, callID, c.status, ErrCallState)
 	}
@@ -151,7 +179,7 @@ func (u *UA) Switch(account string, callID int) error {
 	u.makeActive(c)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.phase == phaseConfirmed {
+	if c.phase.established() {
 		c.hold.want = false
 		u.settleLocked(c)
 		u.kickLocked(c)
@@ -195,13 +223,13 @@ func (u *UA) terminate(ctx context.Context, c *call, reason string, decline bool
 			}
 		}
 		_, _ = u.setPhaseLocked(c, phaseEnding, t) // legal from ringing and early
-	case phaseAnswering, phaseConfirmed:
+	case phaseAnswering, phaseConfirmed, phaseTransferring, phaseReferred:
 		finish = u.endLocked(c, reason, 0)
 	}
 	c.mu.Unlock()
 	switch p {
 	case phaseEnded:
-	case phaseAnswering, phaseConfirmed:
+	case phaseAnswering, phaseConfirmed, phaseTransferring, phaseReferred:
 		if finish != nil {
 			finish()
 		}

@@ -28,8 +28,23 @@ func (u *UA) dialTarget(eff Account, num string, localUsers []string) (*sip.Uri,
 		if err := sip.ParseUri(num, &uri); err != nil || uri.Host == "" {
 			return nil, fmt.Errorf("%q is not a valid SIP URI", num)
 		}
-		if uri.Scheme != "sip" {
-			return nil, fmt.Errorf("%q: only sip: URIs are supported (no TLS)", num)
+		if strings.EqualFold(uri.Scheme, "sips") {
+			// sips: means TLS to the first hop (RFC 3261 §26.2.2): dialled
+			// as sip:...;transport=tls, which sipgo sends over TLS.
+			if !u.listening("TLS") {
+				return nil, fmt.Errorf("%q: a sips: URI needs transport \"tls\" in sip-settings.transports", num)
+			}
+			uri.Scheme = "sip"
+			if uri.Port == 0 {
+				uri.Port = 5061
+			}
+			if uri.UriParams == nil {
+				uri.UriParams = sip.NewParams()
+			}
+			uri.UriParams.Remove("transport")
+			uri.UriParams.Add("transport", "tls")
+		} else if uri.Scheme != "sip" {
+			return nil, fmt.Errorf("%q: only sip: and sips: URIs are supported", num)
 		}
 		return &uri, nil
 	}
@@ -49,8 +64,8 @@ func (u *UA) dialTarget(eff Account, num string, localUsers []string) (*sip.Uri,
 			host := u.localHost(loopbackOf(u.bindFamily()))
 			port := u.listenPort()
 			uri := &sip.Uri{Scheme: "sip", User: num, Host: uriHost(host), Port: port, UriParams: sip.NewParams()}
-			if u.outTransport == "TCP" {
-				uri.UriParams.Add("transport", "tcp")
+			if u.outTransport != "UDP" {
+				uri.UriParams.Add("transport", strings.ToLower(u.outTransport))
 			}
 			if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 				uri.Host = "127.0.0.1"
@@ -67,6 +82,9 @@ func (u *UA) initialInviteLocked(c *call) *sip.Request {
 	// out because remoteTag is empty).
 	req.AppendHeader(sip.NewHeader("Session-Expires", strconv.Itoa(u.seInterval)))
 	req.AppendHeader(sip.NewHeader("Min-SE", strconv.Itoa(u.minSE)))
+	if c.referredBy != "" {
+		req.AppendHeader(sip.NewHeader("Referred-By", c.referredBy))
+	}
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(u.offerLocked(c))
 	return req
@@ -75,7 +93,6 @@ func (u *UA) initialInviteLocked(c *call) *sip.Request {
 // runOutgoing drives the initial INVITE of an outgoing call to its end
 // (answered, rejected, cancelled or timed out).
 func (u *UA) runOutgoing(c *call, req *sip.Request) {
-	name := c.account
 	authTries, seTries := 0, 0
 	ring := u.clock.NewTimer(u.ringTime)
 	defer ring.Stop()
@@ -121,7 +138,7 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 			}
 			if cr.pass != "" && (authTries == 0 || staleChallenge(res)) {
 				next := u.retryInvite(c, req)
-				if authorize(next, res, cr) == nil {
+				if u.authorize(next, res, cr) == nil {
 					authTries++
 					req = next
 					continue
@@ -150,7 +167,7 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 		} else {
 			u.end(c, statusText(res), res.StatusCode)
 		}
-		u.log.Info("call rejected", "account", name, "call", c.id, "status", statusText(res))
+		c.log.Info("call rejected", "status", statusText(res))
 		return
 	}
 }
@@ -195,7 +212,7 @@ func (u *UA) waitOutgoing(c *call, tx sip.ClientTransaction, req *sip.Request, r
 			ctx, stop := context.WithTimeout(u.ctx, 32*time.Second)
 			defer stop()
 			if res, err := u.do(ctx, cancel); err != nil || res.StatusCode >= 300 {
-				u.log.Debug("CANCEL not accepted", "call", c.id, "error", err)
+				c.log.Debug("CANCEL not accepted", "error", err)
 			}
 		})
 	}
@@ -285,7 +302,7 @@ func (u *UA) onProvisional(c *call, res *sip.Response) {
 	}
 	switch {
 	case err != nil:
-		u.log.Warn("ignoring bad SDP in provisional response", "call", c.id, "error", err)
+		c.log.Warn("ignoring bad SDP in provisional response", "error", err)
 	case c.phase == phaseEarly:
 		u.earlyMediaLocked(c) // new early SDP
 	default:
@@ -314,6 +331,14 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 	}
 	c.timer.peerTimer = hasOption(res, "Supported", "timer") || hasOption(res, "Require", "timer")
 	ack := u.ackLocked(c, req.CSeq().SeqNo, nil)
+	c.mu.Unlock()
+	// The ACK leaves before CallAnswered is reported: a client that acts
+	// on call-answered (send-dtmf by INFO, hangup-call) must not have its
+	// request overtake the ACK. A hangup meanwhile moves the call to
+	// ending, which is handled below as a 2xx crossing our CANCEL.
+	u.writeAck(ack)
+
+	c.mu.Lock()
 	why := c.endReason
 	over := c.phase == phaseEnding || c.phase == phaseEnded
 	var err error
@@ -325,7 +350,6 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 		}
 	}
 	c.mu.Unlock()
-	u.writeAck(ack)
 
 	switch {
 	case over:
@@ -342,6 +366,6 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 
 // noUsableAnswer ends a call whose set-up brought no usable SDP answer.
 func (u *UA) noUsableAnswer(c *call, where string, err error) {
-	u.log.Warn("no usable SDP "+where+": hanging up", "call", c.id, "error", err)
+	c.log.Warn("no usable SDP "+where+": hanging up", "error", err)
 	u.endAndBye(c, "488 Not Acceptable Here (no usable SDP "+where+")", 488)
 }

@@ -17,7 +17,7 @@ func (d *Daemon) metricsAccounts() []metrics.Account {
 	}
 	out := make([]metrics.Account, 0, len(sts))
 	for _, st := range sts {
-		a := metrics.Account{Name: st.Account, RegisterCode: st.AccountStatus, Calls: make([]metrics.Call, 0, len(st.Calls))}
+		a := metrics.Account{Name: st.Account, RegisterCode: st.AccountStatus, Refused: st.Refused, Calls: make([]metrics.Call, 0, len(st.Calls))}
 		for _, c := range st.Calls {
 			a.Calls = append(a.Calls, metrics.Call{
 				ID: c.CallID, Direction: c.Direction, Stopped: c.Stopped,
@@ -32,6 +32,14 @@ func (d *Daemon) metricsAccounts() []metrics.Account {
 func (d *Daemon) apiStats() metrics.APIStats {
 	st := d.server.Stats()
 	return metrics.APIStats{Clients: st.Clients, DroppedClients: st.DroppedClients, Commands: st.Commands, DroppedEvents: st.DroppedEvents}
+}
+
+// sipEdge is the SIP front layer's counters; d.ua is set before any
+// listener that reads them is bound.
+func (d *Daemon) sipEdge() metrics.SIPEdge {
+	st := d.ua.EdgeStats()
+	return metrics.SIPEdge{Malformed: st.Malformed, Rejected: st.Rejected, Dropped: st.Dropped,
+		Rewritten: st.Rewritten, Answers: st.Answers, LogLines: st.LogLines}
 }
 
 // sampleInterval reads the calls at least twice per ended-call linger.

@@ -110,6 +110,8 @@ var (
 		"1 when the account's latest REGISTER got 200 OK, else 0.", []string{"account"}, nil)
 	descRegCode = prometheus.NewDesc(namespace+"_account_register_status_code",
 		"Final SIP status code of the account's latest REGISTER (get-status account_status); 0: none.", []string{"account"}, nil)
+	descRefused = prometheus.NewDesc(namespace+"_sip_untrusted_refused_total",
+		"Out-of-dialog SIP requests for the account refused because of their source (accept-from), answered 403 or dropped.", []string{"account"}, nil)
 	descActive = prometheus.NewDesc(namespace+"_calls_active",
 		"Calls not yet ended, by account and direction (in, out).", []string{"account", "direction"}, nil)
 	descSent = prometheus.NewDesc(namespace+"_rtp_packets_sent_total",
@@ -128,14 +130,29 @@ var (
 		"API messages received, valid or not.", nil, nil)
 	descEvDropped = prometheus.NewDesc(namespace+"_api_events_dropped_total",
 		"Broadcast events lost because the API hub did not keep up.", nil, nil)
+
+	// The SIP front layer's counters (docs/sip.md, conformance).
+	descSIPMalformed = prometheus.NewDesc(namespace+"_sip_messages_malformed_total",
+		"SIP messages that could not be parsed (answered 400, 416 or 513, or dropped).", nil, nil)
+	descSIPRejected = prometheus.NewDesc(namespace+"_sip_requests_rejected_total",
+		"Well-formed SIP requests refused statelessly (505, 400, 416, 420, 415, 406).", nil, nil)
+	descSIPDropped = prometheus.NewDesc(namespace+"_sip_messages_dropped_total",
+		"SIP messages dropped without an answer (stray responses and ACKs, no Via, answer rate limit).", nil, nil)
+	descSIPRewritten = prometheus.NewDesc(namespace+"_sip_requests_rewritten_total",
+		"Valid SIP requests rewritten into a form the stack takes (LWS in parameters, RFC 2543 identifiers).", nil, nil)
+	descSIPAnswers = prometheus.NewDesc(namespace+"_sip_stateless_responses_total",
+		"Responses sent statelessly to malformed or refused SIP requests.", nil, nil)
+	descSIPLogLines = prometheus.NewDesc(namespace+"_sip_rejected_log_lines_total",
+		"Log lines written about malformed or refused SIP traffic (rate-limited per source and reason).", nil, nil)
 )
 
 // snapshotCollector reports what a snapshot shows at scrape time.
 type snapshotCollector struct{ m *Metrics }
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRegistered, descRegCode, descActive, descSent, descRecv, descLost, descJitter,
-		descClients, descDropped, descCommands, descEvDropped} {
+	for _, d := range []*prometheus.Desc{descRegistered, descRegCode, descRefused, descActive, descSent, descRecv, descLost, descJitter,
+		descClients, descDropped, descCommands, descEvDropped,
+		descSIPMalformed, descSIPRejected, descSIPDropped, descSIPRewritten, descSIPAnswers, descSIPLogLines} {
 		ch <- d
 	}
 }
@@ -162,6 +179,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descRegistered, reg, a.Name)
 		gauge(descRegCode, float64(a.RegisterCode), a.Name)
+		counter(descRefused, float64(a.Refused), a.Name)
 		active := map[string]int{"in": 0, "out": 0}
 		jitter := 0.0
 		for _, call := range a.Calls {
@@ -199,5 +217,14 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descDropped, float64(st.DroppedClients))
 		counter(descCommands, float64(st.Commands))
 		counter(descEvDropped, float64(st.DroppedEvents))
+	}
+	if m.src.SIPEdge != nil {
+		st := m.src.SIPEdge()
+		counter(descSIPMalformed, float64(st.Malformed))
+		counter(descSIPRejected, float64(st.Rejected))
+		counter(descSIPDropped, float64(st.Dropped))
+		counter(descSIPRewritten, float64(st.Rewritten))
+		counter(descSIPAnswers, float64(st.Answers))
+		counter(descSIPLogLines, float64(st.LogLines))
 	}
 }
