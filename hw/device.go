@@ -13,8 +13,10 @@ import (
 //
 // Both queues hold at most capacity samples (drop oldest). Standing latency
 // is removed without reacting to bursts: when the lowest level seen over a
-// second stayed above a quarter frame (the device clock runs faster than the media
-// clock, or audio piled up during a stall), that excess is dropped once. A
+// second stayed above a quarter frame (playback: the server's buffer or the
+// PCM holds the margin, so what the queue keeps is latency) or one frame
+// (capture: a read needs a whole frame, and PipeWire delivers 21.3 ms
+// fragments against 20 ms frames), that excess is dropped once. A
 // read after a pause (no call was reading) first drops all but one frame of
 // the stale capture.
 type devQueues struct {
@@ -42,8 +44,8 @@ func newDevQueues(cfg Config) *devQueues {
 		frame:     frame,
 		frameTime: cfg.FrameTime,
 		wake:      make(chan struct{}, 1),
-		readTrim:  newLevelTrim(standingKeep(frame), window),
-		writeTrim: newLevelTrim(standingKeep(frame), window),
+		readTrim:  newLevelTrim(frame, window),
+		writeTrim: newLevelTrim(frame/4, window),
 	}
 }
 
@@ -103,12 +105,6 @@ func (l *levelTrim) observe(level int) int {
 }
 
 func (l *levelTrim) reset() { l.n, l.low = 0, math.MaxInt }
-
-// standingKeep is the lowest level a queue may hold for a whole window
-// before the excess is dropped: a quarter frame. The device side needs no
-// margin here (the server's buffer or the PCM holds it), so anything the
-// queue keeps standing is latency.
-func standingKeep(frame int) int { return frame / 4 }
 
 // stats fills the queue counters of a Stats.
 func (d *devQueues) stats(st Stats) Stats {

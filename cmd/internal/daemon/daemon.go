@@ -370,7 +370,7 @@ func hwConfig(p *plan.Plan) hw.Config {
 		FrameTime:   p.RTP.PTime.Duration,
 		// The device's own buffer; the pulse and ALSA backends add two
 		// frames of margin on top. 10 ms: clean on PulseAudio in the hw
-		// tests, about 55 ms less through a call than 20 ms (docs/audio.md).
+		// tests, about 40 ms less through a call than 20 ms (docs/audio.md).
 		Buffer: 10 * time.Millisecond,
 	}
 }
