@@ -138,8 +138,10 @@ func TestAudioCheckProcedure(t *testing.T) {
 	// 3. Record position 2's headset and measure.
 	wav := filepath.Join(t.TempDir(), "position-2.wav")
 	// timeout(1) ends parecord with SIGTERM, as in the documented command;
-	// exit status 124 is that time-out.
-	rec := exec.Command(timeout, "3", parecord, "-d", "alsa_output.headset-2.monitor", "--rate=8000", "--channels=1", "--file-format=wav", wav)
+	// exit status 124 is that time-out. Without --latency-msec parecord asks
+	// for the server's default fragment (2 s on PulseAudio), and a slow start
+	// left it with nothing written when the time-out came.
+	rec := exec.Command(timeout, "5", parecord, "--latency-msec=100", "-d", "alsa_output.headset-2.monitor", "--rate=8000", "--channels=1", "--file-format=wav", wav)
 	rec.Env = append(os.Environ(), pa.Env()...)
 	if out, err := rec.CombinedOutput(); err != nil && rec.ProcessState.ExitCode() != 124 {
 		t.Fatalf("parecord: %v\n%s", err, out)
