@@ -201,11 +201,21 @@ func TestLossReorderConcealment(t *testing.T) {
 		{name: "PCMU", codec: Supported["PCMU"], rate: 8000, min: 40220, max: 40239},
 		{name: "G722", codec: Supported["G722"], rate: 16000, min: 40160, max: 40179},
 	} {
-		t.Run(tc.name, func(t *testing.T) { lossReorderConcealment(t, tc.codec, tc.rate, tc.min, tc.max) })
+		t.Run(tc.name, func(t *testing.T) {
+			for try := 1; ; try++ {
+				if !lossReorderConcealment(t, tc.codec, tc.rate, tc.min, tc.max, try == 3) {
+					break
+				}
+			}
+		})
 	}
 }
 
-func lossReorderConcealment(t *testing.T, codec Codec, rate, portMin, portMax int) {
+// lossReorderConcealment runs one trial. It returns true, having checked
+// the counters but not the played audio, when the engine stalled (unless
+// last): the engine drops the ticks a stall missed, by design, so the
+// playout then has gaps that measure the machine, not concealment.
+func lossReorderConcealment(t *testing.T, codec Codec, rate, portMin, portMax int, last bool) (stalled bool) {
 	cfg := testConfig(portMin, portMax)
 	cfg.AudioRate = rate
 	e := newTestEngine(t, cfg)
@@ -253,25 +263,32 @@ func lossReorderConcealment(t *testing.T, codec Codec, rate, portMin, portMax in
 		t.Error("no frames concealed despite loss")
 	}
 
+	if p := e.Pacing(); p.Max > 5*cfg.PTime && !last {
+		t.Logf("engine stalled (pacing %+v): its missed ticks were dropped; another trial", p)
+		a.Close()
+		b.Close()
+		return true
+	}
+
 	// The played audio: from the first sound to the last, concealment
 	// fills every loss: no run of silent frames longer than one frame (PLC
 	// fades to silence only after four missing frames in a row).
 	got := rec.snapshot()
 	frame := rate / 50
-	first, last := -1, -1
+	first, lastSound := -1, -1
 	for i := 0; i+frame <= len(got); i += frame {
 		if rms(got[i:i+frame]) > amp/20 {
 			if first < 0 {
 				first = i
 			}
-			last = i
+			lastSound = i
 		}
 	}
 	if first < 0 {
 		t.Fatal("B played no audio")
 	}
 	run := 0
-	for i := first; i <= last; i += frame {
+	for i := first; i <= lastSound; i += frame {
 		if rms(got[i:i+frame]) < 1 {
 			run++
 			if run > 1 {
@@ -281,10 +298,10 @@ func lossReorderConcealment(t *testing.T, codec Codec, rate, portMin, portMax in
 			run = 0
 		}
 	}
-	if n := (last - first) / frame; n < 250 {
+	if n := (lastSound - first) / frame; n < 250 {
 		t.Errorf("only %d frames played between first and last sound", n)
 	}
-	on, off := goertzel(got[first:last], 440, float64(rate)), goertzel(got[first:last], 1000, float64(rate))
+	on, off := goertzel(got[first:lastSound], 440, float64(rate)), goertzel(got[first:lastSound], 1000, float64(rate))
 	if on < 100*off {
 		t.Errorf("played audio not 440 Hz dominated: %.3g vs %.3g at 1 kHz", on, off)
 	}
@@ -295,6 +312,7 @@ func lossReorderConcealment(t *testing.T, codec Codec, rate, portMin, portMax in
 	if sa.RemotePacketsLost > int64(dropped) || sa.RemoteJitterMs > 40 || sa.RTCPReceived == 0 {
 		t.Errorf("A's view of B's reports implausible: %+v (dropped %d)", sa, dropped)
 	}
+	return false
 }
 
 func TestRTCPReports(t *testing.T) {
