@@ -32,6 +32,16 @@ const (
 	CmdResume = "resume"
 	// CmdLogLevel is an extension: it reads or sets the daemon's log level.
 	CmdLogLevel = "log-level"
+	// CmdSendDTMF (extension) sends digits on a call: RFC 4733, else SIP INFO.
+	CmdSendDTMF = "send-dtmf"
+	// CmdTransferCall (extension) blind-transfers a call (REFER).
+	CmdTransferCall = "transfer-call"
+)
+
+// DTMF durations a send-dtmf may ask for, in milliseconds.
+const (
+	MinDTMFMs = 40
+	MaxDTMFMs = 5000
 )
 
 // MaxTagBytes is the longest `tag` a command may carry.
@@ -47,9 +57,12 @@ type Command struct {
 	// Login: nil means "absent, keep the value in force".
 	User, Pass, Server *string
 	Token              string // ping
+	Digits             string // send-dtmf
+	DurationMs         int    // send-dtmf; 0: the default
 	Since              uint64 // resume
 	Started            string // resume: pong's started of the run since counts in; "": not given
 	Level              string // log-level; "": read only
+	On                 bool   // trace (default true), sip-trace
 	// Tag is echoed in the command's direct answer (extension).
 	Tag string
 }
@@ -149,9 +162,31 @@ func decode(d decoder) (Command, error) {
 		err = d.each(d.since(&c), d.optStrTo("started", &c.Started))
 	case CmdLogLevel:
 		err = d.level(&c)
+	case CmdSendDTMF:
+		err = d.each(d.account(&c), d.callID(&c), d.reqStr("digits", &c.Digits), d.optInt("duration_ms", MinDTMFMs, MaxDTMFMs, &c.DurationMs))
+		if err == nil && c.Digits == "" {
+			err = d.errorf(`field "digits" must not be empty`)
+		}
+	case CmdTransferCall:
+		err = d.each(d.account(&c), d.callID(&c), d.reqStr("num", &c.Num))
+		if err == nil && c.Num == "" {
+			err = d.errorf(`field "num" must not be empty`)
+		}
+	case CmdTrace:
+		c.On = true
+		_, _, err = d.str("account")
+		if err == nil {
+			err = d.optBool("on", &c.On)
+		}
+	case CmdSIPTrace:
+		if _, ok := d.get("on"); !ok {
+			err = d.errorf(`missing field "on"`)
+		} else {
+			err = d.optBool("on", &c.On)
+		}
 	default:
 		return Command{}, &CommandError{Cmd: name, Account: c.Account, Tag: c.Tag,
-			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume or log-level", name)}
+			Msg: fmt.Sprintf("unknown command %q: use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume, log-level, send-dtmf, transfer-call, trace or sip-trace", name)}
 	}
 	if err != nil {
 		return Command{}, &CommandError{Cmd: name, Account: c.Account, Tag: c.Tag, Msg: err.Error()}
@@ -210,6 +245,10 @@ func (d decoder) name() (string, bool, error) {
 			return CmdResume, true, nil
 		case CmdLogLevel:
 			return CmdLogLevel, true, nil
+		case CmdSendDTMF:
+			return CmdSendDTMF, true, nil
+		case CmdTransferCall:
+			return CmdTransferCall, true, nil
 		}
 	}
 	return d.str("cmd")
@@ -354,6 +393,20 @@ func (d decoder) level(c *Command) error {
 		}
 	}
 	return d.errorf(`field "level" must be "debug", "info", "warn" or "error" (got %q)`, v)
+}
+
+// optInt reads an optional integer field that must lie in [lo, hi].
+func (d decoder) optInt(name string, lo, hi int, dst *int) error {
+	raw, ok := d.get(name)
+	if !ok {
+		return nil
+	}
+	n, err := strconv.Atoi(string(raw))
+	if err != nil || n < lo || n > hi {
+		return d.errorf("field %q must be an integer from %d to %d", name, lo, hi)
+	}
+	*dst = n
+	return nil
 }
 
 func (d decoder) optBool(name string, dst *bool) error {

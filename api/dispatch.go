@@ -70,6 +70,12 @@ func (s *Server) execute(ctx context.Context, c *client, msg []byte) {
 		err = s.requestResume(ctx, c, cmd)
 	case CmdLogLevel:
 		err = s.logLevel(c, cmd)
+	case CmdSendDTMF:
+		err = s.ctrl.SendDTMF(ctx, cmd.Account, cmd.CallID, cmd.Digits, time.Duration(cmd.DurationMs)*time.Millisecond)
+	case CmdTransferCall:
+		err = s.ctrl.TransferCall(ctx, cmd.Account, cmd.CallID, cmd.Num)
+	case CmdTrace, CmdSIPTrace:
+		err = s.runTraceCmd(ctx, c, cmd)
 	}
 	if err != nil {
 		s.failTag(c, cmd.Name, cmd.Account, cmd.Tag, err.Error())

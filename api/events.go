@@ -15,6 +15,9 @@ const (
 	EventCallEnded    = "call-ended"
 	EventPong         = "pong"      // extension: the answer to ping
 	EventLogLevel     = "log-level" // extension: the answer to log-level
+	// Extensions, broadcast.
+	EventDTMF            = "dtmf"
+	EventCallTransferred = "call-transferred"
 )
 
 // Wire forms. Field order is the vendor document's.
@@ -28,11 +31,13 @@ type (
 		Tag     string `json:"tag,omitempty"`
 	}
 	wireStatus struct {
-		Event         string `json:"event"`
-		Account       string `json:"account"`
-		Calls         []Call `json:"calls"`
-		AccountStatus int    `json:"account_status"`
-		Tag           string `json:"tag,omitempty"`
+		Event         string        `json:"event"`
+		Account       string        `json:"account"`
+		Calls         []Call        `json:"calls"`
+		AccountStatus int           `json:"account_status"`
+		Registration  *Registration `json:"registration,omitempty"`
+		SIPEdge       *SIPEdge      `json:"sip_edge,omitempty"`
+		Tag           string        `json:"tag,omitempty"`
 	}
 	wireFail struct {
 		Event   string `json:"event"`
@@ -51,9 +56,10 @@ type (
 		CallerName string `json:"caller_name"`
 	}
 	wireCallAnswered struct {
-		Event   string `json:"event"`
-		Account string `json:"account"`
-		CallID  int    `json:"call_id"`
+		Event    string `json:"event"`
+		Account  string `json:"account"`
+		CallID   int    `json:"call_id"`
+		Replaces *int   `json:"replaces,omitempty"`
 	}
 	wireCallEnded struct {
 		Event   string `json:"event"`
@@ -61,6 +67,20 @@ type (
 		CallID  int    `json:"call_id"`
 		Reason  string `json:"reason"`
 		Code    int    `json:"code"`
+	}
+	wireDTMF struct {
+		Event      string `json:"event"`
+		Account    string `json:"account"`
+		CallID     int    `json:"call_id"`
+		Digit      string `json:"digit"`
+		DurationMs int    `json:"duration_ms"`
+	}
+	wireCallTransferred struct {
+		Event     string `json:"event"`
+		Account   string `json:"account"`
+		CallID    int    `json:"call_id"`
+		NewCallID int    `json:"new_call_id"`
+		Target    string `json:"target"`
 	}
 	wirePong struct {
 		Event string `json:"event"`
@@ -88,13 +108,25 @@ func (e CallIncoming) wire() any {
 	return wireCallIncoming{EventCallIncoming, e.Account, e.CallID, e.Caller, e.CallerName}
 }
 
-func (e CallAnswered) wire() any { return wireCallAnswered{EventCallAnswered, e.Account, e.CallID} }
+func (e CallAnswered) wire() any {
+	return wireCallAnswered{EventCallAnswered, e.Account, e.CallID, e.Replaces}
+}
 
 func (e CallEnded) wire() any {
 	return wireCallEnded{EventCallEnded, e.Account, e.CallID, e.Reason, e.Code}
 }
 
-func (e Fail) wire() any { return wireFail{Event: EventFail, Account: e.Account, Error: e.Error} }
+func (e DTMF) wire() any {
+	return wireDTMF{EventDTMF, e.Account, e.CallID, e.Digit, e.DurationMs}
+}
+
+func (e CallTransferred) wire() any {
+	return wireCallTransferred{EventCallTransferred, e.Account, e.CallID, e.NewCallID, e.Target}
+}
+
+func (e Fail) wire() any {
+	return wireFail{Event: EventFail, Account: e.Account, Error: e.Error, Cmd: e.Cmd}
+}
 
 // encodeEvent returns the frame (compact JSON + NUL) of a broadcast event.
 func encodeEvent(ev Event) ([]byte, error) {
@@ -109,7 +141,8 @@ func encodeStatus(st Status, tag string) []byte {
 	if calls == nil {
 		calls = []Call{}
 	}
-	b, err := frame(wireStatus{EventStatus, st.Account, calls, st.AccountStatus, tag})
+	b, err := frame(wireStatus{Event: EventStatus, Account: st.Account, Calls: calls, AccountStatus: st.AccountStatus,
+		Registration: st.Registration, SIPEdge: st.SIPEdge, Tag: tag})
 	if err != nil {
 		// Only a NaN or infinite jitter can get here.
 		return encodeFailTag(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error(), tag)

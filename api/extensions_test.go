@@ -29,7 +29,7 @@ func TestHistory(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHistory(tt.size)
 			for i := 1; i <= tt.n; i++ {
-				got := string(h.stamp(mustFrame(wireCallAnswered{EventCallAnswered, "a", i})))
+				got := string(h.stamp(mustFrame(wireCallAnswered{EventCallAnswered, "a", i, nil})))
 				if want := fmt.Sprintf(`{"event":"call-answered","account":"a","call_id":%d,"seq":%d}`+"\x00", i, i); got != want {
 					t.Fatalf("stamp: %q, want %q", got, want)
 				}
@@ -190,7 +190,7 @@ func TestTags(t *testing.T) {
 			want: []string{`{"event":"call-return","account":"account-1","call_id":0,"tag":"m1"}`}},
 		{name: "status of every account", send: `{"cmd":"get-status","tag":"s1"}`,
 			want: []string{
-				`{"event":"status","account":"account-1","calls":[{"call_id":5,"caller":"3003","callee":"3001","started":true,"stopped":false,"state":"active","direction":"in","active":true,"codec":"PCMU","packets_sent":0,"packets_received":0,"packets_lost":0,"jitter_ms":0}],"account_status":200,"tag":"s1"}`,
+				`{"event":"status","account":"account-1","calls":[{"call_id":5,"caller":"3003","callee":"3001","started":true,"stopped":false,"state":"active","direction":"in","active":true,"codec":"PCMU","packets_sent":0,"packets_received":0,"packets_lost":0,"jitter_ms":0,"hold":"","duration_s":0,"octets_sent":0,"octets_received":0,"rtt_ms":0,"mos":0,"r_factor":0}],"account_status":200,"tag":"s1"}`,
 				`{"event":"status","account":"account-2","calls":[],"account_status":0,"tag":"s1"}`}},
 		{name: "pong", send: `{"cmd":"ping","token":"x","tag":"p1"}`,
 			want: []string{`{"event":"pong","token":"x","tag":"p1"}`}},
@@ -201,7 +201,7 @@ func TestTags(t *testing.T) {
 		{name: "fail of a bad field", send: `{"cmd":"make-call","account":"account-1","tag":"m2"}`,
 			want: []string{`{"event":"fail","account":"account-1","error":"make-call: missing field \"num\"","cmd":"make-call","tag":"m2"}`}},
 		{name: "fail of an unknown command", send: `{"cmd":"dial","tag":"d1"}`,
-			want: []string{`{"event":"fail","account":"","error":"unknown command \"dial\": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume or log-level","cmd":"dial","tag":"d1"}`}},
+			want: []string{`{"event":"fail","account":"","error":"unknown command \"dial\": use login, make-call, answer-call, switch-call, get-status, hangup-call, logout, ping, reload, resume, log-level, send-dtmf, transfer-call, trace or sip-trace","cmd":"dial","tag":"d1"}`}},
 		{name: "fail of reload", send: `{"cmd":"reload","tag":"r1"}`,
 			want: []string{`{"event":"fail","account":"","error":"reload is not available on this server","cmd":"reload","tag":"r1"}`}},
 		{name: "silent command stays silent", send: `{"cmd":"answer-call","account":"account-1","call_id":0,"tag":"a1"}`},
@@ -352,5 +352,28 @@ func TestHoldEnds(t *testing.T) {
 	}
 	if got := quiet.nextRaw(); got != answered(4) {
 		t.Fatalf("quiet client live: got %s", got)
+	}
+}
+
+// sip_edge is an extra field after the documented ones, and absent when the
+// controller gives none: a host application sees the vendor's status.
+func TestStatusSIPEdge(t *testing.T) {
+	tests := []struct {
+		name string
+		st   Status
+		want string
+	}{
+		{name: "without", st: Status{Account: "a", AccountStatus: 200},
+			want: `{"event":"status","account":"a","calls":[],"account_status":200}`},
+		{name: "with", st: Status{Account: "a", AccountStatus: 200, SIPEdge: &SIPEdge{Malformed: 3, Rejected: 2, Dropped: 1, Answers: 4, LogLines: 1}},
+			want: `{"event":"status","account":"a","calls":[],"account_status":200,"sip_edge":{"malformed":3,"rejected":2,"dropped":1,"rewritten":0,"answers":4,"log_lines":1}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := string(encodeStatus(tt.st, ""))
+			if got != tt.want+"\x00" {
+				t.Errorf("status frame\n got %q\nwant %q", got, tt.want+"\x00")
+			}
+		})
 	}
 }

@@ -6,9 +6,6 @@ import (
 	"io"
 )
 
-// DefaultMaxMessageBytes is the default of [tcp-settings] max-message-bytes.
-const DefaultMaxMessageBytes = 65536
-
 // ErrMessageTooLong is returned by FrameReader.Next for a message longer than
 // the limit. It is not fatal: the reader skips the rest of that message up to
 // its terminating NUL and the next call returns the message after it.
@@ -28,10 +25,11 @@ type FrameReader struct {
 
 // NewFrameReader returns a reader of messages of at most max bytes (not
 // counting the NUL and the whitespace before the message); max <= 0 means
-// DefaultMaxMessageBytes.
+// the smallest limit, 1 byte (the server passes the plan's
+// max-message-bytes).
 func NewFrameReader(r io.Reader, max int) *FrameReader {
-	if max <= 0 {
-		max = DefaultMaxMessageBytes
+	if max < 1 {
+		max = 1
 	}
 	return &FrameReader{r: r, max: max, buf: make([]byte, min(4096, max+1))}
 }

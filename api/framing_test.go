@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"strings"
@@ -72,7 +73,7 @@ func TestFrameReader(t *testing.T) {
 	for _, tt := range tests {
 		for _, sizes := range [][]int{{1 << 20}, {1}, {2}, {3, 7}, {4096}} {
 			t.Run(tt.name, func(t *testing.T) {
-				fr := NewFrameReader(&chunkReader{data: []byte(tt.in), sizes: sizes}, tt.max)
+				fr := NewFrameReader(&chunkReader{data: []byte(tt.in), sizes: sizes}, cmp.Or(tt.max, 1<<16)) // 0: a limit no case reaches
 				got, err := readAll(fr)
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("chunks %v: err = %v, want %v", sizes, err, tt.wantErr)
@@ -87,7 +88,7 @@ func TestFrameReader(t *testing.T) {
 
 func TestFrameReaderReadError(t *testing.T) {
 	boom := errors.New("boom")
-	fr := NewFrameReader(io.MultiReader(strings.NewReader("{}\x00{"), errReader{boom}), 0)
+	fr := NewFrameReader(io.MultiReader(strings.NewReader("{}\x00{"), errReader{boom}), 1<<16)
 	if msg, err := fr.Next(); err != nil || string(msg) != "{}" {
 		t.Fatalf("first = %q, %v", msg, err)
 	}
@@ -105,7 +106,7 @@ func BenchmarkFrameReader(b *testing.B) {
 	data := bytes.Repeat(msg, 1000)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		fr := NewFrameReader(bytes.NewReader(data), 0)
+		fr := NewFrameReader(bytes.NewReader(data), 1<<16)
 		for {
 			if _, err := fr.Next(); err != nil {
 				break

@@ -55,6 +55,8 @@ func FuzzDecodeCommand(f *testing.F) {
 		`{"cmd":"hangup-call","account":"a","call_id":3,"decline":true}`,
 		`{"cmd":"logout","account":""}`,
 		`{"cmd":"ping","token":"x"}`,
+		`{"cmd":"send-dtmf","account":"a","call_id":1,"digits":"1#","duration_ms":120}`,
+		`{"cmd":"transfer-call","account":"a","call_id":1,"num":"3003"}`,
 		`[1,2]`,
 		"{\"cmd\":\"logout\",\"account\":\"\xff\"}",
 	} {
@@ -73,12 +75,12 @@ func FuzzDecodeCommand(f *testing.F) {
 			t.Fatalf("tag of %d bytes accepted", len(c.Tag))
 		}
 		switch c.Name {
-		case CmdGetStatus, CmdPing, CmdResume:
+		case CmdGetStatus, CmdPing, CmdResume, CmdReload, CmdTrace, CmdSIPTrace:
 		case CmdLogLevel:
 			if c.Level != "" && c.Level != "debug" && c.Level != "info" && c.Level != "warn" && c.Level != "error" {
 				t.Fatalf("level %q accepted", c.Level)
 			}
-		case CmdLogin, CmdMakeCall, CmdAnswerCall, CmdSwitchCall, CmdHangupCall, CmdLogout:
+		case CmdLogin, CmdMakeCall, CmdAnswerCall, CmdSwitchCall, CmdHangupCall, CmdLogout, CmdSendDTMF, CmdTransferCall:
 			if c.Account == "" {
 				t.Fatalf("%s accepted without account: %q", c.Name, msg)
 			}

@@ -81,6 +81,14 @@ func (f *fakeController) HangupCall(_ context.Context, account string, id int, d
 	return f.record("HangupCall %s %d %v", account, id, decline)
 }
 
+func (f *fakeController) SendDTMF(_ context.Context, account string, id int, digits string, dur time.Duration) error {
+	return f.record("SendDTMF %s %d %s %v", account, id, digits, dur)
+}
+
+func (f *fakeController) TransferCall(_ context.Context, account string, id int, num string) error {
+	return f.record("TransferCall %s %d %s", account, id, num)
+}
+
 func (f *fakeController) Logout(_ context.Context, account string) error {
 	return f.record("Logout %s", account)
 }
@@ -116,12 +124,27 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // startServer runs a server on 127.0.0.1:0 until the test ends.
+// withLimits fills the plan settings a test leaves zero (Listen rejects
+// them) with generous test values.
+func withLimits(cfg Config) Config {
+	if cfg.MaxClients == 0 {
+		cfg.MaxClients = 32
+	}
+	if cfg.MaxMessageBytes == 0 {
+		cfg.MaxMessageBytes = 64 << 10
+	}
+	if cfg.EventHistory == 0 {
+		cfg.EventHistory = 1024
+	}
+	return cfg
+}
+
 func startServer(t *testing.T, cfg Config, ctrl Controller, opts ...Option) *Server {
 	t.Helper()
 	if cfg.Address == "" {
 		cfg.Address = "127.0.0.1"
 	}
-	s := NewServer(cfg, ctrl, testLogger(t), opts...)
+	s := NewServer(withLimits(cfg), ctrl, testLogger(t), opts...)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}

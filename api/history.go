@@ -6,9 +6,6 @@ import (
 	"time"
 )
 
-// DefaultEventHistory is how many broadcast events are kept for resume.
-const DefaultEventHistory = 1024
-
 // holdTime is how long the broadcasts to a new client wait for its first
 // command. A resume sent at once after connecting then replays everything
 // after its since and the live stream follows, strictly in order: nothing

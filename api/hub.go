@@ -187,16 +187,20 @@ type hubMsg struct {
 	fn      func()
 	resume  *resumeReq
 	release *client // its first command came: end its hold
+	trace   *traceSub
 }
 
 // runHub owns the client set until stop is closed. Serve closes stop only
 // after every client goroutine ended, so unregister never blocks for good.
 func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 	clients := make(map[*client]struct{})
+	tracing := tracers{}
 	handle := func(m hubMsg) {
 		switch {
 		case m.probe != nil:
 			close(m.probe)
+		case m.trace != nil:
+			s.subscribe(tracing, m.trace)
 		case m.fn != nil:
 			m.fn()
 		case m.resume != nil:
@@ -221,11 +225,14 @@ func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 			r.reply <- true
 		case c := <-s.unregister:
 			delete(clients, c)
+			s.forget(tracing, c)
 			s.stats.clients.Store(int64(len(clients)))
 		case m := <-s.events:
 			handle(m)
 		case <-s.arrivals.expired():
 			s.release(s.opts.now(), false)
+		case m := <-s.trace.msgs:
+			s.fanOutTrace(tracing, m)
 		case done := <-drain:
 			for n := len(s.events); n > 0; n-- {
 				handle(<-s.events)

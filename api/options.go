@@ -11,6 +11,7 @@ type Option func(*options)
 type options struct {
 	reloader Reloader       // reload command; nil: not offered
 	level    *slog.LevelVar // log-level command; nil: not offered
+	tracer   Tracer         // trace and sip-trace commands; nil: not offered
 	version  string         // pong's version; "": pong has only token and tag
 	now      func() time.Time
 	hold     time.Duration // a new client's hold (holdTime; tests lengthen it)
@@ -35,6 +36,12 @@ func WithLogLevel(v *slog.LevelVar) Option {
 // counted from started (the zero time: from NewServer).
 func WithVersion(version string, started time.Time) Option {
 	return func(o *options) { o.version, o.started = version, started }
+}
+
+// WithTracer serves the `trace` and `sip-trace` extensions with t (trace.go).
+// Without it, they get a fail saying that the SIP trace is not available.
+func WithTracer(t Tracer) Option {
+	return func(o *options) { o.tracer = t }
 }
 
 // withClock replaces time.Now (tests).

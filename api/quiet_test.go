@@ -36,7 +36,7 @@ func (l *lockedBuffer) String() string {
 func TestClientGoneIsNoWarning(t *testing.T) {
 	var logs lockedBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s := NewServer(Config{Address: "127.0.0.1"}, &fakeController{}, log)
+	s := NewServer(withLimits(Config{Address: "127.0.0.1"}), &fakeController{}, log)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestWriteFailedLevel(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs lockedBuffer
-			s := NewServer(Config{}, &fakeController{}, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			s := NewServer(withLimits(Config{}), &fakeController{}, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 			a, b := net.Pipe()
 			defer a.Close()
 			defer b.Close()

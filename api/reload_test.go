@@ -40,7 +40,7 @@ func TestReloadCommand(t *testing.T) {
 			if tc.reloader != nil {
 				opts = append(opts, WithReloader(tc.reloader))
 			}
-			s := NewServer(Config{Address: "127.0.0.1"}, &fakeController{}, testLogger(t), opts...)
+			s := NewServer(withLimits(Config{Address: "127.0.0.1"}), &fakeController{}, testLogger(t), opts...)
 			if err := s.Listen(); err != nil {
 				t.Fatal(err)
 			}

@@ -14,9 +14,9 @@ import (
 	"time"
 )
 
-// Defaults applied by NewServer to zero Config fields.
+// Defaults applied by NewServer to zero Config fields that are not plan
+// settings; the plan's (plan.Default) come from the daemon.
 const (
-	DefaultMaxClients   = 64
 	DefaultQueueLen     = 256
 	DefaultWriteTimeout = 5 * time.Second
 	// hubBacklog is how many broadcasts and probes may wait for the hub.
@@ -31,10 +31,12 @@ type Config struct {
 	Address string         // listen address; "" = every interface
 	Port    int            // TCP port; 0 = chosen by the kernel (tests)
 	Allow   []netip.Prefix // client addresses allowed; empty = any
-	// MaxClients is the number of simultaneous clients (default 64). One
-	// more is sent a fail "too many clients ..." and closed.
+	// MaxClients is the number of simultaneous clients, at least 1 (0 is
+	// rejected by Listen). One more is sent a fail "too many clients ..."
+	// and closed.
 	MaxClients int
-	// MaxMessageBytes is the longest accepted message (default 65536).
+	// MaxMessageBytes is the longest accepted message, at least 1 byte (0
+	// is rejected by Listen).
 	MaxMessageBytes int
 	// QueueLen is the number of messages queued for one client (default
 	// 256); a client whose queue is full is disconnected.
@@ -42,9 +44,23 @@ type Config struct {
 	// WriteTimeout bounds one write to a client (default 5s); a client
 	// that does not read for that long is disconnected.
 	WriteTimeout time.Duration
-	// EventHistory is how many broadcast events are kept for `resume`
-	// (default 1024).
+	// EventHistory is how many broadcast events are kept for `resume`, at
+	// least 1 (0 is rejected by Listen).
 	EventHistory int
+}
+
+// validate rejects the zero values of the plan settings, which have no
+// default here.
+func (c Config) validate() error {
+	switch {
+	case c.MaxClients < 1:
+		return fmt.Errorf("api: max-clients %d: at least 1 client must be allowed", c.MaxClients)
+	case c.MaxMessageBytes < 1:
+		return fmt.Errorf("api: max-message-bytes %d: must be positive", c.MaxMessageBytes)
+	case c.EventHistory < 1:
+		return fmt.Errorf("api: event-history %d: at least 1 event must be kept", c.EventHistory)
+	}
+	return nil
 }
 
 // Server is the TCP API: it accepts clients, runs their commands on a
@@ -62,6 +78,7 @@ type Server struct {
 	unregister chan *client
 
 	stats counters
+	trace traceState // trace.go
 
 	hist     *history      // owned by the hub goroutine
 	arrivals arrivals      // owned by the hub goroutine
@@ -77,20 +94,11 @@ type Server struct {
 
 // NewServer returns a server; call Listen, then Serve.
 func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *Server {
-	if cfg.MaxClients <= 0 {
-		cfg.MaxClients = DefaultMaxClients
-	}
-	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = DefaultMaxMessageBytes
-	}
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = DefaultQueueLen
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
-	}
-	if cfg.EventHistory <= 0 {
-		cfg.EventHistory = DefaultEventHistory
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -110,6 +118,7 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *S
 		ctrl:       ctrl,
 		log:        log,
 		events:     make(chan hubMsg, hubBacklog),
+		trace:      traceState{msgs: make(chan SIPMessage, traceBacklog)},
 		register:   make(chan registration),
 		unregister: make(chan *client),
 		closing:    make(chan struct{}),
@@ -141,6 +150,9 @@ func (s *Server) Close() error {
 func (s *Server) Listen() error {
 	if s.ln != nil {
 		return errors.New("api: Listen called twice")
+	}
+	if err := s.cfg.validate(); err != nil {
+		return err
 	}
 	addr := net.JoinHostPort(s.cfg.Address, strconv.Itoa(s.cfg.Port))
 	ln, err := net.Listen(listenNetwork(s.cfg.Address), addr)

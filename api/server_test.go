@@ -46,11 +46,11 @@ func TestDispatch(t *testing.T) {
 			wantCalls: []string{"Logout account-3"}},
 		{name: "get-status one", send: `{"cmd":"get-status","account":"account-1"}`,
 			wantCalls: []string{"Status account-1"},
-			wantReply: []string{`{"event":"status","account":"account-1","calls":[{"call_id":5,"caller":"3003","callee":"3001","started":true,"stopped":false,"state":"active","direction":"in","active":true,"codec":"PCMU","packets_sent":0,"packets_received":0,"packets_lost":0,"jitter_ms":0}],"account_status":200}`}},
+			wantReply: []string{`{"event":"status","account":"account-1","calls":[{"call_id":5,"caller":"3003","callee":"3001","started":true,"stopped":false,"state":"active","direction":"in","active":true,"codec":"PCMU","packets_sent":0,"packets_received":0,"packets_lost":0,"jitter_ms":0,"hold":"","duration_s":0,"octets_sent":0,"octets_received":0,"rtt_ms":0,"mos":0,"r_factor":0}],"account_status":200}`}},
 		{name: "get-status all in plan order", send: `{"cmd":"get-status"}`,
 			wantCalls: []string{"Status "},
 			wantReply: []string{
-				`{"event":"status","account":"account-1","calls":[{"call_id":5,"caller":"3003","callee":"3001","started":true,"stopped":false,"state":"active","direction":"in","active":true,"codec":"PCMU","packets_sent":0,"packets_received":0,"packets_lost":0,"jitter_ms":0}],"account_status":200}`,
+				`{"event":"status","account":"account-1","calls":[{"call_id":5,"caller":"3003","callee":"3001","started":true,"stopped":false,"state":"active","direction":"in","active":true,"codec":"PCMU","packets_sent":0,"packets_received":0,"packets_lost":0,"jitter_ms":0,"hold":"","duration_s":0,"octets_sent":0,"octets_received":0,"rtt_ms":0,"mos":0,"r_factor":0}],"account_status":200}`,
 				`{"event":"status","account":"account-2","calls":[],"account_status":0}`,
 			}},
 		{name: "get-status unknown account", send: `{"cmd":"get-status","account":"nope"}`,
@@ -416,7 +416,7 @@ func TestProbe(t *testing.T) {
 }
 
 func TestProbeWithoutServe(t *testing.T) {
-	s := NewServer(Config{}, &fakeController{}, nil)
+	s := NewServer(withLimits(Config{}), &fakeController{}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := s.Probe(ctx); err == nil {
@@ -440,7 +440,7 @@ func TestHalfCloseGetsAnswers(t *testing.T) {
 
 // Serve's stop delivers broadcasts already handed over, then closes clients.
 func TestServeStopFlushesAndCloses(t *testing.T) {
-	s := NewServer(Config{Address: "127.0.0.1"}, &fakeController{}, testLogger(t))
+	s := NewServer(withLimits(Config{Address: "127.0.0.1"}), &fakeController{}, testLogger(t))
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +471,7 @@ func TestServeStopFlushesAndCloses(t *testing.T) {
 // Close stops a serving server the way the end of Serve's ctx does, and
 // returns once Serve has: the broadcast handed over before still arrives.
 func TestCloseFlushesAndCloses(t *testing.T) {
-	s := NewServer(Config{Address: "127.0.0.1"}, &fakeController{}, testLogger(t))
+	s := NewServer(withLimits(Config{Address: "127.0.0.1"}), &fakeController{}, testLogger(t))
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -505,7 +505,7 @@ func TestCloseFlushesAndCloses(t *testing.T) {
 
 // Close without Serve closes the bound listener.
 func TestCloseWithoutServe(t *testing.T) {
-	s := NewServer(Config{Address: "127.0.0.1"}, &fakeController{}, testLogger(t))
+	s := NewServer(withLimits(Config{Address: "127.0.0.1"}), &fakeController{}, testLogger(t))
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -520,7 +520,7 @@ func TestCloseWithoutServe(t *testing.T) {
 func TestListenError(t *testing.T) {
 	a := startServer(t, Config{}, &fakeController{})
 	port := a.Addr().(*net.TCPAddr).Port
-	s := NewServer(Config{Address: "127.0.0.1", Port: port}, &fakeController{}, nil)
+	s := NewServer(withLimits(Config{Address: "127.0.0.1", Port: port}), &fakeController{}, nil)
 	err := s.Listen()
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("listen on 127.0.0.1:%d", port)) {
 		t.Fatalf("Listen on a used port = %v", err)
@@ -530,7 +530,7 @@ func TestListenError(t *testing.T) {
 // BenchmarkGetStatusRoundTrip measures one client's get-status round trip
 // over loopback (fake controller), with p50/p99 as extra metrics.
 func BenchmarkGetStatusRoundTrip(b *testing.B) {
-	s := NewServer(Config{Address: "127.0.0.1"}, &fakeController{statuses: twoAccounts()}, nil)
+	s := NewServer(withLimits(Config{Address: "127.0.0.1"}), &fakeController{statuses: twoAccounts()}, nil)
 	if err := s.Listen(); err != nil {
 		b.Fatal(err)
 	}
@@ -543,7 +543,7 @@ func BenchmarkGetStatusRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	fr := NewFrameReader(conn, 0)
+	fr := NewFrameReader(conn, 1<<16)
 	req := []byte(`{"cmd":"get-status","account":"account-1"}` + "\x00")
 	rtts := make([]time.Duration, 0, b.N)
 	for b.Loop() {
@@ -648,5 +648,33 @@ func TestDirectAnswerAfterStaleWriteDeadline(t *testing.T) {
 	}
 	if n := s.Stats().DroppedClients; n != 0 {
 		t.Fatalf("%d clients dropped", n)
+	}
+}
+
+// The plan (plan.Default) is the one source of max-clients,
+// max-message-bytes and event-history: a zero value is refused, not
+// replaced by a default of this package's own.
+func TestListenRejectsZeroLimits(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{name: "max-clients", cfg: Config{MaxMessageBytes: 1024, EventHistory: 1}, want: "max-clients 0"},
+		{name: "max-message-bytes", cfg: Config{MaxClients: 1, EventHistory: 1}, want: "max-message-bytes 0"},
+		{name: "event-history", cfg: Config{MaxClients: 1, MaxMessageBytes: 1024}, want: "event-history 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Address = "127.0.0.1"
+			s := NewServer(tt.cfg, &fakeController{}, nil)
+			err := s.Listen()
+			if err == nil {
+				s.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Listen: %v, want an error containing %q", err, tt.want)
+			}
+		})
 	}
 }

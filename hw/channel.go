@@ -43,8 +43,8 @@ type Config struct {
 	Backend     string        // "loopback", "pulse", "alsa"
 	PulseServer string        // empty: the default server
 	Format      Format        // the codec's format: 8 kHz mono for G.711
-	FrameTime   time.Duration // ptime, e.g. 20ms
-	Buffer      time.Duration // device buffer target, e.g. 20ms
+	FrameTime   time.Duration // ptime, e.g. 20ms (the daemon's, from the plan); 0 is rejected
+	Buffer      time.Duration // device buffer target, e.g. 20ms; 0: one frame, the minimum
 	// ServerWait: how long Open waits for a pulse server that is not
 	// running yet (boot order, a user session still starting); 0: fail at
 	// once. Later losses are always retried.

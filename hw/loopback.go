@@ -13,8 +13,9 @@ import (
 // Config.FrameTime (10 × 20 ms = 200 ms of audio at most).
 const QueueFrames = 10
 
-// DefaultFrameTime is used when Config.FrameTime is zero.
-const DefaultFrameTime = 20 * time.Millisecond
+// testFrameTime is the frame time of NewLoopback's channels (tests); Open
+// takes Config.FrameTime.
+const testFrameTime = 20 * time.Millisecond
 
 // tapSeconds bounds what a Loopback keeps for Played, so a long-running
 // loopback channel in the daemon cannot grow without limit.
@@ -49,7 +50,7 @@ var _ Channel = (*Loopback)(nil)
 // Only a Loopback made here keeps the tap that Played reads; Open's (the
 // daemon's) does not copy every played frame for nobody.
 func NewLoopback(mode string, f Format) (*Loopback, error) {
-	l, err := newLoopback(mode, f, DefaultFrameTime)
+	l, err := newLoopback(mode, f, testFrameTime)
 	if err != nil {
 		return nil, err
 	}
@@ -60,9 +61,6 @@ func NewLoopback(mode string, f Format) (*Loopback, error) {
 func newLoopback(mode string, f Format, frameTime time.Duration) (*Loopback, error) {
 	if err := f.validate(); err != nil {
 		return nil, err
-	}
-	if frameTime <= 0 {
-		frameTime = DefaultFrameTime
 	}
 	l := &Loopback{
 		f:       f,

@@ -267,16 +267,19 @@ func TestLoopbackCloseIdempotent(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	const ms20 = 20 * time.Millisecond
 	tests := []struct {
 		name    string
 		cfg     Config
 		ch      ChannelConfig
 		wantErr string
 	}{
-		{name: "unknown backend", cfg: Config{Backend: "oss", Format: tel}, wantErr: `unknown audio backend "oss"`},
-		{name: "bad rate", cfg: Config{Backend: "loopback", Format: Format{Rate: 0, Channels: 1}}, wantErr: "rate 0 Hz"},
-		{name: "bad channels", cfg: Config{Backend: "loopback", Format: Format{Rate: 8000}}, wantErr: "channels 0"},
-		{name: "bad loopback mode", cfg: Config{Backend: "loopback", Format: tel}, ch: ChannelConfig{Loopback: "x"}, wantErr: `loopback mode "x"`},
+		{name: "unknown backend", cfg: Config{Backend: "oss", Format: tel, FrameTime: ms20}, wantErr: `unknown audio backend "oss"`},
+		{name: "bad rate", cfg: Config{Backend: "loopback", Format: Format{Rate: 0, Channels: 1}, FrameTime: ms20}, wantErr: "rate 0 Hz"},
+		{name: "bad channels", cfg: Config{Backend: "loopback", Format: Format{Rate: 8000}, FrameTime: ms20}, wantErr: "channels 0"},
+		{name: "bad loopback mode", cfg: Config{Backend: "loopback", Format: tel, FrameTime: ms20}, ch: ChannelConfig{Loopback: "x"}, wantErr: `loopback mode "x"`},
+		// The ptime is the plan's (plan.Default), never a default of hw's.
+		{name: "no frame time", cfg: Config{Backend: "loopback", Format: tel}, wantErr: "frame time 0s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

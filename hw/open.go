@@ -16,7 +16,7 @@ func Open(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) {
 		return nil, fmt.Errorf("hw: channel %q: %w", ch.Name, err)
 	}
 	if cfg.FrameTime <= 0 {
-		cfg.FrameTime = DefaultFrameTime
+		return nil, fmt.Errorf("hw: channel %q: frame time %v: must be positive (the ptime)", ch.Name, cfg.FrameTime)
 	}
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = cfg.FrameTime

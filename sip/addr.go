@@ -150,18 +150,11 @@ type hostInfo struct {
 	at     time.Time
 }
 
-// hostMemo caches hostInfo by bare host.
+// hostMemo caches hostInfo by bare host; entries are stamped with the UA's
+// clock (u.clock), so a test moves the TTL as it moves every other timer.
 type hostMemo struct {
-	mu  sync.Mutex
-	m   map[string]hostInfo
-	now func() time.Time // nil: time.Now (tests set it)
-}
-
-func (m *hostMemo) clock() time.Time {
-	if m.now != nil {
-		return m.now()
-	}
-	return time.Now()
+	mu sync.Mutex
+	m  map[string]hostInfo
 }
 
 func (m *hostMemo) get(host string) (hostInfo, bool) {
@@ -189,7 +182,7 @@ func (u *UA) hostInfo(dest string) hostInfo {
 	if dest == "" {
 		return fallback
 	}
-	now := u.hosts.clock()
+	now := u.clock.Now()
 	if h, ok := u.hosts.get(dest); ok && now.Sub(h.at) < hostTTL {
 		return h
 	}

@@ -5,6 +5,7 @@ package sip
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -34,6 +35,10 @@ type call struct {
 	cancelCh   chan struct{}     // outgoing: closed on the move to ending
 	decisionCh chan decision     // incoming: the answer or decline, one slot
 	ackCh      chan *sip.Request // ACKs of our 2xx sent outside the INVITE transaction
+	// log carries the call's account, API id ("call") and SIP Call-ID
+	// ("sip_call_id", SIP_CALL_ID= in the journal): every line about the
+	// call goes through it.
+	log *slog.Logger
 
 	tab callEntry // guarded by UA.mu
 
@@ -43,6 +48,9 @@ type call struct {
 	status      string    // CallStatus.State, kept by setPhaseLocked and settleLocked
 	confirmedAt time.Time // zero: never confirmed (CallStatus.Started)
 	endReason   string    // phaseEnding: why (CANCEL, decline)
+	endedWhy    string    // phaseEnded: CallEnded reason, kept for get-status
+	endedCode   int       // phaseEnded: CallEnded code
+	endedAt     time.Time // phaseEnded: when (CallStatus.Duration stops)
 	sess        mediaSession
 	lastStats   media.Stats
 
@@ -69,6 +77,14 @@ type call struct {
 
 	timer     sessionTimer // RFC 4028
 	peerAllow string
+	info      infoQueue // DTMF digits waiting to go out by INFO
+
+	// Transfer (transfer.go, replaces.go).
+	xfer         *transferOut // phase transferring: our REFER
+	ref          *referral    // phase referred: the peer's REFER
+	referredFrom *call        // this call was placed for old's referral; nil once reported
+	referredBy   string       // its Referred-By, copied into the INVITE
+	replaces     *call        // this call's INVITE replaced that call (RFC 3891)
 }
 
 // callEntry is what the tables know of a call, guarded by UA.mu: whether it
@@ -133,8 +149,9 @@ func (u *UA) call(account string, id int) (*call, error) {
 	return u.callLocked(account, id)
 }
 
-// newCallLocked makes a ringing call under a fresh ID (not yet in the tables).
-func (u *UA) newCallLocked(a *account, out bool) *call {
+// newCallLocked makes a ringing call under a fresh ID (not yet in the
+// tables) for the dialog of SIP Call-ID sipCallID.
+func (u *UA) newCallLocked(a *account, out bool, sipCallID string) *call {
 	// Ended calls leave the maps here too, not only on get-status: the
 	// daemon runs for months.
 	u.pruneLocked()
@@ -142,7 +159,9 @@ func (u *UA) newCallLocked(a *account, out bool) *call {
 		id: u.nextID, acct: a, account: a.plan.Name, out: out, phase: phaseRinging, status: StateRinging,
 		ended: make(chan struct{}), cancelCh: make(chan struct{}),
 		decisionCh: make(chan decision, 1), ackCh: make(chan *sip.Request, 4),
+		log: u.log.With("account", a.plan.Name, "call", u.nextID, "sip_call_id", sipCallID),
 	}
+	c.dlg.callID = sipCallID
 	u.nextID++
 	c.sdp = localSDP{sessID: uint64(rand.Int64N(1 << 40)), version: 1}
 	return c
@@ -163,12 +182,12 @@ func (u *UA) onMediaTimeout(c *call) {
 	// Called from the media goroutine: never block it.
 	u.goTracked(func() {
 		c.mu.Lock()
-		ok := c.phase == phaseConfirmed
+		ok := c.phase.established()
 		c.mu.Unlock()
 		if !ok {
 			return
 		}
-		u.log.Warn("no RTP received: ending call", "account", c.account, "call", c.id)
+		c.log.Warn("no RTP received: ending call")
 		u.endAndBye(c, "rtp timeout", 0)
 	})
 }

@@ -10,11 +10,25 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/telestra/telestra-sip/sip/media"
 )
 
 // Dial places a call. accepted is called synchronously with the new call ID
 // before the INVITE is sent and before any event of the call.
 func (u *UA) Dial(account, num string, accepted func(callID int)) error {
+	return u.dial(account, num, dialOpts{accepted: accepted})
+}
+
+// dialOpts are what a call placed for a referral adds to Dial's.
+type dialOpts struct {
+	accepted     func(callID int)
+	referredFrom *call  // the call whose peer referred us (transfer.go)
+	referredBy   string // the REFER's Referred-By
+}
+
+func (u *UA) dial(account, num string, o dialOpts) error {
+	accepted := o.accepted
 	u.mu.Lock()
 	a, err := u.accountLocked(account)
 	if err == nil && a.eff.MaxCalls > 0 && u.liveCallsLocked(a) >= a.eff.MaxCalls {
@@ -54,8 +68,10 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 	u.mu.Lock()
 	closing := u.closing
 	if !closing {
-		c = u.newCallLocked(a, true)
+		c = u.newCallLocked(a, true, newCallID())
 		c.sess, c.tab.media = sess, sess
+		sess.OnDTMF(func(d media.DTMF) { u.onRTPDigit(c, d) })
+		c.referredFrom, c.referredBy = o.referredFrom, o.referredBy
 		c.host = host
 		c.caller = eff.User
 		c.callee = target.User
@@ -66,7 +82,7 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 			}
 		}
 		c.dlg = dialog{
-			callID:    newCallID(),
+			callID:    c.dlg.callID,
 			localTag:  newTag(),
 			local:     sip.Uri{Scheme: "sip", User: eff.User, Host: uriHost(domain)},
 			localName: displayOf(eff),
@@ -97,12 +113,20 @@ func (u *UA) Dial(account, num string, accepted func(callID int)) error {
 		return nil
 	}
 	// Like a phone: dialing puts the account's current call on hold, and
-	// the audio follows the new call.
-	u.makeActive(c)
+	// the audio follows the new call. A referred call replaces the call
+	// that referred us, which is not held: it is on its way out (and
+	// becomes active again if the new call fails).
+	if o.referredFrom != nil {
+		u.mu.Lock()
+		c.acct.active = c
+		u.mu.Unlock()
+	} else {
+		u.makeActive(c)
+	}
 	c.mu.Lock()
 	req := u.initialInviteLocked(c)
 	c.mu.Unlock()
-	u.log.Info("dialing", "account", account, "call", c.id, "to", target.String())
+	c.log.Info("dialing", "to", target.String())
 	if !u.goTracked(func() { u.runOutgoing(c, req) }) {
 		u.end(c, "shutdown", 0)
 	}
@@ -136,7 +160,7 @@ func (u *UA) Switch(account string, callID int) error {
 		return err
 	}
 	c.mu.Lock()
-	ok := c.phase == phaseConfirmed
+	ok := c.phase.established()
 	if !ok {
 		err = fmt.Errorf("account %q call %d (%s): %w", account, callID, c.status, ErrCallState)
 	}
@@ -151,7 +175,7 @@ func (u *UA) Switch(account string, callID int) error {
 	u.makeActive(c)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.phase == phaseConfirmed {
+	if c.phase.established() {
 		c.hold.want = false
 		u.settleLocked(c)
 		u.kickLocked(c)
@@ -195,13 +219,13 @@ func (u *UA) terminate(ctx context.Context, c *call, reason string, decline bool
 			}
 		}
 		_, _ = u.setPhaseLocked(c, phaseEnding, t) // legal from ringing and early
-	case phaseAnswering, phaseConfirmed:
+	case phaseAnswering, phaseConfirmed, phaseTransferring, phaseReferred:
 		finish = u.endLocked(c, reason, 0)
 	}
 	c.mu.Unlock()
 	switch p {
 	case phaseEnded:
-	case phaseAnswering, phaseConfirmed:
+	case phaseAnswering, phaseConfirmed, phaseTransferring, phaseReferred:
 		if finish != nil {
 			finish()
 		}

@@ -30,8 +30,9 @@ func (u *UA) newEdge() *edge.Edge {
 	liftUDPLimit.Do(func() { sip.UDPMTUSize = 65535 + 200 })
 	return edge.New(edge.Config{
 		UserAgent: u.cfg.UserAgent,
-		Supported: []string{"timer"},
+		Supported: []string{"timer", "replaces"},
 		Log:       u.log,
+		Now:       u.clock.Now, // the rate limits run on the UA's clock
 	})
 }
 

@@ -95,12 +95,12 @@ func (u *UA) inDialogLocked(c *call, method sip.RequestMethod, seq uint32) *sip.
 		seq = d.localSeq
 	}
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
-	if method == sip.INVITE || method == sip.UPDATE || method == sip.ACK {
+	if method == sip.INVITE || method == sip.UPDATE || method == sip.ACK || method == sip.REFER || method == sip.NOTIFY {
 		req.AppendHeader(u.contactHeaderOver(c.dlg.local.User, c.host, d.transport))
 	}
 	if method == sip.INVITE || method == sip.UPDATE {
 		req.AppendHeader(sip.NewHeader("Allow", allowHeader))
-		req.AppendHeader(sip.NewHeader("Supported", "timer"))
+		req.AppendHeader(sip.NewHeader("Supported", supportedHeader))
 	}
 	u.addUserAgent(req)
 	req.SetBody(nil)
@@ -113,7 +113,7 @@ func (u *UA) ok200Locked(c *call, req *sip.Request, body []byte) *sip.Response {
 	res := u.response(req, 200, "OK", c.dlg.localTag)
 	res.AppendHeader(u.contactHeaderOver(c.dlg.local.User, c.host, c.dlg.transport))
 	res.AppendHeader(sip.NewHeader("Allow", allowHeader))
-	res.AppendHeader(sip.NewHeader("Supported", "timer"))
+	res.AppendHeader(sip.NewHeader("Supported", supportedHeader))
 	c.timer.addResponseHeaders(res)
 	if body != nil {
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -159,13 +159,13 @@ func (u *UA) sendBye(ctx context.Context, c *call) {
 	})
 	switch {
 	case err != nil:
-		u.log.Warn("BYE got no answer", "account", c.account, "call", c.id, "error", err)
+		c.log.Warn("BYE got no answer", "error", err)
 	case res.StatusCode == 481:
 		// The far end has ended the dialog already (both sides of a local
 		// call hang up at once on shutdown): the call is over either way.
-		u.log.Debug("BYE crossed the far end's", "account", c.account, "call", c.id, "status", statusText(res))
+		c.log.Debug("BYE crossed the far end's", "status", statusText(res))
 	case res.StatusCode >= 300:
-		u.log.Warn("BYE rejected", "account", c.account, "call", c.id, "status", statusText(res))
+		c.log.Warn("BYE rejected", "status", statusText(res))
 	}
 }
 

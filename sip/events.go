@@ -2,16 +2,22 @@
 // hand-off to the owner's handler.
 package sip
 
-import "strconv"
+import (
+	"strconv"
+	"time"
+)
 
 // EventKind says what happened.
 type EventKind int
 
 const (
-	CallIncoming  EventKind = iota + 1 // Caller, CallerName set
-	CallAnswered                       // the call became established (either side answered)
-	CallEnded                          // Reason, Code set
-	AccountFailed                      // a REGISTER was rejected or timed out; Reason, Code set
+	CallIncoming    EventKind = iota + 1 // Caller, CallerName set
+	CallAnswered                         // the call became established (either side answered)
+	CallEnded                            // Reason, Code set
+	AccountFailed                        // a REGISTER was rejected or timed out; Reason, Code set
+	DTMFReceived                         // a digit arrived (RFC 4733 or INFO); Digit, Duration set
+	CallTransferred                      // the peer referred CallID to Target; NewCallID is the call placed there
+	TransferFailed                       // our transfer of CallID to Target failed; Reason, Code set; the call goes on
 )
 
 func (k EventKind) String() string {
@@ -24,6 +30,12 @@ func (k EventKind) String() string {
 		return "CallEnded"
 	case AccountFailed:
 		return "AccountFailed"
+	case DTMFReceived:
+		return "DTMFReceived"
+	case CallTransferred:
+		return "CallTransferred"
+	case TransferFailed:
+		return "TransferFailed"
 	}
 	return "EventKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -40,6 +52,11 @@ type Event struct {
 	CallerName string
 	Reason     string
 	Code       int
+	Digit      rune          // DTMFReceived
+	Duration   time.Duration // DTMFReceived: how long the digit lasted; 0: not given
+	NewCallID  int           // CallTransferred
+	Target     string        // CallTransferred, TransferFailed: the Refer-To URI
+	Replaces   int           // CallAnswered: the call this one replaced (RFC 3891); -1: none
 }
 
 // emitLocked hands an event to the handler. It is called with the call's

@@ -27,6 +27,8 @@ type fakeSession struct {
 	port    media.AudioPort
 	binds   int
 	closed  bool
+	dtmf    []fakeDigit
+	onDTMF  func(media.DTMF)
 }
 
 func (s *fakeSession) LocalAddr() *net.UDPAddr { return s.addr }
@@ -45,6 +47,46 @@ func (s *fakeSession) Bind(p media.AudioPort) {
 }
 
 func (s *fakeSession) Stats() media.Stats { return media.Stats{Codec: "PCMU"} }
+
+func (s *fakeSession) QueueDTMF(d rune, dur time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.updates) == 0 || s.updates[len(s.updates)-1].EventPT == 0 {
+		return media.ErrNoEvents
+	}
+	s.dtmf = append(s.dtmf, fakeDigit{d, dur})
+	return nil
+}
+
+func (s *fakeSession) QueuePause(dur time.Duration) error { return s.QueueDTMF(',', dur) }
+
+func (s *fakeSession) OnDTMF(f func(media.DTMF)) {
+	s.mu.Lock()
+	s.onDTMF = f
+	s.mu.Unlock()
+}
+
+// fakeDigit is a digit queued on a fakeSession (',' a pause).
+type fakeDigit struct {
+	digit rune
+	dur   time.Duration
+}
+
+func (s *fakeSession) digits() []fakeDigit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]fakeDigit(nil), s.dtmf...)
+}
+
+// receive plays a digit arriving by RFC 4733.
+func (s *fakeSession) receive(d media.DTMF) {
+	s.mu.Lock()
+	f := s.onDTMF
+	s.mu.Unlock()
+	if f != nil {
+		f(d)
+	}
+}
 
 func (s *fakeSession) Close() error {
 	s.mu.Lock()
@@ -145,6 +187,21 @@ func (e *events) none(t *testing.T, d time.Duration) {
 		t.Fatalf("unexpected event %+v", ev)
 	case <-time.After(d):
 	}
+}
+
+// testConfig is what the daemon always sets (from plan.Default) and the
+// UA needs: a transport, codecs and the ptime.
+func testConfig(cfg Config) Config {
+	if len(cfg.Transports) == 0 {
+		cfg.Transports = []string{"udp"}
+	}
+	if cfg.Media.PTime == 0 {
+		cfg.Media.PTime = 20 * time.Millisecond
+	}
+	if len(cfg.Codecs) == 0 && len(cfg.Media.Codecs) == 0 {
+		cfg.Media.Codecs = []string{"PCMU", "PCMA"}
+	}
+	return cfg
 }
 
 func testLogger(t *testing.T) *slog.Logger {

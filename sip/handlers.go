@@ -1,6 +1,6 @@
 // handlers.go owns the UA's server side outside the INVITE flows: the
 // sipgo handler table, matching an incoming INVITE to an account, BYE,
-// CANCEL, OPTIONS, INFO and the methods we do not implement.
+// CANCEL, OPTIONS and the methods we do not implement (INFO is in dtmf.go).
 package sip
 
 import "github.com/emiago/sipgo/sip"
@@ -13,10 +13,13 @@ func (u *UA) registerHandlers() {
 	u.srv.OnOptions(u.onOptions)
 	u.srv.OnUpdate(u.onUpdate)
 	u.srv.OnInfo(u.onInfo)
+	u.srv.OnRefer(u.onRefer)
+	u.srv.OnNotify(u.onNotify)
 	u.srv.OnNoRoute(u.onOther)
 }
 
-// knownMethods are methods we recognise but do not implement (405, not 501).
+// knownMethods are methods we recognise but do not implement (405, not
+// 501); REFER and NOTIFY only out of a dialog (in one: transfer.go).
 var knownMethods = map[sip.RequestMethod]bool{
 	sip.REGISTER: true, sip.SUBSCRIBE: true, sip.NOTIFY: true, sip.REFER: true,
 	sip.MESSAGE: true, sip.PUBLISH: true, sip.PRACK: true,
@@ -57,7 +60,11 @@ func (u *UA) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	// Ending under the call's lock before answering: a second BYE that
 	// races this one finds the call ended and gets 481.
 	c.mu.Lock()
-	finish := u.endLocked(c, "remote hangup", 0)
+	why := "remote hangup"
+	if c.phase == phaseReferred {
+		why = "transferred" // RFC 5589: the transferor hangs up once we are through
+	}
+	finish := u.endLocked(c, why, 0)
 	c.mu.Unlock()
 	if finish == nil {
 		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
@@ -81,17 +88,7 @@ func (u *UA) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	u.reply(req, tx, 200, "OK",
 		sip.NewHeader("Allow", allowHeader),
 		sip.NewHeader("Accept", "application/sdp"),
-		sip.NewHeader("Supported", "timer"))
-}
-
-// onInfo accepts INFO in a dialog (out-of-band DTMF is not used: RFC 4733
-// telephone-event is).
-func (u *UA) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	if u.dialogFor(req) == nil {
-		u.reply(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
-	}
-	u.reply(req, tx, 200, "OK")
+		sip.NewHeader("Supported", supportedHeader))
 }
 
 // onOther answers methods we do not handle as RFC 3261 §8.2.1 says: 405

@@ -99,7 +99,7 @@ func unsupportedRequire(req *sip.Request) string {
 	for _, h := range req.GetHeaders("Require") {
 		for _, o := range strings.Split(h.Value(), ",") {
 			o = strings.TrimSpace(o)
-			if o != "" && !strings.EqualFold(o, "timer") {
+			if o != "" && !strings.EqualFold(o, "timer") && !strings.EqualFold(o, "replaces") {
 				bad = append(bad, o)
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/telestra/telestra-sip/sip/media"
 )
 
 // onInvite handles a new incoming call; in-dialog INVITEs go to onReinvite.
@@ -30,12 +32,29 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		u.send(tx, res)
 		return
 	}
-	c, res := u.newIncoming(req, a)
+	old, res := u.replacedCall(req)
 	if res != nil {
 		u.send(tx, res)
 		return
 	}
-	cancelled := u.ring(req, tx, c)
+	if old != nil {
+		a = old.acct // the replacing call takes the old one's place
+	}
+	c, res := u.newIncoming(req, a, old)
+	if res != nil {
+		u.send(tx, res)
+		return
+	}
+	if old != nil {
+		// RFC 3891: answered at once, no ringing and no call-incoming.
+		cancelled := u.ring(req, tx, c, false)
+		c.mu.Lock()
+		_, _ = u.setPhaseLocked(c, phaseAnswering, transition{}) // legal from ringing
+		c.mu.Unlock()
+		u.awaitDecision(req, tx, c, offer, cancelled)
+		return
+	}
+	cancelled := u.ring(req, tx, c, true)
 	u.awaitDecision(req, tx, c, offer, cancelled)
 }
 
@@ -78,6 +97,9 @@ func (u *UA) screenInvite(req *sip.Request) (*account, *remoteSDP, *sip.Response
 	u.mu.Lock()
 	full := a.eff.MaxCalls > 0 && u.liveCallsLocked(a) >= a.eff.MaxCalls
 	u.mu.Unlock()
+	if _, replaces := headerValue(req, "Replaces"); replaces {
+		full = false // it takes the place of a call that ends
+	}
 	if full {
 		return nil, nil, u.response(req, 486, "Busy Here", "")
 	}
@@ -85,8 +107,8 @@ func (u *UA) screenInvite(req *sip.Request) (*account, *remoteSDP, *sip.Response
 }
 
 // newIncoming makes the ringing call of a screened INVITE, or returns the
-// rejection to send.
-func (u *UA) newIncoming(req *sip.Request, a *account) (*call, *sip.Response) {
+// rejection to send; a call that replaces another is not announced.
+func (u *UA) newIncoming(req *sip.Request, a *account, replacing *call) (*call, *sip.Response) {
 	var c *call
 	sess, err := u.alloc.Allocate(func() {
 		if c != nil {
@@ -109,12 +131,13 @@ func (u *UA) newIncoming(req *sip.Request, a *account) (*call, *sip.Response) {
 		sess.Close() // never bound nor updated: closes at once
 		return nil, u.response(req, 503, "Service Unavailable", "")
 	}
-	c = u.newCallLocked(a, false)
+	c = u.newCallLocked(a, false, req.CallID().Value())
 	c.sess, c.tab.media = sess, sess
+	sess.OnDTMF(func(d media.DTMF) { u.onRTPDigit(c, d) })
 	c.host = host
 	from, to := req.From(), req.To()
 	c.dlg = dialog{
-		callID:     req.CallID().Value(),
+		callID:     c.dlg.callID,
 		localTag:   newTag(),
 		remoteTag:  fromTag(req),
 		local:      *to.Address.Clone(),
@@ -140,13 +163,16 @@ func (u *UA) newIncoming(req *sip.Request, a *account) (*call, *sip.Response) {
 	c.timer.fromRequest(req, u.minSE) // screened: not too brief
 	u.calls[c.id] = c
 	u.dialogs[c.dlg.key()] = c
-	u.emitLocked(Event{Kind: CallIncoming, Account: a.plan.Name, CallID: c.id, Caller: c.caller, CallerName: c.callerName})
-	u.log.Info("incoming call", "account", a.plan.Name, "call", c.id, "from", from.Address.String())
+	c.replaces = replacing
+	if replacing == nil {
+		u.emitLocked(Event{Kind: CallIncoming, Account: a.plan.Name, CallID: c.id, Caller: c.caller, CallerName: c.callerName})
+	}
+	c.log.Info("incoming call", "from", from.Address.String(), "replaces", replacing != nil)
 	return c, nil
 }
 
-// ring sends 100 and 180; the returned channel closes on a CANCEL.
-func (u *UA) ring(req *sip.Request, tx sip.ServerTransaction, c *call) <-chan struct{} {
+// ring sends 100 and (alert) 180; the returned channel closes on a CANCEL.
+func (u *UA) ring(req *sip.Request, tx sip.ServerTransaction, c *call, alert bool) <-chan struct{} {
 	var once sync.Once
 	cancelled := make(chan struct{})
 	onCancel := func(*sip.Request) { once.Do(func() { close(cancelled) }) }
@@ -154,6 +180,9 @@ func (u *UA) ring(req *sip.Request, tx sip.ServerTransaction, c *call) <-chan st
 		onCancel(nil)
 	}
 	u.send(tx, u.response(req, 100, "Trying", ""))
+	if !alert {
+		return cancelled
+	}
 	ringing := u.response(req, 180, "Ringing", c.dlg.localTag)
 	ringing.AppendHeader(u.contactHeaderOver(c.callee, c.host, c.dlg.transport))
 	u.send(tx, ringing)
@@ -283,7 +312,7 @@ func (u *UA) awaitAck(c *call, tx sip.ServerTransaction, res *sip.Response, seq 
 			return ack
 		case <-retrans.C():
 			if err := tx.Respond(res); err != nil {
-				u.log.Debug("2xx retransmission failed", "error", err)
+				c.log.Debug("2xx retransmission failed", "error", err)
 			}
 			interval = min(interval*2, u.t2)
 			retrans.Reset(interval)
@@ -373,7 +402,7 @@ func (u *UA) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 				c.hold.remote = r.held()
 			}
 			if err != nil {
-				u.log.Warn("ACK to re-INVITE without usable SDP: keeping previous media", "call", c.id, "error", err)
+				c.log.Warn("ACK to re-INVITE without usable SDP: keeping previous media", "error", err)
 			}
 		}
 		u.settleLocked(c)
@@ -392,7 +421,7 @@ func (u *UA) reinviteLocked(c *call, req *sip.Request, awaitAnswer bool) *sip.Re
 		return res
 	}
 	switch {
-	case c.phase != phaseConfirmed || c.offer == offerOurs:
+	case !c.phase.established() || c.offer == offerOurs:
 		return u.response(req, 491, "Request Pending", "")
 	case c.offer == offerTheirs:
 		return u.response(req, 500, "Server Internal Error", "", sip.NewHeader("Retry-After", "1"))
@@ -409,7 +438,7 @@ func (u *UA) reinviteLocked(c *call, req *sip.Request, awaitAnswer bool) *sip.Re
 	} else {
 		b, err := u.answerBodyLocked(c, req.Body())
 		if err != nil {
-			u.log.Info("rejecting re-INVITE offer", "call", c.id, "error", err)
+			c.log.Info("rejecting re-INVITE offer", "error", err)
 			return u.response(req, 488, "Not Acceptable Here", "")
 		}
 		body = b
@@ -453,12 +482,12 @@ func (u *UA) updateLocked(c *call, req *sip.Request) *sip.Response {
 	if len(req.Body()) > 0 {
 		b, err := u.answerBodyLocked(c, req.Body())
 		if err != nil {
-			u.log.Info("rejecting UPDATE offer", "call", c.id, "error", err)
+			c.log.Info("rejecting UPDATE offer", "error", err)
 			return u.response(req, 488, "Not Acceptable Here", "")
 		}
 		body = b
 	}
-	if c.phase == phaseConfirmed {
+	if c.phase.established() {
 		u.armSessionTimerLocked(c)
 	}
 	return u.ok200Locked(c, req, body)

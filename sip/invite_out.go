@@ -67,6 +67,9 @@ func (u *UA) initialInviteLocked(c *call) *sip.Request {
 	// out because remoteTag is empty).
 	req.AppendHeader(sip.NewHeader("Session-Expires", strconv.Itoa(u.seInterval)))
 	req.AppendHeader(sip.NewHeader("Min-SE", strconv.Itoa(u.minSE)))
+	if c.referredBy != "" {
+		req.AppendHeader(sip.NewHeader("Referred-By", c.referredBy))
+	}
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(u.offerLocked(c))
 	return req
@@ -75,7 +78,6 @@ func (u *UA) initialInviteLocked(c *call) *sip.Request {
 // runOutgoing drives the initial INVITE of an outgoing call to its end
 // (answered, rejected, cancelled or timed out).
 func (u *UA) runOutgoing(c *call, req *sip.Request) {
-	name := c.account
 	authTries, seTries := 0, 0
 	ring := u.clock.NewTimer(u.ringTime)
 	defer ring.Stop()
@@ -150,7 +152,7 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 		} else {
 			u.end(c, statusText(res), res.StatusCode)
 		}
-		u.log.Info("call rejected", "account", name, "call", c.id, "status", statusText(res))
+		c.log.Info("call rejected", "status", statusText(res))
 		return
 	}
 }
@@ -195,7 +197,7 @@ func (u *UA) waitOutgoing(c *call, tx sip.ClientTransaction, req *sip.Request, r
 			ctx, stop := context.WithTimeout(u.ctx, 32*time.Second)
 			defer stop()
 			if res, err := u.do(ctx, cancel); err != nil || res.StatusCode >= 300 {
-				u.log.Debug("CANCEL not accepted", "call", c.id, "error", err)
+				c.log.Debug("CANCEL not accepted", "error", err)
 			}
 		})
 	}
@@ -285,7 +287,7 @@ func (u *UA) onProvisional(c *call, res *sip.Response) {
 	}
 	switch {
 	case err != nil:
-		u.log.Warn("ignoring bad SDP in provisional response", "call", c.id, "error", err)
+		c.log.Warn("ignoring bad SDP in provisional response", "error", err)
 	case c.phase == phaseEarly:
 		u.earlyMediaLocked(c) // new early SDP
 	default:
@@ -314,6 +316,14 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 	}
 	c.timer.peerTimer = hasOption(res, "Supported", "timer") || hasOption(res, "Require", "timer")
 	ack := u.ackLocked(c, req.CSeq().SeqNo, nil)
+	c.mu.Unlock()
+	// The ACK leaves before CallAnswered is reported: a client that acts
+	// on call-answered (send-dtmf by INFO, hangup-call) must not have its
+	// request overtake the ACK. A hangup meanwhile moves the call to
+	// ending, which is handled below as a 2xx crossing our CANCEL.
+	u.writeAck(ack)
+
+	c.mu.Lock()
 	why := c.endReason
 	over := c.phase == phaseEnding || c.phase == phaseEnded
 	var err error
@@ -325,7 +335,6 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 		}
 	}
 	c.mu.Unlock()
-	u.writeAck(ack)
 
 	switch {
 	case over:
@@ -342,6 +351,6 @@ func (u *UA) outgoingAnswered(c *call, req *sip.Request, res *sip.Response) {
 
 // noUsableAnswer ends a call whose set-up brought no usable SDP answer.
 func (u *UA) noUsableAnswer(c *call, where string, err error) {
-	u.log.Warn("no usable SDP "+where+": hanging up", "call", c.id, "error", err)
+	c.log.Warn("no usable SDP "+where+": hanging up", "error", err)
 	u.endAndBye(c, "488 Not Acceptable Here (no usable SDP "+where+")", 488)
 }

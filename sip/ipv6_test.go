@@ -314,12 +314,12 @@ func (r *countingResolver) count() int {
 func TestHostMemo(t *testing.T) {
 	res := &countingResolver{addrs: map[string][]netip.Addr{}}
 	res.set("pbx.test", netip.MustParseAddr("::1"))
-	u, err := newUA(Config{Address: "::", Resolver: res}, nil, nil, nil, &fakeAlloc{})
+	u, err := newUA(testConfig(Config{Address: "::", Resolver: res}), nil, nil, nil, &fakeAlloc{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Unix(1000, 0)
-	u.hosts.now = func() time.Time { return now }
+	clk := newFakeClock()
+	u.clock = clk // the memo's TTL runs on the UA's clock
 
 	pinned := func(uri string) string {
 		var ruri sip.Uri
@@ -340,12 +340,12 @@ func TestHostMemo(t *testing.T) {
 		t.Errorf("destination %q, want [::1]:5070", got)
 	}
 	res.set("pbx.test", netip.MustParseAddr("127.0.0.1"))
-	now = now.Add(hostTTL - time.Second)
+	clk.Advance(hostTTL - time.Second)
 	u.localHost("pbx.test")
 	if got := pinned("sip:pbx.test:5070"); got != "[::1]:5070" || res.count() != 1 {
 		t.Errorf("within the TTL: destination %q after %d lookups, want [::1]:5070 after 1", got, res.count())
 	}
-	now = now.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if h := u.localHost("pbx.test"); h != "127.0.0.1" {
 		t.Errorf("after the TTL localHost = %q, want 127.0.0.1 (the new address's family)", h)
 	}

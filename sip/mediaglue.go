@@ -14,6 +14,8 @@ type mediaSession interface {
 	Bind(p media.AudioPort)
 	Stats() media.Stats
 	Close() error
+	dtmfQueue
+	OnDTMF(func(media.DTMF))
 }
 
 // mediaAllocator hands out one session per call.

@@ -15,7 +15,7 @@ import (
 // kickLocked (c.mu held) makes sure the call's worker runs; it sends at most one
 // transaction at a time, so hold/resume/refresh never overlap.
 func (u *UA) kickLocked(c *call) {
-	if c.worker || c.phase != phaseConfirmed {
+	if c.worker || !c.phase.established() {
 		return
 	}
 	c.worker = u.goTracked(func() { u.work(c) })
@@ -32,7 +32,7 @@ type midcallJob struct {
 // nextJobLocked picks the worker's next transaction; ok false: nothing to
 // do, and the worker is marked stopped.
 func (u *UA) nextJobLocked(c *call) (midcallJob, bool) {
-	if c.phase != phaseConfirmed || u.isClosing() || c.offer == offerTheirs ||
+	if !c.phase.established() || u.isClosing() || c.offer == offerTheirs ||
 		(!c.hold.pending() && !c.refreshDue) {
 		c.worker = false
 		return midcallJob{}, false
@@ -110,10 +110,10 @@ func (u *UA) jobDoneLocked(c *call, j midcallJob, res *sip.Response, err error, 
 		if j.body != nil && !j.useUpdate {
 			if r, perr := parseSDP(res.Body()); perr == nil {
 				if aerr := u.applyAnswerLocked(c, r); aerr != nil {
-					u.log.Warn("unusable SDP answer to re-INVITE", "call", c.id, "error", aerr)
+					c.log.Warn("unusable SDP answer to re-INVITE", "error", aerr)
 				}
 			} else {
-				u.log.Warn("bad SDP answer to re-INVITE", "call", c.id, "error", perr)
+				c.log.Warn("bad SDP answer to re-INVITE", "error", perr)
 			}
 		}
 		c.hold.agreed = j.wantHold
@@ -142,7 +142,7 @@ func (u *UA) jobDoneLocked(c *call, j midcallJob, res *sip.Response, err error, 
 		c.peerAllow = ""
 		c.refreshDue = true
 	default:
-		u.log.Warn(what+" rejected; keeping the call", "account", c.account, "call", c.id, "status", statusText(res))
+		c.log.Warn(what+" rejected; keeping the call", "status", statusText(res))
 		c.hold.agreed = j.wantHold
 		if j.refreshOnly {
 			u.armSessionTimerLocked(c) // try again at the next half interval

@@ -11,12 +11,7 @@ import (
 	"github.com/telestra/telestra-sip/sip/media"
 )
 
-func (u *UA) ptimeMs() int {
-	if p := u.cfg.Media.PTime; p > 0 {
-		return int(p / time.Millisecond)
-	}
-	return 20
-}
+func (u *UA) ptimeMs() int { return int(u.cfg.Media.PTime / time.Millisecond) }
 
 // offerLocked builds our offer with every plan codec and our direction.
 func (u *UA) offerLocked(c *call) []byte {

@@ -61,7 +61,7 @@ func newPeerOn(t *testing.T, tcp bool) *peer {
 		go srv.ServeTCP(l)
 		t.Cleanup(func() { l.Close() })
 	}
-	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL, sip.REGISTER, sip.OPTIONS, sip.UPDATE, sip.INFO} {
+	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL, sip.REGISTER, sip.OPTIONS, sip.UPDATE, sip.INFO, sip.REFER, sip.NOTIFY} {
 		srv.OnRequest(m, p.dispatch)
 	}
 	done := make(chan struct{})

@@ -18,11 +18,16 @@ import (
 
 // phase is where a call is in its life. Legal moves (setPhaseLocked):
 //
-//	ringing   -> early, answering, confirmed, ending, ended
-//	early     -> confirmed, ending, ended
-//	answering -> confirmed, ended
-//	confirmed -> ended
-//	ending    -> ended
+//	ringing      -> early, answering, confirmed, ending, ended
+//	early        -> confirmed, ending, ended
+//	answering    -> confirmed, ended
+//	confirmed    -> transferring, referred, ended
+//	transferring -> confirmed, ended
+//	referred     -> confirmed, ended
+//	ending       -> ended
+//
+// confirmed, transferring and referred are the established phases: the
+// dialog carries media and mid-call requests in all three.
 type phase int
 
 const (
@@ -38,6 +43,14 @@ const (
 	// phaseConfirmed: 2xx and ACK exchanged; the dialog carries media,
 	// active or held as the hold record says.
 	phaseConfirmed
+	// phaseTransferring: established, and our REFER (a blind transfer of
+	// the peer, transfer.go) is under way: the call ends "transferred"
+	// when the target answers the peer, or goes back to confirmed.
+	phaseTransferring
+	// phaseReferred: established, and we accepted the peer's REFER: the
+	// call to the Refer-To target is placed; this dialog lasts until the
+	// transferor's BYE, or goes back to confirmed if that call fails.
+	phaseReferred
 	// phaseEnding: hanging up before an answer: our CANCEL (outgoing) or
 	// our 486/603 (incoming) is under way.
 	phaseEnding
@@ -55,6 +68,10 @@ func (p phase) String() string {
 		return "answering"
 	case phaseConfirmed:
 		return "confirmed"
+	case phaseTransferring:
+		return "transferring"
+	case phaseReferred:
+		return "referred"
 	case phaseEnding:
 		return "ending"
 	case phaseEnded:
@@ -65,11 +82,13 @@ func (p phase) String() string {
 
 // legal lists the phases each phase may move to.
 var legal = map[phase][]phase{
-	phaseRinging:   {phaseEarly, phaseAnswering, phaseConfirmed, phaseEnding, phaseEnded},
-	phaseEarly:     {phaseConfirmed, phaseEnding, phaseEnded},
-	phaseAnswering: {phaseConfirmed, phaseEnded},
-	phaseConfirmed: {phaseEnded},
-	phaseEnding:    {phaseEnded},
+	phaseRinging:      {phaseEarly, phaseAnswering, phaseConfirmed, phaseEnding, phaseEnded},
+	phaseEarly:        {phaseConfirmed, phaseEnding, phaseEnded},
+	phaseAnswering:    {phaseConfirmed, phaseEnded},
+	phaseConfirmed:    {phaseTransferring, phaseReferred, phaseEnded},
+	phaseTransferring: {phaseConfirmed, phaseEnded},
+	phaseReferred:     {phaseConfirmed, phaseEnded},
+	phaseEnding:       {phaseEnded},
 }
 
 func (p phase) canMoveTo(to phase) bool {
@@ -84,9 +103,11 @@ func (p phase) canMoveTo(to phase) bool {
 // live reports whether the call has not ended.
 func (p phase) live() bool { return p != phaseEnded }
 
-// inDialog reports whether our side considers the dialog confirmed or
-// about to be (an answered incoming call waiting for its ACK).
-func (p phase) answered() bool { return p == phaseAnswering || p == phaseConfirmed }
+// established reports whether the dialog is confirmed (whether or not a
+// transfer is under way): it carries media and mid-call requests.
+func (p phase) established() bool {
+	return p == phaseConfirmed || p == phaseTransferring || p == phaseReferred
+}
 
 // holdState is the hold record of a call, separate from its phase.
 type holdState struct {
@@ -142,16 +163,33 @@ func (u *UA) setPhaseLocked(c *call, to phase, t transition) (finish func(), err
 		c.decisionCh <- decision{code: 200} // one slot, only ever used here and by ending
 		c.waitAck = make(chan struct{})
 	case phaseConfirmed:
+		if from.established() {
+			// A transfer failed (ours) or the referred call did (theirs):
+			// the call goes on as it was.
+			c.log.Info("call back from "+from.String(), "reason", t.reason)
+			c.xfer, c.ref = nil, nil
+			u.settleLocked(c)
+			break
+		}
 		c.confirmedAt = u.clock.Now()
 		u.armSessionTimerLocked(c)
 		u.settleLocked(c)
-		u.emitLocked(Event{Kind: CallAnswered, Account: c.account, CallID: c.id})
-		u.log.Info("call answered", "account", c.account, "call", c.id)
+		ev := Event{Kind: CallAnswered, Account: c.account, CallID: c.id, Replaces: -1}
+		if c.replaces != nil {
+			ev.Replaces = c.replaces.id
+		}
+		u.emitLocked(ev)
+		c.log.Info("call answered")
 		// A hold requested before the answer (another call taken meanwhile)
 		// is sent now.
 		if c.hold.pending() {
 			u.kickLocked(c)
 		}
+		u.settledLinksLocked(c, 200, "OK")
+	case phaseTransferring:
+		c.log.Info("transferring call", "to", c.xfer.target)
+	case phaseReferred:
+		c.log.Info("call referred by the peer", "to", c.ref.target)
 	case phaseEnding:
 		c.endReason = t.reason
 		if c.out {
@@ -161,6 +199,9 @@ func (u *UA) setPhaseLocked(c *call, to phase, t transition) (finish func(), err
 		}
 		u.settleLocked(c)
 	case phaseEnded:
+		if c.confirmedAt.IsZero() {
+			u.settledLinksLocked(c, max(t.code, 480), reasonOr(t.reason, "Temporarily Unavailable"))
+		}
 		return u.endedLocked(c, t), nil
 	}
 	return nil, nil
@@ -170,11 +211,12 @@ func (u *UA) setPhaseLocked(c *call, to phase, t transition) (finish func(), err
 // for what it returns.
 func (u *UA) endedLocked(c *call, t transition) func() {
 	c.status = StateEnded
+	c.endedWhy, c.endedCode, c.endedAt = t.reason, t.code, u.clock.Now()
 	c.timer.stop()
 	u.mu.Lock()
 	u.unbindLocked(c)
 	c.tab.gone = true
-	c.tab.endedAt = u.clock.Now()
+	c.tab.endedAt = c.endedAt
 	c.tab.audio = false
 	c.tab.media = nil
 	if c.acct.active == c {
@@ -188,7 +230,7 @@ func (u *UA) endedLocked(c *call, t transition) func() {
 		c.lastStats = sess.Stats()
 	}
 	c.sess = nil
-	u.log.Info("call ended", "account", c.account, "call", c.id, "reason", t.reason, "code", t.code)
+	c.log.Info("call ended", "reason", t.reason, "code", t.code)
 	ev := Event{Kind: CallEnded, Account: c.account, CallID: c.id, Reason: t.reason, Code: t.code}
 	return func() {
 		if sess != nil {
@@ -229,14 +271,14 @@ func (u *UA) earlyMediaLocked(c *call) {
 // from its hold record, publishes whether the call wants its account's
 // audio and moves the binding, after a phase or hold change.
 func (u *UA) settleLocked(c *call) {
-	if c.phase == phaseConfirmed {
+	if c.phase.established() {
 		if c.hold.held() {
 			c.status = StateHeld
 		} else {
 			c.status = StateActive
 		}
 	}
-	audio := c.sess != nil && !c.hold.held() && (c.phase == phaseConfirmed || c.phase == phaseEarly)
+	audio := c.sess != nil && !c.hold.held() && (c.phase.established() || c.phase == phaseEarly)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	c.tab.audio = audio

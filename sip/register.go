@@ -24,6 +24,7 @@ type account struct {
 	lastFail string // reason of the last reported failure, to report changes only
 	report   bool   // report the next failure even if it repeats (after login)
 	gen      uint64 // bumped by commands; stale REGISTER results are dropped
+	reg      regRecord
 
 	// Registration binding at the registrar (Call-ID and CSeq are reused by
 	// refreshes and the un-REGISTER, as RFC 3261 asks of a refreshing UA).
@@ -184,6 +185,7 @@ func (u *UA) regLoop(a *account) {
 			gen := a.gen
 			ctx, cancel := context.WithCancel(u.ctx)
 			a.attemptCancel = cancel
+			a.reg.retryAt = time.Time{}
 			u.mu.Unlock()
 			res := u.registerOnce(ctx, a, expires)
 			cancel()
@@ -206,6 +208,11 @@ func (u *UA) regLoop(a *account) {
 				timer.Reset(0)
 			default:
 				timer.Reset(retry)
+				u.mu.Lock()
+				if gen == a.gen {
+					a.reg.retryAt = u.clock.Now().Add(retry)
+				}
+				u.mu.Unlock()
 				retry = min(retry*2, maxRetry)
 			}
 		}
@@ -223,6 +230,8 @@ type regResult struct {
 	reason     string
 	granted    time.Duration
 	minExpires time.Duration // 423: retry with this
+	// unreachable: no answer or a transport error, not a response.
+	unreachable bool
 }
 
 // registerOnce runs one REGISTER transaction (with its digest retry) and
@@ -263,11 +272,17 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 		b := eff
 		a.boundTo = &b
 		a.lastFail = ""
+		a.reg.outcome, a.reg.lastError = regOK, ""
+		a.reg.expiresAt = u.clock.Now().Add(out.granted)
 		u.log.Info("registered", "account", eff.Name, "server", eff.Server, "expires", out.granted)
 		return out
 	}
 	if out.minExpires > 0 {
 		return out
+	}
+	a.reg.outcome, a.reg.lastError = regRejected, out.reason
+	if out.unreachable {
+		a.reg.outcome = regUnreachable
 	}
 	u.log.Warn("registration failed", "account", eff.Name, "server", eff.Server, "reason", out.reason)
 	if out.reason != a.lastFail || a.report {
@@ -280,9 +295,9 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 
 func regFailure(err error) regResult {
 	if errors.Is(err, sip.ErrTransactionTimeout) {
-		return regResult{code: 408, reason: "408 Request Timeout (no answer from the registrar)"}
+		return regResult{code: 408, reason: "408 Request Timeout (no answer from the registrar)", unreachable: true}
 	}
-	return regResult{code: 503, reason: "503 Service Unavailable (" + err.Error() + ")"}
+	return regResult{code: 503, reason: "503 Service Unavailable (" + err.Error() + ")", unreachable: true}
 }
 
 // unregister removes the binding the registrar holds, if any.
@@ -292,6 +307,7 @@ func (u *UA) unregister(ctx context.Context, a *account) {
 	a.boundTo = nil
 	a.code = 0
 	a.gen++
+	a.reg = regRecord{loggedOut: a.reg.loggedOut}
 	u.mu.Unlock()
 	if old == nil {
 		return
@@ -420,6 +436,7 @@ func (u *UA) Login(account string, user, pass, server *string) error {
 	a.eff.Register = true
 	a.report = true
 	a.lastFail = ""
+	a.reg = regRecord{}
 	u.sendCmdLocked(a, regCmd{kind: cmdRegister})
 	return nil
 }
@@ -433,6 +450,7 @@ func (u *UA) Logout(account string) error {
 		return err
 	}
 	a.code = 0
+	a.reg = regRecord{loggedOut: true}
 	u.sendCmdLocked(a, regCmd{kind: cmdLogout})
 	return nil
 }
@@ -486,6 +504,7 @@ func (u *UA) Reload(accounts []Account) error {
 			a.eff = na
 			if changed {
 				a.lastFail = ""
+				a.reg = regRecord{}
 				if a.wantsRegistration() {
 					u.sendCmdLocked(a, regCmd{kind: cmdRegister})
 				} else {

@@ -447,6 +447,9 @@ func (n negotiated) params() media.Params {
 	p.Send = n.Dir.sends() && p.Remote != nil
 	if n.EventPT >= 0 && n.EventPT <= 127 {
 		p.EventPT = uint8(n.EventPT)
+		// The peer may send on the number we offered although it
+		// answered another (Cisco endpoints do).
+		p.RecvEventPT = media.TelephoneEventPT
 	}
 	return p
 }

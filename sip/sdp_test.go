@@ -228,7 +228,7 @@ func TestLocalHost(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			u, err := newUA(Config{Address: tc.addr, PublicAddress: tc.public}, nil, nil, nil, &fakeAlloc{})
+			u, err := newUA(testConfig(Config{Address: tc.addr, PublicAddress: tc.public}), nil, nil, nil, &fakeAlloc{})
 			if err != nil {
 				t.Fatal(err)
 			}

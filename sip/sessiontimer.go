@@ -149,7 +149,7 @@ func (u *UA) sessionExpired(c *call) {
 		if !live {
 			return
 		}
-		u.log.Warn("session expired without refresh: ending call", "account", c.account, "call", c.id)
+		c.log.Warn("session expired without refresh: ending call")
 		u.endAndBye(c, "session expired", 408)
 	})
 }

@@ -282,7 +282,7 @@ func (u *UA) onStrayResponse(res *sip.Response) {
 	c.mu.Unlock()
 	if ack != nil {
 		if err := u.cli.WriteRequest(ack, asIs); err != nil {
-			u.log.Debug("re-ACK failed", "error", err)
+			c.log.Debug("re-ACK failed", "error", err)
 		}
 	}
 }

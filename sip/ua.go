@@ -60,7 +60,7 @@ type Account struct {
 type Config struct {
 	Address       string   // bind address
 	Port          int      // bind port; 0: chosen by the kernel (tests)
-	Transports    []string // "udp", "tcp"; the first is used for outbound requests; empty: udp
+	Transports    []string // "udp", "tcp"; the first is used for outbound requests; at least one
 	PublicAddress string   // Contact/Via/SDP address; empty: derived from Address
 	UserAgent     string   // User-Agent and Server header; empty: none sent
 	// RegisterExpires is the registration lifetime asked for; 0: 10 s.
@@ -75,18 +75,21 @@ type Config struct {
 	// shorter): the RFC's minimum, 90 s.
 	SessionExpires time.Duration
 	// Codecs lists the audio codecs offered, in order of preference, by
-	// name (media.Supported); empty: Media.Codecs, else PCMU, PCMA.
+	// name (media.Supported); empty: Media.Codecs, which then must list one.
 	Codecs []string
-	Media  media.Config
+	// Media is the RTP configuration; its PTime (the SDP's a=ptime) must
+	// be set.
+	Media media.Config
 	// Resolver looks up host names (servers, Route hops); nil: the system's.
 	Resolver Resolver
 }
 
 // AccountStatus is a snapshot for get-status.
 type AccountStatus struct {
-	Account string
-	Code    int // final code of the latest REGISTER transaction; 0: none
-	Calls   []CallStatus
+	Account      string
+	Code         int // final code of the latest REGISTER transaction; 0: none
+	Calls        []CallStatus
+	Registration Registration
 }
 
 // CallStatus is one call of an AccountStatus.
@@ -100,6 +103,14 @@ type CallStatus struct {
 	Direction string // in out
 	Active    bool   // bound to the account's audio channel
 	Media     media.Stats
+
+	Hold        string        // HoldNone, HoldLocal, HoldRemote, HoldBoth
+	Duration    time.Duration // since the answer (0 before it), frozen at the end
+	EndReason   string        // the CallEnded reason once ended
+	EndCode     int           // the CallEnded code once ended
+	LocalMedia  string        // our RTP address:port ("" before a session exists)
+	RemoteMedia string        // the peer's RTP address:port from its SDP ("" before one)
+	Quality     media.Quality // of the stream we receive; zero before RTP arrives
 }
 
 // Call states as reported in CallStatus.State.
@@ -112,7 +123,8 @@ const (
 )
 
 const (
-	allowHeader     = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+	allowHeader     = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY"
+	supportedHeader = "timer, replaces"
 	minExpires      = 10 * time.Second
 	minRetry        = time.Second
 	maxRetry        = 5 * time.Minute
@@ -167,6 +179,8 @@ type UA struct {
 	nextID   int
 	bound    map[string]*call // audio channel key -> call bound to it
 	hosts    hostMemo         // own lock: read while mu is held, never I/O under it
+
+	trace traceState // trace.go
 }
 
 // New builds the UA; nothing is bound until Start.
@@ -186,7 +200,7 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		onEvent = func(Event) {}
 	}
 	if len(cfg.Transports) == 0 {
-		cfg.Transports = []string{"udp"}
+		return nil, errors.New("sip: no transport: list udp, tcp or both")
 	}
 	for _, t := range cfg.Transports {
 		if t != "udp" && t != "tcp" {
@@ -206,8 +220,8 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 	if len(codecs) == 0 {
 		codecs = cfg.Media.Codecs
 	}
-	if len(codecs) == 0 {
-		codecs = []string{"PCMU", "PCMA"}
+	if cfg.Media.PTime <= 0 {
+		return nil, fmt.Errorf("sip: media ptime %v: it goes into every SDP and must be set", cfg.Media.PTime)
 	}
 	if len(offerCodecs(codecs)) == 0 {
 		return nil, fmt.Errorf("sip: none of the codecs %v is supported: use PCMU or PCMA", codecs)
@@ -232,6 +246,7 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		dialogs:      map[string]*call{},
 		bound:        map[string]*call{},
 	}
+	u.trace.queue = make(chan TraceMessage, traceQueue)
 	for _, a := range accounts {
 		if a.Name == "" {
 			return nil, errors.New("sip: an account has no name")
@@ -264,6 +279,7 @@ func (u *UA) Start(ctx context.Context) error {
 			sip.WithTransactionLayerUnhandledResponseHandler(u.onStrayResponse),
 		),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(u.log)),
+		sipgo.WithUserAgentParser(newParser()),
 	)
 	if err != nil {
 		return fmt.Errorf("sip: %w", err)
@@ -280,6 +296,7 @@ func (u *UA) Start(ctx context.Context) error {
 	u.registerHandlers()
 
 	u.edge = u.newEdge()
+	u.edge.SetTap(u.tap)
 	if err := u.listen(); err != nil {
 		sua.Close()
 		return err
@@ -299,6 +316,11 @@ func (u *UA) Start(ctx context.Context) error {
 	if u.tcpLn != nil {
 		u.serve("tcp", func() error { return srv.ServeTCP(u.tcpLn) })
 	}
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		u.traceLoop()
+	}()
 	// The listeners follow the Start context too, not only Shutdown.
 	u.wg.Add(1)
 	go func() {
@@ -426,7 +448,8 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 		return AccountStatus{}, fmt.Errorf("account %q: %w", account, ErrUnknownAccount)
 	}
 	u.pruneLocked()
-	st := AccountStatus{Account: a.plan.Name, Code: a.code, Calls: []CallStatus{}}
+	st := AccountStatus{Account: a.plan.Name, Code: a.code, Calls: []CallStatus{},
+		Registration: u.registrationLocked(a, u.clock.Now())}
 	type entry struct {
 		c     *call
 		bound bool
@@ -438,23 +461,13 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 		}
 	}
 	u.mu.Unlock()
+	now := u.clock.Now()
 	for _, e := range calls {
 		c := e.c
 		c.mu.Lock()
-		cs := CallStatus{
-			ID: c.id, Caller: c.caller, Callee: c.callee,
-			Started: !c.confirmedAt.IsZero(), Stopped: !c.phase.live(), State: c.status,
-			Direction: "in", Active: e.bound,
-		}
-		if c.out {
-			cs.Direction = "out"
-		}
-		if c.sess != nil && c.phase.live() {
-			cs.Media = c.sess.Stats()
-		} else {
-			cs.Media = c.lastStats
-		}
+		cs := u.callStatusLocked(c, now)
 		c.mu.Unlock()
+		cs.Active = e.bound
 		st.Calls = append(st.Calls, cs)
 	}
 	sort.Slice(st.Calls, func(i, j int) bool { return st.Calls[i].ID < st.Calls[j].ID })

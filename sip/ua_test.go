@@ -27,7 +27,7 @@ func startUA(t *testing.T, accounts []Account, tweak func(*Config, *UA)) *harnes
 	if tweak != nil {
 		tweak(&cfg, nil)
 	}
-	ua, err := newUA(cfg, accounts, h.ev.handler, testLogger(t), h.alloc)
+	ua, err := newUA(testConfig(cfg), accounts, h.ev.handler, testLogger(t), h.alloc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +138,10 @@ func TestRegisterDigestRefreshAndUnregister(t *testing.T) {
 	h := startUA(t, []Account{{Name: "a1", User: "3001", Pass: "sip3001", Server: p.addr(), Register: true}}, nil)
 
 	eventually(t, "registered", 3*time.Second, func() bool { return h.status(t, "a1").Code == 200 })
+	if r := h.status(t, "a1").Registration; r.State != RegRegistered || r.Server != p.addr() || r.Transport != "udp" ||
+		r.ExpiresIn <= 0 || r.ExpiresIn > 2*time.Second || r.LastError != "" || r.RetryIn != 0 {
+		t.Errorf("registration = %+v, want registered at %s over udp, expiring within 2s", r, p.addr())
+	}
 	first := p.expect(sip.REGISTER, time.Second)
 	if first.GetHeader("Authorization") != nil {
 		t.Errorf("first REGISTER carries credentials before any challenge")
@@ -172,6 +176,9 @@ func TestRegisterDigestRefreshAndUnregister(t *testing.T) {
 	if c := h.status(t, "a1").Code; c != 0 {
 		t.Errorf("code after logout = %d, want 0", c)
 	}
+	if st := h.status(t, "a1").Registration.State; st != RegLoggedOut {
+		t.Errorf("state after logout = %q, want %q", st, RegLoggedOut)
+	}
 	eventually(t, "un-REGISTER", 3*time.Second, func() bool {
 		reg.mu.Lock()
 		defer reg.mu.Unlock()
@@ -200,6 +207,10 @@ func TestRegisterWrongPasswordFails(t *testing.T) {
 	if c := h.status(t, "a1").Code; c != 403 {
 		t.Errorf("code = %d, want 403", c)
 	}
+	eventually(t, "retry scheduled", time.Second, func() bool { return h.status(t, "a1").Registration.RetryIn > 0 })
+	if r := h.status(t, "a1").Registration; r.State != RegRejected || r.LastError != "403 Forbidden" || r.RetryIn > time.Second {
+		t.Errorf("registration = %+v, want rejected, 403 Forbidden, a retry within 1s", r)
+	}
 	// Retries back off but repeat the same failure silently.
 	h.ev.none(t, 500*time.Millisecond)
 	// The registrar comes to accept the password: a retry registers.
@@ -207,6 +218,9 @@ func TestRegisterWrongPasswordFails(t *testing.T) {
 	reg.pass = "wrong"
 	reg.mu.Unlock()
 	eventually(t, "registered on retry", 3*time.Second, func() bool { return h.status(t, "a1").Code == 200 })
+	if r := h.status(t, "a1").Registration; r.State != RegRegistered || r.LastError != "" {
+		t.Errorf("registration after the retry = %+v", r)
+	}
 }
 
 func TestRegisterFailureCodes(t *testing.T) {
@@ -241,9 +255,13 @@ func TestNoRegistrationWithoutServerOrRegisterFalse(t *testing.T) {
 		t.Fatalf("unexpected %s", r.Method)
 	default:
 	}
-	for _, n := range []string{"local", "noreg"} {
-		if c := h.status(t, n).Code; c != 0 {
-			t.Errorf("%s code = %d, want 0", n, c)
+	for n, want := range map[string]string{"local": RegNoServer, "noreg": RegDisabled} {
+		st := h.status(t, n)
+		if st.Code != 0 {
+			t.Errorf("%s code = %d, want 0", n, st.Code)
+		}
+		if st.Registration.State != want {
+			t.Errorf("%s state = %q, want %q", n, st.Registration.State, want)
 		}
 	}
 	if _, err := h.ua.Status("nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
@@ -475,6 +493,10 @@ func TestOutgoingCallBusy(t *testing.T) {
 	if ev.CallID != id || ev.Code != 486 || ev.Reason != "486 Busy Here" {
 		t.Errorf("ended event %+v", ev)
 	}
+	// The reason stays while the call lingers.
+	if c := h.call(t, "a1", id); !c.Stopped || c.EndReason != "486 Busy Here" || c.EndCode != 486 || c.Duration != 0 || c.Direction != "out" {
+		t.Errorf("lingering call = %+v, want stopped with 486 Busy Here and no duration", c)
+	}
 	// Call IDs are never reused.
 	if id2 := dialAccount(t, h, "a1", "3009"); id2 != id+1 {
 		t.Errorf("second call id = %d, want %d", id2, id+1)
@@ -611,12 +633,24 @@ func TestIncomingCallAnsweredAndRemoteBye(t *testing.T) {
 	if sess.boundTo() != port {
 		t.Errorf("not bound")
 	}
+	if st := h.call(t, "a1", ev.CallID); st.LocalMedia != "127.0.0.1:40002" || st.RemoteMedia != "127.0.0.1:30000" || st.Hold != HoldNone {
+		t.Errorf("media addresses %q -> %q, hold %q; want 127.0.0.1:40002 -> 127.0.0.1:30000, none", st.LocalMedia, st.RemoteMedia, st.Hold)
+	}
+	time.Sleep(20 * time.Millisecond)
 	if res := pc.d.do(sip.BYE, nil); res.StatusCode != 200 {
 		t.Errorf("BYE answered %d", res.StatusCode)
 	}
 	ev = h.ev.wait(t, CallEnded, 2*time.Second)
 	if ev.Reason != "remote hangup" {
 		t.Errorf("ended %+v", ev)
+	}
+	st := h.call(t, "a1", ev.CallID)
+	if st.EndReason != "remote hangup" || st.EndCode != 0 || st.Duration < 20*time.Millisecond {
+		t.Errorf("ended call %+v, want remote hangup after at least 20ms", st)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if d := h.call(t, "a1", ev.CallID).Duration; d != st.Duration {
+		t.Errorf("duration moved after the end: %v then %v", st.Duration, d)
 	}
 	// BYE for the dialog that is gone: 481.
 	if res := pc.d.do(sip.BYE, nil); res.StatusCode != 481 {
@@ -718,11 +752,12 @@ func TestReinviteHoldStyles(t *testing.T) {
 		remote  bool
 		state   string
 		bound   bool
+		hold    string
 	}{
-		{"sendonly", peerSDP(30000, "sendonly", "", 2), "recvonly", false, true, true, StateHeld, false},
-		{"inactive", peerSDP(30000, "inactive", "", 3), "inactive", false, false, true, StateHeld, false},
-		{"c=0.0.0.0", peerSDP(30000, "sendrecv", "0.0.0.0", 4), "recvonly", false, true, false, StateHeld, false},
-		{"resume", peerSDP(30000, "sendrecv", "", 5), "sendrecv", true, true, true, StateActive, true},
+		{"sendonly", peerSDP(30000, "sendonly", "", 2), "recvonly", false, true, true, StateHeld, false, HoldRemote},
+		{"inactive", peerSDP(30000, "inactive", "", 3), "inactive", false, false, true, StateHeld, false, HoldRemote},
+		{"c=0.0.0.0", peerSDP(30000, "sendrecv", "0.0.0.0", 4), "recvonly", false, true, false, StateHeld, false, HoldRemote},
+		{"resume", peerSDP(30000, "sendrecv", "", 5), "sendrecv", true, true, true, StateActive, true, HoldNone},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -738,6 +773,9 @@ func TestReinviteHoldStyles(t *testing.T) {
 				t.Errorf("params %+v", pr)
 			}
 			eventually(t, "state", time.Second, func() bool { return h.call(t, "a1", id).State == tc.state })
+			if got := h.call(t, "a1", id).Hold; got != tc.hold {
+				t.Errorf("hold = %q, want %q", got, tc.hold)
+			}
 			if (sess.boundTo() != nil) != tc.bound {
 				t.Errorf("bound = %v, want %v", sess.boundTo() != nil, tc.bound)
 			}
@@ -1004,6 +1042,9 @@ func TestSwitchAndAnswerHold(t *testing.T) {
 		t.Errorf("hold re-INVITE for wrong call or direction %q", sdpDir(r.Body()))
 	}
 	eventually(t, "first held", 2*time.Second, func() bool { return h.call(t, "a1", ids[0]).State == StateHeld })
+	if c0, c1 := h.call(t, "a1", ids[0]), h.call(t, "a1", ids[1]); c0.Hold != HoldLocal || c1.Hold != HoldNone {
+		t.Errorf("hold after answering the second: %q, %q; want local, none", c0.Hold, c1.Hold)
+	}
 	if s0.boundTo() != nil || s1.boundTo() != port {
 		t.Errorf("binding after answer: s0=%v s1=%v", s0.boundTo(), s1.boundTo())
 	}
@@ -1071,7 +1112,7 @@ func TestShutdownEndsCallsAndUnregisters(t *testing.T) {
 	s := &uas{final: 200}
 	s.install(t, p)
 	ev := newEvents()
-	ua, err := newUA(Config{Address: "127.0.0.1", Transports: []string{"udp"}},
+	ua, err := newUA(testConfig(Config{Address: "127.0.0.1", Transports: []string{"udp"}}),
 		[]Account{{Name: "a1", User: "3001", Pass: "pw", Server: p.addr(), Register: true}}, ev.handler, testLogger(t), &fakeAlloc{})
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,11 @@ type Message struct {
 	UptimeS    int64    `json:"uptime_s"`    // pong (extension)
 	Started    string   `json:"started"`     // pong (extension): the daemon run's start time
 	Level      string   `json:"level"`       // log-level (extension)
+	Digit      string   `json:"digit"`       // dtmf
+	DurationMs int      `json:"duration_ms"` // dtmf
+	NewCallID  int      `json:"new_call_id"` // call-transferred
+	Target     string   `json:"target"`      // call-transferred
+	Replaces   *int     `json:"replaces"`    // call-answered of a call that replaced another
 
 	Raw json.RawMessage `json:"-"`
 }
@@ -340,6 +345,21 @@ func (c *Client) HangupCall(ctx context.Context, account string, callID int, dec
 		cmd["decline"] = true
 	}
 	return c.do(ctx, cmd)
+}
+
+// SendDTMF sends send-dtmf (durationMs 0: the daemon's default).
+func (c *Client) SendDTMF(ctx context.Context, account string, callID int, digits string, durationMs int) error {
+	cmd := map[string]any{"cmd": api.CmdSendDTMF, "account": account, "call_id": callID, "digits": digits}
+	if durationMs > 0 {
+		cmd["duration_ms"] = durationMs
+	}
+	return c.do(ctx, cmd)
+}
+
+// TransferCall sends transfer-call; the outcome comes later (call-ended
+// "transferred", or a fail).
+func (c *Client) TransferCall(ctx context.Context, account string, callID int, num string) error {
+	return c.do(ctx, map[string]any{"cmd": api.CmdTransferCall, "account": account, "call_id": callID, "num": num})
 }
 
 // MakeCall sends make-call and returns the call ID of its call-return.

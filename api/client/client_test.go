@@ -69,6 +69,11 @@ func (f *fakeController) HangupCall(_ context.Context, a string, id int, decline
 func (f *fakeController) Logout(_ context.Context, a string) error {
 	return f.check(a, "logout %s", a)
 }
+func (f *fakeController) SendDTMF(context.Context, string, int, string, time.Duration) error {
+	return nil
+}
+
+func (f *fakeController) TransferCall(context.Context, string, int, string) error { return nil }
 
 func (f *fakeController) Status(_ context.Context, a string) ([]api.Status, error) {
 	all := []api.Status{
@@ -95,7 +100,8 @@ func (f *fakeController) calls() string {
 func start(t *testing.T) (*api.Server, *fakeController, *client.Client) {
 	t.Helper()
 	ctrl := &fakeController{}
-	s := api.NewServer(api.Config{Address: "127.0.0.1"}, ctrl, nil)
+	// The limits are the daemon's to set (from the plan); any will do here.
+	s := api.NewServer(api.Config{Address: "127.0.0.1", MaxClients: 8, MaxMessageBytes: 64 << 10, EventHistory: 256}, ctrl, nil)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}

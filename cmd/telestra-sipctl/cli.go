@@ -504,11 +504,24 @@ func eventLine(m client.Message) string {
 	case api.EventCallAnswered, api.EventCallReturn:
 		kv("account", m.Account)
 		kv("call_id", strconv.Itoa(m.CallID))
+		if m.Replaces != nil {
+			kv("replaces", strconv.Itoa(*m.Replaces))
+		}
 	case api.EventCallEnded:
 		kv("account", m.Account)
 		kv("call_id", strconv.Itoa(m.CallID))
 		kv("reason", q(m.Reason))
 		kv("code", strconv.Itoa(m.Code))
+	case api.EventDTMF:
+		kv("account", m.Account)
+		kv("call_id", strconv.Itoa(m.CallID))
+		kv("digit", m.Digit)
+		kv("duration_ms", strconv.Itoa(m.DurationMs))
+	case api.EventCallTransferred:
+		kv("account", m.Account)
+		kv("call_id", strconv.Itoa(m.CallID))
+		kv("new_call_id", strconv.Itoa(m.NewCallID))
+		kv("target", q(m.Target))
 	case api.EventFail:
 		kv("account", m.Account)
 		if m.Cmd != "" {
@@ -539,4 +552,59 @@ func loopbackFor(bind string, allow []netip.Prefix) string {
 		return v6.String()
 	}
 	return v4.String()
+}
+
+// trace subscribes to sip-message events and prints them as a ladder.
+func (c *cli) trace(ctx context.Context, account string, asJSON bool) error {
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.Send(map[string]any{"cmd": "trace", "account": account}); err != nil {
+		return c.explain(err, c.timeout)
+	}
+	for {
+		m, err := cl.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return c.explain(err, c.timeout)
+		}
+		switch {
+		case m.Event == api.EventFail:
+			fmt.Fprintf(c.stderr, "telestra-sipctl: trace failed: %s\n", m.Error)
+			return errFailReply
+		case m.Event != api.EventSIPMessage:
+			continue
+		case asJSON:
+			fmt.Fprintf(c.stdout, "%s\n", m.Raw)
+		default:
+			fmt.Fprintln(c.stdout, ladderLine(m, c.now().Location()))
+		}
+	}
+}
+
+// ladderLine: "15:04:05.000 acc1 127.0.0.1:5070 --> 127.0.0.1:5060 udp INVITE sip:... [call-id]".
+func ladderLine(m client.Message, loc *time.Location) string {
+	var w struct {
+		Time      string `json:"time"`
+		Direction string `json:"direction"`
+		Transport string `json:"transport"`
+		Local     string `json:"local"`
+		Remote    string `json:"remote"`
+		CallID    string `json:"sip_call_id"`
+		FirstLine string `json:"first_line"`
+	}
+	_ = m.Decode(&w)
+	t := w.Time
+	if ts, err := time.Parse(time.RFC3339Nano, w.Time); err == nil {
+		t = ts.In(loc).Format("15:04:05.000")
+	}
+	arrow := "<--"
+	if w.Direction == "sent" {
+		arrow = "-->"
+	}
+	return fmt.Sprintf("%s %s %s %s %s %s %s [%s]", t, orDash(m.Account), w.Local, arrow, w.Remote, w.Transport, w.FirstLine, w.CallID)
 }

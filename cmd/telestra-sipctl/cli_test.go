@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,10 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/api/client"
+	"github.com/telestra/telestra-sip/cmd/internal/plan"
 )
 
 // fakeController serves "account-1" and "account-2" and records commands.
@@ -74,14 +78,24 @@ func (f *fakeController) HangupCall(_ context.Context, a string, id int, d bool)
 }
 
 func (f *fakeController) Logout(_ context.Context, a string) error { return f.rec(a, "logout %s", a) }
+func (f *fakeController) SendDTMF(_ context.Context, a string, id int, digits string, dur time.Duration) error {
+	return f.rec(a, "dtmf %s %d %s %v", a, id, digits, dur)
+}
+func (f *fakeController) TransferCall(_ context.Context, a string, id int, num string) error {
+	return f.rec(a, "transfer %s %d %s", a, id, num)
+}
 
 func (f *fakeController) Status(_ context.Context, a string) ([]api.Status, error) {
+	busy := 486
 	all := []api.Status{
-		{Account: "account-1", AccountStatus: 200, Calls: []api.Call{
-			{CallID: 5, Caller: "3003", Callee: "3001", Started: true, State: "active", Direction: "in", Active: true,
-				Codec: "PCMU", PacketsSent: 1500, PacketsReceived: 1498, PacketsLost: 2, JitterMs: 1.25},
-			{CallID: 6, Caller: "3001", Callee: "3004", State: "held", Direction: "out"},
-		}},
+		{Account: "account-1", AccountStatus: 200, Registration: &api.Registration{State: "registered", Server: "127.0.0.1:5070", Transport: "udp", ExpiresIn: 241},
+			Calls: []api.Call{
+				{CallID: 5, Caller: "3003", Callee: "3001", Started: true, State: "active", Direction: "in", Active: true,
+					Codec: "PCMU", PacketsSent: 1500, PacketsReceived: 1498, PacketsLost: 2, JitterMs: 1.25,
+					DurationS: 3725.4, LocalMedia: "127.0.0.1:31000", RemoteMedia: "127.0.0.1:18000", RTTMs: 0.4, MOS: 4.38},
+				{CallID: 6, Caller: "3001", Callee: "3004", State: "held", Hold: "local", Direction: "out"},
+				{CallID: 7, Caller: "3001", Callee: "3009", State: "ended", Stopped: true, Direction: "out", EndReason: "486 Busy Here", EndCode: &busy},
+			}},
 		{Account: "account-2", AccountStatus: 403},
 	}
 	if a == "" {
@@ -100,10 +114,18 @@ func startServer(t *testing.T) (*api.Server, *fakeController) {
 	return startServerOn(t, api.Config{Address: "127.0.0.1"})
 }
 
+// planLimits gives cfg the daemon's defaults (plan.Default) for the limits
+// the API server takes from the plan.
+func planLimits(cfg api.Config) api.Config {
+	tcp := plan.Default().TCP
+	cfg.MaxClients, cfg.MaxMessageBytes, cfg.EventHistory = tcp.MaxClients, tcp.MaxMessageBytes, tcp.EventHistory
+	return cfg
+}
+
 func startServerOn(t *testing.T, cfg api.Config) (*api.Server, *fakeController) {
 	t.Helper()
 	ctrl := &fakeController{}
-	s := api.NewServer(cfg, ctrl, nil, api.WithVersion("9.9.9", time.Time{}), api.WithLogLevel(new(slog.LevelVar)))
+	s := api.NewServer(planLimits(cfg), ctrl, nil, api.WithVersion("9.9.9", time.Time{}), api.WithLogLevel(new(slog.LevelVar)))
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -163,13 +185,18 @@ func TestCommands(t *testing.T) {
 		{name: "login full", args: []string{"login", "account-1", "3001", "pw", "127.0.0.1"}, wantCalled: "login account-1 3001 pw 127.0.0.1"},
 		{name: "login user only", args: []string{"login", "account-1", "3009"}, wantCalled: "login account-1 3009 - -"},
 		{name: "logout", args: []string{"logout", "account-2"}, wantCalled: "logout account-2"},
+		{name: "dtmf", args: []string{"dtmf", "account-1", "3", "12#*"}, wantCalled: "dtmf account-1 3 12#* 0s"},
+		{name: "dtmf bad id", args: []string{"dtmf", "account-1", "x", "1"}, wantCode: 64, wantErr: `CALL_ID "x" is not a call ID`},
+		{name: "dtmf no digits", args: []string{"dtmf", "account-1", "3"}, wantCode: 64, wantErr: "dtmf: needs ACCOUNT CALL_ID DIGITS"},
+		{name: "transfer", args: []string{"transfer", "account-1", "3", "3003"}, wantCalled: "transfer account-1 3 3003"},
+		{name: "transfer no num", args: []string{"transfer", "account-1", "3"}, wantCode: 64, wantErr: "transfer: needs ACCOUNT CALL_ID NUM"},
 		{name: "logout fail", args: []string{"logout", "x"}, wantCode: 1, wantErr: `logout failed: unknown account "x"`},
 		{name: "send", args: []string{"send", `{"cmd":"make-call","account":"account-1","num":"9"}`},
 			wantOut: `{"event":"call-return","account":"account-1","call_id":42}` + "\n", wantCalled: "make-call account-1 9"},
 		{name: "send bad", args: []string{"send", `{"cmd":"answer-call","account":"a","call_id":"1"}`}, wantCode: 1,
 			wantErr: `{"event":"fail","account":"a","error":"answer-call: field \"call_id\" must be an integer","cmd":"answer-call"}`},
-		{name: "status one", args: []string{"status", "account-2"}, wantOut: "ACCOUNT    STATUS  MEANING\n" +
-			"account-2  403     rejected: 403 Forbidden (check user and pass)\n\nno calls\n"},
+		{name: "status one", args: []string{"status", "account-2"}, wantOut: "ACCOUNT    STATUS  MEANING                                        REGISTRATION\n" +
+			"account-2  403     rejected: 403 Forbidden (check user and pass)  -\n\nno calls\n"},
 		{name: "status unknown", args: []string{"status", "x"}, wantCode: 1, wantErr: `status failed: unknown account "x"`},
 		{name: "log-level read", args: []string{"log-level"}, wantOut: "info\n"},
 		{name: "log-level set", args: []string{"log-level", "debug"}, wantOut: "debug\n"},
@@ -216,13 +243,14 @@ func TestStatusTable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	want := `ACCOUNT    STATUS  MEANING
-account-1  200     registered
-account-2  403     rejected: 403 Forbidden (check user and pass)
+	want := `ACCOUNT    STATUS  MEANING                                        REGISTRATION
+account-1  200     registered                                     registered at 127.0.0.1:5070/udp, expires in 241s
+account-2  403     rejected: 403 Forbidden (check user and pass)  -
 
-ACCOUNT    ID  DIR  CALLER  CALLEE  STATE   ACTIVE  CODEC  PKTS TX/RX  LOST  JITTER
-account-1  5   in   3003    3001    active  yes     PCMU   1500/1498   2     1.2 ms
-account-1  6   out  3001    3004    held    no      -      0/0         0     0.0 ms
+ACCOUNT    ID  DIR  CALLER  CALLEE  STATE   HOLD     ACTIVE  DURATION  CODEC  MEDIA LOCAL -> REMOTE               PKTS TX/RX  LOST  JITTER  RTT     MOS   END
+account-1  5   in   3003    3001    active  -        yes     1:02:05   PCMU   127.0.0.1:31000 -> 127.0.0.1:18000  1500/1498   2     1.2 ms  0.4 ms  4.38  -
+account-1  6   out  3001    3004    held    we hold  no      0:00:00   -      -                                   0/0         0     0.0 ms  0.0 ms  -     -
+account-1  7   out  3001    3009    ended   -        no      0:00:00   -      -                                   0/0         0     0.0 ms  0.0 ms  -     486 Busy Here
 `
 	if out != want {
 		t.Fatalf("got\n%s\nwant\n%s", out, want)
@@ -389,5 +417,83 @@ func TestIPv6API(t *testing.T) {
 	code, _, errOut = runCLI(t, "-addr", fmt.Sprintf("::1:%d", port), "status")
 	if code != 64 || !strings.Contains(errOut, "[::1]:3550") {
 		t.Errorf("-addr without brackets: exit %d, stderr %q, want a usage error showing [::1]:3550", code, errOut)
+	}
+}
+
+func TestEventLineExtensions(t *testing.T) {
+	tests := []struct {
+		name, raw, want string
+	}{
+		{"dtmf", `{"event":"dtmf","account":"account-1","call_id":3,"digit":"#","duration_ms":120}`,
+			`dtmf account=account-1 call_id=3 digit=# duration_ms=120`},
+		{"call-transferred", `{"event":"call-transferred","account":"account-1","call_id":3,"new_call_id":4,"target":"sip:3005@pbx"}`,
+			`call-transferred account=account-1 call_id=3 new_call_id=4 target="sip:3005@pbx"`},
+		{"call-answered replacing", `{"event":"call-answered","account":"account-1","call_id":8,"replaces":5}`,
+			`call-answered account=account-1 call_id=8 replaces=5`},
+		{"call-answered", `{"event":"call-answered","account":"account-1","call_id":8}`,
+			`call-answered account=account-1 call_id=8`},
+		{"transfer fail", `{"event":"fail","account":"account-1","error":"transfer of call 3 to sip:9@pbx failed: 486 Busy Here","cmd":"transfer-call"}`,
+			`fail account=account-1 cmd=transfer-call error="transfer of call 3 to sip:9@pbx failed: 486 Busy Here"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var m client.Message
+			if err := json.Unmarshal([]byte(tc.raw), &m); err != nil {
+				t.Fatal(err)
+			}
+			m.Raw = json.RawMessage(tc.raw)
+			if got := eventLine(m); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+type nopTracer struct{ clients atomic.Int32 }
+
+func (*nopTracer) SetSIPTrace(bool)     {}
+func (n *nopTracer) TraceClients(c int) { n.clients.Store(int32(c)) }
+
+func TestTrace(t *testing.T) {
+	tr := &nopTracer{}
+	s := api.NewServer(planLimits(api.Config{Address: "127.0.0.1"}), &fakeController{}, nil, api.WithTracer(tr))
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(sctx) }()
+	t.Cleanup(func() { stop(); <-served })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runWithClock(ctx, []string{"-addr", s.Addr().String(), "trace", "account-1"}, &out, &errb)
+	}()
+	waitFor(t, func() bool { return tr.clients.Load() == 1 })
+	at := time.Date(2026, 12, 2, 1, 2, 3, 456000000, time.UTC)
+	s.TraceSIP(api.SIPMessage{Account: "account-2", Time: at, FirstLine: "OPTIONS sip:x SIP/2.0"})
+	s.TraceSIP(api.SIPMessage{Account: "account-1", Time: at, Sent: true, Transport: "udp", Local: "127.0.0.1:5070",
+		Remote: "127.0.0.1:5060", CallID: "c1", FirstLine: "INVITE sip:3002@127.0.0.1 SIP/2.0"})
+	s.TraceSIP(api.SIPMessage{Account: "account-1", Time: at.Add(time.Millisecond), Transport: "udp", Local: "127.0.0.1:5070",
+		Remote: "127.0.0.1:5060", CallID: "c1", FirstLine: "SIP/2.0 407 Proxy Authentication Required"})
+	// Printed in the local time zone, as runWithClock's clock is.
+	want := at.Local().Format("15:04:05.000") + " account-1 127.0.0.1:5070 --> 127.0.0.1:5060 udp INVITE sip:3002@127.0.0.1 SIP/2.0 [c1]\n" +
+		at.Add(time.Millisecond).Local().Format("15:04:05.000") + " account-1 127.0.0.1:5070 <-- 127.0.0.1:5060 udp SIP/2.0 407 Proxy Authentication Required [c1]\n"
+	waitFor(t, func() bool { return strings.Count(out.String(), "\n") == 2 })
+	if out.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", out.String(), want)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d after interrupt: %s", code, errb.String())
+	}
+
+	// A daemon without the trace: a fail, exit 1.
+	s2, _ := startServer(t)
+	code, _, errOut := runCLI(t, "-addr", s2.Addr().String(), "trace")
+	if code != exitFail || !strings.Contains(errOut, "SIP trace is not available") {
+		t.Errorf("exit %d, stderr %q; want 1 and the daemon's reason", code, errOut)
 	}
 }

@@ -78,6 +78,20 @@ keeps. Exit 2 only when the first connection fails.
 `,
 			max: 0, countMsg: "takes no arguments besides --json", flags: jsonFlag,
 			run: func(c *cli, ctx context.Context, _ []string, f *cmdFlags) error { return c.events(ctx, f.json) }},
+		{name: "trace", args: "[--json] [ACCOUNT]", summary: "follow the SIP messages of one or every account",
+			help: `Subscribes to the daemon's SIP message trace and prints each message as a
+ladder line (time, local address, arrow, remote address, transport, start
+line, Call-ID) until Ctrl-C; --json prints each sip-message event as sent.
+Other clients are not affected.
+`,
+			max: 1, countMsg: "takes at most one ACCOUNT", flags: jsonFlag,
+			run: func(c *cli, ctx context.Context, args []string, f *cmdFlags) error {
+				account := ""
+				if len(args) == 1 {
+					account = args[0]
+				}
+				return c.trace(ctx, account, f.json)
+			}},
 		{name: "call", args: "ACCOUNT NUM", summary: "place a call; prints its call ID",
 			help: `NUM is an extension (dialled as sip:NUM@SERVER of the account), the user of
 another account of this daemon, or a full sip: URI. The call ID is printed
@@ -109,6 +123,28 @@ as soon as the INVITE is sent; follow the call with 'events'.
 			run: callCommand(func(ctx context.Context, cl *client.Client, a string, id int, f *cmdFlags) error {
 				return cl.HangupCall(ctx, a, id, f.decline)
 			})},
+		{name: "dtmf", args: "ACCOUNT CALL_ID DIGITS", summary: "send DTMF digits (0-9 * # A-D, ',' a pause) on a call",
+			help: `Sends the digits as RFC 4733 telephone-event, or as SIP INFO when the peer
+negotiated no telephone-event; digits of a second dtmf queue behind those
+still being sent. Digits the peer sends show in 'events' as dtmf lines.
+`,
+			min: 3, max: 3, countMsg: "needs ACCOUNT CALL_ID DIGITS",
+			run: func(c *cli, ctx context.Context, args []string, f *cmdFlags) error {
+				return callCommand(func(ctx context.Context, cl *client.Client, a string, id int, _ *cmdFlags) error {
+					return cl.SendDTMF(ctx, a, id, args[2], 0)
+				})(c, ctx, args, f)
+			}},
+		{name: "transfer", args: "ACCOUNT CALL_ID NUM", summary: "blind-transfer a call to NUM (SIP REFER)",
+			help: `NUM is formed as for 'call'. The call is put on hold and the peer asked to
+call NUM; 'events' then shows call-ended with reason "transferred", or a
+fail with the status the target gave (the call goes on).
+`,
+			min: 3, max: 3, countMsg: "needs ACCOUNT CALL_ID NUM",
+			run: func(c *cli, ctx context.Context, args []string, f *cmdFlags) error {
+				return callCommand(func(ctx context.Context, cl *client.Client, a string, id int, _ *cmdFlags) error {
+					return cl.TransferCall(ctx, a, id, args[2])
+				})(c, ctx, args, f)
+			}},
 		{name: "login", args: "ACCOUNT [USER [PASS [SERVER]]]", summary: "register again, optionally with other credentials",
 			help: `Credentials given here are used until the daemon restarts or reloads its plan.
 A PASS on the command line is visible to other users in ps(1): prefer the

@@ -83,7 +83,7 @@ func TestBashCompletion(t *testing.T) {
 		{name: "hangup flag", words: []string{"hangup", "--d"}, want: "--decline"},
 		{name: "accounts from the daemon", words: []string{"-addr", addr, "call", ""}, want: "account-1 account-2"},
 		{name: "account prefix", words: []string{"-addr", addr, "hangup", "account-2"}, want: "account-2"},
-		{name: "call IDs of the account", words: []string{"-addr", addr, "hangup", "account-1", ""}, want: "5 6"},
+		{name: "call IDs of the account", words: []string{"-addr", addr, "hangup", "account-1", ""}, want: "5 6 7"},
 		{name: "nothing after the arguments", words: []string{"-addr", addr, "logout", "account-1", ""}, want: ""},
 		{name: "no daemon, no accounts", words: []string{"-addr", "127.0.0.1:1", "call", ""}, want: ""},
 	}

@@ -103,7 +103,7 @@ func TestEventsResumeAfterBlip(t *testing.T) {
 func TestEventsAfterRestart(t *testing.T) {
 	ctrl := &fakeController{}
 	serve := func(port int) (*api.Server, func()) {
-		s := api.NewServer(api.Config{Address: "127.0.0.1", Port: port}, ctrl, nil, api.WithVersion("9.9.9", time.Time{}))
+		s := api.NewServer(planLimits(api.Config{Address: "127.0.0.1", Port: port}), ctrl, nil, api.WithVersion("9.9.9", time.Time{}))
 		if err := s.Listen(); err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/telestra/telestra-sip/api"
@@ -12,10 +13,10 @@ import (
 // writeStatus prints the accounts, then every call of them.
 func writeStatus(w io.Writer, sts []api.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tSTATUS\tMEANING")
+	fmt.Fprintln(tw, "ACCOUNT\tSTATUS\tMEANING\tREGISTRATION")
 	ncalls := 0
 	for _, st := range sts {
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", st.Account, st.AccountStatus, accountStatusMeaning(st.AccountStatus))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", st.Account, st.AccountStatus, accountStatusMeaning(st.AccountStatus), registrationLine(st.Registration))
 		ncalls += len(st.Calls)
 	}
 	tw.Flush()
@@ -25,7 +26,7 @@ func writeStatus(w io.Writer, sts []api.Status) {
 		return
 	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tID\tDIR\tCALLER\tCALLEE\tSTATE\tACTIVE\tCODEC\tPKTS TX/RX\tLOST\tJITTER")
+	fmt.Fprintln(tw, "ACCOUNT\tID\tDIR\tCALLER\tCALLEE\tSTATE\tHOLD\tACTIVE\tDURATION\tCODEC\tMEDIA LOCAL -> REMOTE\tPKTS TX/RX\tLOST\tJITTER\tRTT\tMOS\tEND")
 	for _, st := range sts {
 		for _, c := range st.Calls {
 			active := "no"
@@ -36,12 +37,75 @@ func writeStatus(w io.Writer, sts []api.Status) {
 			if codec == "" {
 				codec = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%s ms\n",
-				st.Account, c.CallID, orDash(c.Direction), orDash(c.Caller), orDash(c.Callee), callState(c), active, codec,
-				c.PacketsSent, c.PacketsReceived, c.PacketsLost, strconv.FormatFloat(c.JitterMs, 'f', 1, 64))
+			mos := "-"
+			if c.MOS > 0 {
+				mos = strconv.FormatFloat(c.MOS, 'f', 2, 64)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%s ms\t%s ms\t%s\t%s\n",
+				st.Account, c.CallID, orDash(c.Direction), orDash(c.Caller), orDash(c.Callee), callState(c), holdText(c.Hold), active,
+				durationText(c.DurationS), codec, mediaText(c), c.PacketsSent, c.PacketsReceived, c.PacketsLost,
+				strconv.FormatFloat(c.JitterMs, 'f', 1, 64), strconv.FormatFloat(c.RTTMs, 'f', 1, 64), mos, endText(c))
 		}
 	}
 	tw.Flush()
+}
+
+// registrationLine says what the registration does, for the status table.
+func registrationLine(r *api.Registration) string {
+	if r == nil {
+		return "-"
+	}
+	s := r.State
+	switch r.State {
+	case "registered":
+		s += fmt.Sprintf(" at %s/%s, expires in %ds", r.Server, r.Transport, r.ExpiresIn)
+	case "registering":
+		s += fmt.Sprintf(" at %s/%s", r.Server, r.Transport)
+	case "rejected", "unreachable":
+		s += fmt.Sprintf(" by %s/%s: %s", r.Server, r.Transport, r.LastError)
+		if r.RetryIn > 0 {
+			s += fmt.Sprintf("; retry in %ds", r.RetryIn)
+		}
+	}
+	return s
+}
+
+// holdText says who holds the call.
+func holdText(h string) string {
+	switch h {
+	case "":
+		return "-"
+	case "local":
+		return "we hold"
+	case "remote":
+		return "peer holds"
+	case "both":
+		return "both hold"
+	}
+	return h
+}
+
+func durationText(s float64) string {
+	d := int(s)
+	return fmt.Sprintf("%d:%02d:%02d", d/3600, d/60%60, d%60)
+}
+
+func mediaText(c api.Call) string {
+	if c.LocalMedia == "" && c.RemoteMedia == "" {
+		return "-"
+	}
+	return orDash(c.LocalMedia) + " -> " + orDash(c.RemoteMedia)
+}
+
+// endText is why an ended call ended.
+func endText(c api.Call) string {
+	if !c.Stopped {
+		return "-"
+	}
+	if c.EndCode != nil && *c.EndCode != 0 && !strings.HasPrefix(c.EndReason, strconv.Itoa(*c.EndCode)) {
+		return fmt.Sprintf("%d %s", *c.EndCode, c.EndReason)
+	}
+	return orDash(c.EndReason)
 }
 
 // callState falls back to the vendor fields when the daemon sends no state.

@@ -124,16 +124,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(hup)
 
 	log.Info("starting telestra-sipd", "version", version, "plan", *planPath)
-	if *debugAddr != "" {
-		stopDebug, err := startDebug(*debugAddr, log)
-		if err != nil {
-			log.Error("telestra-sipd failed", "err", err)
-			return exitFail
-		}
-		defer stopDebug()
-	}
 	err = daemon.Run(ctx, daemon.Options{PlanPath: *planPath, Plan: p, Log: log, Level: level, Reload: hup,
-		Version: version, Started: started,
+		Version: version, Started: started, DebugAddr: *debugAddr,
 		RuntimeDir: os.Getenv("RUNTIME_DIRECTORY")})
 	if err != nil {
 		logBeforeExit(log, stderr, journal, "telestra-sipd failed", "err", err)

@@ -34,6 +34,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if keepAlive(data) {
 			return copy(p, data), addr, nil
 		}
+		c.e.tapped(false, "udp", c.LocalAddr(), addr, data)
 		var v verdict
 		if n > len(p) {
 			// More than the stack reads (sipgo's buffer, 32 KB): it would see
@@ -48,7 +49,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if v.reply != nil {
 			// Best effort, like any stateless answer; an error here is the
 			// peer's problem (unreachable), not ours.
-			_, _ = c.PacketConn.WriteTo(v.reply, replyAddr(v.reply, addr))
+			_, _ = c.WriteTo(v.reply, replyAddr(v.reply, addr))
 		}
 		if v.pass != nil {
 			return copy(p, v.pass), addr, nil
@@ -210,6 +211,7 @@ func (c *streamConn) frame() bool {
 	}
 	msg := c.in[: end+cl : end+cl]
 	c.in = c.in[end+cl:]
+	c.e.tapped(false, "tcp", c.LocalAddr(), c.RemoteAddr(), msg)
 	v := c.e.vet(msg, c.RemoteAddr())
 	c.send(v)
 	if v.pass != nil {
@@ -232,7 +234,7 @@ func (c *streamConn) lost(head []byte, why string) {
 
 func (c *streamConn) send(v verdict) {
 	if v.reply != nil {
-		_, _ = c.Conn.Write(v.reply)
+		_, _ = c.Write(v.reply)
 	}
 	if v.closeConn {
 		c.closing = true

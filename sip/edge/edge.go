@@ -63,6 +63,8 @@ type Edge struct {
 
 	logLimit    *limiter // log lines per source and reason
 	answerLimit *limiter // stateless answers per source
+
+	tap atomic.Pointer[Tap] // nil: no trace (tap.go)
 }
 
 // Log and answer limits: one line per source and reason per logEvery, at

@@ -23,7 +23,7 @@ func FuzzReceive(f *testing.F) {
 	}
 	s.Update(sendrecv(loopback(40408)))
 	s.Bind(discardPort{})
-	s.OnDTMF(func(rune) {})
+	s.OnDTMF(func(DTMF) {})
 	src := netip.MustParseAddrPort("127.0.0.1:40408")
 
 	f.Add([]byte{12, 0x80, 0x00, 0x00, 0x01, 0, 0, 0, 160, 0, 0, 0, 7})

@@ -50,20 +50,24 @@ var Supported = map[string]Codec{
 // TelephoneEventPT is the payload type offered for RFC 4733 telephone-event.
 const TelephoneEventPT = 101
 
-// Config is the plan's [rtp-settings] plus the address to bind.
+// Config is the plan's [rtp-settings] plus the address to bind. The
+// defaults are the plan's (plan.Default); here a zero value is either
+// rejected or means the minimum stated with the field.
 type Config struct {
 	BindIP  net.IP   // address the RTP sockets bind to; nil: 0.0.0.0; "::": IPv4 and IPv6
 	PortMin int      // even; RTP on even ports, RTCP on +1
 	PortMax int      // highest usable port (an RTCP port at most)
-	Codecs  []string // preference order for offers; empty: PCMU, PCMA
+	Codecs  []string // preference order for offers (checked here, offered by package sip)
 	// AudioRate is the sample rate of every bound AudioPort, 8000 or
-	// 16000 Hz; 0: 8000. ChannelRate(Codecs) picks the rate that loses no
-	// codec's band.
-	AudioRate    int
-	PTime        time.Duration
-	JitterBuffer time.Duration // initial jitter buffer depth; adapts within 20-200 ms
+	// 16000 Hz; 0: 8000, the lower. ChannelRate(Codecs) picks the rate that
+	// loses no codec's band.
+	AudioRate int
+	PTime     time.Duration // packet time, 10-60 ms in 5 ms steps; 0 is rejected
+	// JitterBuffer is the initial jitter buffer depth; it adapts within
+	// 20-200 ms. 0: the minimum, 20 ms.
+	JitterBuffer time.Duration
 	Timeout      time.Duration // no RTP received for this long while receiving: OnTimeout; 0: never
-	RTCPInterval time.Duration // mean RTCP report interval; 0: 5s
+	RTCPInterval time.Duration // mean RTCP report interval; 0: 5s (not a plan setting)
 }
 
 // Limits of the adaptive jitter buffer.
@@ -72,18 +76,14 @@ const (
 	maxJitterDepth = 200 * time.Millisecond
 )
 
+// setDefaults fills in the stated minimums; the plan's defaults come from
+// the daemon.
 func (c *Config) setDefaults() {
-	if c.PTime == 0 {
-		c.PTime = 20 * time.Millisecond
-	}
 	if c.JitterBuffer == 0 {
-		c.JitterBuffer = 60 * time.Millisecond
+		c.JitterBuffer = minJitterDepth
 	}
 	if c.RTCPInterval == 0 {
 		c.RTCPInterval = 5 * time.Second
-	}
-	if len(c.Codecs) == 0 {
-		c.Codecs = []string{"PCMU", "PCMA"}
 	}
 	if c.PortMin%2 != 0 {
 		c.PortMin++
@@ -128,8 +128,11 @@ type Params struct {
 	RemoteRTCP *net.UDPAddr // nil: Remote port+1
 	Codec      Codec
 	EventPT    uint8 // telephone-event payload type; 0: not negotiated
-	Send       bool  // we send RTP (direction sendrecv or sendonly from our side)
-	Recv       bool  // we expect RTP (direction sendrecv or recvonly from our side)
+	// RecvEventPT is a second telephone-event payload type accepted on
+	// receive (the one we offered, when the answer named another); 0: none.
+	RecvEventPT uint8
+	Send        bool // we send RTP (direction sendrecv or sendonly from our side)
+	Recv        bool // we expect RTP (direction sendrecv or recvonly from our side)
 }
 
 // Stats is a snapshot of a session's counters.
@@ -138,6 +141,8 @@ type Stats struct {
 	PacketsSent     uint64
 	PacketsReceived uint64  // RTP packets accepted from the peer, duplicates included (RFC 3550)
 	PacketsLost     uint64  // RFC 3550 cumulative: expected - received, not below 0
+	OctetsSent      uint64  // RTP payload octets sent (RFC 3550 sender octet count)
+	OctetsReceived  uint64  // RTP payload octets of the accepted packets
 	JitterMs        float64 // RFC 3550 interarrival jitter of the peer's stream
 
 	PacketsLate     uint64  // arrived after their playout time, or duplicates: dropped

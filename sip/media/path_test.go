@@ -519,7 +519,7 @@ func TestDTMF(t *testing.T) {
 		b.Bind(rec)
 		var mu sync.Mutex
 		var digits []rune
-		b.OnDTMF(func(d rune) { mu.Lock(); digits = append(digits, d); mu.Unlock() })
+		b.OnDTMF(func(d DTMF) { mu.Lock(); digits = append(digits, d.Digit); mu.Unlock() })
 		a.Update(sendrecv(b.LocalAddr()))
 		b.Update(sendrecv(a.LocalAddr()))
 		waitFor(t, 3*time.Second, "audio", func() bool { return b.Stats().PacketsReceived > 20 })

@@ -69,16 +69,15 @@ type Session struct {
 	sentOctets uint32
 	sentAt     time.Duration // last RTP sent, to pick SR or RR
 
-	rx          rxStats
-	jb          *jitterBuffer
-	lastSR      uint32        // middle 32 bits of the peer's last SR NTP time
-	lastSRAt    time.Duration // when it arrived
-	timerBase   time.Duration // timeout reference: start, resume, new remote
-	timedOut    bool
-	nextRTCP    time.Duration
-	onDTMF      func(rune)
-	eventTS     uint32
-	haveEventTS bool
+	rx        rxStats
+	jb        *jitterBuffer
+	lastSR    uint32        // middle 32 bits of the peer's last SR NTP time
+	lastSRAt  time.Duration // when it arrived
+	timerBase time.Duration // timeout reference: start, resume, new remote
+	timedOut  bool
+	nextRTCP  time.Duration
+	onDTMF    func(DTMF)
+	rxEv      rxEvent
 
 	lastRx atomic.Int64 // engine time of the last valid RTP packet
 
@@ -92,6 +91,7 @@ type Session struct {
 
 	codecName                             atomic.Pointer[string]
 	sent, received, lost, late, concealed atomic.Uint64
+	octetsSent, octetsReceived            atomic.Uint64 // RTP payload octets (RFC 3550 octet count)
 	dtmfRx, dtmfTx, rtcpSent, rtcpRecv    atomic.Uint64
 	jitterUs, depthUs, remJitterUs, rttUs atomic.Uint64
 	remFrac                               atomic.Uint32
@@ -212,10 +212,11 @@ func (s *Session) Bind(p AudioPort) {
 	s.portMu.Unlock()
 }
 
-// OnDTMF sets a callback for received RFC 4733 digits (nil: none). It runs
-// on the engine's scheduler goroutine (the tick that drains the packet):
-// it must not block, nor call Close.
-func (s *Session) OnDTMF(f func(digit rune)) {
+// OnDTMF sets a callback for received RFC 4733 digits (nil: none), called
+// once per digit when it ends. It runs on the engine's scheduler goroutine
+// (the tick that drains the packet, or its housekeeping for a digit whose
+// end was lost): it must not block, nor call Close.
+func (s *Session) OnDTMF(f func(DTMF)) {
 	s.mu.Lock()
 	s.onDTMF = f
 	s.mu.Unlock()
@@ -228,6 +229,8 @@ func (s *Session) Stats() Stats {
 		Codec:              *s.codecName.Load(),
 		PacketsSent:        s.sent.Load(),
 		PacketsReceived:    s.received.Load(),
+		OctetsSent:         s.octetsSent.Load(),
+		OctetsReceived:     s.octetsReceived.Load(),
 		PacketsLost:        s.lost.Load(),
 		JitterMs:           us(&s.jitterUs),
 		PacketsLate:        s.late.Load(),
@@ -307,49 +310,63 @@ func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
 		}
 		payload = payload[:len(payload)-int(payload[len(payload)-1])]
 	}
-	var digit rune
-	var cb func(rune)
+	var digits [3]DTMF
+	nd := 0
+	var cb func(DTMF)
 	s.mu.Lock()
 	kind := jbEmpty
 	switch {
 	case s.closed || s.codec == nil:
 	case h.PayloadType == s.p.Codec.PayloadType:
 		kind = jbAudio
-	case s.p.EventPT != 0 && h.PayloadType == s.p.EventPT && len(payload) >= 4:
+	case s.isEventPTLocked(h.PayloadType) && len(payload) >= 4:
 		kind = jbEvent
 	}
 	if kind == jbEmpty || !s.acceptSource(src, now) {
 		s.mu.Unlock()
 		return
 	}
+	cb = s.onDTMF
 	arrival := int64(now/time.Microsecond) * int64(s.codec.clockRate) / 1e6
 	newSrc, ok := s.rx.update(h.SSRC, h.SequenceNumber, h.Timestamp, arrival, kind == jbAudio)
 	if newSrc {
 		s.jb.reset()
 		s.codec.resetDecoder()
-		s.haveEventTS = false
+		if ev := &s.rxEv; ev.active && !ev.reported {
+			digits[nd] = ev.report() // its end will not come from this source
+			nd++
+		}
+		s.rxEv = rxEvent{}
 	}
 	if ok {
 		if s.p.Recv {
 			s.jb.push(h.SequenceNumber, kind, payload)
 		}
 		if kind == jbEvent {
-			digit = s.eventLocked(h.Timestamp, payload)
-			cb = s.onDTMF
+			got, n := s.eventLocked(h.Timestamp, payload, now)
+			nd += copy(digits[nd:], got[:n])
 		}
 		s.received.Add(1)
+		s.octetsReceived.Add(uint64(len(payload)))
 		s.lost.Store(uint64(max(0, s.rx.lost())))
 		s.jitterUs.Store(uint64(s.rx.jitter * 1e6 / float64(s.codec.clockRate)))
 		s.late.Store(s.jb.late)
 		s.lastRx.Store(int64(now))
 	}
 	s.mu.Unlock()
-	if digit != 0 {
+	for _, d := range digits[:nd] {
 		s.dtmfRx.Add(1)
 		if cb != nil {
-			cb(digit)
+			cb(d)
 		}
 	}
+}
+
+// isEventPTLocked: telephone-event arrives on the payload type we send
+// with (the peer's) or on the one we offered, which an endpoint that
+// answered another number may still use. s.mu held.
+func (s *Session) isEventPTLocked(pt uint8) bool {
+	return (s.p.EventPT != 0 && pt == s.p.EventPT) || (s.p.RecvEventPT != 0 && pt == s.p.RecvEventPT)
 }
 
 // acceptSource implements symmetric RTP: the first valid source after a
@@ -496,6 +513,7 @@ func (s *Session) sendTick(deadline time.Duration) {
 		return
 	}
 	s.sent.Add(1)
+	s.octetsSent.Add(uint64(n - hl))
 	if ended {
 		s.dtmfTx.Add(1)
 	}
@@ -522,7 +540,15 @@ func (s *Session) housekeep(now, deadline time.Duration) {
 		s.nextRTCP = now + s.rtcpDelay()
 		rep = s.reportLocked(now, deadline)
 	}
+	lost, haveLost := s.idleEventLocked(now)
+	cb := s.onDTMF
 	s.mu.Unlock()
+	if haveLost {
+		s.dtmfRx.Add(1)
+		if cb != nil {
+			cb(lost)
+		}
+	}
 	if rep != nil {
 		if _, err := s.rtcpConn.WriteToUDPAddrPort(rep.pkt, rep.dst); err == nil {
 			s.rtcpSent.Add(1)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -195,5 +196,22 @@ func TestSlotPlacement(t *testing.T) {
 		if n != 10 {
 			t.Fatalf("200 sessions: slot %d has %d (%v), want 10 each", i, n, got)
 		}
+	}
+}
+
+// The plan (plan.Default) is the one source of defaults: a zero ptime is
+// rejected, a zero jitter buffer is the stated minimum (20 ms), never a
+// default of this package's own.
+func TestConfigZeroValues(t *testing.T) {
+	cfg := testConfig(40160, 40169)
+	cfg.PTime = 0
+	if _, err := NewEngine(cfg, testLogger(t)); err == nil || !strings.Contains(err.Error(), "ptime 0s") {
+		t.Errorf("zero ptime: %v, want it rejected", err)
+	}
+	cfg = testConfig(40160, 40169)
+	cfg.JitterBuffer = 0
+	e := newTestEngine(t, cfg)
+	if e.cfg.JitterBuffer != minJitterDepth || minJitterDepth != 20*time.Millisecond {
+		t.Errorf("zero jitter buffer became %v, want the minimum 20ms", e.cfg.JitterBuffer)
 	}
 }

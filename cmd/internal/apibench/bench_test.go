@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/cmd/internal/plan"
 )
 
 // fakeController knows "account-1" and "account-2" and counts Status calls.
@@ -28,6 +29,10 @@ func (f *fakeController) AnswerCall(context.Context, string, int) error       { 
 func (f *fakeController) SwitchCall(context.Context, string, int) error       { return nil }
 func (f *fakeController) HangupCall(context.Context, string, int, bool) error { return nil }
 func (f *fakeController) Logout(context.Context, string) error                { return nil }
+func (f *fakeController) SendDTMF(context.Context, string, int, string, time.Duration) error {
+	return nil
+}
+func (f *fakeController) TransferCall(context.Context, string, int, string) error { return nil }
 func (f *fakeController) Status(_ context.Context, a string) ([]api.Status, error) {
 	f.statusCalls.Add(1)
 	all := []api.Status{{Account: "account-1", AccountStatus: 200}, {Account: "account-2"}}
@@ -43,7 +48,9 @@ func (f *fakeController) Status(_ context.Context, a string) ([]api.Status, erro
 func startServer(t *testing.T) (*api.Server, *fakeController) {
 	t.Helper()
 	ctrl := &fakeController{}
-	s := api.NewServer(api.Config{Address: "127.0.0.1"}, ctrl, nil)
+	tcp := plan.Default().TCP // the daemon's limits
+	s := api.NewServer(api.Config{Address: "127.0.0.1", MaxClients: tcp.MaxClients, MaxMessageBytes: tcp.MaxMessageBytes,
+		EventHistory: tcp.EventHistory}, ctrl, nil)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}

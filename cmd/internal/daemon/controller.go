@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 
 	"github.com/telestra/telestra-sip/api"
 	"github.com/telestra/telestra-sip/sip"
@@ -66,6 +68,14 @@ func (c *controller) HangupCall(_ context.Context, account string, id int, decli
 	return c.wrapCall(account, id, "hung up", c.d.ua.Hangup(account, id, decline))
 }
 
+func (c *controller) SendDTMF(_ context.Context, account string, id int, digits string, dur time.Duration) error {
+	return c.wrapCall(account, id, "sent DTMF", c.d.ua.SendDTMF(account, id, digits, dur))
+}
+
+func (c *controller) TransferCall(_ context.Context, account string, id int, num string) error {
+	return c.wrapCall(account, id, "transferred", c.d.ua.Transfer(account, id, num))
+}
+
 func (c *controller) Logout(_ context.Context, account string) error {
 	return c.wrap(account, c.d.ua.Logout(account))
 }
@@ -80,6 +90,7 @@ func (c *controller) Status(_ context.Context, account string) ([]api.Status, er
 		}
 		c.d.mu.Unlock()
 	}
+	edge := api.SIPEdge(c.d.sipEdge()) // daemon-wide: the same in every status
 	out := make([]api.Status, 0, len(names))
 	for _, name := range names {
 		st, err := c.d.ua.Status(name)
@@ -89,7 +100,9 @@ func (c *controller) Status(_ context.Context, account string) ([]api.Status, er
 		if err != nil {
 			return nil, c.wrap(name, err)
 		}
-		out = append(out, apiStatus(st))
+		as := apiStatus(st)
+		as.SIPEdge = &edge
+		out = append(out, as)
 	}
 	return out, nil
 }
@@ -116,8 +129,8 @@ func (c *controller) wrapCall(account string, id int, verb string, err error) er
 	return c.wrap(account, err)
 }
 
-// callState says why a call cannot be answered, switched to or hung up,
-// from its state as get-status shows it.
+// callState says why a call cannot be answered, switched to, hung up,
+// given DTMF or transferred, from its state as get-status shows it.
 func (c *controller) callState(account string, id int, verb string, err error) error {
 	st, serr := c.d.ua.Status(account)
 	if serr != nil {
@@ -136,6 +149,10 @@ func (c *controller) callState(account string, id int, verb string, err error) e
 			return fmt.Errorf("call_id %d of account %q is %s, not ringing; only a ringing incoming call can be answered", id, account, cs.State)
 		case verb == "switched to":
 			return fmt.Errorf("call_id %d of account %q is %s; only an established (active or held) call can be switched to", id, account, cs.State)
+		case verb == "sent DTMF":
+			return fmt.Errorf("call_id %d of account %q is %s; DTMF can only be sent on an active call (established, not on hold)", id, account, cs.State)
+		case verb == "transferred":
+			return fmt.Errorf("call_id %d of account %q is %s; only an established call with no transfer under way can be transferred", id, account, cs.State)
 		}
 		return fmt.Errorf("call_id %d of account %q is %s and cannot be %s now", id, account, cs.State, verb)
 	}
@@ -159,7 +176,36 @@ func apiStatus(st sip.AccountStatus) api.Status {
 			PacketsReceived: cs.Media.PacketsReceived,
 			PacketsLost:     cs.Media.PacketsLost,
 			JitterMs:        cs.Media.JitterMs,
+			Hold:            cs.Hold,
+			DurationS:       round(cs.Duration.Seconds(), 1),
+			EndReason:       cs.EndReason,
+			LocalMedia:      cs.LocalMedia,
+			RemoteMedia:     cs.RemoteMedia,
+			OctetsSent:      cs.Media.OctetsSent,
+			OctetsReceived:  cs.Media.OctetsReceived,
+			RTTMs:           round(cs.Media.RTTMs, 1),
+			MOS:             round(cs.Quality.MOS, 2),
+			RFactor:         round(cs.Quality.R, 1),
 		})
+		if cs.Stopped {
+			code := cs.EndCode
+			calls[len(calls)-1].EndCode = &code
+		}
 	}
-	return api.Status{Account: st.Account, Calls: calls, AccountStatus: st.Code}
+	r := st.Registration
+	return api.Status{Account: st.Account, Calls: calls, AccountStatus: st.Code, Registration: &api.Registration{
+		State: r.State, Server: r.Server, Transport: r.Transport, LastError: r.LastError,
+		ExpiresIn: ceilSeconds(r.ExpiresIn), RetryIn: ceilSeconds(r.RetryIn),
+	}}
+}
+
+// round keeps n decimals: status figures are for people and monitors.
+func round(v float64, n int) float64 {
+	p := math.Pow(10, float64(n))
+	return math.Round(v*p) / p
+}
+
+// ceilSeconds: a retry due in 0.2 s reads 1, not 0 ("now").
+func ceilSeconds(d time.Duration) int64 {
+	return int64(math.Ceil(d.Seconds()))
 }

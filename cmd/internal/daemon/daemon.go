@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/cmd/internal/debugserver"
 	"github.com/telestra/telestra-sip/cmd/internal/metrics"
 	"github.com/telestra/telestra-sip/cmd/internal/plan"
 	"github.com/telestra/telestra-sip/hw"
@@ -39,6 +40,9 @@ type Options struct {
 	// RuntimeDir is $RUNTIME_DIRECTORY: the API address is written there
 	// for telestra-sipctl (runtime.go). "": not written.
 	RuntimeDir string
+	// DebugAddr is -debug-addr: a loopback IP:PORT for the diagnostics
+	// endpoint (package debugserver). "": off.
+	DebugAddr string
 }
 
 // Daemon is one running telestra-sipd.
@@ -64,11 +68,15 @@ type Daemon struct {
 
 	ua      *sip.UA
 	server  *api.Server
+	trace   *tracer
 	hub     eventHub         // server, or what wrapHub made of it
 	metrics *metrics.Metrics // always fed; served when [metrics] address is set
 	// wrapHub lets a test stand between the event path and the hub.
 	wrapHub func(eventHub) eventHub
 	trim    *memTrimmer
+	// debugAddr is the bound -debug-addr (tests bind port 0); set by run
+	// before READY=1.
+	debugAddr net.Addr
 }
 
 type openChannel struct {
@@ -102,7 +110,7 @@ func newDaemon(opts Options) *Daemon {
 		d.opts.Started = time.Now()
 	}
 	applyLogLevel(opts.Level, opts.Plan.Log.Level)
-	d.metrics = metrics.New(opts.Version, metrics.Sources{Accounts: d.metricsAccounts, API: d.apiStats})
+	d.metrics = metrics.New(opts.Version, metrics.Sources{Accounts: d.metricsAccounts, API: d.apiStats, SIPEdge: d.sipEdge})
 	d.trim = newMemTrimmer()
 	return d
 }
@@ -122,10 +130,18 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		return fmt.Errorf("sip user agent: %w", err)
 	}
 	d.ua = ua
+	if d.opts.DebugAddr != "" {
+		stopDebug, err := d.startDebug(&wg)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 
 	ctrl := &controller{d: d}
+	d.trace = &tracer{d: d}
 	d.server = api.NewServer(apiConfig(p), ctrl, d.log.With("component", "api"), api.WithReloader(ctrl),
-		api.WithLogLevel(d.opts.Level), api.WithVersion(d.opts.Version, d.opts.Started))
+		api.WithLogLevel(d.opts.Level), api.WithVersion(d.opts.Version, d.opts.Started), api.WithTracer(d.trace))
 	d.hub = d.server
 	if d.wrapHub != nil {
 		d.hub = d.wrapHub(d.server)
@@ -175,6 +191,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		defer stopMetrics()
 	}
 
+	d.trace.SetSIPTrace(p.Log.SIPTrace)
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- d.server.Serve(context.Background()) }()
 
@@ -225,6 +242,28 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		d.log.Warn("API server stopped with error", "err", err)
 	}
 	return nil
+}
+
+// startDebug binds the -debug-addr endpoint and serves it in a goroutine
+// of wg until the returned stop is called.
+func (d *Daemon) startDebug(wg *sync.WaitGroup) (stop func(), err error) {
+	srv, err := debugserver.Listen(d.opts.DebugAddr, debugserver.WithSIPEdge(func() debugserver.SIPEdge {
+		return debugserver.SIPEdge(d.sipEdge())
+	}))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ctx); err != nil {
+			d.log.Warn("debug endpoint stopped", "err", err)
+		}
+	}()
+	d.debugAddr = srv.Addr()
+	d.log.Info("debug endpoint listening (diagnostics only)", "addr", srv.Addr().String())
+	return cancel, nil
 }
 
 func (d *Daemon) shutdownUA() {

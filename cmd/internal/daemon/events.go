@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/telestra/telestra-sip/api"
 	"github.com/telestra/telestra-sip/sip"
@@ -32,9 +34,21 @@ func apiEvent(e sip.Event) api.Event {
 	case sip.CallIncoming:
 		return api.CallIncoming{Account: e.Account, CallID: e.CallID, Caller: e.Caller, CallerName: e.CallerName}
 	case sip.CallAnswered:
-		return api.CallAnswered{Account: e.Account, CallID: e.CallID}
+		ev := api.CallAnswered{Account: e.Account, CallID: e.CallID}
+		if e.Replaces >= 0 {
+			r := e.Replaces
+			ev.Replaces = &r
+		}
+		return ev
 	case sip.CallEnded:
 		return api.CallEnded{Account: e.Account, CallID: e.CallID, Reason: e.Reason, Code: e.Code}
+	case sip.DTMFReceived:
+		return api.DTMF{Account: e.Account, CallID: e.CallID, Digit: string(e.Digit), DurationMs: int(e.Duration / time.Millisecond)}
+	case sip.CallTransferred:
+		return api.CallTransferred{Account: e.Account, CallID: e.CallID, NewCallID: e.NewCallID, Target: e.Target}
+	case sip.TransferFailed:
+		return api.Fail{Account: e.Account, Cmd: api.CmdTransferCall,
+			Error: fmt.Sprintf("transfer of call %d to %s failed: %s", e.CallID, e.Target, e.Reason)}
 	case sip.AccountFailed:
 		msg := "Failed to log in to account: " + e.Account
 		if e.Reason != "" {

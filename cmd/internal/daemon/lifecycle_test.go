@@ -6,12 +6,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/telestra/telestra-sip/api"
 	"github.com/telestra/telestra-sip/cmd/internal/plan"
+	"github.com/telestra/telestra-sip/sip"
 )
 
 // freePort asks the kernel for a free TCP+UDP port on 127.0.0.1.
@@ -261,4 +264,29 @@ func TestDaemonStartFailsOnBusySIPPort(t *testing.T) {
 		t.Fatalf("API port still bound after the failed start: %v", err)
 	}
 	l.Close()
+}
+
+func TestAPIEventTranslationExtensions(t *testing.T) {
+	five := 5
+	tests := []struct {
+		name string
+		in   sip.Event
+		want api.Event
+	}{
+		{"dtmf", sip.Event{Kind: sip.DTMFReceived, Account: "a", CallID: 3, Digit: '#', Duration: 120 * time.Millisecond},
+			api.DTMF{Account: "a", CallID: 3, Digit: "#", DurationMs: 120}},
+		{"call-transferred", sip.Event{Kind: sip.CallTransferred, Account: "a", CallID: 3, NewCallID: 4, Target: "sip:9@pbx"},
+			api.CallTransferred{Account: "a", CallID: 3, NewCallID: 4, Target: "sip:9@pbx"}},
+		{"transfer failed", sip.Event{Kind: sip.TransferFailed, Account: "a", CallID: 3, Target: "sip:9@pbx", Reason: "486 Busy Here", Code: 486},
+			api.Fail{Account: "a", Cmd: "transfer-call", Error: "transfer of call 3 to sip:9@pbx failed: 486 Busy Here"}},
+		{"answered", sip.Event{Kind: sip.CallAnswered, Account: "a", CallID: 8, Replaces: -1}, api.CallAnswered{Account: "a", CallID: 8}},
+		{"answered replacing", sip.Event{Kind: sip.CallAnswered, Account: "a", CallID: 8, Replaces: 5}, api.CallAnswered{Account: "a", CallID: 8, Replaces: &five}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := apiEvent(tc.in); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %#v, want %#v", got, tc.want)
+			}
+		})
+	}
 }

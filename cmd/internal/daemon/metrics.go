@@ -34,6 +34,14 @@ func (d *Daemon) apiStats() metrics.APIStats {
 	return metrics.APIStats{Clients: st.Clients, DroppedClients: st.DroppedClients, Commands: st.Commands, DroppedEvents: st.DroppedEvents}
 }
 
+// sipEdge is the SIP front layer's counters; d.ua is set before any
+// listener that reads them is bound.
+func (d *Daemon) sipEdge() metrics.SIPEdge {
+	st := d.ua.EdgeStats()
+	return metrics.SIPEdge{Malformed: st.Malformed, Rejected: st.Rejected, Dropped: st.Dropped,
+		Rewritten: st.Rewritten, Answers: st.Answers, LogLines: st.LogLines}
+}
+
 // sampleInterval reads the calls at least twice per ended-call linger.
 func sampleInterval(p *plan.Plan) time.Duration {
 	return min(5*time.Second, max(p.SIP.EndedCallLinger.Duration/2, 100*time.Millisecond))

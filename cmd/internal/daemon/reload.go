@@ -208,5 +208,6 @@ func (d *Daemon) apply(np *plan.Plan) error {
 	d.plan = np
 	d.mu.Unlock()
 	applyLogLevel(d.opts.Level, np.Log.Level)
+	d.trace.SetSIPTrace(np.Log.SIPTrace)
 	return nil
 }

@@ -3,7 +3,8 @@
 // serves process figures as JSON and the runtime's profiles, for soak tests
 // and for an engineer chasing a leak on a live appliance.
 //
-//	GET /debug/stats                   {"goroutines":..,"threads":..,"fds":..,"rss_bytes":..,"heap_*":..,"cpu_seconds":..}
+//	GET /debug/stats                   {"goroutines":..,"threads":..,"fds":..,"rss_bytes":..,"heap_*":..,"cpu_seconds":..,
+//	                                    "sip_edge":{"malformed":..,"rejected":..,..}}
 //	GET /debug/pprof/NAME[?debug=N]    runtime/pprof profile NAME (heap, allocs, goroutine,
 //	                                   threadcreate, block, mutex); heap?gc=1 collects first
 //
@@ -35,9 +36,29 @@ type Server struct {
 	srv *http.Server
 }
 
+// SIPEdge are the counters of the SIP front layer (sip/edge), in
+// /debug/stats as "sip_edge".
+type SIPEdge struct {
+	Malformed uint64 `json:"malformed"` // messages that could not be parsed
+	Rejected  uint64 `json:"rejected"`  // well-formed requests refused statelessly
+	Dropped   uint64 `json:"dropped"`   // dropped without an answer
+	Rewritten uint64 `json:"rewritten"` // valid requests rewritten for the stack
+	Answers   uint64 `json:"answers"`   // stateless answers sent
+	LogLines  uint64 `json:"log_lines"` // log lines about rejected traffic
+}
+
+// Option configures Listen.
+type Option func(*sources)
+
+type sources struct{ sipEdge func() SIPEdge }
+
+// WithSIPEdge adds the SIP front layer's counters to /debug/stats; f must
+// be safe to call from any goroutine.
+func WithSIPEdge(f func() SIPEdge) Option { return func(s *sources) { s.sipEdge = f } }
+
 // Listen binds addr ("127.0.0.1:PORT" or "[::1]:PORT"), refusing any address
 // that is not loopback.
-func Listen(addr string) (*Server, error) {
+func Listen(addr string, opts ...Option) (*Server, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("debug address %q: want a loopback IP:PORT, e.g. 127.0.0.1:6060: %w", addr, err)
@@ -49,8 +70,12 @@ func Listen(addr string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("debug listener: %w", err)
 	}
+	var src sources
+	for _, o := range opts {
+		o(&src)
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/stats", serveStats)
+	mux.HandleFunc("GET /debug/stats", src.serveStats)
 	mux.HandleFunc("GET /debug/pprof/{name}", serveProfile)
 	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
 }
@@ -91,6 +116,8 @@ type Stats struct {
 	CPUSeconds    float64 `json:"cpu_seconds"` // user + system CPU time of the process
 	GOMEMLIMIT    int64   `json:"gomemlimit_bytes"`
 	UptimeSeconds int64   `json:"uptime_seconds"`
+	// SIPEdge is there when the server was given WithSIPEdge.
+	SIPEdge *SIPEdge `json:"sip_edge,omitempty"`
 }
 
 var started = time.Now()
@@ -139,9 +166,14 @@ func Read() Stats {
 	return st
 }
 
-func serveStats(w http.ResponseWriter, _ *http.Request) {
+func (s sources) serveStats(w http.ResponseWriter, _ *http.Request) {
+	st := Read()
+	if s.sipEdge != nil {
+		e := s.sipEdge()
+		st.SIPEdge = &e
+	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(Read())
+	_ = json.NewEncoder(w).Encode(st)
 }
 
 func serveProfile(w http.ResponseWriter, r *http.Request) {

@@ -20,7 +20,7 @@ func TestListenRefusesNonLoopback(t *testing.T) {
 }
 
 func TestServe(t *testing.T) {
-	s, err := Listen("127.0.0.1:0")
+	s, err := Listen("127.0.0.1:0", WithSIPEdge(func() SIPEdge { return SIPEdge{Malformed: 5, Answers: 4} }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +46,9 @@ func TestServe(t *testing.T) {
 	}
 	if st.Goroutines < 2 || st.Threads < 1 || st.FDs < 3 || st.RSSBytes <= 0 || st.HeapAlloc == 0 {
 		t.Errorf("implausible stats %+v", st)
+	}
+	if st.SIPEdge == nil || *st.SIPEdge != (SIPEdge{Malformed: 5, Answers: 4}) || !strings.Contains(body, `"sip_edge":{"malformed":5,`) {
+		t.Errorf("stats without the SIP edge counters given: %s", body)
 	}
 	if code, body := get("/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "debugserver.TestServe") {
 		t.Errorf("goroutine profile: %d %.200q", code, body)

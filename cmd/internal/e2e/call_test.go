@@ -146,6 +146,11 @@ func TestRejectedCalls(t *testing.T) {
 		if ended.Code != 486 || !strings.Contains(ended.Reason, "486") {
 			t.Errorf("call-ended code %d reason %q, want 486 Busy Here", ended.Code, ended.Reason)
 		}
+		// The lingering call keeps why it ended.
+		c := waitCall(t, e.c, "acc1", id, "lingering", func(api.Call) bool { return true })
+		if !c.Stopped || c.EndCode == nil || *c.EndCode != ended.Code || c.EndReason != ended.Reason || c.DurationS != 0 {
+			t.Errorf("lingering call %+v, want stopped with end_reason %q and end_code %d, duration 0", c, ended.Reason, ended.Code)
+		}
 	})
 	t.Run("absent", func(t *testing.T) {
 		id, err := e.c.MakeCall(e.ctx, "acc1", "3009")
@@ -197,6 +202,10 @@ func TestSwitchCall(t *testing.T) {
 	waitPeerDir(t, p1, "recvonly")
 	waitPeerDir(t, p2, "sendrecv")
 	checkActive(t, e, id1, id2)
+	if c1, c2 := waitCall(t, e.c, "acc1", id1, "held", func(api.Call) bool { return true }),
+		waitCall(t, e.c, "acc1", id2, "active", func(api.Call) bool { return true }); c1.Hold != "local" || c2.Hold != "" {
+		t.Errorf("hold after answering the second call: %q and %q, want local and none", c1.Hold, c2.Hold)
+	}
 
 	if err := e.c.SwitchCall(e.ctx, "acc1", id1); err != nil {
 		t.Fatal(err)
@@ -204,6 +213,7 @@ func TestSwitchCall(t *testing.T) {
 	waitPeerDir(t, p2, "recvonly")
 	waitPeerDir(t, p1, "sendrecv")
 	checkActive(t, e, id2, id1)
+	waitCall(t, e.c, "acc1", id2, `hold "local" after switch-call`, func(c api.Call) bool { return c.Hold == "local" })
 
 	// Switching to the active call changes nothing and is no error.
 	if err := e.c.SwitchCall(e.ctx, "acc1", id1); err != nil {

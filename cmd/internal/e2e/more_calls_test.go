@@ -94,10 +94,12 @@ func TestRemoteHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPeerDir(t, p, "sendonly")
+	waitCall(t, e.c, "acc1", id, `hold "remote"`, func(c api.Call) bool { return c.State == "held" && c.Hold == "remote" })
 	if err := p.Resume(); err != nil {
 		t.Fatal(err)
 	}
 	waitPeerDir(t, p, "sendrecv")
+	waitCall(t, e.c, "acc1", id, `hold "" after the resume`, func(c api.Call) bool { return c.State == "active" && c.Hold == "" })
 	// A refresh re-INVITE with the same SDP (what session timers send) is
 	// answered and changes nothing.
 	before := len(e.k.LogLines("REINVITE INVITE from 3002 to 3001 dir=sendrecv"))

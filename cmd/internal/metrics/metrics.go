@@ -47,11 +47,23 @@ type APIStats struct {
 	DroppedEvents  uint64
 }
 
-// Sources are read at scrape time (and Accounts by the sampler). Both must
-// be safe to call from any goroutine.
+// SIPEdge are the counters of the SIP front layer (sip/edge): malformed
+// and refused traffic answered or dropped before the SIP stack.
+type SIPEdge struct {
+	Malformed uint64 // messages that could not be parsed
+	Rejected  uint64 // well-formed requests refused statelessly
+	Dropped   uint64 // messages dropped without an answer
+	Rewritten uint64 // valid requests rewritten for the stack
+	Answers   uint64 // stateless answers sent
+	LogLines  uint64 // log lines written about rejected traffic
+}
+
+// Sources are read at scrape time (and Accounts by the sampler). All must
+// be safe to call from any goroutine; a nil one is not reported.
 type Sources struct {
 	Accounts func() []Account
 	API      func() APIStats
+	SIPEdge  func() SIPEdge
 }
 
 // Call results, the `result` label of calls_finished_total.

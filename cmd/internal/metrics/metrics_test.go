@@ -14,6 +14,7 @@ type fakeSources struct {
 	mu    sync.Mutex
 	accts []Account
 	api   APIStats
+	edge  SIPEdge
 }
 
 func (f *fakeSources) set(a ...Account) {
@@ -26,6 +27,7 @@ func (f *fakeSources) sources() Sources {
 	return Sources{
 		Accounts: func() []Account { f.mu.Lock(); defer f.mu.Unlock(); return append([]Account(nil), f.accts...) },
 		API:      func() APIStats { f.mu.Lock(); defer f.mu.Unlock(); return f.api },
+		SIPEdge:  func() SIPEdge { f.mu.Lock(); defer f.mu.Unlock(); return f.edge },
 	}
 }
 
@@ -183,6 +185,38 @@ telestra_sipd_calls_active{account="a1",direction="out"} 1
 telestra_sipd_rtp_jitter_seconds{account="a1"} 0.012
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "telestra_sipd_calls_active", "telestra_sipd_rtp_jitter_seconds"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The SIP front layer's counters are reported as they stand at the scrape.
+func TestSIPEdgeCounters(t *testing.T) {
+	src := &fakeSources{edge: SIPEdge{Malformed: 7, Rejected: 3, Dropped: 2, Rewritten: 1, Answers: 8, LogLines: 4}}
+	m := New("dev", src.sources())
+	want := `
+# HELP telestra_sipd_sip_messages_malformed_total SIP messages that could not be parsed (answered 400, 416 or 513, or dropped).
+# TYPE telestra_sipd_sip_messages_malformed_total counter
+telestra_sipd_sip_messages_malformed_total 7
+# HELP telestra_sipd_sip_requests_rejected_total Well-formed SIP requests refused statelessly (505, 400, 416, 420, 415, 406).
+# TYPE telestra_sipd_sip_requests_rejected_total counter
+telestra_sipd_sip_requests_rejected_total 3
+# HELP telestra_sipd_sip_messages_dropped_total SIP messages dropped without an answer (stray responses and ACKs, no Via, answer rate limit).
+# TYPE telestra_sipd_sip_messages_dropped_total counter
+telestra_sipd_sip_messages_dropped_total 2
+# HELP telestra_sipd_sip_requests_rewritten_total Valid SIP requests rewritten into a form the stack takes (LWS in parameters, RFC 2543 identifiers).
+# TYPE telestra_sipd_sip_requests_rewritten_total counter
+telestra_sipd_sip_requests_rewritten_total 1
+# HELP telestra_sipd_sip_stateless_responses_total Responses sent statelessly to malformed or refused SIP requests.
+# TYPE telestra_sipd_sip_stateless_responses_total counter
+telestra_sipd_sip_stateless_responses_total 8
+# HELP telestra_sipd_sip_rejected_log_lines_total Log lines written about malformed or refused SIP traffic (rate-limited per source and reason).
+# TYPE telestra_sipd_sip_rejected_log_lines_total counter
+telestra_sipd_sip_rejected_log_lines_total 4
+`
+	names := []string{"telestra_sipd_sip_messages_malformed_total", "telestra_sipd_sip_requests_rejected_total",
+		"telestra_sipd_sip_messages_dropped_total", "telestra_sipd_sip_requests_rewritten_total",
+		"telestra_sipd_sip_stateless_responses_total", "telestra_sipd_sip_rejected_log_lines_total"}
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -128,6 +128,20 @@ var (
 		"API messages received, valid or not.", nil, nil)
 	descEvDropped = prometheus.NewDesc(namespace+"_api_events_dropped_total",
 		"Broadcast events lost because the API hub did not keep up.", nil, nil)
+
+	// The SIP front layer's counters (docs/sip.md, conformance).
+	descSIPMalformed = prometheus.NewDesc(namespace+"_sip_messages_malformed_total",
+		"SIP messages that could not be parsed (answered 400, 416 or 513, or dropped).", nil, nil)
+	descSIPRejected = prometheus.NewDesc(namespace+"_sip_requests_rejected_total",
+		"Well-formed SIP requests refused statelessly (505, 400, 416, 420, 415, 406).", nil, nil)
+	descSIPDropped = prometheus.NewDesc(namespace+"_sip_messages_dropped_total",
+		"SIP messages dropped without an answer (stray responses and ACKs, no Via, answer rate limit).", nil, nil)
+	descSIPRewritten = prometheus.NewDesc(namespace+"_sip_requests_rewritten_total",
+		"Valid SIP requests rewritten into a form the stack takes (LWS in parameters, RFC 2543 identifiers).", nil, nil)
+	descSIPAnswers = prometheus.NewDesc(namespace+"_sip_stateless_responses_total",
+		"Responses sent statelessly to malformed or refused SIP requests.", nil, nil)
+	descSIPLogLines = prometheus.NewDesc(namespace+"_sip_rejected_log_lines_total",
+		"Log lines written about malformed or refused SIP traffic (rate-limited per source and reason).", nil, nil)
 )
 
 // snapshotCollector reports what a snapshot shows at scrape time.
@@ -135,7 +149,8 @@ type snapshotCollector struct{ m *Metrics }
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRegistered, descRegCode, descActive, descSent, descRecv, descLost, descJitter,
-		descClients, descDropped, descCommands, descEvDropped} {
+		descClients, descDropped, descCommands, descEvDropped,
+		descSIPMalformed, descSIPRejected, descSIPDropped, descSIPRewritten, descSIPAnswers, descSIPLogLines} {
 		ch <- d
 	}
 }
@@ -199,5 +214,14 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descDropped, float64(st.DroppedClients))
 		counter(descCommands, float64(st.Commands))
 		counter(descEvDropped, float64(st.DroppedEvents))
+	}
+	if m.src.SIPEdge != nil {
+		st := m.src.SIPEdge()
+		counter(descSIPMalformed, float64(st.Malformed))
+		counter(descSIPRejected, float64(st.Rejected))
+		counter(descSIPDropped, float64(st.Dropped))
+		counter(descSIPRewritten, float64(st.Rewritten))
+		counter(descSIPAnswers, float64(st.Answers))
+		counter(descSIPLogLines, float64(st.LogLines))
 	}
 }

@@ -143,7 +143,8 @@ func (d *decoder) decode(data []byte) *Plan {
 		"timeout":       d.duration(&p.RTP.Timeout),
 	}}
 	logs := section{toml.Key{"log"}, map[string]func(string, any){
-		"level": d.str(&p.Log.Level),
+		"level":     d.str(&p.Log.Level),
+		"sip-trace": d.boolean(&p.Log.SIPTrace),
 	}}
 	metrics := section{toml.Key{"metrics"}, map[string]func(string, any){
 		"address": d.str(&p.Metrics.Address),

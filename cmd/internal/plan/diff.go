@@ -58,6 +58,7 @@ func Settings(p *Plan) []Setting {
 		add(key("loopback"), quote(c.Loopback))
 	}
 	add("log.level", quote(p.Log.Level))
+	add("log.sip-trace", strconv.FormatBool(p.Log.SIPTrace))
 	add("metrics.address", quote(p.Metrics.Address))
 	for _, a := range p.Accounts {
 		key := func(field string) string { return toml.Key{"accounts", a.Name, field}.String() }

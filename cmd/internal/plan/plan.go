@@ -83,6 +83,9 @@ type Channel struct {
 // Log is [log].
 type Log struct {
 	Level string // "debug", "info", "warn", "error"; default "info"
+	// SIPTrace logs every SIP message sent and received at debug level;
+	// default false.
+	SIPTrace bool
 }
 
 // Metrics is [metrics], the Prometheus endpoint.

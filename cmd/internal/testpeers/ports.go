@@ -44,6 +44,14 @@ var (
 	given   = map[int]bool{}
 )
 
+func unclaim(ports ...int) {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for _, p := range ports {
+		delete(given, p)
+	}
+}
+
 func claim(ports ...int) bool {
 	portsMu.Lock()
 	defer portsMu.Unlock()
@@ -175,6 +183,11 @@ func FreeRTPRange(t testing.TB, n int) (min, max int) {
 			}
 		}
 		if ok && claim(block...) {
+			// The regions hold a few thousand ports and a whole e2e run asks
+			// for far more: give the block back when the test is done (its
+			// users, started after this call, are stopped before it: cleanups
+			// run last-in first-out).
+			t.Cleanup(func() { unclaim(block...) })
 			return base, base + n - 1
 		}
 	}

@@ -37,6 +37,9 @@ type SippOptions struct {
 	// them all at once, a UAC places them at Rate calls per second (default
 	// 10), each with a Call-ID of its own.
 	Calls, Rate int
+	// NoEcho leaves out -rtp_echo, so that only what the scenario plays
+	// (play_pcap_audio, from the same media port) reaches the daemon.
+	NoEcho bool
 }
 
 // Sipp is a running SIPp (sip-tester) playing Calls calls. Its SIP port is
@@ -101,7 +104,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	args := []string{
 		"-sf", scen,
 		"-i", "127.0.0.1", "-p", strconv.Itoa(s.port),
-		"-mi", "127.0.0.1", "-mp", strconv.Itoa(s.mediaPort), "-rtp_echo",
+		"-mi", "127.0.0.1", "-mp", strconv.Itoa(s.mediaPort),
 		"-cp", strconv.Itoa(ctrlPort),
 		"-t", s.transport,
 		"-cid_str", cidStr,
@@ -114,6 +117,9 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		"-trace_screen", "-screen_file", filepath.Join(s.dir, "screen.log"),
 	}
 	args = append(args, calls...)
+	if !opts.NoEcho {
+		args = append(args, "-rtp_echo")
+	}
 	if opts.Service != "" {
 		args = append(args, "-s", opts.Service)
 	}
