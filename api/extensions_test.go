@@ -61,13 +61,13 @@ func answered(n int) string {
 	return fmt.Sprintf(`{"event":"call-answered","account":"a","call_id":%d,"seq":%d}`, n, n)
 }
 
-// broadcastN broadcasts call-answered for call IDs from..to, which are also
-// their seq when nothing else was broadcast.
 // withHold sets how long a new client's broadcasts are held.
 func withHold(d time.Duration) Option {
 	return func(o *options) { o.hold = d }
 }
 
+// broadcastN broadcasts call-answered for call IDs from..to, which are also
+// their seq when nothing else was broadcast.
 func broadcastN(s *Server, from, to int) {
 	for i := from; i <= to; i++ {
 		s.Broadcast(CallAnswered{Account: "a", CallID: i})
