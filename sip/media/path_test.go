@@ -203,7 +203,7 @@ func TestLossReorderConcealment(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for try := 1; ; try++ {
-				if !lossReorderConcealment(t, tc.codec, tc.rate, tc.min, tc.max, try == 3) {
+				if !lossReorderConcealment(t, tc.codec, tc.rate, tc.min, tc.max, try == 5) {
 					break
 				}
 			}
