@@ -43,6 +43,9 @@ type Status struct {
 	Account       string `json:"account"`
 	Calls         []Call `json:"calls"` // never null: [] when empty
 	AccountStatus int    `json:"account_status"`
+	// Refused (extension) counts out-of-dialog requests refused because
+	// of their source (accept-from).
+	Refused uint64 `json:"refused,omitempty"`
 	// Registration (extension) is the registration in words.
 	Registration *Registration `json:"registration,omitempty"`
 	// SIPEdge (extension) counts the malformed and refused SIP traffic of
@@ -105,6 +108,7 @@ type Call struct {
 	// RTP arrives; RFactor is the R it comes from.
 	MOS     float64 `json:"mos"`
 	RFactor float64 `json:"r_factor"`
+	SRTP    bool    `json:"srtp,omitempty"` // media encrypted (SRTP)
 }
 
 // Broadcast events, built by the daemon and fanned out by Server.Broadcast.

@@ -36,6 +36,7 @@ type (
 		Calls         []Call        `json:"calls"`
 		AccountStatus int           `json:"account_status"`
 		Registration  *Registration `json:"registration,omitempty"`
+		Refused       uint64        `json:"refused,omitempty"`
 		SIPEdge       *SIPEdge      `json:"sip_edge,omitempty"`
 		Tag           string        `json:"tag,omitempty"`
 	}
@@ -142,7 +143,7 @@ func encodeStatus(st Status, tag string) []byte {
 		calls = []Call{}
 	}
 	b, err := frame(wireStatus{Event: EventStatus, Account: st.Account, Calls: calls, AccountStatus: st.AccountStatus,
-		Registration: st.Registration, SIPEdge: st.SIPEdge, Tag: tag})
+		Registration: st.Registration, Refused: st.Refused, SIPEdge: st.SIPEdge, Tag: tag})
 	if err != nil {
 		// Only a NaN or infinite jitter can get here.
 		return encodeFailTag(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error(), tag)

@@ -59,6 +59,10 @@ type call struct {
 	sdp     localSDP
 	lastSDP []byte // our last description, resent unchanged by refreshes
 	neg     *negotiated
+	// SDES (srtp.go): our key per suite for the life of the call, and the
+	// a=crypto lines of our last offer.
+	srtpLocal map[string][]byte
+	srtpOffer []cryptoAttr
 
 	// waitAck is non-nil while our 2xx to an INVITE waits for its ACK
 	// (answering, or offerTheirs) and closed when it arrived or never will:

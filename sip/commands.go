@@ -37,7 +37,7 @@ func (u *UA) dial(account, num string, o dialOpts) error {
 	var eff Account
 	var localUsers []string
 	if err == nil {
-		eff = a.eff
+		eff = a.effLocked() // new calls go through the server in use
 		for _, o := range u.accounts {
 			if o != a {
 				localUsers = append(localUsers, o.eff.User)
@@ -52,6 +52,9 @@ func (u *UA) dial(account, num string, o dialOpts) error {
 	target, err := u.dialTarget(eff, num, localUsers)
 	if err != nil {
 		return fmt.Errorf("account %q: %w", account, err)
+	}
+	if u.cfg.SRTP == SRTPRequired && u.transportTo(*target, "") != "TLS" {
+		return fmt.Errorf("account %q: %w: dial a tls: server or a sips: URI", account, errSRTPNeedsTLS)
 	}
 	host := u.localHost(target.Host)
 
@@ -89,6 +92,7 @@ func (u *UA) dial(account, num string, o dialOpts) error {
 			remote:    sip.Uri{Scheme: "sip", User: target.User, Host: target.Host, Port: target.Port},
 			localSeq:  uint32(rand.IntN(10000)) + 1,
 			target:    *target,
+			transport: u.transportTo(*target, ""),
 		}
 	}
 	u.mu.Unlock()

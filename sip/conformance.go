@@ -19,6 +19,9 @@ const udpRequestLimit = 1300
 
 var liftUDPLimit sync.Once
 
+// raiseUDPLimit lifts sipgo's UDP size limit once per process (see newEdge).
+func raiseUDPLimit() { liftUDPLimit.Do(func() { sip.UDPMTUSize = 65535 + 200 }) }
+
 // newEdge builds the layer in front of sipgo's listeners (package edge):
 // it answers the RFC 4475 messages sipgo would drop or accept wrongly.
 func (u *UA) newEdge() *edge.Edge {
@@ -27,11 +30,12 @@ func (u *UA) newEdge() *edge.Edge {
 	// never reached the caller. The request rule is kept in checkRequestSize;
 	// sipgo's maintainer points at this variable for it (emiago/sipgo#206,
 	// #208). Set once, before any listener runs, so no reader races it.
-	liftUDPLimit.Do(func() { sip.UDPMTUSize = 65535 + 200 })
+	raiseUDPLimit()
 	return edge.New(edge.Config{
 		UserAgent: u.cfg.UserAgent,
 		Supported: []string{"timer", "replaces"},
 		Log:       u.log,
+		Admit:     u.admit,
 		Now:       u.clock.Now, // the rate limits run on the UA's clock
 	})
 }

@@ -126,7 +126,7 @@ func (u *UA) ok200Locked(c *call, req *sip.Request, body []byte) *sip.Response {
 func (u *UA) creds(c *call) credentials {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return credentials{user: c.acct.authUser(), pass: c.acct.eff.Pass}
+	return c.acct.credsLocked()
 }
 
 // endAndBye ends an established call and sends BYE.
@@ -263,7 +263,7 @@ func (u *UA) reinvite(ctx context.Context, c *call, useUpdate bool, body []byte)
 			c.mu.Lock()
 			next := buildLocked()
 			c.mu.Unlock()
-			if authorize(next, res, cr) == nil {
+			if u.authorize(next, res, cr) == nil {
 				req = next
 				continue
 			}

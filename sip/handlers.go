@@ -31,6 +31,10 @@ var knownMethods = map[sip.RequestMethod]bool{
 func (u *UA) matchAccount(req *sip.Request) *account {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	return u.matchAccountLocked(req)
+}
+
+func (u *UA) matchAccountLocked(req *sip.Request) *account {
 	find := func(user string) *account {
 		if user == "" {
 			return nil

@@ -91,6 +91,10 @@ func (u *UA) screenInvite(req *sip.Request) (*account, *remoteSDP, *sip.Response
 		}
 		offer = r
 	}
+	if err := u.srtpScreen(offer, u.transportOfRequest(req) == "TLS"); err != nil {
+		u.log.Info("rejecting INVITE", "error", err)
+		return nil, nil, u.response(req, 488, "Not Acceptable Here", "")
+	}
 	if n, _, ok := sessionExpiresOf(req); ok && n < u.minSE {
 		return nil, nil, u.tooBriefReply(req)
 	}
@@ -292,7 +296,7 @@ func (u *UA) answerIncoming(c *call, req *sip.Request, tx sip.ServerTransaction,
 // awaitAck waits for the ACK of our 2xx to INVITE with CSeq seq,
 // retransmitting the 2xx over UDP (RFC 3261 13.3.1.4). nil: no ACK.
 func (u *UA) awaitAck(c *call, tx sip.ServerTransaction, res *sip.Response, seq uint32) *sip.Request {
-	reliable := u.outTransport == "TCP" || strings.EqualFold(res.Transport(), "TCP")
+	reliable := stream(u.outTransport) || stream(res.Transport())
 	interval := u.t1
 	retrans := u.clock.NewTimer(interval)
 	defer retrans.Stop()

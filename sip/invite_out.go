@@ -28,8 +28,23 @@ func (u *UA) dialTarget(eff Account, num string, localUsers []string) (*sip.Uri,
 		if err := sip.ParseUri(num, &uri); err != nil || uri.Host == "" {
 			return nil, fmt.Errorf("%q is not a valid SIP URI", num)
 		}
-		if uri.Scheme != "sip" {
-			return nil, fmt.Errorf("%q: only sip: URIs are supported (no TLS)", num)
+		if strings.EqualFold(uri.Scheme, "sips") {
+			// sips: means TLS to the first hop (RFC 3261 §26.2.2): dialled
+			// as sip:...;transport=tls, which sipgo sends over TLS.
+			if !u.listening("TLS") {
+				return nil, fmt.Errorf("%q: a sips: URI needs transport \"tls\" in sip-settings.transports", num)
+			}
+			uri.Scheme = "sip"
+			if uri.Port == 0 {
+				uri.Port = 5061
+			}
+			if uri.UriParams == nil {
+				uri.UriParams = sip.NewParams()
+			}
+			uri.UriParams.Remove("transport")
+			uri.UriParams.Add("transport", "tls")
+		} else if uri.Scheme != "sip" {
+			return nil, fmt.Errorf("%q: only sip: and sips: URIs are supported", num)
 		}
 		return &uri, nil
 	}
@@ -49,8 +64,8 @@ func (u *UA) dialTarget(eff Account, num string, localUsers []string) (*sip.Uri,
 			host := u.localHost(loopbackOf(u.bindFamily()))
 			port := u.listenPort()
 			uri := &sip.Uri{Scheme: "sip", User: num, Host: uriHost(host), Port: port, UriParams: sip.NewParams()}
-			if u.outTransport == "TCP" {
-				uri.UriParams.Add("transport", "tcp")
+			if u.outTransport != "UDP" {
+				uri.UriParams.Add("transport", strings.ToLower(u.outTransport))
 			}
 			if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 				uri.Host = "127.0.0.1"
@@ -123,7 +138,7 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 			}
 			if cr.pass != "" && (authTries == 0 || staleChallenge(res)) {
 				next := u.retryInvite(c, req)
-				if authorize(next, res, cr) == nil {
+				if u.authorize(next, res, cr) == nil {
 					authTries++
 					req = next
 					continue

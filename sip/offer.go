@@ -19,9 +19,11 @@ func (u *UA) offerLocked(c *call) []byte {
 	if c.sess != nil {
 		port = c.sess.LocalAddr().Port
 	}
+	crypto, secure := u.offerCryptoLocked(c)
 	b := c.sdp.build(sdpSpec{
 		Addr: c.host, Port: port, Codecs: offerCodecs(u.codecs),
 		EventPT: media.TelephoneEventPT, PTime: u.ptimeMs(), Dir: c.intent(),
+		Crypto: crypto, Secure: secure,
 	})
 	c.lastSDP = b
 	return b
@@ -33,8 +35,12 @@ func (u *UA) applyAnswerLocked(c *call, r *remoteSDP) error {
 	if !ok || r.Port == 0 {
 		return fmt.Errorf("answer has no codec we offered")
 	}
+	keys, err := u.answeredKeysLocked(c, r)
+	if err != nil {
+		return err
+	}
 	dir := c.intent().and(r.Dir.mirror())
-	n := &negotiated{Codec: codec, EventPT: r.EventPT, Dir: dir, Remote: r}
+	n := &negotiated{Codec: codec, EventPT: r.EventPT, Dir: dir, Remote: r, SRTP: keys}
 	c.neg = n
 	if c.sess != nil {
 		c.sess.Update(n.params())
@@ -58,6 +64,10 @@ func (u *UA) answerOfferLocked(c *call, r *remoteSDP) ([]byte, error) {
 	if !ok && r.Port != 0 {
 		return nil, fmt.Errorf("offer has no codec we support (we have %s)", strings.Join(u.codecs, ", "))
 	}
+	keys, crypto, err := u.answerCryptoLocked(c, r)
+	if err != nil {
+		return nil, err
+	}
 	c.hold.remote = r.held()
 	dir := c.intent().and(r.Dir.mirror())
 	if r.IP == nil || r.IP.IsUnspecified() {
@@ -69,12 +79,13 @@ func (u *UA) answerOfferLocked(c *call, r *remoteSDP) ([]byte, error) {
 		port = c.sess.LocalAddr().Port
 	}
 	spec := sdpSpec{Addr: c.host, Port: port, Codecs: []sdpCodec{codec}, EventPT: r.EventPT,
-		PTime: u.ptimeMs(), Dir: dir, Lines: r.Lines, Audio: r.Audio}
+		PTime: u.ptimeMs(), Dir: dir, Lines: r.Lines, Audio: r.Audio, Crypto: crypto, Secure: keys != nil && r.Secure}
 	if r.Port == 0 {
 		spec.Port, spec.Codecs, spec.EventPT, spec.Dir = 0, nil, -1, dirInactive
 		dir = dirInactive
+		keys, spec.Crypto = nil, nil
 	}
-	n := &negotiated{Codec: codec, EventPT: r.EventPT, Dir: dir, Remote: r}
+	n := &negotiated{Codec: codec, EventPT: r.EventPT, Dir: dir, Remote: r, SRTP: keys}
 	c.neg = n
 	if c.sess != nil {
 		c.sess.Update(n.params())

@@ -29,14 +29,22 @@ type peer struct {
 	got      chan *sip.Request
 	tcp      bool
 	tcpLn    net.Listener
+	host     string // the peer's IP address: 127.0.0.1 unless newPeerAt
 }
 
 func newPeer(t *testing.T) *peer { return newPeerOn(t, false) }
 
 // newPeerOn starts a peer; with tcp it also listens on TCP (same port) and
 // sends its requests over TCP.
-func newPeerOn(t *testing.T, tcp bool) *peer {
+func newPeerOn(t *testing.T, tcp bool) *peer { return newPeerAt(t, "127.0.0.1", tcp) }
+
+// newPeerAt starts a peer on another loopback address (127.0.0.2: a
+// stranger to accounts whose server is on 127.0.0.1).
+func newPeerAt(t *testing.T, host string, tcp bool) *peer {
 	t.Helper()
+	// The UA sets sipgo's UDP limit at its first Start; a peer already
+	// serving would read it unsynchronised. Set it before any peer runs.
+	raiseUDPLimit()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("testpeer"),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(testLogger(t)),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})))
@@ -45,13 +53,13 @@ func newPeerOn(t *testing.T, tcp bool) *peer {
 	}
 	srv, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(testLogger(t)))
 	cli, _ := sipgo.NewClient(ua, sipgo.WithClientLogger(testLogger(t)))
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	conn, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &peer{t: t, ua: ua, srv: srv, cli: cli, conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port,
 		handlers: map[sip.RequestMethod]func(*sip.Request, sip.ServerTransaction){},
-		got:      make(chan *sip.Request, 200), tcp: tcp}
+		got:      make(chan *sip.Request, 200), tcp: tcp, host: host}
 	if tcp {
 		l, err := net.Listen("tcp", p.addr())
 		if err != nil {
@@ -82,7 +90,7 @@ func newPeerOn(t *testing.T, tcp bool) *peer {
 	return p
 }
 
-func (p *peer) addr() string { return "127.0.0.1:" + strconv.Itoa(p.port) }
+func (p *peer) addr() string { return net.JoinHostPort(p.host, strconv.Itoa(p.port)) }
 
 func (p *peer) handle(m sip.RequestMethod, h func(*sip.Request, sip.ServerTransaction)) {
 	p.mu.Lock()
@@ -131,7 +139,7 @@ func (p *peer) prepare(req *sip.Request) {
 		return
 	}
 	req.SetTransport("UDP")
-	req.Laddr = sip.Addr{IP: net.IPv4(127, 0, 0, 1).To4(), Port: p.port}
+	req.Laddr = sip.Addr{IP: net.ParseIP(p.host).To4(), Port: p.port}
 }
 
 func (p *peer) transport() string {
@@ -142,14 +150,14 @@ func (p *peer) transport() string {
 }
 
 func (p *peer) via() *sip.ViaHeader {
-	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: p.transport(), Host: "127.0.0.1", Port: p.port, Params: sip.NewParams()}
+	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: p.transport(), Host: p.host, Port: p.port, Params: sip.NewParams()}
 	v.Params.Add("branch", sip.GenerateBranch())
 	v.Params.Add("rport", "")
 	return v
 }
 
 func (p *peer) contact(user string) *sip.ContactHeader {
-	uri := sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: p.port, UriParams: sip.NewParams()}
+	uri := sip.Uri{Scheme: "sip", User: user, Host: p.host, Port: p.port, UriParams: sip.NewParams()}
 	if p.tcp {
 		uri.UriParams.Add("transport", "tcp")
 	}
@@ -291,7 +299,7 @@ func (p *peer) call(t *testing.T, uaPort int, user string, body []byte, hdrs ...
 	t.Helper()
 	target := sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: uaPort}
 	d := &pdialog{p: p, callID: newCallID(), localTag: newTag(), cseq: 100,
-		local:  sip.Uri{Scheme: "sip", User: "5555", Host: "127.0.0.1"},
+		local:  sip.Uri{Scheme: "sip", User: "5555", Host: p.host},
 		remote: sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1"},
 		target: target}
 	req := d.request(sip.INVITE, body, hdrs...)

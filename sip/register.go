@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +42,13 @@ type account struct {
 	removed       bool
 
 	active *call // the call the account's audio follows
+
+	// addrs are the known addresses of each server host (trust.go): IP
+	// literals at once, names as resolveServers last found them.
+	addrs   map[string][]netip.Addr
+	refused uint64 // out-of-dialog requests refused by accept-from
+
+	cur int // index in eff.servers() of the server in use (failover.go)
 }
 
 type regCmdKind int
@@ -57,7 +66,9 @@ type regCmd struct {
 }
 
 func newAccount(a Account) *account {
-	return &account{plan: a, eff: a, cmds: make(chan regCmd, 16), done: make(chan struct{})}
+	acc := &account{plan: a, eff: a, cmds: make(chan regCmd, 16), done: make(chan struct{})}
+	acc.setServersLocked() // not shared yet
+	return acc
 }
 
 func (a *account) wantsRegistration() bool {
@@ -132,6 +143,13 @@ func (u *UA) regLoop(a *account) {
 	)
 	timer.Stop()
 	defer timer.Stop()
+	// probe asks the primary server, while we are on a backup, whether it
+	// is back (failover.go).
+	probe := u.clock.NewTimer(time.Hour)
+	probe.Stop()
+	defer probe.Stop()
+	var leaving *Account // the backup binding to remove once back on the primary
+	u.resolveServers(u.ctx, a)
 	for {
 		select {
 		case <-u.ctx.Done():
@@ -140,9 +158,11 @@ func (u *UA) regLoop(a *account) {
 			switch c.kind {
 			case cmdRegister:
 				u.mu.Lock()
-				eff := a.eff
+				eff := a.effLocked()
 				old := a.boundTo
 				u.mu.Unlock()
+				probe.Stop()
+				leaving = nil
 				if old != nil && (old.User != eff.User || old.Server != eff.Server) {
 					// The registrar holds a binding for other values: remove it.
 					u.unregister(u.ctx, a)
@@ -154,7 +174,9 @@ func (u *UA) regLoop(a *account) {
 			case cmdLogout:
 				want = false
 				timer.Stop()
+				probe.Stop()
 				u.unregister(u.ctx, a)
+				u.resolveServers(u.ctx, a) // calls through a server still need its address
 			case cmdStop:
 				timer.Stop()
 				ctx := c.ctx
@@ -187,6 +209,7 @@ func (u *UA) regLoop(a *account) {
 			a.attemptCancel = cancel
 			a.reg.retryAt = time.Time{}
 			u.mu.Unlock()
+			u.resolveServers(ctx, a) // DNS on every attempt: a moved PBX is followed
 			res := u.registerOnce(ctx, a, expires)
 			cancel()
 			u.mu.Lock()
@@ -203,10 +226,26 @@ func (u *UA) regLoop(a *account) {
 				// Refresh between 1/2 and 2/3 of the granted time.
 				f := 0.5 + rand.Float64()/6
 				timer.Reset(time.Duration(float64(res.granted) * f))
+				if res.onBackup {
+					probe.Reset(u.cfg.FailbackInterval)
+				} else if leaving != nil {
+					u.unregisterAt(a, *leaving)
+					leaving = nil
+				}
 			case res.minExpires > 0:
 				expires = res.minExpires
 				timer.Reset(0)
+			case res.moved && !res.wrapped:
+				// The next server gets its try within one retry interval.
+				probe.Stop()
+				timer.Reset(u.cfg.RegisterRetry)
+				u.mu.Lock()
+				if gen == a.gen {
+					a.reg.retryAt = u.clock.Now().Add(u.cfg.RegisterRetry)
+				}
+				u.mu.Unlock()
 			default:
+				probe.Stop()
 				timer.Reset(retry)
 				u.mu.Lock()
 				if gen == a.gen {
@@ -214,6 +253,33 @@ func (u *UA) regLoop(a *account) {
 				}
 				u.mu.Unlock()
 				retry = min(retry*2, maxRetry)
+			}
+		case <-probe.C():
+			u.mu.Lock()
+			gen := a.gen
+			primary, onBackup := a.primaryLocked()
+			u.mu.Unlock()
+			if !want || !onBackup {
+				continue
+			}
+			alive := u.probeServer(u.ctx, a, primary)
+			u.mu.Lock()
+			stale := gen != a.gen
+			var from Account
+			if alive && !stale {
+				from = a.effLocked()
+				a.cur = 0
+			}
+			u.mu.Unlock()
+			switch {
+			case stale:
+			case alive:
+				u.log.Info("primary server answers again: registering there", "account", a.plan.Name, "primary", primary, "backup", from.Server)
+				leaving = &from
+				retry = u.cfg.RegisterRetry
+				timer.Reset(0)
+			default:
+				probe.Reset(u.cfg.FailbackInterval)
 			}
 		}
 	}
@@ -230,6 +296,9 @@ type regResult struct {
 	reason     string
 	granted    time.Duration
 	minExpires time.Duration // 423: retry with this
+	onBackup   bool          // registered at a server other than the first
+	moved      bool          // failed over to the next server
+	wrapped    bool          // ... which is the first again: every server failed
 	// unreachable: no answer or a transport error, not a response.
 	unreachable bool
 }
@@ -238,15 +307,20 @@ type regResult struct {
 // records the outcome on the account.
 func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration) regResult {
 	u.mu.Lock()
-	eff := a.eff
+	eff := a.effLocked()
 	gen := a.gen
 	u.mu.Unlock()
 
-	res, err := u.sendRegister(ctx, a, eff, expires)
+	tctx, cancel := context.WithTimeout(ctx, u.cfg.RegisterTimeout)
+	res, err := u.sendRegister(tctx, a, eff, expires)
+	timedOut := errors.Is(tctx.Err(), context.DeadlineExceeded)
+	cancel()
 	var out regResult
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return regResult{} // aborted by a command or shutdown
+	case err != nil && timedOut:
+		out = regResult{code: 408, reason: fmt.Sprintf("408 Request Timeout (no answer from the registrar within %v)", u.cfg.RegisterTimeout), unreachable: true}
 	case err != nil:
 		out = regFailure(err)
 	case res.StatusCode >= 200 && res.StatusCode < 300:
@@ -274,6 +348,7 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 		a.lastFail = ""
 		a.reg.outcome, a.reg.lastError = regOK, ""
 		a.reg.expiresAt = u.clock.Now().Add(out.granted)
+		_, out.onBackup = a.primaryLocked()
 		u.log.Info("registered", "account", eff.Name, "server", eff.Server, "expires", out.granted)
 		return out
 	}
@@ -283,6 +358,16 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 	a.reg.outcome, a.reg.lastError = regRejected, out.reason
 	if out.unreachable {
 		a.reg.outcome = regUnreachable
+	}
+	if to, wrapped, ok := a.failoverLocked(out.code); ok {
+		out.moved, out.wrapped = true, wrapped
+		out.reason = fmt.Sprintf("%s from %s; trying %s", out.reason, eff.Server, to)
+		a.reg.lastError = out.reason
+		u.log.Warn("registrar failed: moving to the next server", "account", eff.Name, "from", eff.Server, "to", to, "reason", out.reason)
+		a.lastFail = out.reason
+		a.report = false
+		u.emitLocked(Event{Kind: AccountFailed, Account: eff.Name, Reason: out.reason, Code: out.code})
+		return out
 	}
 	u.log.Warn("registration failed", "account", eff.Name, "server", eff.Server, "reason", out.reason)
 	if out.reason != a.lastFail || a.report {
@@ -342,13 +427,14 @@ func (u *UA) sendRegister(ctx context.Context, a *account, eff Account, expires 
 	u.mu.Unlock()
 
 	aor := sip.Uri{Scheme: "sip", User: eff.User, Host: srvURI.Host}
+	tp := u.transportTo(*srvURI, "") // tls:host → TLS
 	build := func() *sip.Request {
 		u.mu.Lock()
 		a.regCSeq++
 		seq := a.regCSeq
 		u.mu.Unlock()
 		req := sip.NewRequest(sip.REGISTER, *srvURI.Clone())
-		req.AppendHeader(u.newVia(host))
+		req.AppendHeader(u.newViaOver(host, tp))
 		mf := sip.MaxForwardsHeader(70)
 		req.AppendHeader(&mf)
 		from := &sip.FromHeader{DisplayName: displayOf(eff), Address: aor, Params: sip.NewParams()}
@@ -358,17 +444,20 @@ func (u *UA) sendRegister(ctx context.Context, a *account, eff Account, expires 
 		cid := sip.CallIDHeader(callID)
 		req.AppendHeader(&cid)
 		req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: sip.REGISTER})
-		req.AppendHeader(u.contactHeader(eff.User, host))
+		req.AppendHeader(u.contactHeaderOver(eff.User, host, tp))
 		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 		req.AppendHeader(sip.NewHeader("Allow", allowHeader))
 		req.AppendHeader(sip.NewHeader("Supported", "timer"))
 		u.addUserAgent(req)
 		req.SetBody(nil)
-		u.prepare(req)
+		u.prepareOver(req, tp)
 		return req
 	}
 	req := build()
-	creds := credentials{user: authUserOf(eff), pass: eff.Pass}
+	u.mu.Lock()
+	creds := a.credsLocked()
+	u.mu.Unlock()
+	creds.user, creds.pass = authUserOf(eff), eff.Pass // eff may be an old binding's
 	return u.doWithAuth(ctx, req, creds, func(old *sip.Request) *sip.Request {
 		n := build()
 		copyAuth(old, n)
@@ -426,7 +515,10 @@ func (u *UA) Login(account string, user, pass, server *string) error {
 	}
 	if server != nil {
 		a.eff.Server = *server
+		a.eff.Backups = nil
+		a.setServersLocked()
 	}
+	a.cur = 0
 	if a.eff.Server == "" {
 		return fmt.Errorf("account %q: cannot log in without a server: give \"server\" or set it in the plan", account)
 	}
@@ -503,6 +595,10 @@ func (u *UA) Reload(accounts []Account) error {
 			a.plan = na
 			a.eff = na
 			if changed {
+				a.cur = 0
+			}
+			a.setServersLocked()
+			if changed {
 				a.lastFail = ""
 				a.reg = regRecord{}
 				if a.wantsRegistration() {
@@ -557,8 +653,9 @@ func (u *UA) Reload(accounts []Account) error {
 // object, which a reload may replace).
 func sameAccount(a, b Account) bool {
 	return a.Name == b.Name && a.User == b.User && a.Pass == b.Pass && a.AuthUser == b.AuthUser &&
-		a.Server == b.Server && a.DisplayName == b.DisplayName && a.Register == b.Register &&
-		a.MaxCalls == b.MaxCalls && a.AudioName == b.AudioName
+		a.Server == b.Server && slices.Equal(a.Backups, b.Backups) && a.DisplayName == b.DisplayName && a.Register == b.Register &&
+		a.MaxCalls == b.MaxCalls && a.AudioName == b.AudioName &&
+		a.AcceptFrom.Any == b.AcceptFrom.Any && slices.Equal(a.AcceptFrom.Prefixes, b.AcceptFrom.Prefixes)
 }
 
 func displayOf(a Account) string {
@@ -585,11 +682,22 @@ func authUserOf(a Account) string {
 	return a.User
 }
 
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
 // serverURI turns "host[:port]" (or a sip: URI) into the registrar URI.
 func serverURI(server string) (*sip.Uri, error) {
 	s := strings.TrimSpace(server)
 	if s == "" {
 		return nil, ErrNoServer
+	}
+	tlsServer := false
+	if rest, ok := cutPrefixFold(s, "tls:"); ok {
+		s, tlsServer = rest, true
 	}
 	if !strings.HasPrefix(strings.ToLower(s), "sip:") {
 		if ipFamily(s) == 6 {
@@ -599,8 +707,19 @@ func serverURI(server string) (*sip.Uri, error) {
 	}
 	var uri sip.Uri
 	if err := sip.ParseUri(s, &uri); err != nil || uri.Host == "" {
-		return nil, fmt.Errorf("server %q is not a valid host[:port]", server)
+		return nil, fmt.Errorf("server %q is not a valid [tls:]host[:port]", server)
 	}
 	uri.User = ""
+	if tlsServer {
+		// RFC 3263 §4.2: a TLS server without a port listens on 5061.
+		if uri.Port == 0 {
+			uri.Port = 5061
+		}
+		if uri.UriParams == nil {
+			uri.UriParams = sip.NewParams()
+		}
+		uri.UriParams.Remove("transport")
+		uri.UriParams.Add("transport", "tls")
+	}
 	return &uri, nil
 }

@@ -2,9 +2,11 @@ package sip
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -100,6 +102,67 @@ type remoteSDP struct {
 	PTime    int        // ms; 0: not given
 	Audio    int        // index of the audio m= line we use in Lines
 	Lines    []mline
+	Secure   bool         // the audio m= line is RTP/SAVP (SRTP required)
+	Crypto   []cryptoAttr // its a=crypto lines we can use, in order (RFC 4568)
+}
+
+// cryptoAttr is one SDES a=crypto line (RFC 4568 §9.1) we can use: an
+// AES_CM_128 suite with one inline key of 16+14 bytes, no MKI.
+type cryptoAttr struct {
+	Tag   int
+	Suite string
+	Key   []byte // master key followed by master salt
+}
+
+func (c cryptoAttr) String() string {
+	return strconv.Itoa(c.Tag) + " " + c.Suite + " inline:" + base64.StdEncoding.EncodeToString(c.Key)
+}
+
+// parseCrypto reads the value of an a=crypto attribute. It reports false
+// for a line we cannot use (another suite, a key of another size, several
+// keys, an MKI, session parameters we do not implement); the offer may
+// have another line we can.
+func parseCrypto(v string) (cryptoAttr, bool) {
+	f := strings.Fields(v)
+	if len(f) < 3 {
+		return cryptoAttr{}, false
+	}
+	tag, err := strconv.Atoi(f[0])
+	if err != nil || tag < 0 || tag > 999999999 || len(f[0]) > 10 {
+		return cryptoAttr{}, false
+	}
+	suite := strings.ToUpper(f[1])
+	if suite != media.SuiteAES128SHA1_80 && suite != media.SuiteAES128SHA1_32 {
+		return cryptoAttr{}, false
+	}
+	for _, p := range f[3:] {
+		// Session parameters change the transform (RFC 4568 §6.3); we
+		// implement none of them.
+		if p != "" {
+			return cryptoAttr{}, false
+		}
+	}
+	kp, ok := strings.CutPrefix(f[2], "inline:")
+	if !ok || strings.Contains(kp, ";") {
+		return cryptoAttr{}, false // one key only
+	}
+	b64, rest, _ := strings.Cut(kp, "|")
+	if rest != "" {
+		// A lifetime is fine; an MKI (n:len) is not.
+		for _, p := range strings.Split(rest, "|") {
+			if strings.Contains(p, ":") {
+				return cryptoAttr{}, false
+			}
+		}
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		key, err = base64.RawStdEncoding.DecodeString(b64)
+	}
+	if err != nil || len(key) != media.SRTPKeyLen {
+		return cryptoAttr{}, false
+	}
+	return cryptoAttr{Tag: tag, Suite: suite, Key: key}, true
 }
 
 // held reports whether the peer asked us not to send (RFC 3264 hold or
@@ -159,6 +222,7 @@ func parseSDP(body []byte) (r *remoteSDP, err error) {
 		}
 		r.Audio = i
 		r.Port = md.MediaName.Port.Value
+		r.Secure = slices.Contains(md.MediaName.Protos, "SAVP") || slices.Contains(md.MediaName.Protos, "SAVPF")
 		if r.Port < 0 || r.Port > 65535 {
 			return nil, fmt.Errorf("sdp: invalid port %d", r.Port)
 		}
@@ -199,6 +263,10 @@ func parseSDP(body []byte) (r *remoteSDP, err error) {
 			case "ptime":
 				if n, err := strconv.Atoi(strings.TrimSpace(a.Value)); err == nil && n > 0 && n <= 1000 {
 					r.PTime = n
+				}
+			case "crypto":
+				if c, ok := parseCrypto(a.Value); ok && len(r.Crypto) < 16 {
+					r.Crypto = append(r.Crypto, c)
 				}
 			case "rtcp":
 				p, _, _ := strings.Cut(strings.TrimSpace(a.Value), " ")
@@ -345,6 +413,10 @@ type sdpSpec struct {
 	// place (RFC 3264 §6). Nil for an offer.
 	Lines []mline
 	Audio int
+	// SRTP: Secure makes the profile RTP/SAVP; Crypto are our a=crypto
+	// lines (several in an offer, the chosen one in an answer).
+	Secure bool
+	Crypto []cryptoAttr
 }
 
 func (l *localSDP) build(s sdpSpec) []byte {
@@ -375,8 +447,12 @@ func renderSDP(s sdpSpec, sessID, version uint64) string {
 		},
 		TimeDescriptions: []sdp.TimeDescription{{Timing: sdp.Timing{}}},
 	}
+	profile := "AVP"
+	if s.Secure {
+		profile = "SAVP"
+	}
 	audio := &sdp.MediaDescription{
-		MediaName: sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: s.Port}, Protos: []string{"RTP", "AVP"}},
+		MediaName: sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: s.Port}, Protos: []string{"RTP", profile}},
 	}
 	for _, c := range s.Codecs {
 		audio.MediaName.Formats = append(audio.MediaName.Formats, strconv.Itoa(int(c.PT)))
@@ -398,6 +474,9 @@ func renderSDP(s sdpSpec, sessID, version uint64) string {
 	}
 	if s.PTime > 0 {
 		audio.Attributes = append(audio.Attributes, sdp.NewAttribute("ptime", strconv.Itoa(s.PTime)))
+	}
+	for _, c := range s.Crypto {
+		audio.Attributes = append(audio.Attributes, sdp.NewAttribute("crypto", c.String()))
 	}
 	audio.Attributes = append(audio.Attributes, sdp.NewPropertyAttribute(s.Dir.String()))
 
@@ -433,12 +512,14 @@ type negotiated struct {
 	EventPT int
 	Dir     direction // our direction
 	Remote  *remoteSDP
+	SRTP    *media.SRTPKeys // nil: plain RTP
 }
 
 func (n negotiated) params() media.Params {
 	p := media.Params{
 		Codec: media.Codec{Name: n.Codec.Name, PayloadType: n.Codec.PT, ClockRate: 8000},
 		Recv:  n.Dir.recvs(),
+		SRTP:  n.SRTP,
 	}
 	if n.Remote != nil {
 		p.Remote = n.Remote.rtpAddr()

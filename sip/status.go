@@ -114,11 +114,15 @@ type regRecord struct {
 
 // registrationLocked (u.mu held) derives the account's registration state.
 func (u *UA) registrationLocked(a *account, now time.Time) Registration {
+	cur := a.effLocked() // with several servers, the one in use (failover.go)
 	r := Registration{
 		State:     regState(a.eff, a.reg, now),
-		Server:    a.eff.Server,
+		Server:    cur.Server,
 		Transport: strings.ToLower(u.outTransport),
 		LastError: a.reg.lastError,
+	}
+	if su, err := serverURI(cur.Server); err == nil {
+		r.Transport = strings.ToLower(u.transportTo(*su, "")) // tls:host is TLS
 	}
 	switch r.State {
 	case RegRegistered:

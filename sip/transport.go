@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -28,12 +29,27 @@ func statusText(res *sip.Response) string {
 // listenPort is the port of the listener used for outbound requests.
 func (u *UA) listenPort() int { return u.portOf(u.outTransport) }
 
-// portOf is the port we listen on for transport ("UDP" or "TCP").
+// portOf is the port we listen on for transport ("UDP", "TCP", "TLS").
 func (u *UA) portOf(transport string) int {
-	if transport == "TCP" {
+	switch transport {
+	case "TCP":
 		return u.tcpPort
+	case "TLS":
+		return u.tlsPort
 	}
 	return u.udpPort
+}
+
+// stream reports a connection-oriented transport (no retransmissions).
+func stream(t string) bool { return strings.EqualFold(t, "TCP") || strings.EqualFold(t, "TLS") }
+
+// listening reports whether we listen on transport t ("UDP", "TCP", "TLS").
+func (u *UA) listening(t string) bool {
+	switch t {
+	case "UDP", "TCP", "TLS":
+		return u.portOf(t) != 0
+	}
+	return false
 }
 
 // transportTo is the transport for a request to uri (the first hop): its
@@ -47,11 +63,13 @@ func (u *UA) transportTo(uri sip.Uri, def string) string {
 	}
 	if uri.UriParams != nil {
 		if v, ok := uri.UriParams.Get("transport"); ok {
-			switch t := strings.ToUpper(v); {
-			case t == "TCP" && u.tcpPort != 0, t == "UDP" && u.udpPort != 0:
+			if t := strings.ToUpper(v); u.listening(t) {
 				return t
 			}
 		}
+	}
+	if strings.EqualFold(uri.Scheme, "sips") && u.listening("TLS") {
+		return "TLS" // RFC 3261 §26.2.2: sips: is TLS to the first hop
 	}
 	return def
 }
@@ -59,8 +77,7 @@ func (u *UA) transportTo(uri sip.Uri, def string) string {
 // transportOfRequest is the transport an incoming request came over, when
 // we listen on it; else "" (the outbound transport).
 func (u *UA) transportOfRequest(req *sip.Request) string {
-	switch t := strings.ToUpper(req.Transport()); {
-	case t == "TCP" && u.tcpPort != 0, t == "UDP" && u.udpPort != 0:
+	if t := strings.ToUpper(req.Transport()); u.listening(t) {
 		return t
 	}
 	return ""
@@ -106,8 +123,8 @@ func (u *UA) contactURIOver(user, host, transport string) sip.Uri {
 		transport = u.outTransport
 	}
 	uri := sip.Uri{Scheme: "sip", User: user, Host: uriHost(host), Port: u.portOf(transport), UriParams: sip.NewParams()}
-	if transport == "TCP" {
-		uri.UriParams.Add("transport", "tcp")
+	if transport == "TCP" || transport == "TLS" {
+		uri.UriParams.Add("transport", strings.ToLower(transport))
 	}
 	return uri
 }
@@ -143,6 +160,8 @@ func (u *UA) freshVia(req *sip.Request) {
 
 type credentials struct {
 	user, pass string
+	account    string       // for log lines
+	servers    []netip.Addr // who may challenge (trust.go)
 }
 
 func copyAuth(from, to *sip.Request) {
@@ -211,7 +230,7 @@ func (u *UA) doWithAuth(ctx context.Context, req *sip.Request, cr credentials, r
 			return res, nil
 		}
 		next := rebuild(req)
-		if err := authorize(next, res, cr); err != nil {
+		if err := u.authorize(next, res, cr); err != nil {
 			return res, nil
 		}
 		req = next

@@ -10,10 +10,13 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,28 +49,41 @@ type Account struct {
 	Name        string
 	User        string
 	Pass        string
-	AuthUser    string // digest user name; empty: User
-	Server      string // host[:port]; empty: no registration, local/direct calls
-	DisplayName string // empty: Name
+	AuthUser    string   // digest user name; empty: User
+	Server      string   // host[:port]; empty: no registration, local/direct calls
+	Backups     []string // further servers in priority order (failover.go)
+	DisplayName string   // empty: Name
 	Register    bool
 	MaxCalls    int             // <= 0: no limit
 	Audio       media.AudioPort // the account's channel; nil: no audio
 	AudioName   string          // channel name; accounts sharing a channel share one binding
+	AcceptFrom  Accept          // who may send out-of-dialog requests (trust.go)
 }
 
 // Config is [sip-settings] plus the media configuration. The defaults are
 // the plan's (plan.Default); here a zero value means the stated minimum.
 type Config struct {
-	Address       string   // bind address
-	Port          int      // bind port; 0: chosen by the kernel (tests)
-	Transports    []string // "udp", "tcp"; the first is used for outbound requests; at least one
-	PublicAddress string   // Contact/Via/SDP address; empty: derived from Address
-	UserAgent     string   // User-Agent and Server header; empty: none sent
+	Address    string   // bind address
+	Port       int      // bind port; 0: chosen by the kernel (tests)
+	Transports []string // "udp", "tcp", "tls"; the first is used for outbound requests; at least one
+	// TLSPort is the TLS listener's port (transport "tls"); 0: chosen by
+	// the kernel.
+	TLSPort int
+	// TLS names the certificate files (tls.go).
+	TLS           TLSConfig
+	PublicAddress string // Contact/Via/SDP address; empty: derived from Address
+	UserAgent     string // User-Agent and Server header; empty: none sent
 	// RegisterExpires is the registration lifetime asked for; 0: 10 s.
 	RegisterExpires time.Duration
 	// RegisterRetry is the first retry after a failed REGISTER, doubling
 	// up to 5 min; 0: 1 s.
 	RegisterRetry time.Duration
+	// RegisterTimeout is how long a REGISTER waits for its final answer
+	// before the server counts as down; 0: 64*T1 (32 s, RFC 3261 Timer F).
+	RegisterTimeout time.Duration
+	// FailbackInterval is how often an account on a backup server probes
+	// its primary with OPTIONS; 0: 1 s.
+	FailbackInterval time.Duration
 	// EndedCallLinger is how long an ended call stays in Status; 0: it
 	// leaves at the next Status or new call.
 	EndedCallLinger time.Duration
@@ -80,6 +96,14 @@ type Config struct {
 	// Media is the RTP configuration; its PTime (the SDP's a=ptime) must
 	// be set.
 	Media media.Config
+	// Trusted sources may send out-of-dialog requests to every account,
+	// whatever its AcceptFrom.
+	Trusted []netip.Prefix
+	// RejectSilently drops refused out-of-dialog requests instead of
+	// answering 403.
+	RejectSilently bool
+	// SRTP is "off" (or empty), "optional" or "required" (srtp.go).
+	SRTP string
 	// Resolver looks up host names (servers, Route hops); nil: the system's.
 	Resolver Resolver
 }
@@ -87,7 +111,8 @@ type Config struct {
 // AccountStatus is a snapshot for get-status.
 type AccountStatus struct {
 	Account      string
-	Code         int // final code of the latest REGISTER transaction; 0: none
+	Code         int    // final code of the latest REGISTER transaction; 0: none
+	Refused      uint64 // out-of-dialog requests refused by AcceptFrom
 	Calls        []CallStatus
 	Registration Registration
 }
@@ -130,6 +155,7 @@ const (
 	maxRetry        = 5 * time.Minute
 	minSE           = 90 // seconds, RFC 4028 minimum
 	defaultRingTime = 3 * time.Minute
+	minFailback     = time.Second
 )
 
 // UA is the user agent: one SIP stack serving every account of the plan.
@@ -153,7 +179,10 @@ type UA struct {
 	cli  *sipgo.Client
 	edge *edge.Edge // in front of sipgo's listeners (conformance.go)
 
-	outTransport string // "UDP" or "TCP"
+	outTransport string    // "UDP", "TCP" or "TLS"
+	tls          *tlsStore // nil: no TLS
+	tlsLn        net.Listener
+	tlsPort      int
 	udpConn      net.PacketConn
 	udpLaddr     sip.Addr
 	tcpLn        net.Listener
@@ -203,8 +232,8 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		return nil, errors.New("sip: no transport: list udp, tcp or both")
 	}
 	for _, t := range cfg.Transports {
-		if t != "udp" && t != "tcp" {
-			return nil, fmt.Errorf("sip: transport %q is not supported: use \"udp\" or \"tcp\"", t)
+		if t != "udp" && t != "tcp" && t != "tls" {
+			return nil, fmt.Errorf("sip: transport %q is not supported: use \"udp\", \"tcp\" or \"tls\"", t)
 		}
 	}
 	if cfg.RegisterExpires < 0 || cfg.RegisterRetry < 0 || cfg.EndedCallLinger < 0 || cfg.SessionExpires < 0 {
@@ -215,6 +244,19 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 	}
 	if cfg.RegisterRetry == 0 {
 		cfg.RegisterRetry = minRetry
+	}
+	switch cfg.SRTP {
+	case "":
+		cfg.SRTP = SRTPOff
+	case SRTPOff, SRTPOptional, SRTPRequired:
+	default:
+		return nil, fmt.Errorf("sip: srtp %q: use \"off\", \"optional\" or \"required\"", cfg.SRTP)
+	}
+	if cfg.RegisterTimeout <= 0 || cfg.RegisterTimeout > 64*sip.T1 {
+		cfg.RegisterTimeout = 64 * sip.T1
+	}
+	if cfg.FailbackInterval <= 0 {
+		cfg.FailbackInterval = minFailback
 	}
 	codecs := cfg.Codecs
 	if len(codecs) == 0 {
@@ -272,14 +314,25 @@ func (u *UA) Start(ctx context.Context) error {
 	u.started = true
 	u.mu.Unlock()
 
-	sua, err := sipgo.NewUA(
-		sipgo.WithUserAgent(u.cfg.UserAgent),
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(u.cfg.UserAgent)}
+	if slices.Contains(u.cfg.Transports, "tls") {
+		st, err := newTLSStore(u.cfg.TLS)
+		if err != nil {
+			return fmt.Errorf("sip: TLS: %w", err)
+		}
+		if st.cur.Load().cert == nil {
+			return errors.New("sip: transport \"tls\" needs tls-certificate and tls-key for its listener")
+		}
+		u.tls = st
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(st.clientConfig()))
+	}
+	sua, err := sipgo.NewUA(append(uaOpts,
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(u.log),
 			sip.WithTransactionLayerUnhandledResponseHandler(u.onStrayResponse),
 		),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(u.log)),
-		sipgo.WithUserAgentParser(newParser()),
+		sipgo.WithUserAgentParser(newParser()))...,
 	)
 	if err != nil {
 		return fmt.Errorf("sip: %w", err)
@@ -316,6 +369,9 @@ func (u *UA) Start(ctx context.Context) error {
 	if u.tcpLn != nil {
 		u.serve("tcp", func() error { return srv.ServeTCP(u.tcpLn) })
 	}
+	if u.tlsLn != nil {
+		u.serve("tls", func() error { return srv.ServeTLS(u.tlsLn) })
+	}
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
@@ -334,7 +390,7 @@ func (u *UA) Start(ctx context.Context) error {
 		u.startAccountLocked(a)
 	}
 	u.mu.Unlock()
-	u.log.Info("SIP user agent started", "udp", u.udpPort, "tcp", u.tcpPort, "outbound", u.outTransport)
+	u.log.Info("SIP user agent started", "udp", u.udpPort, "tcp", u.tcpPort, "tls", u.tlsPort, "outbound", u.outTransport)
 	return nil
 }
 
@@ -368,6 +424,20 @@ func (u *UA) listen() error {
 			}
 			u.tcpLn = u.edge.Listener(l)
 			u.tcpPort = l.Addr().(*net.TCPAddr).Port
+		case "tls":
+			if u.tlsLn != nil {
+				continue
+			}
+			taddr := net.JoinHostPort(host, strconv.Itoa(u.cfg.TLSPort))
+			l, err := net.Listen(listenNetwork("tcp", host), taddr)
+			if err != nil {
+				u.closeListeners()
+				return fmt.Errorf("sip: listen tls %s: %w (is another SIP service using the port?)", taddr, err)
+			}
+			// The edge reads what TLS decrypted: the same vetting as TCP.
+			u.tlsLn = u.edge.Listener(tls.NewListener(l, u.tls.serverConfig()))
+			u.tlsPort = l.Addr().(*net.TCPAddr).Port
+			continue // its own port: not the one UDP and TCP share
 		}
 		if port == 0 {
 			// Kernel-chosen: serve both transports on the same port.
@@ -387,6 +457,9 @@ func (u *UA) closeListeners() {
 	}
 	if u.tcpLn != nil {
 		u.tcpLn.Close()
+	}
+	if u.tlsLn != nil {
+		u.tlsLn.Close()
 	}
 }
 
@@ -448,7 +521,7 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 		return AccountStatus{}, fmt.Errorf("account %q: %w", account, ErrUnknownAccount)
 	}
 	u.pruneLocked()
-	st := AccountStatus{Account: a.plan.Name, Code: a.code, Calls: []CallStatus{},
+	st := AccountStatus{Account: a.plan.Name, Code: a.code, Refused: a.refused, Calls: []CallStatus{},
 		Registration: u.registrationLocked(a, u.clock.Now())}
 	type entry struct {
 		c     *call

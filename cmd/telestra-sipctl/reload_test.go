@@ -113,8 +113,11 @@ func TestReloadCLI(t *testing.T) {
 	}{
 		{name: "nothing changed", wantCode: 0, wantStdout: "reloaded " + path + ": nothing changed\n"},
 		{name: "applied with a summary", extra: "server = \"127.0.0.1:5999\"\n",
-			wantCode: 0, wantStdout: "reloaded " + path + ": 1 change\n" +
-				"  accounts.account-1.server = \"\" → \"127.0.0.1:5999\"\n"},
+			// A server makes the account accept out-of-dialog requests from it
+			// only: the summary says so.
+			wantCode: 0, wantStdout: "reloaded " + path + ": 2 changes\n" +
+				"  accounts.account-1.server = \"\" → \"127.0.0.1:5999\"\n" +
+				"  accounts.account-1.accept-from = \"any\" → \"server\"\n"},
 		{name: "warnings go to stderr", extra: "server = \"127.0.0.1:5999\"\n[audio.channels.ch1]\nsink = \"usb\"\n",
 			wantCode: 0, wantStdout: "reloaded " + path + ": 1 change\n  audio.channels.ch1.sink = \"\" → \"usb\"\n",
 			wantStderr: []string{"telestra-sipctl: warning: " + path + ":15: audio.channels.ch1.sink: ignored: the backend is \"loopback\""}},

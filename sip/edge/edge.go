@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -39,7 +40,22 @@ type Config struct {
 	Log *slog.Logger
 	// Now is the clock of the rate limits; nil means time.Now.
 	Now func() time.Time
+	// Admit screens every out-of-dialog request (no To tag) except ACK
+	// and CANCEL, which belong to an INVITE transaction, by its source
+	// address; nil admits everything. It runs on the socket's reader, so
+	// it must not block (no I/O).
+	Admit func(req *sip.Request, src netip.Addr) Admission
 }
+
+// Admission is what Config.Admit decides about a request.
+type Admission int
+
+// Admissions.
+const (
+	Admit          Admission = iota // hand it to the stack
+	Refuse                          // answer 403 Forbidden statelessly
+	RefuseSilently                  // drop it without an answer
+)
 
 // Stats counts what the edge did; every field only grows.
 type Stats struct {
@@ -49,6 +65,7 @@ type Stats struct {
 	Rewritten uint64 // valid requests rewritten for sipgo (LWS in parameters, RFC 2543 ids)
 	Answers   uint64 // stateless answers sent
 	LogLines  uint64 // log lines written about rejected traffic
+	Untrusted uint64 // out-of-dialog requests Config.Admit refused (answered 403 or dropped)
 }
 
 // Edge vets messages; one serves every listener of a UA. Safe for
@@ -59,7 +76,7 @@ type Edge struct {
 	now    func() time.Time
 	parser *sip.Parser
 
-	malformed, rejected, dropped, rewritten, answers, logLines atomic.Uint64
+	malformed, rejected, dropped, rewritten, answers, logLines, untrusted atomic.Uint64
 
 	logLimit    *limiter // log lines per source and reason
 	answerLimit *limiter // stateless answers per source
@@ -99,6 +116,7 @@ func (e *Edge) Stats() Stats {
 	return Stats{
 		Malformed: e.malformed.Load(), Rejected: e.rejected.Load(), Dropped: e.dropped.Load(),
 		Rewritten: e.rewritten.Load(), Answers: e.answers.Load(), LogLines: e.logLines.Load(),
+		Untrusted: e.untrusted.Load(),
 	}
 }
 
@@ -173,6 +191,9 @@ func (e *Edge) vet(b []byte, src net.Addr) verdict {
 		e.log.Debug("SIP request rewritten for the stack", "source", addrString(src), "what", what, "start", excerpt(raw.start))
 		b, req, raw = nb, nreq, splitRaw(nb)
 	}
+	if v, screened := e.screen(&raw, req, src); screened {
+		return v
+	}
 	code, reason, extra := e.check(&raw, req)
 	if req.IsAck() {
 		if code == 400 {
@@ -190,6 +211,44 @@ func (e *Edge) vet(b []byte, src net.Addr) verdict {
 		return e.answer(&raw, src, code, reason, reason, nil, extra...)
 	}
 	return verdict{pass: b}
+}
+
+// screen applies Config.Admit to an out-of-dialog request; screened is
+// false when the request goes on.
+func (e *Edge) screen(raw *rawMessage, req *sip.Request, src net.Addr) (v verdict, screened bool) {
+	if e.cfg.Admit == nil || req.IsAck() || req.IsCancel() {
+		return verdict{}, false
+	}
+	if to := req.To(); to == nil || to.Params.Has("tag") {
+		return verdict{}, false
+	}
+	switch e.cfg.Admit(req, ipOf(src)) {
+	case Refuse:
+		e.untrusted.Add(1)
+		return e.answerAt(slog.LevelWarn, raw, src, 403, "Forbidden", "untrusted source", nil), true
+	case RefuseSilently:
+		e.untrusted.Add(1)
+		e.dropped.Add(1)
+		e.drop(src, "untrusted source", raw.start, nil)
+		return verdict{}, true
+	}
+	return verdict{}, false
+}
+
+// ipOf is the IP address of a socket address (IPv4-mapped made IPv4).
+func ipOf(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case nil:
+		return netip.Addr{}
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // uriHasHeaders: a '?' after the host part of a SIP URI (in the user part
@@ -293,6 +352,11 @@ func acceptsSDP(accepts []string) bool {
 // answer sends a stateless response to raw (unless it is an ACK, has no
 // Via, or src has had its share of answers this second), and logs.
 func (e *Edge) answer(raw *rawMessage, src net.Addr, code int, reason, why string, err error, extra ...string) verdict {
+	return e.answerAt(slog.LevelInfo, raw, src, code, reason, why, err, extra...)
+}
+
+// answerAt is answer with the level of its log line.
+func (e *Edge) answerAt(level slog.Level, raw *rawMessage, src net.Addr, code int, reason, why string, err error, extra ...string) verdict {
 	if methodOf(raw.start) == "ACK" {
 		e.dropped.Add(1)
 		return verdict{}
@@ -311,7 +375,7 @@ func (e *Edge) answer(raw *rawMessage, src net.Addr, code int, reason, why strin
 		extra = append(extra, "Server: "+e.cfg.UserAgent)
 	}
 	e.answers.Add(1)
-	e.report(slog.LevelInfo, src, why, raw.start, err, "answer", code)
+	e.report(level, src, why, raw.start, err, "answer", code)
 	return verdict{reply: response(raw, code, reason, src, extra)}
 }
 

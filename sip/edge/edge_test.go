@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 var src = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5999}
@@ -272,5 +275,63 @@ func TestAnswersAreLimited(t *testing.T) {
 	clk.add(time.Second)
 	if e.vet(bad, src).reply == nil {
 		t.Errorf("no answer in the next second")
+	}
+}
+
+func TestScreen(t *testing.T) {
+	invite := func(toTag, method string) []byte {
+		to := "To: sip:user@example.com"
+		if toTag != "" {
+			to += ";tag=" + toTag
+		}
+		return msg(method+" sip:user@example.com SIP/2.0",
+			"Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKscr1",
+			to, "From: sip:caller@example.net;tag=1",
+			"Call-ID: scr1@example.net", "CSeq: 1 "+method, "Max-Forwards: 70", "Content-Length: 0", "", "")
+	}
+	for _, tc := range []struct {
+		name      string
+		in        []byte
+		verdict   Admission
+		wantAsked bool
+		status    string // "" passes; "drop": nothing
+	}{
+		{name: "admitted", in: invite("", "INVITE"), verdict: Admit, wantAsked: true},
+		{name: "refused", in: invite("", "INVITE"), verdict: Refuse, wantAsked: true, status: "SIP/2.0 403 Forbidden"},
+		{name: "refused silently", in: invite("", "INVITE"), verdict: RefuseSilently, wantAsked: true, status: "drop"},
+		{name: "OPTIONS refused", in: opts(), verdict: Refuse, wantAsked: true, status: "SIP/2.0 403 Forbidden"},
+		{name: "in dialog not screened", in: invite("x", "INVITE"), verdict: Refuse},
+		{name: "CANCEL not screened", in: invite("", "CANCEL"), verdict: Refuse},
+		{name: "ACK not screened", in: invite("", "ACK"), verdict: Refuse},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var asked netip.Addr
+			e := New(Config{Admit: func(_ *sip.Request, src netip.Addr) Admission { asked = src; return tc.verdict }})
+			from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 5060}
+			v := e.vet(tc.in, from)
+			if got := asked.IsValid(); got != tc.wantAsked {
+				t.Fatalf("Admit asked=%v, want %v", got, tc.wantAsked)
+			}
+			if tc.wantAsked && asked != netip.MustParseAddr("127.0.0.2") {
+				t.Errorf("Admit got source %v", asked)
+			}
+			switch tc.status {
+			case "":
+				if v.pass == nil || v.reply != nil {
+					t.Fatalf("not passed: %+v", v)
+				}
+			case "drop":
+				if v.pass != nil || v.reply != nil {
+					t.Fatalf("not dropped: %+v", v)
+				}
+			default:
+				if v.pass != nil || statusOf(v.reply) != tc.status {
+					t.Fatalf("answer %q, want %s", v.reply, tc.status)
+				}
+			}
+			if refused := tc.status != ""; refused != (e.Stats().Untrusted == 1) {
+				t.Errorf("Untrusted = %d", e.Stats().Untrusted)
+			}
+		})
 	}
 }

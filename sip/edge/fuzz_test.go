@@ -2,7 +2,10 @@ package edge
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // FuzzEdge feeds arbitrary bytes to vet (as a datagram) and to the stream
@@ -16,6 +19,9 @@ func FuzzEdge(f *testing.F) {
 	f.Add([]byte("SIP/2.0 200 OK\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e := newTestEdge()
+		// Refuse every other screened request, so both paths are fuzzed.
+		var n int
+		e.cfg.Admit = func(*sip.Request, netip.Addr) Admission { n++; return Admission(n % 3) }
 		check := func(v verdict) {
 			if v.reply != nil {
 				if !bytes.HasPrefix(v.reply, []byte("SIP/2.0 ")) || !bytes.HasSuffix(v.reply, []byte("\r\n\r\n")) {

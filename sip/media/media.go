@@ -131,8 +131,9 @@ type Params struct {
 	// RecvEventPT is a second telephone-event payload type accepted on
 	// receive (the one we offered, when the answer named another); 0: none.
 	RecvEventPT uint8
-	Send        bool // we send RTP (direction sendrecv or sendonly from our side)
-	Recv        bool // we expect RTP (direction sendrecv or recvonly from our side)
+	Send        bool      // we send RTP (direction sendrecv or sendonly from our side)
+	Recv        bool      // we expect RTP (direction sendrecv or recvonly from our side)
+	SRTP        *SRTPKeys // nil: plain RTP/RTCP (srtp.go)
 }
 
 // Stats is a snapshot of a session's counters.
@@ -157,6 +158,8 @@ type Stats struct {
 	RemotePacketsLost  int64
 	RemoteJitterMs     float64
 	RTTMs              float64 // from LSR/DLSR; 0 until measured
+	SRTP               bool    // media is encrypted (SRTP/SRTCP)
+	SRTPFailed         uint64  // packets dropped: SRTP authentication or replay check failed
 }
 
 // Engine owns the RTP port pool and the send clock shared by all sessions.

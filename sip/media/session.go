@@ -25,8 +25,11 @@ const relatchAfter = time.Second
 type Session struct {
 	e         *Engine
 	port      int
-	rtp       *rtpSock // used by the scheduler only (and closed by Close)
-	rtcpConn  *net.UDPConn
+	rtp       *rtpSock   // used by the scheduler only (and closed by Close)
+	rtcpConn  *srtpConn  // SRTCP once Update gives keys (srtp.go)
+	srtp      srtpStream // the RTP stream's SRTP; sealed and opened by the scheduler
+	srtpIn    []byte     // scheduler scratch: a received packet decrypted
+	srtpOut   []byte     // scheduler scratch: a packet protected
 	local     *net.UDPAddr
 	slot      int // scheduler slot, fixed for life; e.mu
 	onTimeout func()
@@ -106,7 +109,9 @@ func newSession(e *Engine, port int, local *net.UDPAddr, rtp *rtpSock, rtcpConn 
 		e:         e,
 		port:      port,
 		rtp:       rtp,
-		rtcpConn:  rtcpConn,
+		rtcpConn:  newSRTCPConn(rtcpConn),
+		srtpIn:    make([]byte, 1500),
+		srtpOut:   make([]byte, 0, 1600),
 		local:     local,
 		onTimeout: onTimeout,
 		ssrc:      binary.BigEndian.Uint32(b[:4]),
@@ -152,6 +157,15 @@ func (s *Session) Update(p Params) {
 	}
 	old := s.p
 	s.p = p
+	// Keys are set before a packet goes out with them: the scheduler reads
+	// them per packet.
+	if err := errors.Join(s.srtp.setKeys(p.SRTP), s.rtcpConn.setKeys(p.SRTP)); err != nil {
+		// The sip layer only hands over keys it checked; stop sending
+		// rather than send in the clear.
+		s.e.log.Error("media: SRTP keys rejected; not sending", "port", s.port, "err", err)
+		s.p.Send = false
+		p.Send = false
+	}
 	impl := lookupCodec(p.Codec.Name)
 	if cur := s.codec; (cur == nil) != (impl == nil) || (cur != nil && cur.codecImpl != impl) {
 		// A fresh coder state and converter: the scheduler may still use
@@ -244,6 +258,8 @@ func (s *Session) Stats() Stats {
 		RemotePacketsLost:  s.remLost.Load(),
 		RemoteJitterMs:     us(&s.remJitterUs),
 		RTTMs:              us(&s.rttUs),
+		SRTP:               s.srtp.secure(),
+		SRTPFailed:         s.srtp.failed.Load() + s.rtcpConn.failed.Load(),
 	}
 }
 
@@ -298,6 +314,10 @@ func (s *Session) readRTCP() {
 // its arrival time. It never touches the AudioPort: it only validates,
 // accounts and queues.
 func (s *Session) receive(b []byte, src netip.AddrPort, now time.Duration) {
+	b, ok := s.srtp.open(s.srtpIn, b)
+	if !ok {
+		return
+	}
 	var h rtp.Header
 	hl, err := h.Unmarshal(b)
 	if err != nil || h.Version != 2 {
@@ -504,7 +524,10 @@ func (s *Session) sendTick(deadline time.Duration) {
 		}
 		n = hl + codec.enc.Encode(s.pktBuf[hl:hl+nb], frame)
 	}
-	err = s.rtp.send(s.pktBuf[:n], dst)
+	pkt, err := s.srtp.seal(s.srtpOut, s.pktBuf[:n])
+	if err == nil {
+		err = s.rtp.send(pkt, dst)
+	}
 	s.e.pacing.add(s.e.clock.now() - deadline)
 	if err != nil {
 		if !s.isClosed.Load() && s.sendErrLogged.CompareAndSwap(false, true) {

@@ -186,6 +186,7 @@ func apiStatus(st sip.AccountStatus) api.Status {
 			RTTMs:           round(cs.Media.RTTMs, 1),
 			MOS:             round(cs.Quality.MOS, 2),
 			RFactor:         round(cs.Quality.R, 1),
+			SRTP:            cs.Media.SRTP,
 		})
 		if cs.Stopped {
 			code := cs.EndCode
@@ -193,7 +194,7 @@ func apiStatus(st sip.AccountStatus) api.Status {
 		}
 	}
 	r := st.Registration
-	return api.Status{Account: st.Account, Calls: calls, AccountStatus: st.Code, Registration: &api.Registration{
+	return api.Status{Account: st.Account, Calls: calls, AccountStatus: st.Code, Refused: st.Refused, Registration: &api.Registration{
 		State: r.State, Server: r.Server, Transport: r.Transport, LastError: r.LastError,
 		ExpiresIn: ceilSeconds(r.ExpiresIn), RetryIn: ceilSeconds(r.RetryIn),
 	}}

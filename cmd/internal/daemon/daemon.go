@@ -303,15 +303,23 @@ func apiConfig(p *plan.Plan) api.Config {
 
 func sipConfig(p *plan.Plan) sip.Config {
 	return sip.Config{
-		Address:         p.SIP.Address,
-		Port:            p.SIP.Port,
-		Transports:      append([]string(nil), p.SIP.Transports...),
-		PublicAddress:   p.SIP.PublicAddress,
-		UserAgent:       p.SIP.UserAgent,
-		RegisterExpires: p.SIP.RegisterExpires.Duration,
-		RegisterRetry:   p.SIP.RegisterRetry.Duration,
-		EndedCallLinger: p.SIP.EndedCallLinger.Duration,
-		SessionExpires:  p.SIP.SessionExpires.Duration,
+		Address:    p.SIP.Address,
+		Port:       p.SIP.Port,
+		Transports: append([]string(nil), p.SIP.Transports...),
+		TLSPort:    p.SIP.TLSPort,
+		TLS: sip.TLSConfig{Certificate: p.SIP.TLSCertificate, Key: p.SIP.TLSKey, CA: p.SIP.TLSCA,
+			Verify: p.SIP.TLSVerify},
+		PublicAddress:    p.SIP.PublicAddress,
+		UserAgent:        p.SIP.UserAgent,
+		RegisterExpires:  p.SIP.RegisterExpires.Duration,
+		RegisterRetry:    p.SIP.RegisterRetry.Duration,
+		RegisterTimeout:  p.SIP.RegisterTimeout.Duration,
+		FailbackInterval: p.SIP.FailbackInterval.Duration,
+		EndedCallLinger:  p.SIP.EndedCallLinger.Duration,
+		SessionExpires:   p.SIP.SessionExpires.Duration,
+		Trusted:          append([]netip.Prefix(nil), p.SIP.Trusted...),
+		RejectSilently:   p.SIP.Reject == plan.RejectSilent,
+		SRTP:             p.RTP.SRTP,
 		Media: media.Config{
 			BindIP:       net.ParseIP(p.SIP.Address),
 			PortMin:      p.RTP.PortMin,
@@ -336,10 +344,15 @@ func (d *Daemon) sipAccounts(p *plan.Plan) []sip.Account {
 			Pass:        a.Pass,
 			AuthUser:    a.AuthUser,
 			Server:      a.Server,
+			Backups:     append([]string(nil), a.Backups...),
 			DisplayName: a.DisplayName,
 			Register:    a.Register,
 			MaxCalls:    a.MaxCalls,
 			AudioName:   a.Channel,
+			AcceptFrom:  sip.Accept{Any: a.AcceptFrom.Mode == plan.AcceptAny},
+		}
+		if a.AcceptFrom.Mode == plan.AcceptList {
+			acc.AcceptFrom.Prefixes = append([]netip.Prefix(nil), a.AcceptFrom.Prefixes...)
 		}
 		if oc, ok := d.channels[a.Channel]; ok {
 			acc.Audio = oc.ch

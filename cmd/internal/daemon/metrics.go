@@ -17,7 +17,7 @@ func (d *Daemon) metricsAccounts() []metrics.Account {
 	}
 	out := make([]metrics.Account, 0, len(sts))
 	for _, st := range sts {
-		a := metrics.Account{Name: st.Account, RegisterCode: st.AccountStatus, Calls: make([]metrics.Call, 0, len(st.Calls))}
+		a := metrics.Account{Name: st.Account, RegisterCode: st.AccountStatus, Refused: st.Refused, Calls: make([]metrics.Call, 0, len(st.Calls))}
 		for _, c := range st.Calls {
 			a.Calls = append(a.Calls, metrics.Call{
 				ID: c.CallID, Direction: c.Direction, Stopped: c.Stopped,

@@ -133,6 +133,12 @@ func (d *Daemon) loadAndApply() reloadResult {
 		d.log.Warn("SIP plan: setting has no effect", "problem", w.String())
 	}
 	d.metrics.Reload(true)
+	// The TLS files are re-read whether or not the plan changed (a renewed
+	// certificate keeps its path); the running ones stay if they do not load.
+	if err := d.ua.ReloadTLS(); err != nil {
+		d.log.Error("reload: TLS certificates not re-read", "err", err)
+		res.warnings = append(res.warnings, plan.Problem{Key: "sip-settings.tls-certificate", Msg: err.Error()})
+	}
 	d.log.Info("reload: plan applied", "plan", d.opts.PlanPath, "accounts", len(np.Accounts),
 		"changes", len(res.applied), "restart_needed", len(res.restart))
 	return res

@@ -18,7 +18,9 @@ import (
 type account struct {
 	Name, User, Pass, Server, DisplayName, Channel string
 	NoRegister                                     bool
-	MaxCalls                                       int // 0: the plan's default (4)
+	MaxCalls                                       int      // 0: the plan's default (4)
+	AcceptFrom                                     string   // TOML value of accept-from ("\"any\"", "[...]"); empty: the default
+	Servers                                        []string // server as a list (failover); overrides Server
 }
 
 // channel is one [audio.channels.NAME].
@@ -39,6 +41,8 @@ type plan struct {
 	LogLevel        string   // default debug
 	RTPPorts        int      // size of the RTP range; default 40
 	Transports      []string // [sip-settings] transports; default the daemon's (udp)
+	SIPExtra        string   // more [sip-settings] lines, as TOML
+	SRTP            string   // [rtp-settings] srtp; default the daemon's (off)
 	Codecs          []string // [rtp-settings] codecs; default the daemon's (PCMU, PCMA)
 	Address         string   // [tcp-settings] and [sip-settings] address; default 127.0.0.1
 	Allow           []string // [tcp-settings] allow; default none (any client)
@@ -92,9 +96,12 @@ func (p *plan) render(t *testing.T) string {
 		}
 		fmt.Fprintf(&b, "transports = [%s]\n", strings.Join(quoted, ", "))
 	}
-	fmt.Fprintf(&b, "register-expires = %s\nregister-retry = %s\nended-call-linger = %s\n\n",
-		q(or(p.RegisterExpires, "60s")), q(or(p.RegisterRetry, "1s")), q(or(p.Linger, "10s")))
+	fmt.Fprintf(&b, "register-expires = %s\nregister-retry = %s\nended-call-linger = %s\n%s\n",
+		q(or(p.RegisterExpires, "60s")), q(or(p.RegisterRetry, "1s")), q(or(p.Linger, "10s")), p.SIPExtra)
 	fmt.Fprintf(&b, "[rtp-settings]\nport-min = %d\nport-max = %d\ntimeout = %s\n", p.RTPMin, p.RTPMax, q(or(p.RTPTimeout, "30s")))
+	if p.SRTP != "" {
+		fmt.Fprintf(&b, "srtp = %s\n", q(p.SRTP))
+	}
 	if len(p.Codecs) > 0 {
 		quoted := make([]string, len(p.Codecs))
 		for i, c := range p.Codecs {
@@ -135,8 +142,18 @@ func (p *plan) render(t *testing.T) string {
 	}
 	for _, a := range p.Accounts {
 		fmt.Fprintf(&b, "[accounts.%s]\nuser = %s\npass = %s\n", a.Name, q(a.User), q(a.Pass))
-		if a.Server != "" {
+		switch {
+		case len(a.Servers) > 0:
+			quoted := make([]string, len(a.Servers))
+			for i, s := range a.Servers {
+				quoted[i] = q(s)
+			}
+			fmt.Fprintf(&b, "server = [%s]\n", strings.Join(quoted, ", "))
+		case a.Server != "":
 			fmt.Fprintf(&b, "server = %s\n", q(a.Server))
+		}
+		if a.AcceptFrom != "" {
+			fmt.Fprintf(&b, "accept-from = %s\n", a.AcceptFrom)
 		}
 		if a.DisplayName != "" {
 			fmt.Fprintf(&b, "display-name = %s\n", q(a.DisplayName))

@@ -24,7 +24,8 @@ const namespace = "telestra_sipd"
 // Account is one account's state as get-status reports it.
 type Account struct {
 	Name         string
-	RegisterCode int // final code of the latest REGISTER; 0: none
+	RegisterCode int    // final code of the latest REGISTER; 0: none
+	Refused      uint64 // out-of-dialog requests refused from untrusted sources (only grows)
 	Calls        []Call
 }
 

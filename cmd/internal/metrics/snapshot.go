@@ -110,6 +110,8 @@ var (
 		"1 when the account's latest REGISTER got 200 OK, else 0.", []string{"account"}, nil)
 	descRegCode = prometheus.NewDesc(namespace+"_account_register_status_code",
 		"Final SIP status code of the account's latest REGISTER (get-status account_status); 0: none.", []string{"account"}, nil)
+	descRefused = prometheus.NewDesc(namespace+"_sip_untrusted_refused_total",
+		"Out-of-dialog SIP requests for the account refused because of their source (accept-from), answered 403 or dropped.", []string{"account"}, nil)
 	descActive = prometheus.NewDesc(namespace+"_calls_active",
 		"Calls not yet ended, by account and direction (in, out).", []string{"account", "direction"}, nil)
 	descSent = prometheus.NewDesc(namespace+"_rtp_packets_sent_total",
@@ -148,7 +150,7 @@ var (
 type snapshotCollector struct{ m *Metrics }
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRegistered, descRegCode, descActive, descSent, descRecv, descLost, descJitter,
+	for _, d := range []*prometheus.Desc{descRegistered, descRegCode, descRefused, descActive, descSent, descRecv, descLost, descJitter,
 		descClients, descDropped, descCommands, descEvDropped,
 		descSIPMalformed, descSIPRejected, descSIPDropped, descSIPRewritten, descSIPAnswers, descSIPLogLines} {
 		ch <- d
@@ -177,6 +179,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descRegistered, reg, a.Name)
 		gauge(descRegCode, float64(a.RegisterCode), a.Name)
+		counter(descRefused, float64(a.Refused), a.Name)
 		active := map[string]int{"in": 0, "out": 0}
 		jitter := 0.0
 		for _, call := range a.Calls {

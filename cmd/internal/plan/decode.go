@@ -127,12 +127,21 @@ func (d *decoder) decode(data []byte) *Plan {
 		"address":           d.str(&p.SIP.Address),
 		"port":              d.integer(&p.SIP.Port),
 		"transports":        d.strs(&p.SIP.Transports),
+		"tls-port":          d.integer(&p.SIP.TLSPort),
+		"tls-certificate":   d.str(&p.SIP.TLSCertificate),
+		"tls-key":           d.str(&p.SIP.TLSKey),
+		"tls-ca":            d.str(&p.SIP.TLSCA),
+		"tls-verify":        d.boolean(&p.SIP.TLSVerify),
 		"public-address":    d.str(&p.SIP.PublicAddress),
 		"user-agent":        d.str(&p.SIP.UserAgent),
 		"register-expires":  d.duration(&p.SIP.RegisterExpires),
 		"register-retry":    d.duration(&p.SIP.RegisterRetry),
+		"register-timeout":  d.duration(&p.SIP.RegisterTimeout),
+		"failback-interval": d.duration(&p.SIP.FailbackInterval),
 		"ended-call-linger": d.duration(&p.SIP.EndedCallLinger),
 		"session-expires":   d.duration(&p.SIP.SessionExpires),
+		"trusted":           d.prefixes(&p.SIP.Trusted),
+		"reject":            d.str(&p.SIP.Reject),
 	}}
 	rtp := section{toml.Key{"rtp-settings"}, map[string]func(string, any){
 		"port-min":      d.integer(&p.RTP.PortMin),
@@ -141,6 +150,7 @@ func (d *decoder) decode(data []byte) *Plan {
 		"ptime":         d.duration(&p.RTP.PTime),
 		"jitter-buffer": d.duration(&p.RTP.JitterBuffer),
 		"timeout":       d.duration(&p.RTP.Timeout),
+		"srtp":          d.str(&p.RTP.SRTP),
 	}}
 	logs := section{toml.Key{"log"}, map[string]func(string, any){
 		"level":     d.str(&p.Log.Level),
@@ -197,12 +207,13 @@ func (d *decoder) decode(data []byte) *Plan {
 		ok := d.table(section{toml.Key{"accounts", name}, map[string]func(string, any){
 			"user":         d.str(&a.User),
 			"pass":         d.str(&a.Pass), // problems show types, never values
-			"server":       d.str(&a.Server),
+			"server":       d.servers(&a.Server, &a.Backups),
 			"auth-user":    d.str(&a.AuthUser),
 			"display-name": d.str(&a.DisplayName),
 			"register":     d.boolean(&a.Register),
 			"channel":      d.str(&a.Channel),
 			"max-calls":    d.integer(&a.MaxCalls),
+			"accept-from":  d.acceptFrom(&a.AcceptFrom),
 		}}, accounts[name], nil)
 		if ok {
 			p.Accounts = append(p.Accounts, a)
@@ -503,6 +514,59 @@ func (d *decoder) prefixes(dst *[]netip.Prefix) func(string, any) {
 			*dst = out
 		} else if !bad {
 			*dst = nil
+		}
+	}
+}
+
+// servers reads server: "host[:port]" or an array of them in priority
+// order (the first is the primary, the rest its backups).
+func (d *decoder) servers(primary *string, backups *[]string) func(string, any) {
+	return func(key string, v any) {
+		switch v := v.(type) {
+		case string:
+			*primary, *backups = v, nil
+		case []any:
+			var list []string
+			n := len(d.probs)
+			d.strs(&list)(key, v)
+			if len(d.probs) > n {
+				return
+			}
+			if len(list) == 0 {
+				d.add(key, `an empty list: write "" for an account without a server`)
+				return
+			}
+			*primary, *backups = list[0], list[1:]
+		default:
+			d.typeErr(key, `a string ("host[:port]") or an array of them`, v)
+		}
+	}
+}
+
+// acceptFrom reads accept-from: "server", "any", or an array of networks.
+func (d *decoder) acceptFrom(dst *AcceptFrom) func(string, any) {
+	return func(key string, v any) {
+		switch v := v.(type) {
+		case string:
+			if v != AcceptServer && v != AcceptAny {
+				d.add(key, `must be "server", "any" or a list of networks like ["192.0.2.0/24"] (got %q)`, v)
+				return
+			}
+			*dst = AcceptFrom{Mode: v}
+		case []any:
+			var list []netip.Prefix
+			n := len(d.probs)
+			d.prefixes(&list)(key, v)
+			if len(d.probs) > n {
+				return
+			}
+			if len(list) == 0 {
+				d.add(key, `an empty list accepts nobody, not even the server; write "server" for that`)
+				return
+			}
+			*dst = AcceptFrom{Mode: AcceptList, Prefixes: list}
+		default:
+			d.typeErr(key, `"server", "any" or an array of networks`, v)
 		}
 	}
 }

@@ -35,12 +35,25 @@ func Settings(p *Plan) []Setting {
 	add("sip-settings.address", quote(s.Address))
 	add("sip-settings.port", strconv.Itoa(s.Port))
 	add("sip-settings.transports", list(s.Transports))
+	add("sip-settings.tls-port", strconv.Itoa(s.TLSPort))
+	add("sip-settings.tls-certificate", quote(s.TLSCertificate))
+	add("sip-settings.tls-key", quote(s.TLSKey))
+	add("sip-settings.tls-ca", quote(s.TLSCA))
+	add("sip-settings.tls-verify", strconv.FormatBool(s.TLSVerify))
 	add("sip-settings.public-address", quote(s.PublicAddress))
 	add("sip-settings.user-agent", quote(s.UserAgent))
 	add("sip-settings.register-expires", quote(s.RegisterExpires.text()))
 	add("sip-settings.register-retry", quote(s.RegisterRetry.text()))
+	add("sip-settings.register-timeout", quote(s.RegisterTimeout.text()))
+	add("sip-settings.failback-interval", quote(s.FailbackInterval.text()))
 	add("sip-settings.ended-call-linger", quote(s.EndedCallLinger.text()))
 	add("sip-settings.session-expires", quote(s.SessionExpires.text()))
+	trusted := make([]string, len(s.Trusted))
+	for i, pf := range s.Trusted {
+		trusted[i] = pf.String()
+	}
+	add("sip-settings.trusted", list(trusted))
+	add("sip-settings.reject", quote(s.Reject))
 	r := p.RTP
 	add("rtp-settings.port-min", strconv.Itoa(r.PortMin))
 	add("rtp-settings.port-max", strconv.Itoa(r.PortMax))
@@ -48,6 +61,7 @@ func Settings(p *Plan) []Setting {
 	add("rtp-settings.ptime", quote(r.PTime.text()))
 	add("rtp-settings.jitter-buffer", quote(r.JitterBuffer.text()))
 	add("rtp-settings.timeout", quote(r.Timeout.text()))
+	add("rtp-settings.srtp", quote(r.SRTP))
 	add("audio.backend", quote(p.Audio.Backend))
 	add("audio.pulse-server", quote(p.Audio.PulseServer))
 	for _, c := range p.Audio.Channels {
@@ -69,12 +83,28 @@ func Settings(p *Plan) []Setting {
 			pass = "(set)"
 		}
 		add(key("pass"), pass)
-		add(key("server"), quote(a.Server))
+		if len(a.Backups) > 0 {
+			add(key("server"), list(append([]string{a.Server}, a.Backups...)))
+		} else {
+			add(key("server"), quote(a.Server))
+		}
 		add(key("auth-user"), quote(a.DigestUser()))
 		add(key("display-name"), quote(a.DisplayName))
 		add(key("register"), strconv.FormatBool(a.Register))
 		add(key("channel"), quote(a.Channel))
 		add(key("max-calls"), strconv.Itoa(a.MaxCalls))
+		switch a.AcceptFrom.Mode {
+		case "": // the default, which follows server
+			add(key("accept-from"), "")
+		case AcceptList:
+			nets := make([]string, len(a.AcceptFrom.Prefixes))
+			for i, pf := range a.AcceptFrom.Prefixes {
+				nets[i] = pf.String()
+			}
+			add(key("accept-from"), list(nets))
+		default:
+			add(key("accept-from"), quote(a.AcceptFrom.Mode))
+		}
 	}
 	return out
 }

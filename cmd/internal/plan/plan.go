@@ -46,13 +46,30 @@ type TCPSettings struct {
 type SIPSettings struct {
 	Address         string   // bind IP; default "0.0.0.0"
 	Port            int      // default 5060
-	Transports      []string // "udp", "tcp"; default ["udp"]
+	Transports      []string // "udp", "tcp", "tls"; default ["udp"]
+	TLSPort         int      // TLS listener port (transport "tls"); default 5061
+	TLSCertificate  string   // PEM certificate (chain) of the TLS listener and client; required with "tls"
+	TLSKey          string   // PEM private key of TLSCertificate
+	TLSCA           string   // PEM CAs that verify servers; empty: the system pool
+	TLSVerify       bool     // verify servers' certificates (chain and name); default true
 	PublicAddress   string   // IP or host name put in Contact/Via/SDP; empty: derived from Address
 	UserAgent       string   // User-Agent header; default "Telestra"
 	RegisterExpires Duration // Expires asked for in REGISTER; default 300s, at least 10s
 	RegisterRetry   Duration // first retry after a failed REGISTER, doubling up to 5 min; default 5s
-	EndedCallLinger Duration // how long an ended call stays in get-status; default 10s
-	SessionExpires  Duration // RFC 4028 session interval; default 1800s, at least 90s
+	// RegisterTimeout is how long a REGISTER waits for an answer before the
+	// server counts as down (failover); default 32s (RFC 3261 Timer F), 1s..32s.
+	RegisterTimeout Duration
+	// FailbackInterval is how often an account on a backup server probes
+	// its primary with OPTIONS; default 60s.
+	FailbackInterval Duration
+	EndedCallLinger  Duration // how long an ended call stays in get-status; default 10s
+	SessionExpires   Duration // RFC 4028 session interval; default 1800s, at least 90s
+	// Trusted networks may send out-of-dialog requests (INVITE, OPTIONS,
+	// ...) to every account, whatever its accept-from; default none.
+	Trusted []netip.Prefix
+	// Reject is how a refused out-of-dialog request is answered: "403"
+	// (default) or "silent" (no answer).
+	Reject string
 }
 
 // RTPSettings is [rtp-settings], the media path.
@@ -63,6 +80,7 @@ type RTPSettings struct {
 	PTime        Duration // packet time, 10ms..60ms in 10ms steps; default 20ms
 	JitterBuffer Duration // receive buffer depth; default 40ms
 	Timeout      Duration // hang up an active call after this long without RTP; default 30s
+	SRTP         string   // "off" (default), "optional" or "required": SDES-keyed SRTP, over TLS only
 }
 
 // Audio is [audio], the appliance's sound channels.
@@ -98,15 +116,48 @@ type Metrics struct {
 // empty when the file leaves it out, so the digest user follows User, also
 // when a login replaces User.
 type Account struct {
-	Name        string // the table name; the API's "account"
-	User        string // SIP user (extension)
-	Pass        string // digest password; never logged or shown in errors
-	Server      string // registrar/proxy host[:port]; empty: no registration, local/direct calls only
+	Name   string // the table name; the API's "account"
+	User   string // SIP user (extension)
+	Pass   string // digest password; never logged or shown in errors
+	Server string // registrar/proxy host[:port]; empty: no registration, local/direct calls only
+	// Backups are further servers after Server, in priority order
+	// (server = [...]): failover.
+	Backups     []string
 	AuthUser    string // digest user name; empty: User (the effective one, after a login)
 	DisplayName string // From display name; empty in the file: Name
 	Register    bool   // register with Server; default true (nothing to do without a Server)
 	Channel     string // audio channel of the account's active call
 	MaxCalls    int    // calls at once; further incoming INVITEs get 486; default 4
+	// AcceptFrom is who may send the account out-of-dialog requests:
+	// "server" (its servers' addresses; the default with a server), "any"
+	// (the default without one), or a list of networks (besides the
+	// servers).
+	AcceptFrom AcceptFrom
+}
+
+// AcceptFrom is an account's accept-from. After Parse, Mode is never empty;
+// an empty Mode (a plan built in Go) means the default.
+type AcceptFrom struct {
+	Mode     string         // "server", "any" or "list"
+	Prefixes []netip.Prefix // Mode "list"
+}
+
+// Modes of AcceptFrom.
+const (
+	AcceptServer = "server"
+	AcceptAny    = "any"
+	AcceptList   = "list"
+)
+
+func (a AcceptFrom) String() string {
+	if a.Mode != AcceptList {
+		return a.Mode
+	}
+	s := make([]string, len(a.Prefixes))
+	for i, p := range a.Prefixes {
+		s[i] = p.String()
+	}
+	return "[" + strings.Join(s, " ") + "]"
 }
 
 // String leaves the password out, so printing a plan never shows it.
@@ -115,8 +166,8 @@ func (a Account) String() string {
 	if a.Pass != "" {
 		pass = "(set)"
 	}
-	return fmt.Sprintf("{Name:%s User:%s Pass:%s Server:%s AuthUser:%s DisplayName:%q Register:%t Channel:%s MaxCalls:%d}",
-		a.Name, a.User, pass, a.Server, a.AuthUser, a.DisplayName, a.Register, a.Channel, a.MaxCalls)
+	return fmt.Sprintf("{Name:%s User:%s Pass:%s Server:%s AuthUser:%s DisplayName:%q Register:%t Channel:%s MaxCalls:%d AcceptFrom:%s}",
+		a.Name, a.User, pass, strings.Join(append([]string{a.Server}, a.Backups...), ","), a.AuthUser, a.DisplayName, a.Register, a.Channel, a.MaxCalls, a.AcceptFrom)
 }
 
 // DigestUser is the user name the account authenticates with: auth-user,
@@ -144,6 +195,8 @@ const (
 	DefaultChannel  = "ch1" // created when the plan defines no [audio.channels]
 	DefaultLoopback = "echo"
 	DefaultMaxCalls = 4
+	RejectForbidden = "403"    // [sip-settings] reject: answer 403 Forbidden
+	RejectSilent    = "silent" // [sip-settings] reject: no answer
 )
 
 // Default returns a plan with every default applied and no accounts or
@@ -158,14 +211,19 @@ func Default() *Plan {
 			EventHistory:    1024,
 		},
 		SIP: SIPSettings{
-			Address:         "0.0.0.0",
-			Port:            5060,
-			Transports:      []string{"udp"},
-			UserAgent:       "Telestra",
-			RegisterExpires: Duration{300 * time.Second},
-			RegisterRetry:   Duration{5 * time.Second},
-			EndedCallLinger: Duration{10 * time.Second},
-			SessionExpires:  Duration{1800 * time.Second},
+			Address:          "0.0.0.0",
+			Port:             5060,
+			Transports:       []string{"udp"},
+			TLSPort:          5061,
+			TLSVerify:        true,
+			UserAgent:        "Telestra",
+			RegisterExpires:  Duration{300 * time.Second},
+			RegisterRetry:    Duration{5 * time.Second},
+			RegisterTimeout:  Duration{32 * time.Second},
+			FailbackInterval: Duration{60 * time.Second},
+			EndedCallLinger:  Duration{10 * time.Second},
+			SessionExpires:   Duration{1800 * time.Second},
+			Reject:           RejectForbidden,
 		},
 		RTP: RTPSettings{
 			PortMin:      16384,
@@ -174,6 +232,7 @@ func Default() *Plan {
 			PTime:        Duration{20 * time.Millisecond},
 			JitterBuffer: Duration{40 * time.Millisecond},
 			Timeout:      Duration{30 * time.Second},
+			SRTP:         "off",
 		},
 		Audio: Audio{Backend: "loopback"},
 		Log:   Log{Level: "info"},
@@ -257,6 +316,12 @@ func (p *Plan) resolve() {
 		}
 		if a.DisplayName == "" {
 			a.DisplayName = a.Name
+		}
+		if a.AcceptFrom.Mode == "" {
+			a.AcceptFrom.Mode = AcceptAny
+			if a.Server != "" {
+				a.AcceptFrom.Mode = AcceptServer
+			}
 		}
 	}
 }

@@ -225,7 +225,16 @@ func TestKeys(t *testing.T) {
 		{name: "transports default", get: func(p *Plan) any { return p.SIP.Transports }, want: []string{"udp"}},
 		{name: "transports both", edits: []string{`[sip-settings] transports = ["tcp", "udp"]`}, get: func(p *Plan) any { return p.SIP.Transports }, want: []string{"tcp", "udp"}},
 		{name: "transports empty", edits: []string{`[sip-settings] transports = []`}, wantKey: "sip-settings.transports", wantMsg: "at least one"},
-		{name: "transports tls", edits: []string{`[sip-settings] transports = ["tls"]`}, wantKey: "sip-settings.transports", wantMsg: `"tls"`},
+		{name: "transports sctp", edits: []string{`[sip-settings] transports = ["sctp"]`}, wantKey: "sip-settings.transports", wantMsg: `"tls"`},
+		{name: "transports tls without certificate", edits: []string{`[sip-settings] transports = ["udp", "tls"]`}, wantKey: "sip-settings.tls-certificate", wantMsg: "tls-key"},
+		{name: "transports tls", edits: []string{`[sip-settings] transports = ["udp", "tls"]`, `[sip-settings] tls-certificate = "/etc/telestra/tls/sip.pem"`, `[sip-settings] tls-key = "/etc/telestra/tls/sip.key"`},
+			get: func(p *Plan) any { return p.SIP.Transports }, want: []string{"udp", "tls"}},
+		{name: "tls-port default", get: func(p *Plan) any { return p.SIP.TLSPort }, want: 5061},
+		{name: "tls-verify default", get: func(p *Plan) any { return p.SIP.TLSVerify }, want: true},
+		{name: "tls-ca relative", edits: []string{`[sip-settings] tls-ca = "ca.pem"`}, wantKey: "sip-settings.tls-ca", wantMsg: "absolute"},
+		{name: "tls-port on tcp port", edits: []string{`[sip-settings] transports = ["tcp", "tls"]`, `[sip-settings] tls-certificate = "/c"`, `[sip-settings] tls-key = "/k"`, `[sip-settings] tls-port = 5060`},
+			wantKey: "sip-settings.tls-port", wantMsg: "own"},
+		{name: "tls server", edits: []string{`[accounts.account-1] server = "tls:pbx.example.com:5061"`}, get: func(p *Plan) any { return acct(p).Server }, want: "tls:pbx.example.com:5061"},
 		{name: "transports upper case", edits: []string{`[sip-settings] transports = ["UDP"]`}, wantKey: "sip-settings.transports"},
 		{name: "transports twice", edits: []string{`[sip-settings] transports = ["udp", "udp"]`}, wantKey: "sip-settings.transports", wantMsg: "twice"},
 		{name: "transports string", edits: []string{`[sip-settings] transports = "udp"`}, wantKey: "sip-settings.transports"},
@@ -258,6 +267,17 @@ func TestKeys(t *testing.T) {
 		{name: "ended-call-linger set", edits: []string{`[sip-settings] ended-call-linger = "1s"`}, get: func(p *Plan) any { return p.SIP.EndedCallLinger }, want: dur("1s")},
 		{name: "ended-call-linger zero", edits: []string{`[sip-settings] ended-call-linger = "0s"`}, wantKey: "sip-settings.ended-call-linger"},
 		{name: "session-expires default", get: func(p *Plan) any { return p.SIP.SessionExpires }, want: dur("1800s")},
+		{name: "register-timeout default", get: func(p *Plan) any { return p.SIP.RegisterTimeout }, want: dur("32s")},
+		{name: "register-timeout too long", edits: []string{`[sip-settings] register-timeout = "33s"`}, wantKey: "sip-settings.register-timeout", wantMsg: "Timer F"},
+		{name: "failback-interval set", edits: []string{`[sip-settings] failback-interval = "5s"`}, get: func(p *Plan) any { return p.SIP.FailbackInterval }, want: dur("5s")},
+		{name: "failback-interval zero", edits: []string{`[sip-settings] failback-interval = "0s"`}, wantKey: "sip-settings.failback-interval"},
+		{name: "trusted default", get: func(p *Plan) any { return p.SIP.Trusted }, want: []netip.Prefix(nil)},
+		{name: "trusted list", edits: []string{`[sip-settings] trusted = ["192.0.2.1", "198.51.100.0/24"]`}, get: func(p *Plan) any { return p.SIP.Trusted },
+			want: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("198.51.100.0/24")}},
+		{name: "trusted bad", edits: []string{`[sip-settings] trusted = ["pbx.example.com"]`}, wantKey: "sip-settings.trusted", wantMsg: "CIDR"},
+		{name: "reject default", get: func(p *Plan) any { return p.SIP.Reject }, want: "403"},
+		{name: "reject silent", edits: []string{`[sip-settings] reject = "silent"`}, get: func(p *Plan) any { return p.SIP.Reject }, want: "silent"},
+		{name: "reject other", edits: []string{`[sip-settings] reject = "486"`}, wantKey: "sip-settings.reject", wantMsg: `"403", "silent"`},
 		{name: "session-expires min", edits: []string{`[sip-settings] session-expires = "90s"`}, get: func(p *Plan) any { return p.SIP.SessionExpires }, want: dur("90s")},
 		{name: "session-expires too short", edits: []string{`[sip-settings] session-expires = "89s"`}, wantKey: "sip-settings.session-expires", wantMsg: `at least "90s"`},
 		{name: "session-expires fraction", edits: []string{`[sip-settings] session-expires = "100500ms"`}, wantKey: "sip-settings.session-expires"},
@@ -333,7 +353,23 @@ func TestKeys(t *testing.T) {
 		{name: "log level upper case", edits: []string{`[log] level = "INFO"`}, wantKey: "log.level"},
 
 		// [accounts.NAME]
-		{name: "account defaults", get: acctAny, want: Account{Name: "account-1", User: "3001", Pass: secret, DisplayName: "account-1", Register: true, Channel: "ch1", MaxCalls: 4}},
+		{name: "account defaults", get: acctAny, want: Account{Name: "account-1", User: "3001", Pass: secret, DisplayName: "account-1", Register: true, Channel: "ch1", MaxCalls: 4, AcceptFrom: AcceptFrom{Mode: "any"}}},
+		{name: "server list", edits: []string{`[accounts.account-1] server = ["pbx-a.example.com", "pbx-b.example.com:5080"]`}, get: func(p *Plan) any { a := acct(p); return append([]string{a.Server}, a.Backups...) },
+			want: []string{"pbx-a.example.com", "pbx-b.example.com:5080"}},
+		{name: "server list of one", edits: []string{`[accounts.account-1] server = ["pbx-a.example.com"]`}, get: func(p *Plan) any { return acct(p).Backups }, want: []string{}},
+		{name: "server list twice", edits: []string{`[accounts.account-1] server = ["pbx-a.example.com", "pbx-a.example.com"]`}, wantKey: "accounts.account-1.server", wantMsg: "twice"},
+		{name: "server list bad entry", edits: []string{`[accounts.account-1] server = ["pbx-a.example.com", "sip:b"]`}, wantKey: "accounts.account-1.server", wantMsg: "entry 2"},
+		{name: "server list empty", edits: []string{`[accounts.account-1] server = []`}, wantKey: "accounts.account-1.server", wantMsg: "empty list"},
+		{name: "server list number", edits: []string{`[accounts.account-1] server = [1]`}, wantKey: "accounts.account-1.server", wantMsg: "string"},
+		{name: "accept-from default with server", edits: []string{`[accounts.account-1] server = "pbx.example.com"`}, get: func(p *Plan) any { return acct(p).AcceptFrom }, want: AcceptFrom{Mode: "server"}},
+		{name: "accept-from any", edits: []string{`[accounts.account-1] server = "pbx.example.com"`, `[accounts.account-1] accept-from = "any"`}, get: func(p *Plan) any { return acct(p).AcceptFrom }, want: AcceptFrom{Mode: "any"}},
+		{name: "accept-from list", edits: []string{`[accounts.account-1] accept-from = ["192.0.2.7", "2001:db8::/32"]`}, get: func(p *Plan) any { return acct(p).AcceptFrom },
+			want: AcceptFrom{Mode: "list", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")}}},
+		{name: "accept-from server without server", edits: []string{`[accounts.account-1] accept-from = "server"`}, wantKey: "accounts.account-1.accept-from", wantMsg: "needs a server"},
+		{name: "accept-from unknown word", edits: []string{`[accounts.account-1] accept-from = "pbx"`}, wantKey: "accounts.account-1.accept-from", wantMsg: `"server", "any"`},
+		{name: "accept-from bad network", edits: []string{`[accounts.account-1] accept-from = ["10.0.0.0/33"]`}, wantKey: "accounts.account-1.accept-from", wantMsg: "CIDR"},
+		{name: "accept-from empty list", edits: []string{`[accounts.account-1] accept-from = []`}, wantKey: "accounts.account-1.accept-from", wantMsg: "nobody"},
+		{name: "accept-from number", edits: []string{`[accounts.account-1] accept-from = 5`}, wantKey: "accounts.account-1.accept-from", wantMsg: "array of networks"},
 		{name: "user missing", edits: []string{`[accounts.account-1] user`}, wantKey: "accounts.account-1.user", wantMsg: "required"},
 		{name: "user with space", edits: []string{`[accounts.account-1] user = "30 01"`}, wantKey: "accounts.account-1.user"},
 		{name: "user with at", edits: []string{`[accounts.account-1] user = "3001@pbx"`}, wantKey: "accounts.account-1.user"},
@@ -480,9 +516,12 @@ func TestDefault(t *testing.T) {
 	want := &Plan{
 		TCP: TCPSettings{Address: "0.0.0.0", Port: 3550, MaxClients: 64, MaxMessageBytes: 65536, EventHistory: 1024},
 		SIP: SIPSettings{Address: "0.0.0.0", Port: 5060, Transports: []string{"udp"}, UserAgent: "Telestra",
-			RegisterExpires: dur("300s"), RegisterRetry: dur("5s"), EndedCallLinger: dur("10s"), SessionExpires: dur("1800s")},
+			RegisterExpires: dur("300s"), RegisterRetry: dur("5s"), EndedCallLinger: dur("10s"), SessionExpires: dur("1800s"),
+			TLSPort: 5061, TLSVerify: true,
+			RegisterTimeout: dur("32s"), FailbackInterval: dur("60s"),
+			Reject: "403"},
 		RTP: RTPSettings{PortMin: 16384, PortMax: 16999, Codecs: []string{"PCMU", "PCMA"},
-			PTime: dur("20ms"), JitterBuffer: dur("40ms"), Timeout: dur("30s")},
+			PTime: dur("20ms"), JitterBuffer: dur("40ms"), Timeout: dur("30s"), SRTP: "off"},
 		Audio: Audio{Backend: "loopback"},
 		Log:   Log{Level: "info"},
 	}
@@ -611,7 +650,7 @@ port = "x"
 prot = 1
 [sip-settings]
 port = 0
-transports = ["tls"]
+transports = ["sctp"]
 [rtp-settings]
 port-min = 16385
 [audio]
@@ -733,7 +772,8 @@ func TestShippedPlans(t *testing.T) {
 		d := Default()
 		d.Audio.Channels = []Channel{{Name: "ch1", Loopback: "echo"}}
 		d.Accounts = []Account{{Name: "account-1", User: "3001", Pass: "sip3001", Server: "pbx.example.com",
-			DisplayName: "account-1", Register: true, Channel: "ch1", MaxCalls: 4}}
+			DisplayName: "account-1", Register: true, Channel: "ch1", MaxCalls: 4,
+			AcceptFrom: AcceptFrom{Mode: "server"}}}
 		if !reflect.DeepEqual(p, d) {
 			t.Fatalf("packaging/sipplan.toml differs from the defaults:\n got %+v\nwant %+v", p, d)
 		}

@@ -29,10 +29,12 @@ const (
 
 // Known values of the enumerated keys, in the order the docs list them.
 var (
-	transports = []string{"udp", "tcp"}
+	transports = []string{"udp", "tcp", "tls"}
 	codecs     = []string{"G722", "PCMU", "PCMA"}
 	backends   = []string{"loopback", "pulse", "alsa"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
+	rejects    = []string{RejectForbidden, RejectSilent}
+	srtpModes  = []string{"off", "optional", "required"}
 )
 
 // Validate checks the plan as it stands (it fills in nothing) and returns a
@@ -154,6 +156,20 @@ func (v *validator) sip(s *SIPSettings) {
 	v.bindAddress("sip-settings.address", s.Address)
 	v.port("sip-settings.port", s.Port)
 	v.set("sip-settings.transports", s.Transports, transports)
+	v.port("sip-settings.tls-port", s.TLSPort)
+	if slices.Contains(s.Transports, "tls") {
+		if s.TLSCertificate == "" || s.TLSKey == "" {
+			v.add("sip-settings.tls-certificate", "transport \"tls\" needs tls-certificate and tls-key (PEM files) for its listener")
+		}
+		if s.TLSPort == s.Port && slices.Contains(s.Transports, "tcp") {
+			v.add("sip-settings.tls-port", "TCP port %d is also the SIP port with transport \"tcp\"; TLS needs its own (usually 5061)", s.TLSPort)
+		}
+	}
+	for _, f := range []struct{ key, path string }{{"tls-certificate", s.TLSCertificate}, {"tls-key", s.TLSKey}, {"tls-ca", s.TLSCA}} {
+		if f.path != "" && !strings.HasPrefix(f.path, "/") {
+			v.add("sip-settings."+f.key, "must be an absolute path such as \"/etc/telestra/tls/sip.pem\" (got %q)", f.path)
+		}
+	}
 	if s.PublicAddress != "" {
 		a, err := netip.ParseAddr(s.PublicAddress)
 		switch {
@@ -170,8 +186,18 @@ func (v *validator) sip(s *SIPSettings) {
 	if v.positive("sip-settings.register-retry", s.RegisterRetry) && s.RegisterRetry.Duration > maxRegisterRetry {
 		v.add("sip-settings.register-retry", "must be at most %q, where the back-off stops doubling (got %q)", Duration{maxRegisterRetry}.text(), s.RegisterRetry.text())
 	}
+	if v.positive("sip-settings.register-timeout", s.RegisterTimeout) && (s.RegisterTimeout.Duration < time.Second || s.RegisterTimeout.Duration > 32*time.Second) {
+		v.add("sip-settings.register-timeout", "must be from \"1s\" to \"32s\" (RFC 3261 Timer F) (got %q)", s.RegisterTimeout.text())
+	}
+	v.positive("sip-settings.failback-interval", s.FailbackInterval)
 	v.positive("sip-settings.ended-call-linger", s.EndedCallLinger)
 	v.wholeSeconds("sip-settings.session-expires", s.SessionExpires, minSessionExpires)
+	v.oneOf("sip-settings.reject", s.Reject, rejects)
+	for _, pf := range s.Trusted {
+		if !pf.IsValid() {
+			v.add("sip-settings.trusted", "contains an invalid prefix")
+		}
+	}
 }
 
 func (v *validator) rtp(r *RTPSettings) {
@@ -188,6 +214,7 @@ func (v *validator) rtp(r *RTPSettings) {
 		v.add("rtp-settings.jitter-buffer", "must be at most %q (got %q)", Duration{maxJitterBuffer}.text(), r.JitterBuffer.text())
 	}
 	v.positive("rtp-settings.timeout", r.Timeout)
+	v.oneOf("rtp-settings.srtp", r.SRTP, srtpModes)
 }
 
 // audio checks [audio]; rate is the channels' sample rate, 16000 Hz when
@@ -273,6 +300,16 @@ func (v *validator) accounts(p *Plan) {
 				v.add(key("server"), "%v", err)
 			}
 		}
+		for i, s := range a.Backups {
+			switch {
+			case a.Server == "":
+				v.add(key("server"), "a backup server needs a first server")
+			case checkServer(s) != nil:
+				v.add(key("server"), "entry %d: %v", i+2, checkServer(s))
+			case s == a.Server || slices.Index(a.Backups, s) < i:
+				v.add(key("server"), "%q is listed twice", s)
+			}
+		}
 		// An auth-user that only follows user was checked as user.
 		if a.AuthUser != "" && a.AuthUser != a.User && (hasControl(a.AuthUser) || strings.ContainsAny(a.AuthUser, " \t\"\\")) {
 			v.add(key("auth-user"), "must not contain spaces, quotes, backslashes or control characters (got %q)", a.AuthUser)
@@ -293,6 +330,19 @@ func (v *validator) accounts(p *Plan) {
 			} else {
 				channelOwner[a.Channel] = a.Name
 			}
+		}
+		switch a.AcceptFrom.Mode {
+		case AcceptServer:
+			if a.Server == "" {
+				v.add(key("accept-from"), `"server" needs a server; without one the account accepts "any" or a list of networks`)
+			}
+		case AcceptAny, "": // "": a plan built in Go takes the default
+		case AcceptList:
+			if len(a.AcceptFrom.Prefixes) == 0 {
+				v.add(key("accept-from"), "an empty list accepts nobody")
+			}
+		default:
+			v.add(key("accept-from"), `must be "server", "any" or a list of networks (got %q)`, a.AcceptFrom.Mode)
 		}
 		if a.MaxCalls < 1 {
 			v.add(key("max-calls"), "must be at least 1 (got %d)", a.MaxCalls)
@@ -325,7 +375,10 @@ func (v *validator) conflicts(p *Plan) {
 // checkServer checks host[:port] with an IP (IPv6 in brackets when a port
 // follows) or a host name.
 func checkServer(s string) error {
-	const how = "must be host[:port] such as \"pbx.example.com\", \"127.0.0.1:5060\", \"2001:db8::1\" or \"[2001:db8::1]:5060\""
+	const how = "must be [tls:]host[:port] such as \"pbx.example.com\", \"127.0.0.1:5060\", \"2001:db8::1\", \"[2001:db8::1]:5060\" or \"tls:pbx.example.com:5061\""
+	if rest, ok := strings.CutPrefix(strings.ToLower(s), "tls:"); ok {
+		s = s[len(s)-len(rest):]
+	}
 	if l := strings.ToLower(s); strings.HasPrefix(l, "sip:") || strings.HasPrefix(l, "sips:") {
 		return fmt.Errorf("%s, without a sip: scheme (got %q)", how, s)
 	}

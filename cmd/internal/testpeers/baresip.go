@@ -52,6 +52,13 @@ type BaresipOptions struct {
 	NoWaitRegister bool
 	// IPv6 puts SIP, RTP and ctrl_tcp on ::1 instead of 127.0.0.1.
 	IPv6 bool
+	// TLSCA is the CA file (sip_cafile) that verifies TLS servers, and
+	// TLSCert the peer's own certificate and key in one PEM file
+	// (sip_certificate); for Transport "tls".
+	TLSCA, TLSCert string
+	// MediaEnc is the account's mediaenc ("srtp", "srtp-mand"); loads the
+	// srtp module.
+	MediaEnc string
 }
 
 // Event is one ctrl_tcp event of baresip.
@@ -97,6 +104,7 @@ type baresipTemplate struct {
 	SrcRate, SrcChannels                                    int
 	Host, SIPListen, CtrlListen                             string
 	IPv6                                                    bool
+	TLSCA, TLSCert, MediaEnc                                string
 
 	Ext, Domain, DisplayName, Password, Transport, Answer, Codecs, Extra string
 	RegInt                                                               int
@@ -125,6 +133,7 @@ func StartBaresip(t testing.TB, ext string, opts BaresipOptions) *Baresip {
 		Transport: opts.Transport, Answer: opts.Answer, Codecs: opts.Codecs,
 		SrcRate: 48000, SrcChannels: 2, // ausine only does 48 kHz stereo
 		Host: b.host, IPv6: opts.IPv6,
+		TLSCA: opts.TLSCA, TLSCert: opts.TLSCert, MediaEnc: opts.MediaEnc,
 		SIPListen:  net.JoinHostPort(b.host, strconv.Itoa(b.sipPort)),
 		CtrlListen: net.JoinHostPort(b.host, strconv.Itoa(b.ctrlPort)),
 	}

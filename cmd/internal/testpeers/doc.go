@@ -1,6 +1,7 @@
 // Package testpeers starts real third-party programs for the integration and
 // end-to-end tests: Kamailio (registrar/proxy), baresip (peer UA driven over
-// ctrl_tcp), a private PulseAudio server and the telestra-sipd daemon itself.
+// ctrl_tcp), linphonec (peer UA driven on its stdin, in file mode), a private
+// PulseAudio server and the telestra-sipd daemon itself.
 // It also reads WAV files and measures tones (Goertzel), so a test can check
 // what a peer heard.
 //

@@ -34,18 +34,28 @@ type KamailioOptions struct {
 	ShmMB int
 	// IPv6 listens on [::1] instead of 127.0.0.1.
 	IPv6 bool
+	// TLS adds a TLS listener on a port of its own (TLSAddr) with this
+	// certificate (Debian package kamailio-tls-modules). Kamailio does not
+	// verify its clients.
+	TLS *KamailioTLS
+}
+
+// KamailioTLS names the PEM files of Kamailio's TLS listener.
+type KamailioTLS struct {
+	Cert, Key, CA string
 }
 
 // Kamailio is a running Kamailio 5.6 on 127.0.0.1 (testdata/kamailio).
 type Kamailio struct {
-	t      testing.TB
-	host   string // 127.0.0.1 or ::1
-	port   int
-	dir    string
-	ctl    string
-	args   []string
-	proc   *proc
-	kamcmd string
+	t       testing.TB
+	host    string // 127.0.0.1 or ::1
+	port    int
+	dir     string
+	ctl     string
+	args    []string
+	proc    *proc
+	kamcmd  string
+	tlsPort int
 }
 
 // StartKamailio starts a registrar/proxy on 127.0.0.1 (UDP and TCP, one
@@ -94,6 +104,22 @@ func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
 		"--alias=localhost:" + p,
 		"-A", fmt.Sprintf("DBURL=%q", "text://"+db),
 		"-A", fmt.Sprintf("CTLSOCK=%q", "unix:"+k.ctl),
+	}
+	if opts.TLS != nil {
+		if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so"); err != nil {
+			t.Fatalf("testpeers: Kamailio's tls module is missing: install the Debian package kamailio-tls-modules (%v)", err)
+		}
+		k.tlsPort = FreePort(t)
+		tlsCfg := filepath.Join(k.dir, "tls.cfg")
+		conf := fmt.Sprintf("[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"+
+			"private_key = %s\ncertificate = %s\nca_list = %s\n\n"+
+			"[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n",
+			opts.TLS.Key, opts.TLS.Cert, opts.TLS.CA)
+		if err := os.WriteFile(tlsCfg, []byte(conf), 0o644); err != nil {
+			t.Fatalf("testpeers: %v", err)
+		}
+		k.args = append(k.args, "-l", "tls:127.0.0.1:"+strconv.Itoa(k.tlsPort), "--alias=localhost:"+strconv.Itoa(k.tlsPort),
+			"-A", "WITH_TLS", "-A", fmt.Sprintf("TLSCFG=%q", tlsCfg))
 	}
 	if opts.NoInviteAuth {
 		k.args = append(k.args, "-A", "NO_INVITE_AUTH")
@@ -173,6 +199,9 @@ func (k *Kamailio) hostPort() string { return net.JoinHostPort(k.host, strconv.I
 
 // Host is the listen address: 127.0.0.1 or ::1.
 func (k *Kamailio) Host() string { return k.host }
+
+// TLSAddr is "127.0.0.1:PORT" of the TLS listener (KamailioOptions.TLS).
+func (k *Kamailio) TLSAddr() string { return "127.0.0.1:" + strconv.Itoa(k.tlsPort) }
 
 // Port is the SIP port.
 func (k *Kamailio) Port() int { return k.port }

@@ -154,6 +154,11 @@ type proc struct {
 }
 
 func startProc(name, workDir, logPath string, env []string, bin string, args ...string) (*proc, error) {
+	return startProcIn(name, workDir, logPath, env, nil, bin, args...)
+}
+
+// startProcIn is startProc with stdin read from in (nil: /dev/null).
+func startProcIn(name, workDir, logPath string, env []string, in io.Reader, bin string, args ...string) (*proc, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s: log: %w", name, err)
@@ -164,7 +169,7 @@ func startProc(name, workDir, logPath string, env []string, bin string, args ...
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = workDir
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = nil
+	cmd.Stdin = in
 	cmd.Stdout = f
 	cmd.Stderr = f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -33,6 +33,10 @@ type SippOptions struct {
 	Timeout time.Duration
 	// RecvTimeout fails a <recv> that waits longer; default 20 s.
 	RecvTimeout time.Duration
+	// Bind is the loopback address SIPp sends from (SIP and RTP); default
+	// 127.0.0.1. 127.0.0.2 makes it a stranger to accounts whose server
+	// is on 127.0.0.1.
+	Bind string
 	// Calls is how many calls SIPp plays (-m, -l; default 1): a UAS takes
 	// them all at once, a UAC places them at Rate calls per second (default
 	// 10), each with a Call-ID of its own.
@@ -50,6 +54,7 @@ type Sipp struct {
 	port      int
 	mediaPort int
 	transport string
+	bind      string
 	callID    string
 	proc      *proc
 }
@@ -69,7 +74,13 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	if _, err := os.Stat(scen); err != nil {
 		t.Fatalf("testpeers: sipp scenario: %v", err)
 	}
-	s := &Sipp{t: t, dir: LogDir(t, "sipp"), port: FreePort(t), transport: "u1"}
+	s := &Sipp{t: t, dir: LogDir(t, "sipp"), port: FreePort(t), transport: "u1", bind: opts.Bind}
+	if s.bind == "" {
+		s.bind = "127.0.0.1"
+	}
+	if ip := net.ParseIP(s.bind); ip == nil || !ip.IsLoopback() {
+		t.Fatalf("testpeers: sipp bind %q: tests stay on loopback", s.bind)
+	}
 	// SIPp binds the media port and media port + 2 (video echo); take a
 	// block of 4 from the RTP regions.
 	s.mediaPort, _ = FreeRTPRange(t, 4)
@@ -90,7 +101,7 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 		recvTimeout = 20 * time.Second
 	}
 	// A fixed Call-ID lets Continue address the call of a UAC scenario.
-	s.callID = fmt.Sprintf("sipp-%d-%d@127.0.0.1", os.Getpid(), s.port)
+	s.callID = fmt.Sprintf("sipp-%d-%d@%s", os.Getpid(), s.port, s.bind)
 	n := strconv.Itoa(max(opts.Calls, 1))
 	cidStr, calls := s.callID, []string{"-m", n, "-l", n}
 	if opts.Calls > 1 && opts.Remote != "" { // a UAC places them at a rate
@@ -103,8 +114,8 @@ func StartSipp(t testing.TB, opts SippOptions) *Sipp {
 	}
 	args := []string{
 		"-sf", scen,
-		"-i", "127.0.0.1", "-p", strconv.Itoa(s.port),
-		"-mi", "127.0.0.1", "-mp", strconv.Itoa(s.mediaPort),
+		"-i", s.bind, "-p", strconv.Itoa(s.port),
+		"-mi", s.bind, "-mp", strconv.Itoa(s.mediaPort),
 		"-cp", strconv.Itoa(ctrlPort),
 		"-t", s.transport,
 		"-cid_str", cidStr,
@@ -160,7 +171,10 @@ func (s *Sipp) waitListening() {
 				c.Close()
 			}
 		} else {
-			busy = !free(s.port, true, false)
+			c, err := net.ListenPacket("udp4", s.Addr())
+			if busy = err != nil; !busy {
+				c.Close()
+			}
 		}
 		if busy {
 			return
@@ -170,8 +184,8 @@ func (s *Sipp) waitListening() {
 	s.t.Fatalf("testpeers: sipp did not bind %s within 10 s:\n%s", s.Addr(), tail(s.proc.logPath, 40))
 }
 
-// Addr is SIPp's SIP address, 127.0.0.1:port.
-func (s *Sipp) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+// Addr is SIPp's SIP address, BIND:port.
+func (s *Sipp) Addr() string { return net.JoinHostPort(s.bind, strconv.Itoa(s.port)) }
 
 // Port is SIPp's SIP port.
 func (s *Sipp) Port() int { return s.port }

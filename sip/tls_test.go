@@ -1,0 +1,98 @@
+package sip
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// writeSelfSigned writes a self-signed certificate for 127.0.0.1 with
+// common name cn to dir and returns the certificate and key paths.
+func writeSelfSigned(t *testing.T, dir, cn string) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	cert, keyPath := filepath.Join(dir, "sip.pem"), filepath.Join(dir, "sip.key")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, keyPath
+}
+
+func served(t *testing.T, s *tlsStore) string {
+	t.Helper()
+	c, err := s.serverConfig().GetCertificate(&tls.ClientHelloInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf.Subject.CommonName
+}
+
+// The listener's certificate follows a reload; files that do not load keep
+// the running one.
+func TestTLSReload(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeSelfSigned(t, dir, "first")
+	u := &UA{log: testLogger(t)}
+	st, err := newTLSStore(TLSConfig{Certificate: cert, Key: key, CA: cert, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.tls = st
+	if cn := served(t, st); cn != "first" {
+		t.Fatalf("serves %q", cn)
+	}
+	writeSelfSigned(t, dir, "renewed")
+	if err := u.ReloadTLS(); err != nil {
+		t.Fatal(err)
+	}
+	if cn := served(t, st); cn != "renewed" {
+		t.Fatalf("after reload serves %q, want the renewed certificate", cn)
+	}
+	if err := os.WriteFile(key, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.ReloadTLS(); err == nil {
+		t.Fatal("a broken key reloaded without an error")
+	}
+	if cn := served(t, st); cn != "renewed" {
+		t.Fatalf("a failed reload replaced the certificate: %q", cn)
+	}
+	for _, bad := range []TLSConfig{
+		{Certificate: cert, Key: filepath.Join(dir, "missing.key")},
+		{Certificate: cert, Key: key, CA: filepath.Join(dir, "missing-ca.pem")},
+		{CA: key}, // no PEM certificate in it
+	} {
+		if _, err := newTLSStore(bad); err == nil {
+			t.Errorf("%+v loaded", bad)
+		}
+	}
+}
