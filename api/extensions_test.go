@@ -61,6 +61,11 @@ func answered(n int) string {
 	return fmt.Sprintf(`{"event":"call-answered","account":"a","call_id":%d,"seq":%d}`, n, n)
 }
 
+// withHold sets how long a new client's broadcasts are held.
+func withHold(d time.Duration) Option {
+	return func(o *options) { o.hold = d }
+}
+
 // broadcastN broadcasts call-answered for call IDs from..to, which are also
 // their seq when nothing else was broadcast.
 func broadcastN(s *Server, from, to int) {
@@ -284,7 +289,10 @@ func TestPongVersionAndUptime(t *testing.T) {
 // still come in seq order after the replay: the client's broadcasts are
 // held until its first command.
 func TestResumeFirstCommandIsInOrder(t *testing.T) {
-	s := startServer(t, Config{}, &fakeController{})
+	// The hold outlasts any scheduling delay of a loaded machine: resume
+	// must arrive as the first command within it (TestHoldEnds covers
+	// the hold's end).
+	s := startServer(t, Config{}, &fakeController{}, withHold(time.Minute))
 	broadcastN(s, 1, 10)
 	b := dial(t, s)
 	broadcastN(s, 11, 30) // before, during or after b's admission

@@ -78,13 +78,13 @@ type arrivals struct {
 	timer *time.Timer // armed while held is not empty
 }
 
-func (a *arrivals) hold(c *client, now time.Time) {
-	c.held, c.holdUntil = true, now.Add(holdTime)
+func (a *arrivals) hold(c *client, now time.Time, d time.Duration) {
+	c.held, c.holdUntil = true, now.Add(d)
 	a.held = append(a.held, c)
 	if a.timer == nil {
-		a.timer = time.NewTimer(holdTime)
+		a.timer = time.NewTimer(d)
 	} else if len(a.held) == 1 {
-		a.timer.Reset(holdTime)
+		a.timer.Reset(d)
 	}
 }
 

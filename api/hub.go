@@ -220,7 +220,7 @@ func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 			}
 			clients[r.c] = struct{}{}
 			r.c.joined = s.hist.seq
-			s.arrivals.hold(r.c, s.opts.now())
+			s.arrivals.hold(r.c, s.opts.now(), s.opts.hold)
 			s.stats.clients.Store(int64(len(clients)))
 			r.reply <- true
 		case c := <-s.unregister:

@@ -14,6 +14,7 @@ type options struct {
 	tracer   Tracer         // trace and sip-trace commands; nil: not offered
 	version  string         // pong's version; "": pong has only token and tag
 	now      func() time.Time
+	hold     time.Duration // a new client's hold (holdTime; tests lengthen it)
 	started  time.Time
 	// startedText is started in pong: RFC 3339 UTC with nanoseconds.
 	startedText string

@@ -103,7 +103,7 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *S
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := options{now: time.Now}
+	o := options{now: time.Now, hold: holdTime}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -201,11 +201,21 @@ func TestLossReorderConcealment(t *testing.T) {
 		{name: "PCMU", codec: Supported["PCMU"], rate: 8000, min: 40220, max: 40239},
 		{name: "G722", codec: Supported["G722"], rate: 16000, min: 40160, max: 40179},
 	} {
-		t.Run(tc.name, func(t *testing.T) { lossReorderConcealment(t, tc.codec, tc.rate, tc.min, tc.max) })
+		t.Run(tc.name, func(t *testing.T) {
+			for try := 1; ; try++ {
+				if !lossReorderConcealment(t, tc.codec, tc.rate, tc.min, tc.max, try == 5) {
+					break
+				}
+			}
+		})
 	}
 }
 
-func lossReorderConcealment(t *testing.T, codec Codec, rate, portMin, portMax int) {
+// lossReorderConcealment runs one trial. It returns true, having checked
+// the counters but not the played audio, when the engine stalled (unless
+// last): the engine drops the ticks a stall missed, by design, so the
+// playout then has gaps that measure the machine, not concealment.
+func lossReorderConcealment(t *testing.T, codec Codec, rate, portMin, portMax int, last bool) (stalled bool) {
 	cfg := testConfig(portMin, portMax)
 	cfg.AudioRate = rate
 	e := newTestEngine(t, cfg)
@@ -253,25 +263,32 @@ func lossReorderConcealment(t *testing.T, codec Codec, rate, portMin, portMax in
 		t.Error("no frames concealed despite loss")
 	}
 
+	if p := e.Pacing(); p.Max > 5*cfg.PTime && !last {
+		t.Logf("engine stalled (pacing %+v): its missed ticks were dropped; another trial", p)
+		a.Close()
+		b.Close()
+		return true
+	}
+
 	// The played audio: from the first sound to the last, concealment
 	// fills every loss: no run of silent frames longer than one frame (PLC
 	// fades to silence only after four missing frames in a row).
 	got := rec.snapshot()
 	frame := rate / 50
-	first, last := -1, -1
+	first, lastSound := -1, -1
 	for i := 0; i+frame <= len(got); i += frame {
 		if rms(got[i:i+frame]) > amp/20 {
 			if first < 0 {
 				first = i
 			}
-			last = i
+			lastSound = i
 		}
 	}
 	if first < 0 {
 		t.Fatal("B played no audio")
 	}
 	run := 0
-	for i := first; i <= last; i += frame {
+	for i := first; i <= lastSound; i += frame {
 		if rms(got[i:i+frame]) < 1 {
 			run++
 			if run > 1 {
@@ -281,10 +298,10 @@ func lossReorderConcealment(t *testing.T, codec Codec, rate, portMin, portMax in
 			run = 0
 		}
 	}
-	if n := (last - first) / frame; n < 250 {
+	if n := (lastSound - first) / frame; n < 250 {
 		t.Errorf("only %d frames played between first and last sound", n)
 	}
-	on, off := goertzel(got[first:last], 440, float64(rate)), goertzel(got[first:last], 1000, float64(rate))
+	on, off := goertzel(got[first:lastSound], 440, float64(rate)), goertzel(got[first:lastSound], 1000, float64(rate))
 	if on < 100*off {
 		t.Errorf("played audio not 440 Hz dominated: %.3g vs %.3g at 1 kHz", on, off)
 	}
@@ -295,6 +312,7 @@ func lossReorderConcealment(t *testing.T, codec Codec, rate, portMin, portMax in
 	if sa.RemotePacketsLost > int64(dropped) || sa.RemoteJitterMs > 40 || sa.RTCPReceived == 0 {
 		t.Errorf("A's view of B's reports implausible: %+v (dropped %d)", sa, dropped)
 	}
+	return false
 }
 
 func TestRTCPReports(t *testing.T) {
@@ -342,12 +360,49 @@ func TestRTCPReports(t *testing.T) {
 	if sr.PacketCount == 0 || sr.OctetCount != 160*sr.PacketCount || sr.NTPTime == 0 {
 		t.Errorf("implausible SR %+v", sr)
 	}
-	if rb.TotalLost != 0 || rb.FractionLost != 0 || rb.Jitter > 8*5 || rb.LastSequenceNumber == 0 {
+	// The jitter of a real loopback stream measures how late the sending
+	// and receiving goroutines ran, not the code (TestReceiveJitter pins
+	// the estimate): one 20 ms stall on a loaded machine adds 10 units.
+	// Above 20 ms (160 units) would be a wrong unit or a broken estimate.
+	if rb.TotalLost != 0 || rb.FractionLost != 0 || rb.Jitter > 8*20 || rb.LastSequenceNumber == 0 {
 		t.Errorf("implausible report block on loopback: %+v", rb)
 	}
 	waitFor(t, time.Second, "A's RTCPSent", func() bool { return a.Stats().RTCPSent > 0 })
 	if sa := a.Stats(); sa.RTCPReceived != 0 {
 		t.Errorf("A's RTCP counters: %+v", sa)
+	}
+}
+
+// The RFC 3550 jitter estimate, in the units the report block carries, for
+// known arrival times: every other packet 2 ms late makes each transit
+// difference 16 timestamp units (8 kHz), so J converges to 16.
+func TestReceiveJitter(t *testing.T) {
+	e := newTestEngine(t, testConfig(40340, 40349))
+	s := mustAllocate(t, e, nil)
+	peer := listenTest(t)
+	p := sendrecv(peer.LocalAddr().(*net.UDPAddr))
+	p.Send = false
+	s.Update(p)
+	src := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	base := e.clock.now() + time.Second // after the Update: not the old peer's
+	for i := range 400 {
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pcmu.PayloadType, SequenceNumber: uint16(1000 + i),
+			Timestamp: uint32(5000 + 160*i), SSRC: 0x1234}, Payload: make([]byte, 160)}
+		b, err := pkt.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := base + time.Duration(i)*20*time.Millisecond
+		if i%2 == 1 {
+			at += 2 * time.Millisecond
+		}
+		s.receive(b, src, at)
+	}
+	s.mu.Lock()
+	j, valid := s.rx.jitter, s.rx.valid
+	s.mu.Unlock()
+	if !valid || j < 15.99 || j > 16.01 {
+		t.Fatalf("jitter %.3f timestamp units (stream seen: %v), want 16", j, valid)
 	}
 }
 
@@ -380,8 +435,10 @@ func TestRTPTimeout(t *testing.T) {
 		if who != "a" {
 			t.Fatalf("timeout of %s, want a", who)
 		}
-		if d := time.Since(start); d < 250*time.Millisecond || d > time.Second {
-			t.Errorf("timeout after %v, want about 300ms", d)
+		// A stall of the engine (a loaded machine) delays the tick that
+		// notices; its pacing record says by how much at most.
+		if d, p := time.Since(start), e.Pacing(); d < 250*time.Millisecond || d > time.Second+p.Max {
+			t.Errorf("timeout after %v, want about 300ms (engine pacing %+v)", d, p)
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("no timeout after RTP stopped")

@@ -26,6 +26,11 @@ func TestTwoClientsGetEveryBroadcast(t *testing.T) {
 	e.start(&plan{Accounts: []account{e.user("acc1", "3001")}})
 	waitRegistered(t, e.c, "acc1", 200)
 	c2 := e.d.Client(t)
+	// Its pong proves the hub admitted client 2: the call's first event
+	// must not come before (broadcasts go to the clients admitted).
+	if err := c2.Ping(e.ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := p.Dial(e.uri("3001")); err != nil {
 		t.Fatal(err)

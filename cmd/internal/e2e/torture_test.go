@@ -246,8 +246,15 @@ func startTortureDaemon(t *testing.T) *tortureDaemon {
 		LogLevel:   "info",
 	}
 	d := testpeers.StartDaemon(t, p.render(t))
-	return &tortureDaemon{d: d, c: d.Client(t), events: d.Client(t),
+	td := &tortureDaemon{d: d, c: d.Client(t), events: d.Client(t),
 		target: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.SIPPort)), keys: map[string]bool{}}
+	// A pong proves the hub admitted events: it sees the first call-incoming.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := td.events.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return td
 }
 
 // txKey is what a server transaction is matched on (RFC 3261 §17.2.3):

@@ -104,8 +104,9 @@ type Daemon struct {
 }
 
 // StartDaemon writes planTOML to a file, runs the daemon on it and waits
-// until its API accepts connections ([tcp-settings] address/port of the
-// plan; 0.0.0.0 is reached at 127.0.0.1, :: at ::1). Stopped in t.Cleanup, where a data
+// until it serves its API, which it does once its SIP user agent has
+// started ([tcp-settings] address/port of the plan; 0.0.0.0 is reached at
+// 127.0.0.1, :: at ::1). Stopped in t.Cleanup, where a data
 // race or panic in its log fails the test.
 func StartDaemon(t testing.TB, planTOML string) *Daemon {
 	t.Helper()
@@ -161,8 +162,7 @@ func StartDaemonWith(t testing.TB, planTOML string, opts DaemonOptions) *Daemon 
 		if pr.exited() {
 			t.Fatalf("testpeers: telestra-sipd exited during start-up (%v); log:\n%s", pr.waitErr, tail(pr.logPath, 40))
 		}
-		if c, err := net.DialTimeout("tcp", d.apiAddr, 200*time.Millisecond); err == nil {
-			c.Close()
+		if served(d.apiAddr) {
 			return d
 		}
 		if time.Now().After(deadline) {
@@ -170,6 +170,27 @@ func StartDaemonWith(t testing.TB, planTOML string, opts DaemonOptions) *Daemon 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// served says whether the daemon at addr serves its API. Its listener is
+// bound before the SIP user agent starts (and the kernel accepts
+// connections from then on), but served only once everything has started:
+// any answer to a ping, or a close (a client the plan does not allow),
+// means the accept loop runs.
+func served(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := c.Write([]byte(`{"cmd":"ping","token":"testpeers-ready"}` + "\x00")); err != nil {
+		return true // reset: closed by the accept loop
+	}
+	var b [1]byte
+	_, err = c.Read(b[:])
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
 }
 
 func (d *Daemon) cleanup() {

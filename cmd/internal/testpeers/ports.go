@@ -1,7 +1,6 @@
 package testpeers
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -98,14 +97,16 @@ func LoopbackHost(ipv6 bool) string {
 	return "127.0.0.1"
 }
 
-// kernelPort asks the kernel for a free UDP port (bind :0).
-func kernelPort() (int, error) {
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("bind 127.0.0.1:0: %w", err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
+// portRegions are where FreePort looks: below the kernel's ephemeral ports
+// (32768-60999 by default) and above them, away from the RTP regions. A
+// port in the ephemeral range, even one free when chosen, may be handed to
+// any outgoing connection (the test's own clients, a peer's) before the
+// program it was chosen for binds it: "address already in use".
+var portRegions = [][2]int{{10000, 15059}, {15400, 16383}, {61000, 65535}}
+
+func randomPort() int {
+	r := portRegions[rand.IntN(len(portRegions))]
+	return r[0] + rand.IntN(r[1]-r[0]+1)
 }
 
 // FreePort returns a port that is free for both UDP and TCP on 127.0.0.1
@@ -125,10 +126,7 @@ func FreePortPair(t testing.TB) int {
 func freeRun(t testing.TB, n int) int {
 	t.Helper()
 	for range 200 {
-		p, err := kernelPort()
-		if err != nil {
-			t.Fatalf("testpeers: %v", err)
-		}
+		p := randomPort()
 		ok := true
 		for i := range n {
 			if !Allowed(p+i) || !free(p+i, true, true) {
