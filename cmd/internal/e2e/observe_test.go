@@ -116,8 +116,15 @@ func TestCallQuality(t *testing.T) {
 			t.Fatal(err)
 		}
 		wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
-		// RTCP every ~5 s: two reports each way.
-		c := waitCall(t, e.c, "acc1", id, name+": rtt", func(c api.Call) bool { return c.RTTMs > 0 && c.PacketsReceived > 400 })
+		// RTCP every ~5 s: the RTT needs the peer's RR after our first SR
+		// (5-10 s in), and the lossy call's rule drops 5 % of RTCP too, so
+		// one lost report adds 5 s; 25 s leaves room for two.
+		var c api.Call
+		waitStatus(t, e.c, "acc1", 25*time.Second, fmt.Sprintf("call %d %s: rtt", id, name), func(s api.Status) bool {
+			cl, found := findCall(s, id)
+			c = cl
+			return found && cl.RTTMs > 0 && cl.PacketsReceived > 400
+		})
 		if err := e.c.HangupCall(e.ctx, "acc1", id, false); err != nil {
 			t.Fatal(err)
 		}
