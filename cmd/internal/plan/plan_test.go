@@ -367,7 +367,7 @@ func TestKeys(t *testing.T) {
 			want: AcceptFrom{Mode: "list", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")}}},
 		{name: "accept-from server without server", edits: []string{`[accounts.account-1] accept-from = "server"`}, wantKey: "accounts.account-1.accept-from", wantMsg: "needs a server"},
 		{name: "accept-from unknown word", edits: []string{`[accounts.account-1] accept-from = "pbx"`}, wantKey: "accounts.account-1.accept-from", wantMsg: `"server", "any"`},
-		{name: "accept-from bad network", edits: []string{`[accounts.account-1] accept-from = ["10.0.0.0/33"]`}, wantKey: "accounts.account-1.accept-from", wantMsg: "CIDR"},
+		{name: "accept-from bad network", edits: []string{`[accounts.account-1] accept-from = ["127.0.0.0/33"]`}, wantKey: "accounts.account-1.accept-from", wantMsg: "CIDR"},
 		{name: "accept-from empty list", edits: []string{`[accounts.account-1] accept-from = []`}, wantKey: "accounts.account-1.accept-from", wantMsg: "nobody"},
 		{name: "accept-from number", edits: []string{`[accounts.account-1] accept-from = 5`}, wantKey: "accounts.account-1.accept-from", wantMsg: "array of networks"},
 		{name: "user missing", edits: []string{`[accounts.account-1] user`}, wantKey: "accounts.account-1.user", wantMsg: "required"},
