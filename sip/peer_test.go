@@ -53,18 +53,11 @@ func newPeerAt(t *testing.T, host string, tcp bool) *peer {
 	}
 	srv, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(testLogger(t)))
 	cli, _ := sipgo.NewClient(ua, sipgo.WithClientLogger(testLogger(t)))
-	conn, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, l := listenPair(t, host, tcp)
 	p := &peer{t: t, ua: ua, srv: srv, cli: cli, conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port,
 		handlers: map[sip.RequestMethod]func(*sip.Request, sip.ServerTransaction){},
 		got:      make(chan *sip.Request, 200), tcp: tcp, host: host}
 	if tcp {
-		l, err := net.Listen("tcp", p.addr())
-		if err != nil {
-			t.Fatal(err)
-		}
 		p.tcpLn = l
 		go srv.ServeTCP(l)
 		t.Cleanup(func() { l.Close() })
@@ -88,6 +81,32 @@ func newPeerAt(t *testing.T, host string, tcp bool) *peer {
 		ua.Close()
 	})
 	return p
+}
+
+// listenPair opens a UDP socket on a free port and, with tcp, a TCP listener
+// on the same port. The kernel picks the UDP port without looking at TCP, so
+// the TCP port can be taken (by another test's ephemeral connection): pick
+// again rather than fail.
+func listenPair(t *testing.T, host string, tcp bool) (net.PacketConn, net.Listener) {
+	t.Helper()
+	var lastErr error
+	for i := 0; i < 20; i++ {
+		conn, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tcp {
+			return conn, nil
+		}
+		l, err := net.Listen("tcp", conn.LocalAddr().String())
+		if err == nil {
+			return conn, l
+		}
+		conn.Close()
+		lastErr = err
+	}
+	t.Fatalf("no port free for both UDP and TCP: %v", lastErr)
+	return nil, nil
 }
 
 func (p *peer) addr() string { return net.JoinHostPort(p.host, strconv.Itoa(p.port)) }
