@@ -85,17 +85,10 @@ func eventDigit(e byte) rune {
 	return 0
 }
 
-// SendDTMF queues an RFC 4733 digit (0-9 * # A-D) lasting dur (0: 100 ms).
-// Problems are logged; use QueueDTMF to get them as an error.
-func (s *Session) SendDTMF(digit rune, dur time.Duration) {
-	if err := s.QueueDTMF(digit, dur); err != nil {
-		s.e.log.Warn("media: DTMF not sent", "digit", string(digit), "port", s.port, "err", err)
-	}
-}
-
-// QueueDTMF queues an RFC 4733 digit: start packet (marker), continuation
-// packets every ptime, then the end packet three times. Audio is not sent
-// meanwhile. Digits queue and play one after another.
+// QueueDTMF queues an RFC 4733 digit (0-9 * # A-D) lasting dur (0: 100
+// ms): start packet (marker), continuation packets every ptime, then the
+// end packet three times. Audio is not sent meanwhile. Digits queue and
+// play one after another.
 func (s *Session) QueueDTMF(digit rune, dur time.Duration) error {
 	ev, ok := dtmfEvent(digit)
 	if !ok {
