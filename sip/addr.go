@@ -90,10 +90,10 @@ func listenNetwork(proto, address string) string {
 
 // bindFamily is the family our sockets can talk to: 4, 6, or 0 for both.
 func (u *UA) bindFamily() int {
-	if a, err := netip.ParseAddr(bareHost(u.cfg.Address)); err == nil && a.IsUnspecified() && a.Is6() {
+	if a, err := netip.ParseAddr(bareHost(u.cur().Address)); err == nil && a.IsUnspecified() && a.Is6() {
 		return 0
 	}
-	return ipFamily(u.cfg.Address)
+	return ipFamily(u.cur().Address)
 }
 
 // resolve returns the address of host (an IP literal or a name) that our
@@ -104,7 +104,7 @@ func (u *UA) resolve(ctx context.Context, host string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return a.Unmap(), nil
 	}
-	r := u.cfg.Resolver
+	r := u.cur().Resolver
 	if r == nil {
 		r = net.DefaultResolver
 	}
@@ -119,7 +119,7 @@ func (u *UA) resolve(ctx context.Context, host string) (netip.Addr, error) {
 			return a, nil
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("resolve %s: no IPv%d address (sip-settings.address is %s)", host, fam, u.cfg.Address)
+	return netip.Addr{}, fmt.Errorf("resolve %s: no IPv%d address (sip-settings.address is %s)", host, fam, u.cur().Address)
 }
 
 // pinDestination puts the address resolve chose for a host name in req's

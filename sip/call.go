@@ -39,6 +39,9 @@ type call struct {
 	// ("sip_call_id", SIP_CALL_ID= in the journal): every line about the
 	// call goes through it.
 	log *slog.Logger
+	// set is the configuration in force when the call was set up: its
+	// codecs, SRTP policy and session interval for the call's life.
+	set *settings
 
 	tab callEntry // guarded by UA.mu
 
@@ -160,7 +163,7 @@ func (u *UA) newCallLocked(a *account, out bool, sipCallID string) *call {
 	// daemon runs for months.
 	u.pruneLocked()
 	c := &call{
-		id: u.nextID, acct: a, account: a.plan.Name, out: out, phase: phaseRinging, status: StateRinging,
+		id: u.nextID, acct: a, account: a.plan.Name, out: out, phase: phaseRinging, status: StateRinging, set: u.cur(),
 		ended: make(chan struct{}), cancelCh: make(chan struct{}),
 		decisionCh: make(chan decision, 1), ackCh: make(chan *sip.Request, 4),
 		log: u.log.With("account", a.plan.Name, "call", u.nextID, "sip_call_id", sipCallID),
@@ -175,7 +178,7 @@ func (u *UA) newCallLocked(a *account, out bool, sipCallID string) *call {
 func (u *UA) pruneLocked() {
 	now := u.clock.Now()
 	for id, c := range u.calls {
-		if c.tab.gone && now.Sub(c.tab.endedAt) >= u.cfg.EndedCallLinger {
+		if c.tab.gone && now.Sub(c.tab.endedAt) >= u.cur().EndedCallLinger {
 			delete(u.calls, id)
 			delete(u.dialogs, c.dlg.key())
 		}

@@ -49,7 +49,7 @@ func (u *UA) dial(account, num string, o dialOpts) error {
 	if err != nil {
 		return fmt.Errorf("account %q: %w", account, err)
 	}
-	if u.cfg.SRTP == SRTPRequired && u.transportTo(*target, "") != "TLS" {
+	if u.cur().SRTP == SRTPRequired && u.transportTo(*target, "") != "TLS" {
 		return fmt.Errorf("account %q: %w: dial a tls: server or a sips: URI", account, errSRTPNeedsTLS)
 	}
 	host := u.localHost(target.Host)

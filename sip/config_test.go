@@ -14,18 +14,18 @@ func TestConfigZeroMeansMinimum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.cfg.RegisterExpires != 10*time.Second || u.cfg.RegisterRetry != time.Second ||
-		u.cfg.EndedCallLinger != 0 || u.seInterval != 90 || u.cfg.UserAgent != "" {
+	if u.cur().RegisterExpires != 10*time.Second || u.cur().RegisterRetry != time.Second ||
+		u.cur().EndedCallLinger != 0 || u.cur().seInterval != 90 || u.cur().UserAgent != "" {
 		t.Errorf("zero config became expires %v, retry %v, linger %v, session %ds, user agent %q",
-			u.cfg.RegisterExpires, u.cfg.RegisterRetry, u.cfg.EndedCallLinger, u.seInterval, u.cfg.UserAgent)
+			u.cur().RegisterExpires, u.cur().RegisterRetry, u.cur().EndedCallLinger, u.cur().seInterval, u.cur().UserAgent)
 	}
 	u, err = newUA(testConfig(Config{RegisterExpires: time.Hour, RegisterRetry: 5 * time.Second, SessionExpires: 1800 * time.Second}),
 		nil, nil, nil, &fakeAlloc{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.cfg.RegisterExpires != time.Hour || u.cfg.RegisterRetry != 5*time.Second || u.seInterval != 1800 {
-		t.Errorf("config values changed: expires %v, retry %v, session %ds", u.cfg.RegisterExpires, u.cfg.RegisterRetry, u.seInterval)
+	if u.cur().RegisterExpires != time.Hour || u.cur().RegisterRetry != 5*time.Second || u.cur().seInterval != 1800 {
+		t.Errorf("config values changed: expires %v, retry %v, session %ds", u.cur().RegisterExpires, u.cur().RegisterRetry, u.cur().seInterval)
 	}
 	for _, cfg := range []Config{
 		{RegisterExpires: -time.Second}, {RegisterRetry: -time.Second},

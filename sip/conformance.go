@@ -32,7 +32,7 @@ func (u *UA) newEdge() *edge.Edge {
 	// #208). Set once, before any listener runs, so no reader races it.
 	raiseUDPLimit()
 	return edge.New(edge.Config{
-		UserAgent: u.cfg.UserAgent,
+		UserAgent: u.cur().UserAgent,
 		Supported: []string{"timer", "replaces"},
 		Log:       u.log,
 		Admit:     u.admit,

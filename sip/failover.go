@@ -55,9 +55,22 @@ func (a *account) failoverLocked(code int) (to string, wrapped, ok bool) {
 // probeServer sends OPTIONS to server and reports whether it answered at
 // all: any final response, even 404 or 407, shows a live server.
 func (u *UA) probeServer(ctx context.Context, a *account, server string) bool {
+	res, err := u.pingServer(ctx, a, server)
+	if err != nil {
+		u.log.Debug("primary server still silent", "account", a.plan.Name, "server", server, "error", err)
+		return false
+	}
+	u.log.Debug("primary server answered the probe", "account", a.plan.Name, "server", server, "status", strconv.Itoa(res.StatusCode))
+	return true
+}
+
+// pingServer sends an out-of-dialog OPTIONS from the account to server,
+// over the transport its REGISTER uses, and waits register-timeout for the
+// final response.
+func (u *UA) pingServer(ctx context.Context, a *account, server string) (*sip.Response, error) {
 	srvURI, err := serverURI(server)
 	if err != nil {
-		return false
+		return nil, err
 	}
 	su := srvURI
 	u.mu.Lock()
@@ -82,15 +95,9 @@ func (u *UA) probeServer(ctx context.Context, a *account, server string) bool {
 	u.addUserAgent(req)
 	req.SetBody(nil)
 	u.prepareOver(req, tp)
-	pctx, cancel := context.WithTimeout(ctx, u.cfg.RegisterTimeout)
+	pctx, cancel := context.WithTimeout(ctx, u.cur().RegisterTimeout)
 	defer cancel()
-	res, err := u.do(pctx, req)
-	if err != nil {
-		u.log.Debug("primary server still silent", "account", a.plan.Name, "server", server, "error", err)
-		return false
-	}
-	u.log.Debug("primary server answered the probe", "account", a.plan.Name, "server", server, "status", strconv.Itoa(res.StatusCode))
-	return true
+	return u.do(pctx, req)
 }
 
 // unregisterAt removes the binding a backup server holds after the account
@@ -99,5 +106,5 @@ func (u *UA) probeServer(ctx context.Context, a *account, server string) bool {
 func (u *UA) unregisterAt(a *account, old Account) {
 	ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
 	defer cancel()
-	u.sendUnregister(ctx, a, old, slog.LevelInfo, " at the backup server")
+	u.sendUnregister(ctx, a, old, u.registerHost(old), slog.LevelInfo, " at the backup server")
 }

@@ -121,6 +121,7 @@ type fakeAlloc struct {
 	mu       sync.Mutex
 	next     int
 	sessions []*fakeSession
+	media    []media.Config // what Reconfigure was given
 }
 
 func (a *fakeAlloc) Allocate(onTimeout func()) (mediaSession, error) {
@@ -130,6 +131,13 @@ func (a *fakeAlloc) Allocate(onTimeout func()) (mediaSession, error) {
 	s := &fakeSession{addr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000 + a.next}, onTimeout: onTimeout}
 	a.sessions = append(a.sessions, s)
 	return s, nil
+}
+
+func (a *fakeAlloc) Reconfigure(c media.Config) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.media = append(a.media, c)
+	return nil
 }
 
 func (a *fakeAlloc) Close() error { return nil }

@@ -34,8 +34,8 @@ func (u *UA) response(req *sip.Request, code int, reason, tag string, hdrs ...si
 			to.Params.Add("tag", tag)
 		}
 	}
-	if u.cfg.UserAgent != "" {
-		res.AppendHeader(sip.NewHeader("Server", u.cfg.UserAgent))
+	if u.cur().UserAgent != "" {
+		res.AppendHeader(sip.NewHeader("Server", u.cur().UserAgent))
 	}
 	for _, h := range hdrs {
 		res.AppendHeader(h)
@@ -45,8 +45,8 @@ func (u *UA) response(req *sip.Request, code int, reason, tag string, hdrs ...si
 
 // addUserAgent adds our User-Agent to a request, when we have one.
 func (u *UA) addUserAgent(req *sip.Request) {
-	if u.cfg.UserAgent != "" {
-		req.AppendHeader(sip.NewHeader("User-Agent", u.cfg.UserAgent))
+	if u.cur().UserAgent != "" {
+		req.AppendHeader(sip.NewHeader("User-Agent", u.cur().UserAgent))
 	}
 }
 

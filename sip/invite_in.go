@@ -81,7 +81,7 @@ func (u *UA) screenInvite(req *sip.Request) (*account, *remoteSDP, *sip.Response
 	if len(req.Body()) > 0 {
 		r, err := parseSDP(req.Body())
 		if err == nil {
-			if _, ok := pickCodec(r.Codecs, u.codecs); !ok && r.Port != 0 {
+			if _, ok := pickCodec(r.Codecs, u.cur().codecs); !ok && r.Port != 0 {
 				err = errors.New("no common codec")
 			}
 		}

@@ -98,7 +98,7 @@ func (u *UA) initialInviteLocked(c *call) *sip.Request {
 	req := u.inDialogLocked(c, sip.INVITE, 0)
 	// The To of the initial INVITE has no tag yet (inDialogLocked left it
 	// out because remoteTag is empty).
-	req.AppendHeader(sip.NewHeader("Session-Expires", strconv.Itoa(u.seInterval)))
+	req.AppendHeader(sip.NewHeader("Session-Expires", strconv.Itoa(c.set.seInterval)))
 	req.AppendHeader(sip.NewHeader("Min-SE", strconv.Itoa(u.minSE)))
 	if c.referredBy != "" {
 		req.AppendHeader(sip.NewHeader("Referred-By", c.referredBy))

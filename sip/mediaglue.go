@@ -21,6 +21,9 @@ type mediaSession interface {
 // mediaAllocator hands out one session per call.
 type mediaAllocator interface {
 	Allocate(onTimeout func()) (mediaSession, error)
+	// Reconfigure puts a reload's media settings in force for the
+	// sessions allocated after it.
+	Reconfigure(media.Config) error
 	Close() error
 }
 
@@ -34,5 +37,7 @@ func (a engineAllocator) Allocate(onTimeout func()) (mediaSession, error) {
 	}
 	return s, nil
 }
+
+func (a engineAllocator) Reconfigure(c media.Config) error { return a.e.Reconfigure(c) }
 
 func (a engineAllocator) Close() error { return a.e.Close() }

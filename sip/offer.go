@@ -11,7 +11,7 @@ import (
 	"github.com/telestra/telestra-sip/sip/media"
 )
 
-func (u *UA) ptimeMs() int { return int(u.cfg.Media.PTime / time.Millisecond) }
+func (s *settings) ptimeMs() int { return int(s.Media.PTime / time.Millisecond) }
 
 // offerLocked builds our offer with every plan codec and our direction.
 func (u *UA) offerLocked(c *call) []byte {
@@ -21,8 +21,8 @@ func (u *UA) offerLocked(c *call) []byte {
 	}
 	crypto, secure := u.offerCryptoLocked(c)
 	b := c.sdp.build(sdpSpec{
-		Addr: c.host, Port: port, Codecs: offerCodecs(u.codecs),
-		EventPT: media.TelephoneEventPT, PTime: u.ptimeMs(), Dir: c.intent(),
+		Addr: c.host, Port: port, Codecs: offerCodecs(c.set.codecs),
+		EventPT: media.TelephoneEventPT, PTime: c.set.ptimeMs(), Dir: c.intent(),
 		Crypto: crypto, Secure: secure,
 	})
 	c.lastSDP = b
@@ -31,7 +31,7 @@ func (u *UA) offerLocked(c *call) []byte {
 
 // applyAnswerLocked applies the peer's answer to our offer.
 func (u *UA) applyAnswerLocked(c *call, r *remoteSDP) error {
-	codec, ok := answerCodec(r.Codecs, u.codecs)
+	codec, ok := answerCodec(r.Codecs, c.set.codecs)
 	if !ok || r.Port == 0 {
 		return fmt.Errorf("answer has no codec we offered")
 	}
@@ -60,9 +60,9 @@ func (u *UA) applyAnswerBodyLocked(c *call, body []byte) error {
 
 // answerOfferLocked answers a peer's offer and applies it.
 func (u *UA) answerOfferLocked(c *call, r *remoteSDP) ([]byte, error) {
-	codec, ok := pickCodec(r.Codecs, u.codecs)
+	codec, ok := pickCodec(r.Codecs, c.set.codecs)
 	if !ok && r.Port != 0 {
-		return nil, fmt.Errorf("offer has no codec we support (we have %s)", strings.Join(u.codecs, ", "))
+		return nil, fmt.Errorf("offer has no codec we support (we have %s)", strings.Join(c.set.codecs, ", "))
 	}
 	keys, crypto, err := u.answerCryptoLocked(c, r)
 	if err != nil {
@@ -79,7 +79,7 @@ func (u *UA) answerOfferLocked(c *call, r *remoteSDP) ([]byte, error) {
 		port = c.sess.LocalAddr().Port
 	}
 	spec := sdpSpec{Addr: c.host, Port: port, Codecs: []sdpCodec{codec}, EventPT: r.EventPT,
-		PTime: u.ptimeMs(), Dir: dir, Lines: r.Lines, Audio: r.Audio, Crypto: crypto, Secure: keys != nil && r.Secure}
+		PTime: c.set.ptimeMs(), Dir: dir, Lines: r.Lines, Audio: r.Audio, Crypto: crypto, Secure: keys != nil && r.Secure}
 	if r.Port == 0 {
 		spec.Port, spec.Codecs, spec.EventPT, spec.Dir = 0, nil, -1, dirInactive
 		dir = dirInactive

@@ -35,8 +35,10 @@ type account struct {
 	regCSeq   uint32
 	regTag    string
 	boundTo   *Account // user/server the registrar holds a binding for; nil: none
+	boundHost string   // the address in that binding's Contact
 
 	cmds          chan regCmd
+	retimed       chan struct{} // cap 1: a reload changed the loop's intervals (retime)
 	done          chan struct{} // closed when regLoop exits
 	attemptCancel context.CancelFunc
 	running       bool
@@ -67,7 +69,7 @@ type regCmd struct {
 }
 
 func newAccount(a Account) *account {
-	acc := &account{plan: a, eff: a, cmds: make(chan regCmd, 16), done: make(chan struct{})}
+	acc := &account{plan: a, eff: a, cmds: make(chan regCmd, 16), retimed: make(chan struct{}, 1), done: make(chan struct{})}
 	acc.setServersLocked() // not shared yet
 	return acc
 }
@@ -81,6 +83,15 @@ func (a *account) authUser() string {
 		return a.eff.AuthUser
 	}
 	return a.eff.User
+}
+
+// retime tells the registration loop that the keepalive or failback
+// interval may have changed. It never blocks: one pending signal is enough.
+func (a *account) retime() {
+	select {
+	case a.retimed <- struct{}{}:
+	default:
+	}
 }
 
 // startAccountLocked starts the account's registration goroutine.
@@ -137,10 +148,14 @@ func (u *UA) stopAccount(ctx context.Context, a *account) {
 
 func (u *UA) regLoop(a *account) {
 	var (
-		want    bool
-		retry   = u.cfg.RegisterRetry
-		timer   = u.clock.NewTimer(time.Hour)
-		expires = u.cfg.RegisterExpires
+		want  bool
+		retry = u.cur().RegisterRetry
+		timer = u.clock.NewTimer(time.Hour)
+		// expires is what REGISTER asks for: the plan's, or a 423's.
+		expires = u.cur().RegisterExpires
+		// registered: the last REGISTER succeeded and no keepalive has
+		// failed since; the keepalive runs only then.
+		registered bool
 	)
 	timer.Stop()
 	defer timer.Stop()
@@ -149,28 +164,63 @@ func (u *UA) regLoop(a *account) {
 	probe := u.clock.NewTimer(time.Hour)
 	probe.Stop()
 	defer probe.Stop()
+	// keep is the keepalive to the server we are registered at
+	// (keepalive.go).
+	keep := u.clock.NewTimer(time.Hour)
+	keep.Stop()
+	defer keep.Stop()
+	armKeepalive := func() {
+		if iv := u.cur().KeepaliveInterval; registered && iv > 0 {
+			keep.Reset(iv)
+		} else {
+			keep.Stop()
+		}
+	}
 	var leaving *Account // the backup binding to remove once back on the primary
+	// failed schedules what follows a REGISTER or keepalive that failed.
+	failed := func(gen uint64, res regResult) {
+		registered = false
+		keep.Stop()
+		probe.Stop()
+		wait := retry
+		if res.moved && !res.wrapped {
+			// The next server gets its try within one retry interval.
+			wait = u.cur().RegisterRetry
+		} else {
+			retry = min(retry*2, maxRetry)
+		}
+		timer.Reset(wait)
+		u.mu.Lock()
+		if gen == a.gen {
+			a.reg.retryAt = u.clock.Now().Add(wait)
+		}
+		u.mu.Unlock()
+	}
 	u.resolveServers(u.ctx, a)
 	for {
 		select {
 		case <-u.ctx.Done():
 			return
 		case c := <-a.cmds:
+			registered = false
+			keep.Stop()
 			switch c.kind {
 			case cmdRegister:
 				u.mu.Lock()
 				eff := a.effLocked()
 				old := a.boundTo
+				oldHost := a.boundHost
 				u.mu.Unlock()
 				probe.Stop()
 				leaving = nil
-				if old != nil && (old.User != eff.User || old.Server != eff.Server) {
-					// The registrar holds a binding for other values: remove it.
+				if old != nil && (old.User != eff.User || old.Server != eff.Server || oldHost != u.registerHost(eff)) {
+					// The registrar holds a binding for other values
+					// (user, server, or the Contact's address): remove it.
 					u.unregister(u.ctx, a)
 				}
 				want = a.wantsRegistrationSnapshot(u)
-				retry = u.cfg.RegisterRetry
-				expires = u.cfg.RegisterExpires
+				retry = u.cur().RegisterRetry
+				expires = u.cur().RegisterExpires
 				timer.Reset(0)
 			case cmdLogout:
 				want = false
@@ -192,6 +242,16 @@ func (u *UA) regLoop(a *account) {
 			}
 			if c.done != nil {
 				close(c.done)
+			}
+		case <-a.retimed:
+			// A reload changed the intervals: the timers armed with the
+			// old ones follow the new ones from now.
+			armKeepalive()
+			u.mu.Lock()
+			_, onBackup := a.primaryLocked()
+			u.mu.Unlock()
+			if registered && onBackup {
+				probe.Reset(u.cur().FailbackInterval)
 			}
 		case <-timer.C():
 			if !want {
@@ -223,12 +283,14 @@ func (u *UA) regLoop(a *account) {
 			}
 			switch {
 			case res.code >= 200 && res.code < 300:
-				retry = u.cfg.RegisterRetry
+				retry = u.cur().RegisterRetry
+				registered = true
+				armKeepalive()
 				// Refresh between 1/2 and 2/3 of the granted time.
 				f := 0.5 + rand.Float64()/6
 				timer.Reset(time.Duration(float64(res.granted) * f))
 				if res.onBackup {
-					probe.Reset(u.cfg.FailbackInterval)
+					probe.Reset(u.cur().FailbackInterval)
 				} else if leaving != nil {
 					u.unregisterAt(a, *leaving)
 					leaving = nil
@@ -236,24 +298,34 @@ func (u *UA) regLoop(a *account) {
 			case res.minExpires > 0:
 				expires = res.minExpires
 				timer.Reset(0)
-			case res.moved && !res.wrapped:
-				// The next server gets its try within one retry interval.
-				probe.Stop()
-				timer.Reset(u.cfg.RegisterRetry)
-				u.mu.Lock()
-				if gen == a.gen {
-					a.reg.retryAt = u.clock.Now().Add(u.cfg.RegisterRetry)
-				}
-				u.mu.Unlock()
 			default:
-				probe.Stop()
-				timer.Reset(retry)
-				u.mu.Lock()
-				if gen == a.gen {
-					a.reg.retryAt = u.clock.Now().Add(retry)
-				}
+				failed(gen, res)
+			}
+		case <-keep.C():
+			if !want || !registered {
+				continue
+			}
+			u.mu.Lock()
+			if len(a.cmds) > 0 {
 				u.mu.Unlock()
-				retry = min(retry*2, maxRetry)
+				continue // the command re-registers or stops: no keepalive now
+			}
+			gen := a.gen
+			ctx, cancel := context.WithCancel(u.ctx)
+			a.attemptCancel = cancel
+			u.mu.Unlock()
+			res, down := u.keepalive(ctx, a, gen)
+			cancel()
+			u.mu.Lock()
+			a.attemptCancel = nil
+			stale := gen != a.gen
+			u.mu.Unlock()
+			switch {
+			case stale || u.ctx.Err() != nil:
+			case down:
+				failed(gen, res)
+			default:
+				armKeepalive()
 			}
 		case <-probe.C():
 			u.mu.Lock()
@@ -277,10 +349,12 @@ func (u *UA) regLoop(a *account) {
 			case alive:
 				u.log.Info("primary server answers again: registering there", "account", a.plan.Name, "primary", primary, "backup", from.Server)
 				leaving = &from
-				retry = u.cfg.RegisterRetry
+				retry = u.cur().RegisterRetry
+				registered = false
+				keep.Stop()
 				timer.Reset(0)
 			default:
-				probe.Reset(u.cfg.FailbackInterval)
+				probe.Reset(u.cur().FailbackInterval)
 			}
 		}
 	}
@@ -312,8 +386,10 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 	gen := a.gen
 	u.mu.Unlock()
 
-	tctx, cancel := context.WithTimeout(ctx, u.cfg.RegisterTimeout)
-	res, err := u.sendRegister(tctx, a, eff, expires)
+	timeout := u.cur().RegisterTimeout
+	host := u.registerHost(eff)
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	res, err := u.sendRegister(tctx, a, eff, expires, host)
 	timedOut := errors.Is(tctx.Err(), context.DeadlineExceeded)
 	cancel()
 	var out regResult
@@ -321,7 +397,7 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 	case err != nil && ctx.Err() != nil:
 		return regResult{} // aborted by a command or shutdown
 	case err != nil && timedOut:
-		out = regResult{code: 408, reason: fmt.Sprintf("408 Request Timeout (no answer from the registrar within %v)", u.cfg.RegisterTimeout), unreachable: true}
+		out = regResult{code: 408, reason: fmt.Sprintf("408 Request Timeout (no answer from the registrar within %v)", timeout), unreachable: true}
 	case err != nil:
 		out = regFailure(err)
 	case res.StatusCode >= 200 && res.StatusCode < 300:
@@ -346,6 +422,7 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 	if out.code >= 200 && out.code < 300 {
 		b := eff
 		a.boundTo = &b
+		a.boundHost = host
 		a.lastFail = ""
 		a.reg.outcome, a.reg.lastError = regOK, ""
 		a.reg.expiresAt = u.clock.Now().Add(out.granted)
@@ -356,6 +433,14 @@ func (u *UA) registerOnce(ctx context.Context, a *account, expires time.Duration
 	if out.minExpires > 0 {
 		return out
 	}
+	return u.failedLocked(a, eff, out)
+}
+
+// failedLocked records a failed registration at eff.Server (a REGISTER's,
+// or a keepalive's): the account's state, the move to its next server when
+// the code says the server is down, and the fail event.
+func (u *UA) failedLocked(a *account, eff Account, out regResult) regResult {
+	a.code = out.code
 	a.reg.outcome, a.reg.lastError = regRejected, out.reason
 	if out.unreachable {
 		a.reg.outcome = regUnreachable
@@ -389,8 +474,8 @@ func regFailure(err error) regResult {
 // unregister removes the binding the registrar holds, if any.
 func (u *UA) unregister(ctx context.Context, a *account) {
 	u.mu.Lock()
-	old := a.boundTo
-	a.boundTo = nil
+	old, host := a.boundTo, a.boundHost
+	a.boundTo, a.boundHost = nil, ""
 	a.code = 0
 	a.gen++
 	a.reg = regRecord{loggedOut: a.reg.loggedOut}
@@ -398,15 +483,15 @@ func (u *UA) unregister(ctx context.Context, a *account) {
 	if old == nil {
 		return
 	}
-	u.sendUnregister(ctx, a, *old, slog.LevelWarn, "")
+	u.sendUnregister(ctx, a, *old, host, slog.LevelWarn, "")
 }
 
 // sendUnregister sends the un-REGISTER (Expires: 0) of the binding at
-// old.Server and logs the outcome, a failure at failLevel; where names
-// the server in the messages.
-func (u *UA) sendUnregister(ctx context.Context, a *account, old Account, failLevel slog.Level, where string) {
+// old.Server whose Contact names host, and logs the outcome, a failure at
+// failLevel; where names the server in the messages.
+func (u *UA) sendUnregister(ctx context.Context, a *account, old Account, host string, failLevel slog.Level, where string) {
 	attrs := []any{"account", old.Name, "server", old.Server}
-	res, err := u.sendRegister(ctx, a, old, 0)
+	res, err := u.sendRegister(ctx, a, old, 0, host)
 	switch {
 	case err != nil:
 		u.log.Log(ctx, failLevel, "un-REGISTER"+where+" failed", append(attrs, "error", err)...)
@@ -417,14 +502,27 @@ func (u *UA) sendUnregister(ctx context.Context, a *account, old Account, failLe
 	}
 }
 
-// sendRegister sends REGISTER (Expires: expires) for eff and answers one
-// digest challenge (two if the nonce was stale).
-func (u *UA) sendRegister(ctx context.Context, a *account, eff Account, expires time.Duration) (*sip.Response, error) {
+// registerHost is the address a REGISTER for eff puts in its Contact
+// (public-address, or ours toward the server). It may resolve: never call
+// it with u.mu held.
+func (u *UA) registerHost(eff Account) string {
+	srvURI, err := serverURI(eff.Server)
+	if err != nil {
+		return ""
+	}
+	return u.localHost(srvURI.Host)
+}
+
+// sendRegister sends REGISTER (Expires: expires) for eff with host in its
+// Contact and answers one digest challenge (two if the nonce was stale).
+func (u *UA) sendRegister(ctx context.Context, a *account, eff Account, expires time.Duration, host string) (*sip.Response, error) {
 	srvURI, err := serverURI(eff.Server)
 	if err != nil {
 		return nil, err
 	}
-	host := u.localHost(srvURI.Host)
+	if host == "" {
+		host = u.localHost(srvURI.Host)
+	}
 
 	u.mu.Lock()
 	if a.regCallID == "" {

@@ -30,7 +30,8 @@ var (
 // suites we offer, in order of preference, with their tags.
 var offeredSuites = []string{media.SuiteAES128SHA1_80, media.SuiteAES128SHA1_32}
 
-func (u *UA) srtpOn() bool { return u.cfg.SRTP == SRTPOptional || u.cfg.SRTP == SRTPRequired }
+// srtpOn reports whether SRTP is offered and accepted at all.
+func (s *settings) srtpOn() bool { return s.SRTP == SRTPOptional || s.SRTP == SRTPRequired }
 
 // overTLSLocked reports whether the call's signalling runs over TLS.
 func (u *UA) overTLSLocked(c *call) bool {
@@ -45,14 +46,15 @@ func (u *UA) overTLSLocked(c *call) bool {
 // before it rings: what required or an RTP/SAVP offer cannot be met with
 // gets 488.
 func (u *UA) srtpScreen(offer *remoteSDP, overTLS bool) error {
+	set := u.cur()
 	switch {
-	case u.cfg.SRTP == SRTPRequired && !overTLS:
+	case set.SRTP == SRTPRequired && !overTLS:
 		return errSRTPNeedsTLS
 	case offer == nil:
 		return nil
-	case offer.Secure && (!u.srtpOn() || !overTLS):
+	case offer.Secure && (!set.srtpOn() || !overTLS):
 		return errSRTPNotHere
-	case u.cfg.SRTP == SRTPRequired && len(offer.Crypto) == 0 && offer.Port != 0:
+	case set.SRTP == SRTPRequired && len(offer.Crypto) == 0 && offer.Port != 0:
 		return errSRTPPlain
 	}
 	return nil
@@ -77,19 +79,19 @@ func (c *call) localKeyLocked(suite string) []byte {
 // whether the profile is RTP/SAVP), or nothing.
 func (u *UA) offerCryptoLocked(c *call) ([]cryptoAttr, bool) {
 	c.srtpOffer = nil
-	if !u.srtpOn() || !u.overTLSLocked(c) {
+	if !c.set.srtpOn() || !u.overTLSLocked(c) {
 		return nil, false
 	}
 	for i, s := range offeredSuites {
 		c.srtpOffer = append(c.srtpOffer, cryptoAttr{Tag: i + 1, Suite: s, Key: c.localKeyLocked(s)})
 	}
-	return c.srtpOffer, u.cfg.SRTP == SRTPRequired
+	return c.srtpOffer, c.set.SRTP == SRTPRequired
 }
 
 // answerCryptoLocked picks the keys for the peer's offer r: the first
 // a=crypto line we can use, answered with its tag and suite and our key.
 func (u *UA) answerCryptoLocked(c *call, r *remoteSDP) (*media.SRTPKeys, []cryptoAttr, error) {
-	if u.srtpOn() && u.overTLSLocked(c) && len(r.Crypto) > 0 {
+	if c.set.srtpOn() && u.overTLSLocked(c) && len(r.Crypto) > 0 {
 		ch := r.Crypto[0]
 		local := c.localKeyLocked(ch.Suite)
 		return &media.SRTPKeys{Suite: ch.Suite, Local: local, Remote: ch.Key},
@@ -100,9 +102,9 @@ func (u *UA) answerCryptoLocked(c *call, r *remoteSDP) (*media.SRTPKeys, []crypt
 		return nil, nil, nil
 	case r.Secure:
 		return nil, nil, errSRTPNotHere
-	case u.cfg.SRTP == SRTPRequired && !u.overTLSLocked(c):
+	case c.set.SRTP == SRTPRequired && !u.overTLSLocked(c):
 		return nil, nil, errSRTPNeedsTLS
-	case u.cfg.SRTP == SRTPRequired:
+	case c.set.SRTP == SRTPRequired:
 		return nil, nil, errSRTPPlain
 	}
 	return nil, nil, nil
@@ -126,7 +128,7 @@ func (u *UA) answeredKeysLocked(c *call, r *remoteSDP) (*media.SRTPKeys, error) 
 	if len(r.Crypto) > 0 {
 		return nil, errSRTPNoOffered
 	}
-	if u.cfg.SRTP == SRTPRequired || r.Secure {
+	if c.set.SRTP == SRTPRequired || r.Secure {
 		return nil, fmt.Errorf("%w (RTP/SAVP offered)", errSRTPPlain)
 	}
 	return nil, nil

@@ -78,8 +78,9 @@ func TestSRTPAnswerRules(t *testing.T) {
 		{"required unusable crypto", SRTPRequired, true, sdpWith("RTP/SAVP", "a=crypto:1 F8_128_HMAC_SHA1_80 inline:"+key30+"\r\n"), errSRTPNotHere, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			u := &UA{cfg: Config{SRTP: tc.mode}, outTransport: "UDP", codecs: []string{"PCMU"}}
-			c := &call{host: "127.0.0.1"}
+			u := &UA{outTransport: "UDP"}
+			set := &settings{Config: Config{SRTP: tc.mode}, codecs: []string{"PCMU"}}
+			c := &call{host: "127.0.0.1", set: set}
 			if tc.tls {
 				c.dlg.transport = "TLS"
 			}
@@ -119,8 +120,9 @@ func TestSRTPAnswerRules(t *testing.T) {
 func TestSRTPOfferAndAnswer(t *testing.T) {
 	for _, mode := range []string{SRTPOptional, SRTPRequired} {
 		t.Run(mode, func(t *testing.T) {
-			u := &UA{cfg: Config{SRTP: mode}, outTransport: "TLS", codecs: []string{"PCMU"}}
-			c := &call{host: "127.0.0.1"}
+			u := &UA{outTransport: "TLS"}
+			set := &settings{Config: Config{SRTP: mode}, codecs: []string{"PCMU"}}
+			c := &call{host: "127.0.0.1", set: set}
 			offer, err := parseSDP(u.offerLocked(c))
 			if err != nil {
 				t.Fatal(err)
@@ -152,8 +154,9 @@ func TestSRTPOfferAndAnswer(t *testing.T) {
 		})
 	}
 	// Over UDP nothing is offered, even when required (Dial refuses that).
-	u := &UA{cfg: Config{SRTP: SRTPOptional}, outTransport: "UDP", codecs: []string{"PCMU"}}
-	if r, _ := parseSDP(u.offerLocked(&call{host: "127.0.0.1"})); len(r.Crypto) != 0 || r.Secure {
+	u := &UA{outTransport: "UDP"}
+	set := &settings{Config: Config{SRTP: SRTPOptional}, codecs: []string{"PCMU"}}
+	if r, _ := parseSDP(u.offerLocked(&call{host: "127.0.0.1", set: set})); len(r.Crypto) != 0 || r.Secure {
 		t.Errorf("offer over UDP carries keys: %+v", r.Crypto)
 	}
 }

@@ -54,7 +54,7 @@ func (u *UA) callStatusLocked(c *call, now time.Time) CallStatus {
 			JitterMs: m.JitterMs,
 			RTTMs:    m.RTTMs,
 			BufferMs: m.JitterBufferMs,
-			PTimeMs:  float64(u.ptimeMs()),
+			PTimeMs:  float64(c.set.ptimeMs()),
 		})
 	}
 	return cs

@@ -23,20 +23,21 @@ type TLSConfig struct {
 	Verify bool
 }
 
-// tlsMaterial is one reading of the files.
+// tlsMaterial is one reading of the files, with the configuration that
+// named them.
 type tlsMaterial struct {
+	cfg   TLSConfig
 	cert  *tls.Certificate // nil: none configured
 	roots *x509.CertPool
 }
 
 // tlsStore serves the current material to handshakes; reload swaps it.
 type tlsStore struct {
-	cfg TLSConfig
 	cur atomic.Pointer[tlsMaterial]
 }
 
 func loadTLS(c TLSConfig) (*tlsMaterial, error) {
-	m := &tlsMaterial{}
+	m := &tlsMaterial{cfg: c}
 	if c.Certificate != "" || c.Key != "" {
 		cert, err := tls.LoadX509KeyPair(c.Certificate, c.Key)
 		if err != nil {
@@ -64,13 +65,22 @@ func loadTLS(c TLSConfig) (*tlsMaterial, error) {
 }
 
 func newTLSStore(c TLSConfig) (*tlsStore, error) {
-	m, err := loadTLS(c)
-	if err != nil {
+	s := &tlsStore{}
+	if err := s.load(c); err != nil {
 		return nil, err
 	}
-	s := &tlsStore{cfg: c}
-	s.cur.Store(m)
 	return s, nil
+}
+
+// load reads the files c names and puts them in force for the next
+// handshake; on an error the running material stays.
+func (s *tlsStore) load(c TLSConfig) error {
+	m, err := loadTLS(c)
+	if err != nil {
+		return err
+	}
+	s.cur.Store(m)
+	return nil
 }
 
 var errNoCertificate = errors.New("no tls-certificate configured")
@@ -91,14 +101,14 @@ func (s *tlsStore) serverConfig() *tls.Config {
 
 // clientConfig is the dial configuration sipgo clones per connection (it
 // sets ServerName to the host dialled). The CA pool is read when the UA
-// starts: sipgo keeps this configuration for its life, and a pool cannot
-// be swapped under a running handshake without a race; a changed tls-ca
-// needs a restart (docs/sip.md). The client certificate follows reloads.
+// starts: sipgo keeps this configuration for its life. The client
+// certificate follows reloads.
 func (s *tlsStore) clientConfig() *tls.Config {
+	m := s.cur.Load()
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
-		RootCAs:            s.cur.Load().roots,
-		InsecureSkipVerify: !s.cfg.Verify, //nolint:gosec // tls-verify = false is the operator's explicit choice
+		RootCAs:            m.roots,
+		InsecureSkipVerify: !m.cfg.Verify, //nolint:gosec // tls-verify = false is the operator's explicit choice
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			if m := s.cur.Load(); m.cert != nil {
 				return m.cert, nil
@@ -108,17 +118,17 @@ func (s *tlsStore) clientConfig() *tls.Config {
 	}
 }
 
-// ReloadTLS re-reads the certificate, key and CA files (on reload). A file
-// that does not load keeps the running material and returns the error.
+// ReloadTLS re-reads the certificate, key and CA files in force (on every
+// reload: a renewed certificate keeps its path). A file that does not load
+// keeps the running material and returns the error.
 func (u *UA) ReloadTLS() error {
 	if u.tls == nil {
 		return nil
 	}
-	m, err := loadTLS(u.tls.cfg)
-	if err != nil {
+	c := u.tls.cur.Load().cfg
+	if err := u.tls.load(c); err != nil {
 		return fmt.Errorf("sip: TLS: %w (the running certificates are kept)", err)
 	}
-	u.tls.cur.Store(m)
-	u.log.Info("TLS certificates re-read", "certificate", u.tls.cfg.Certificate, "ca", u.tls.cfg.CA)
+	u.log.Info("TLS certificates re-read", "certificate", c.Certificate, "ca", c.CA)
 	return nil
 }

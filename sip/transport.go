@@ -89,10 +89,10 @@ func (u *UA) transportOfRequest(req *sip.Request) string {
 // never call it with u.mu held.
 func (u *UA) localHost(dest string) string {
 	info := u.hostInfo(dest)
-	if u.cfg.PublicAddress != "" {
-		return u.cfg.PublicAddress
+	if u.cur().PublicAddress != "" {
+		return u.cur().PublicAddress
 	}
-	if a := u.cfg.Address; a != "" {
+	if a := u.cur().Address; a != "" {
 		ip := net.ParseIP(a)
 		if ip == nil || !ip.IsUnspecified() {
 			return a

@@ -80,8 +80,8 @@ func (u *UA) resolveServers(ctx context.Context, a *account) {
 	}
 	u.mu.Unlock()
 	var r Resolver = net.DefaultResolver
-	if u.cfg.Resolver != nil {
-		r = u.cfg.Resolver
+	if u.cur().Resolver != nil {
+		r = u.cur().Resolver
 	}
 	for _, h := range names {
 		lctx, cancel := context.WithTimeout(ctx, dnsTimeout)
@@ -137,7 +137,7 @@ func prefixesContain(list []netip.Prefix, ip netip.Addr) bool {
 // is admitted when some account would take it from there (it then gets its
 // 404, or the 200 of an OPTIONS). It runs on a socket reader: no I/O.
 func (u *UA) admit(req *sip.Request, src netip.Addr) edge.Admission {
-	if prefixesContain(u.cfg.Trusted, src) {
+	if prefixesContain(u.cur().Trusted, src) {
 		return edge.Admit
 	}
 	u.mu.Lock()
@@ -147,7 +147,7 @@ func (u *UA) admit(req *sip.Request, src netip.Addr) edge.Admission {
 		return edge.Admit
 	}
 	refuse := edge.Refuse
-	if u.cfg.RejectSilently {
+	if u.cur().RejectSilently {
 		refuse = edge.RefuseSilently
 	}
 	if a := u.matchAccountLocked(req); a != nil {

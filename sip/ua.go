@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -84,6 +85,10 @@ type Config struct {
 	// FailbackInterval is how often an account on a backup server probes
 	// its primary with OPTIONS; 0: 1 s.
 	FailbackInterval time.Duration
+	// KeepaliveInterval is how often a registered account sends OPTIONS
+	// to the server it is registered at (keepalive.go); no answer within
+	// RegisterTimeout is a server down. 0: no keepalive; else at least 1 s.
+	KeepaliveInterval time.Duration
 	// EndedCallLinger is how long an ended call stays in Status; 0: it
 	// leaves at the next Status or new call.
 	EndedCallLinger time.Duration
@@ -156,20 +161,20 @@ const (
 	minSE           = 90 // seconds, RFC 4028 minimum
 	defaultRingTime = 3 * time.Minute
 	minFailback     = time.Second
+	minKeepalive    = time.Second
 )
 
 // UA is the user agent: one SIP stack serving every account of the plan.
 type UA struct {
-	cfg     Config
+	// set is the configuration in force; Reconfigure swaps it whole.
+	set     atomic.Pointer[settings]
 	log     *slog.Logger
 	clock   clock
 	onEvent func(Event)
 	alloc   mediaAllocator
-	codecs  []string
 
 	// Tunables; tests shorten them.
 	minSE      int           // seconds
-	seInterval int           // seconds we ask for
 	ackTimeout time.Duration // 64*T1: no ACK for our 2xx
 	ringTime   time.Duration // outgoing call with no final answer
 	t1, t2     time.Duration // 2xx retransmission (RFC 3261 13.3.1.4)
@@ -228,56 +233,16 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 	if onEvent == nil {
 		onEvent = func(Event) {}
 	}
-	if len(cfg.Transports) == 0 {
-		return nil, errors.New("sip: no transport: list udp, tcp or both")
+	set, err := newSettings(cfg)
+	if err != nil {
+		return nil, err
 	}
-	for _, t := range cfg.Transports {
-		if t != "udp" && t != "tcp" && t != "tls" {
-			return nil, fmt.Errorf("sip: transport %q is not supported: use \"udp\", \"tcp\" or \"tls\"", t)
-		}
-	}
-	if cfg.RegisterExpires < 0 || cfg.RegisterRetry < 0 || cfg.EndedCallLinger < 0 || cfg.SessionExpires < 0 {
-		return nil, errors.New("sip: negative duration in the configuration")
-	}
-	if cfg.RegisterExpires == 0 {
-		cfg.RegisterExpires = minExpires
-	}
-	if cfg.RegisterRetry == 0 {
-		cfg.RegisterRetry = minRetry
-	}
-	switch cfg.SRTP {
-	case "":
-		cfg.SRTP = SRTPOff
-	case SRTPOff, SRTPOptional, SRTPRequired:
-	default:
-		return nil, fmt.Errorf("sip: srtp %q: use \"off\", \"optional\" or \"required\"", cfg.SRTP)
-	}
-	if cfg.RegisterTimeout <= 0 || cfg.RegisterTimeout > 64*sip.T1 {
-		cfg.RegisterTimeout = 64 * sip.T1
-	}
-	if cfg.FailbackInterval <= 0 {
-		cfg.FailbackInterval = minFailback
-	}
-	codecs := cfg.Codecs
-	if len(codecs) == 0 {
-		codecs = cfg.Media.Codecs
-	}
-	if cfg.Media.PTime <= 0 {
-		return nil, fmt.Errorf("sip: media ptime %v: it goes into every SDP and must be set", cfg.Media.PTime)
-	}
-	if len(offerCodecs(codecs)) == 0 {
-		return nil, fmt.Errorf("sip: none of the codecs %v is supported: use PCMU or PCMA", codecs)
-	}
-	se := int(cfg.SessionExpires / time.Second)
 	u := &UA{
-		cfg:          cfg,
 		log:          log,
 		onEvent:      onEvent,
 		alloc:        alloc,
 		clock:        wallClock{},
-		codecs:       codecs,
 		minSE:        minSE,
-		seInterval:   max(se, minSE),
 		ackTimeout:   64 * sip.T1,
 		ringTime:     defaultRingTime,
 		t1:           sip.T1,
@@ -288,6 +253,7 @@ func newUA(cfg Config, accounts []Account, onEvent func(Event), log *slog.Logger
 		dialogs:      map[string]*call{},
 		bound:        map[string]*call{},
 	}
+	u.set.Store(set)
 	u.trace.queue = make(chan TraceMessage, traceQueue)
 	for _, a := range accounts {
 		if a.Name == "" {
@@ -314,9 +280,9 @@ func (u *UA) Start(ctx context.Context) error {
 	u.started = true
 	u.mu.Unlock()
 
-	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(u.cfg.UserAgent)}
-	if slices.Contains(u.cfg.Transports, "tls") {
-		st, err := newTLSStore(u.cfg.TLS)
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(u.cur().UserAgent)}
+	if slices.Contains(u.cur().Transports, "tls") {
+		st, err := newTLSStore(u.cur().TLS)
 		if err != nil {
 			return fmt.Errorf("sip: TLS: %w", err)
 		}
@@ -395,9 +361,9 @@ func (u *UA) Start(ctx context.Context) error {
 }
 
 func (u *UA) listen() error {
-	host := u.cfg.Address
-	port := u.cfg.Port
-	for _, t := range u.cfg.Transports {
+	host := u.cur().Address
+	port := u.cur().Port
+	for _, t := range u.cur().Transports {
 		addr := net.JoinHostPort(host, strconv.Itoa(port))
 		switch t {
 		case "udp":
@@ -428,7 +394,7 @@ func (u *UA) listen() error {
 			if u.tlsLn != nil {
 				continue
 			}
-			taddr := net.JoinHostPort(host, strconv.Itoa(u.cfg.TLSPort))
+			taddr := net.JoinHostPort(host, strconv.Itoa(u.cur().TLSPort))
 			l, err := net.Listen(listenNetwork("tcp", host), taddr)
 			if err != nil {
 				u.closeListeners()

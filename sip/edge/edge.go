@@ -82,6 +82,7 @@ type Edge struct {
 	answerLimit *limiter // stateless answers per source
 
 	tap atomic.Pointer[Tap] // nil: no trace (tap.go)
+	ua  atomic.Pointer[string] // Config.UserAgent, or SetUserAgent's
 }
 
 // Log and answer limits: one line per source and reason per logEvery, at
@@ -104,12 +105,18 @@ func New(cfg Config) *Edge {
 	if now == nil {
 		now = time.Now
 	}
-	return &Edge{
+	e := &Edge{
 		cfg: cfg, log: log, now: now, parser: sip.NewParser(),
 		logLimit:    newLimiter(logEvery, 1, logBurst),
 		answerLimit: newLimiter(time.Second, answersPerSecond, 0),
 	}
+	e.SetUserAgent(cfg.UserAgent)
+	return e
 }
+
+// SetUserAgent replaces Config.UserAgent for the answers after it (a
+// reload).
+func (e *Edge) SetUserAgent(ua string) { e.ua.Store(&ua) }
 
 // Stats returns the counters.
 func (e *Edge) Stats() Stats {
@@ -371,8 +378,8 @@ func (e *Edge) answerAt(level slog.Level, raw *rawMessage, src net.Addr, code in
 		e.drop(src, "answer rate limit", raw.start, err)
 		return verdict{}
 	}
-	if e.cfg.UserAgent != "" {
-		extra = append(extra, "Server: "+e.cfg.UserAgent)
+	if ua := *e.ua.Load(); ua != "" {
+		extra = append(extra, "Server: "+ua)
 	}
 	e.answers.Add(1)
 	e.report(level, src, why, raw.start, err, "answer", code)

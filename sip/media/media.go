@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -180,9 +181,14 @@ type Engine struct {
 	// tick still uses a forgotten session's socket.
 	tickMu sync.RWMutex
 
+	// perCall is what a new session starts with (Reconfigure swaps it).
+	perCall atomic.Pointer[perCall]
+
 	mu       sync.Mutex
 	closed   bool
-	used     map[int]bool // RTP ports reserved or bound
+	portMin  int          // the RTP range in force (Reconfigure changes it)
+	portMax  int
+	used     map[int]bool // RTP ports reserved or bound, in any range
 	cursor   int          // next RTP port to try, so freed ports rest a while
 	sessions map[*Session]struct{}
 	slots    [][]*Session // scheduler slots; a session sits in one for life
@@ -208,11 +214,14 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 		log:      log,
 		clock:    newMonoClock(),
 		used:     make(map[int]bool),
+		portMin:  cfg.PortMin,
+		portMax:  cfg.PortMax,
 		cursor:   cfg.PortMin,
 		sessions: make(map[*Session]struct{}),
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
+	e.perCall.Store(&perCall{jitter: cfg.JitterBuffer, timeout: cfg.Timeout})
 	e.portFrame = int(int64(cfg.AudioRate) * int64(cfg.PTime) / int64(time.Second))
 	e.bindIP, e.network = net.IPv4zero, "udp4"
 	if cfg.BindIP != nil {
@@ -233,6 +242,41 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 	e.wg.Add(1)
 	go e.run()
 	return e, nil
+}
+
+// perCall are the settings a session takes when it is allocated and keeps
+// for its life.
+type perCall struct {
+	jitter  time.Duration // initial jitter buffer depth
+	timeout time.Duration // RTP time-out; 0: none
+}
+
+// Reconfigure puts a reload's settings in force for the sessions allocated
+// after it: the RTP port range, the jitter buffer depth and the RTP
+// time-out. Sessions in progress keep their ports and settings. What the
+// scheduler and the bound audio ports are built for (the packet time, the
+// audio rate, the bind address) cannot change: an error says which.
+func (e *Engine) Reconfigure(c Config) error {
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.PTime != e.cfg.PTime:
+		return fmt.Errorf("media: ptime %v: the scheduler and audio ports run at %v until a restart", c.PTime, e.cfg.PTime)
+	case c.AudioRate != e.cfg.AudioRate:
+		return fmt.Errorf("media: audio rate %d Hz: the audio ports run at %d Hz until a restart", c.AudioRate, e.cfg.AudioRate)
+	case !c.BindIP.Equal(e.cfg.BindIP):
+		return fmt.Errorf("media: bind address %v: RTP binds to %v until a restart", c.BindIP, e.cfg.BindIP)
+	}
+	e.perCall.Store(&perCall{jitter: c.JitterBuffer, timeout: c.Timeout})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.portMin, e.portMax = c.PortMin, c.PortMax
+	if e.cursor < c.PortMin || e.cursor+1 > c.PortMax {
+		e.cursor = c.PortMin
+	}
+	return nil
 }
 
 // Allocate binds an even RTP port and RTCP on port+1 from the pool.
@@ -291,12 +335,12 @@ func (e *Engine) reserve(first *int) (int, error) {
 	if e.closed {
 		return 0, ErrClosed
 	}
-	n := (e.cfg.PortMax-1-e.cfg.PortMin)/2 + 1
+	n := (e.portMax-1-e.portMin)/2 + 1
 	for range n {
 		p := e.cursor
 		e.cursor += 2
-		if e.cursor+1 > e.cfg.PortMax {
-			e.cursor = e.cfg.PortMin
+		if e.cursor+1 > e.portMax {
+			e.cursor = e.portMin
 		}
 		if p == *first {
 			return 0, ErrNoPorts

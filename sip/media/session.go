@@ -77,6 +77,7 @@ type Session struct {
 	lastSR    uint32        // middle 32 bits of the peer's last SR NTP time
 	lastSRAt  time.Duration // when it arrived
 	timerBase time.Duration // timeout reference: start, resume, new remote
+	timeout   time.Duration // RTP time-out, as the engine had it at Allocate; 0: none
 	timedOut  bool
 	nextRTCP  time.Duration
 	onDTMF    func(DTMF)
@@ -105,6 +106,7 @@ type Session struct {
 func newSession(e *Engine, port int, local *net.UDPAddr, rtp *rtpSock, rtcpConn *net.UDPConn, onTimeout func()) *Session {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
+	pc := e.perCall.Load()
 	s := &Session{
 		e:         e,
 		port:      port,
@@ -118,7 +120,8 @@ func newSession(e *Engine, port int, local *net.UDPAddr, rtp *rtpSock, rtcpConn 
 		cname:     "telestra-" + hex.EncodeToString(b[4:]),
 		seq:       uint16(mrand.Uint32()),
 		ts:        mrand.Uint32(),
-		jb:        newJitterBuffer(e.cfg.PTime, e.cfg.JitterBuffer),
+		jb:        newJitterBuffer(e.cfg.PTime, pc.jitter),
+		timeout:   pc.timeout,
 		pktBuf:    make([]byte, 1500),
 	}
 	empty := ""
@@ -550,7 +553,7 @@ func (s *Session) housekeep(now, deadline time.Duration) {
 		return
 	}
 	fire := false
-	if t := s.e.cfg.Timeout; t > 0 && s.p.Recv && !s.timedOut {
+	if t := s.timeout; t > 0 && s.p.Recv && !s.timedOut {
 		last := max(s.timerBase, time.Duration(s.lastRx.Load()))
 		if now-last > t {
 			s.timedOut = true
