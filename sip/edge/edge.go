@@ -81,7 +81,7 @@ type Edge struct {
 	logLimit    *limiter // log lines per source and reason
 	answerLimit *limiter // stateless answers per source
 
-	tap atomic.Pointer[Tap] // nil: no trace (tap.go)
+	tap atomic.Pointer[Tap]    // nil: no trace (tap.go)
 	ua  atomic.Pointer[string] // Config.UserAgent, or SetUserAgent's
 }
 

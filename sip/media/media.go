@@ -186,7 +186,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	closed   bool
-	portMin  int          // the RTP range in force (Reconfigure changes it)
+	portMin  int // the RTP range in force (Reconfigure changes it)
 	portMax  int
 	used     map[int]bool // RTP ports reserved or bound, in any range
 	cursor   int          // next RTP port to try, so freed ports rest a while
