@@ -13,6 +13,8 @@ func TestHistory(t *testing.T) {
 	tests := []struct {
 		name        string
 		size, n     int // ring size, events stamped
+		resize      int // then the ring resized to this (a reload's event-history); 0: not
+		more        int // events stamped after the resize
 		since, upto uint64
 		wantSeqs    []int
 		wantLost    uint64
@@ -24,15 +26,26 @@ func TestHistory(t *testing.T) {
 		{name: "wrapped, some lost", size: 4, n: 10, since: 2, upto: 10, wantSeqs: []int{7, 8, 9, 10}, wantLost: 4},
 		{name: "wrapped, all wanted lost", size: 4, n: 10, since: 1, upto: 5, wantLost: 4},
 		{name: "ring of one", size: 1, n: 3, since: 0, upto: 3, wantSeqs: []int{3}, wantLost: 2},
+		{name: "grown: nothing older than the old ring comes back", size: 4, n: 10, resize: 8, since: 0, upto: 10, wantSeqs: []int{7, 8, 9, 10}, wantLost: 6},
+		{name: "grown, then filled", size: 4, n: 10, resize: 8, more: 4, since: 0, upto: 14, wantSeqs: []int{7, 8, 9, 10, 11, 12, 13, 14}, wantLost: 6},
+		{name: "shrunk: the newest stay", size: 8, n: 10, resize: 2, since: 5, upto: 10, wantSeqs: []int{9, 10}, wantLost: 3},
+		{name: "shrunk, then wrapped", size: 8, n: 10, resize: 3, more: 2, since: 8, upto: 12, wantSeqs: []int{10, 11, 12}, wantLost: 1},
+		{name: "resized before any event", size: 4, resize: 2, more: 3, since: 0, upto: 3, wantSeqs: []int{2, 3}, wantLost: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHistory(tt.size)
-			for i := 1; i <= tt.n; i++ {
+			for i := 1; i <= tt.n+tt.more; i++ {
+				if i == tt.n+1 && tt.resize > 0 {
+					h.resize(tt.resize)
+				}
 				got := string(h.stamp(mustFrame(wireCallAnswered{EventCallAnswered, "a", i, nil})))
 				if want := fmt.Sprintf(`{"event":"call-answered","account":"a","call_id":%d,"seq":%d}`+"\x00", i, i); got != want {
 					t.Fatalf("stamp: %q, want %q", got, want)
 				}
+			}
+			if tt.more == 0 && tt.resize > 0 {
+				h.resize(tt.resize)
 			}
 			frames, lost := h.between(tt.since, tt.upto)
 			var want strings.Builder

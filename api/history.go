@@ -19,6 +19,9 @@ const holdTime = 100 * time.Millisecond
 type history struct {
 	seq  uint64   // last number given; 0: no event yet (seq counts from 1)
 	ring [][]byte // frame of event n at ring[(n-1)%len(ring)]; empty: none kept
+	// floor is the oldest event a resize kept: a larger ring holds
+	// nothing older until it has filled up again.
+	floor uint64
 }
 
 func newHistory(size int) *history {
@@ -47,13 +50,27 @@ func (h *history) stamp(frame []byte) []byte {
 	return out
 }
 
+// resize keeps the newest min(size, kept) events in a ring of size
+// (event-history changed by a reload); numbering goes on.
+func (h *history) resize(size int) {
+	ring := make([][]byte, size)
+	from := h.seq + 1 // nothing kept
+	if size > 0 && len(h.ring) > 0 {
+		from = max(h.oldest(), h.seq-min(h.seq, uint64(size))+1)
+		for n := from; n <= h.seq; n++ {
+			ring[(n-1)%uint64(size)] = h.ring[(n-1)%uint64(len(h.ring))]
+		}
+	}
+	h.ring, h.floor = ring, from
+}
+
 // oldest is the seq of the oldest event still kept (seq+1 when none is).
 func (h *history) oldest() uint64 {
 	n := uint64(len(h.ring))
 	if h.seq < n {
-		return 1
+		return max(1, h.floor)
 	}
-	return h.seq - n + 1
+	return max(h.seq-n+1, h.floor)
 }
 
 // between returns the kept frames of the events after since up to and

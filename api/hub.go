@@ -231,7 +231,7 @@ func (s *Server) runHub(stop <-chan struct{}, drain <-chan chan struct{}) {
 	for {
 		select {
 		case r := <-s.register:
-			if len(clients) >= s.cfg.MaxClients {
+			if len(clients) >= s.conf().MaxClients {
 				r.reply <- false
 				continue
 			}
@@ -294,7 +294,7 @@ func (s *Server) enqueue(c *client, frame []byte) bool {
 func (s *Server) logOverflow(c *client) {
 	s.stats.droppedClients.Add(1)
 	s.log.Warn("API client disconnected: its queue is full (it does not read its socket)",
-		"remote", c.remote, "queue_len", s.cfg.QueueLen)
+		"remote", c.remote, "queue_len", s.conf().QueueLen)
 }
 
 // reply hands a command's direct answer to c; only c's reader goroutine

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -66,7 +67,8 @@ func (c Config) validate() error {
 // Server is the TCP API: it accepts clients, runs their commands on a
 // Controller and fans broadcast events out to every client.
 type Server struct {
-	cfg  Config
+	cfg  Config                 // as NewServer had it: Listen binds its Address and Port
+	live atomic.Pointer[Config] // in force; Reconfigure swaps it
 	ctrl Controller
 	log  *slog.Logger
 
@@ -111,7 +113,7 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *S
 		o.started = o.now()
 	}
 	o.startedText = o.started.UTC().Format(time.RFC3339Nano)
-	return &Server{
+	s := &Server{
 		hist:       newHistory(cfg.EventHistory),
 		opts:       o,
 		cfg:        cfg,
@@ -124,6 +126,42 @@ func NewServer(cfg Config, ctrl Controller, log *slog.Logger, opts ...Option) *S
 		closing:    make(chan struct{}),
 		served:     make(chan struct{}),
 	}
+	s.live.Store(&cfg)
+	return s
+}
+
+// conf is the configuration in force.
+func (s *Server) conf() *Config { return s.live.Load() }
+
+// Reconfigure puts a reload's [tcp-settings] in force without closing
+// anything: allow and max-message-bytes apply to the connections accepted
+// after it, max-clients to the next connection (a lower limit disconnects
+// no one), event-history resizes the history, keeping the newest events.
+// The listener's address and port cannot change (it is bound).
+func (s *Server) Reconfigure(cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if cfg.Address != s.cfg.Address || cfg.Port != s.cfg.Port {
+		return fmt.Errorf("api: the listener is bound to %s: a new address or port needs a restart",
+			net.JoinHostPort(s.cfg.Address, strconv.Itoa(s.cfg.Port)))
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = DefaultQueueLen
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	cfg.Allow = slices.Clone(cfg.Allow)
+	old := s.live.Swap(&cfg)
+	if n := cfg.EventHistory; n != old.EventHistory {
+		// The history is the hub's: it resizes it between two events.
+		select {
+		case s.events <- hubMsg{fn: func() { s.hist.resize(n) }}:
+		case <-s.closing:
+		}
+	}
+	return nil
 }
 
 // Close stops the server as the end of Serve's ctx does: the broadcasts
@@ -265,7 +303,8 @@ func (s *Server) admit(ctx, connCtx context.Context, conn net.Conn, conns *sync.
 		conn.Close()
 		return
 	}
-	c := newClient(conn, s.cfg.QueueLen)
+	cfg := s.conf()
+	c := newClient(conn, cfg.QueueLen)
 	reply := make(chan bool, 1)
 	select {
 	case s.register <- registration{c, reply}:
@@ -275,9 +314,9 @@ func (s *Server) admit(ctx, connCtx context.Context, conn net.Conn, conns *sync.
 	}
 	if !<-reply {
 		s.stats.rejected.Add(1)
-		s.log.Warn("API connection closed: too many clients", "remote", remote, "max_clients", s.cfg.MaxClients)
+		s.log.Warn("API connection closed: too many clients", "remote", remote, "max_clients", cfg.MaxClients)
 		conns.Go(func() {
-			msg := encodeFail("", "", fmt.Sprintf("too many clients: max-clients is %d; try again later", s.cfg.MaxClients))
+			msg := encodeFail("", "", fmt.Sprintf("too many clients: max-clients is %d; try again later", cfg.MaxClients))
 			conn.SetWriteDeadline(time.Now().Add(time.Second))
 			conn.Write(msg)
 			conn.Close()
@@ -286,11 +325,12 @@ func (s *Server) admit(ctx, connCtx context.Context, conn net.Conn, conns *sync.
 	}
 	s.stats.accepted.Add(1)
 	s.log.Debug("API client connected", "remote", remote)
-	conns.Go(func() { s.serveClient(connCtx, c) })
+	conns.Go(func() { s.serveClient(connCtx, c, cfg) })
 }
 
 func (s *Server) allowed(a net.Addr) bool {
-	if len(s.cfg.Allow) == 0 {
+	allow := s.conf().Allow
+	if len(allow) == 0 {
 		return true
 	}
 	ta, ok := a.(*net.TCPAddr)
@@ -298,7 +338,7 @@ func (s *Server) allowed(a net.Addr) bool {
 		return false
 	}
 	ip := ta.AddrPort().Addr().Unmap()
-	for _, p := range s.cfg.Allow {
+	for _, p := range allow {
 		if p.Contains(ip) {
 			return true
 		}
@@ -308,10 +348,11 @@ func (s *Server) allowed(a net.Addr) bool {
 
 // serveClient runs the client's reader in this goroutine and its writer in
 // another, and unregisters it once both have ended.
-func (s *Server) serveClient(ctx context.Context, c *client) {
+// cfg is the configuration in force when it connected.
+func (s *Server) serveClient(ctx context.Context, c *client, cfg *Config) {
 	var writer sync.WaitGroup
-	writer.Go(func() { s.writeLoop(ctx, c) })
-	reason := s.readLoop(ctx, c)
+	writer.Go(func() { s.writeLoop(ctx, c, cfg.WriteTimeout) })
+	reason := s.readLoop(ctx, c, cfg.MaxMessageBytes)
 	c.stop(reason)
 	writer.Wait()
 	c.conn.Close()
@@ -320,15 +361,15 @@ func (s *Server) serveClient(ctx context.Context, c *client) {
 }
 
 // readLoop reads and runs commands until the connection ends; it returns why.
-func (s *Server) readLoop(ctx context.Context, c *client) string {
-	fr := NewFrameReader(c.conn, s.cfg.MaxMessageBytes)
+func (s *Server) readLoop(ctx context.Context, c *client, limit int) string {
+	fr := NewFrameReader(c.conn, limit)
 	for {
 		msg, err := fr.Next()
 		switch {
 		case err == nil:
 			s.execute(ctx, c, msg)
 		case errors.Is(err, ErrMessageTooLong):
-			s.fail(c, "", "", fmt.Sprintf("message longer than max-message-bytes (%d bytes): it was discarded up to its terminating NUL", s.cfg.MaxMessageBytes))
+			s.fail(c, "", "", fmt.Sprintf("message longer than max-message-bytes (%d bytes): it was discarded up to its terminating NUL", limit))
 		case errors.Is(err, io.EOF):
 			return "end of stream"
 		case errors.Is(err, net.ErrClosed):
@@ -342,7 +383,7 @@ func (s *Server) readLoop(ctx context.Context, c *client) string {
 // writeLoop writes what is queued for the client, several frames per write
 // when they are waiting. After the reader saw end of stream it writes what
 // is queued and returns; when ctx ends it does the same within flushTimeout.
-func (s *Server) writeLoop(ctx context.Context, c *client) {
+func (s *Server) writeLoop(ctx context.Context, c *client, writeTimeout time.Duration) {
 	defer c.conn.Close() // unblocks the reader
 	buf := make([]byte, 0, 4096)
 	// writeQueued writes one batch; done: nothing was taken (queue empty,
@@ -391,7 +432,7 @@ func (s *Server) writeLoop(ctx context.Context, c *client) {
 		select {
 		case <-c.wake:
 			for {
-				done, ok := writeQueued(s.cfg.WriteTimeout)
+				done, ok := writeQueued(writeTimeout)
 				if !ok {
 					return
 				}
@@ -401,11 +442,11 @@ func (s *Server) writeLoop(ctx context.Context, c *client) {
 			}
 		case <-c.quit:
 			if c.reason() == "end of stream" {
-				flush(s.cfg.WriteTimeout)
+				flush(writeTimeout)
 			}
 			return
 		case <-ctx.Done():
-			flush(min(flushTimeout, s.cfg.WriteTimeout))
+			flush(min(flushTimeout, writeTimeout))
 			return
 		}
 	}

@@ -678,3 +678,70 @@ func TestListenRejectsZeroLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestReconfigure: a reload's allow and max-message-bytes apply to the
+// connections after it, max-clients to the next one, while the clients
+// connected before keep going; the address and port cannot change.
+func TestReconfigure(t *testing.T) {
+	loop := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	cfg := withLimits(Config{Address: "127.0.0.1", Allow: loop, MaxClients: 3, MaxMessageBytes: 1024, EventHistory: 4})
+	s := startServer(t, cfg, &fakeController{})
+	ping := func(c *testConn, token string) string {
+		t.Helper()
+		c.send(`{"cmd":"ping","token":"` + token + `"}` + "\x00")
+		msg, err := c.nextErr(5 * time.Second)
+		if err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+		return msg
+	}
+	a := dial(t, s)
+	if got := ping(a, "a"); got != `{"event":"pong","token":"a"}` {
+		t.Fatalf("a: %s", got)
+	}
+
+	next := cfg
+	next.Allow = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	next.MaxMessageBytes = 2048
+	next.EventHistory = 8
+	if err := s.Reconfigure(next); err != nil {
+		t.Fatal(err)
+	}
+	probe(t, s) // the history's resize ran in the hub
+	refused := dial(t, s)
+	refused.send(`{"cmd":"ping"}` + "\x00")
+	if _, err := refused.nextErr(5 * time.Second); err == nil || s.Stats().Refused != 1 {
+		t.Fatalf("a client the new allow does not list: %v, refused %d", err, s.Stats().Refused)
+	}
+	if got := ping(a, "a2"); got != `{"event":"pong","token":"a2"}` {
+		t.Fatalf("the client connected before the reload: %s", got)
+	}
+
+	next.Allow, next.MaxClients = loop, 1
+	if err := s.Reconfigure(next); err != nil {
+		t.Fatal(err)
+	}
+	extra := dial(t, s)
+	if got := extra.nextRaw(); got != `{"event":"fail","account":"","error":"too many clients: max-clients is 1; try again later"}` {
+		t.Fatalf("a second client with max-clients 1: %s", got)
+	}
+	// a still has the limit it connected with: 1024 bytes.
+	long := `{"cmd":"ping","token":"` + strings.Repeat("x", 1500) + `"}` + "\x00"
+	a.send(long)
+	if got := a.next(); got["event"] != "fail" {
+		t.Fatalf("1.5 kB from the client connected with max-message-bytes 1024: %v", got)
+	}
+	a.conn.Close()
+	waitFor(t, "a gone", func() bool { return s.Stats().Clients == 0 })
+	b := dial(t, s)
+	b.send(long)
+	if got := b.next(); got["event"] != "pong" {
+		t.Fatalf("1.5 kB from a client connected with max-message-bytes 2048: %v", got)
+	}
+
+	moved := next
+	moved.Port = s.Addr().(*net.TCPAddr).Port + 1
+	if err := s.Reconfigure(moved); err == nil || !strings.Contains(err.Error(), "needs a restart") {
+		t.Fatalf("a new port: %v", err)
+	}
+}

@@ -46,6 +46,7 @@ func Settings(p *Plan) []Setting {
 	add("sip-settings.register-retry", quote(s.RegisterRetry.text()))
 	add("sip-settings.register-timeout", quote(s.RegisterTimeout.text()))
 	add("sip-settings.failback-interval", quote(s.FailbackInterval.text()))
+	add("sip-settings.keepalive-interval", quote(s.KeepaliveInterval.text()))
 	add("sip-settings.ended-call-linger", quote(s.EndedCallLinger.text()))
 	add("sip-settings.session-expires", quote(s.SessionExpires.text()))
 	trusted := make([]string, len(s.Trusted))

@@ -62,8 +62,12 @@ type SIPSettings struct {
 	// FailbackInterval is how often an account on a backup server probes
 	// its primary with OPTIONS; default 60s.
 	FailbackInterval Duration
-	EndedCallLinger  Duration // how long an ended call stays in get-status; default 10s
-	SessionExpires   Duration // RFC 4028 session interval; default 1800s, at least 90s
+	// KeepaliveInterval is how often a registered account sends OPTIONS
+	// to the server it is registered at; no answer within
+	// register-timeout is that server down. "0s": off; default 30s.
+	KeepaliveInterval Duration
+	EndedCallLinger   Duration // how long an ended call stays in get-status; default 10s
+	SessionExpires    Duration // RFC 4028 session interval; default 1800s, at least 90s
 	// Trusted networks may send out-of-dialog requests (INVITE, OPTIONS,
 	// ...) to every account, whatever its accept-from; default none.
 	Trusted []netip.Prefix
@@ -211,19 +215,20 @@ func Default() *Plan {
 			EventHistory:    1024,
 		},
 		SIP: SIPSettings{
-			Address:          "0.0.0.0",
-			Port:             5060,
-			Transports:       []string{"udp"},
-			TLSPort:          5061,
-			TLSVerify:        true,
-			UserAgent:        "Telestra",
-			RegisterExpires:  Duration{300 * time.Second},
-			RegisterRetry:    Duration{5 * time.Second},
-			RegisterTimeout:  Duration{32 * time.Second},
-			FailbackInterval: Duration{60 * time.Second},
-			EndedCallLinger:  Duration{10 * time.Second},
-			SessionExpires:   Duration{1800 * time.Second},
-			Reject:           RejectForbidden,
+			Address:           "0.0.0.0",
+			Port:              5060,
+			Transports:        []string{"udp"},
+			TLSPort:           5061,
+			TLSVerify:         true,
+			UserAgent:         "Telestra",
+			RegisterExpires:   Duration{300 * time.Second},
+			RegisterRetry:     Duration{5 * time.Second},
+			RegisterTimeout:   Duration{32 * time.Second},
+			FailbackInterval:  Duration{60 * time.Second},
+			KeepaliveInterval: Duration{30 * time.Second},
+			EndedCallLinger:   Duration{10 * time.Second},
+			SessionExpires:    Duration{1800 * time.Second},
+			Reject:            RejectForbidden,
 		},
 		RTP: RTPSettings{
 			PortMin:      16384,

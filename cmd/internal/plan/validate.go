@@ -190,6 +190,9 @@ func (v *validator) sip(s *SIPSettings) {
 		v.add("sip-settings.register-timeout", "must be from \"1s\" to \"32s\" (RFC 3261 Timer F) (got %q)", s.RegisterTimeout.text())
 	}
 	v.positive("sip-settings.failback-interval", s.FailbackInterval)
+	if k := s.KeepaliveInterval.Duration; k != 0 && k < time.Second {
+		v.add("sip-settings.keepalive-interval", "must be \"0s\" (off) or at least \"1s\" (got %q)", s.KeepaliveInterval.text())
+	}
 	v.positive("sip-settings.ended-call-linger", s.EndedCallLinger)
 	v.wholeSeconds("sip-settings.session-expires", s.SessionExpires, minSessionExpires)
 	v.oneOf("sip-settings.reject", s.Reject, rejects)
