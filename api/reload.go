@@ -33,9 +33,11 @@ type Change struct {
 	Kind string `json:"kind"` // "added", "removed" (a table) or "changed"
 	Old  string `json:"old,omitempty"`
 	New  string `json:"new,omitempty"`
-	// Restart: the daemon only reads this setting at start, so the change
-	// is not in effect yet; Old is the value in effect.
+	// Restart: the setting is bound when the daemon starts (a listener's
+	// socket, the media the audio channels run at), so the change is not
+	// in effect yet; Old is the value in effect and Reason says why.
 	Restart bool   `json:"restart,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 	Text    string `json:"text"` // the change as one line, for people
 }
 

@@ -215,3 +215,46 @@ func TestConfigZeroValues(t *testing.T) {
 		t.Errorf("zero jitter buffer became %v, want the minimum 20ms", e.cfg.JitterBuffer)
 	}
 }
+
+// Reconfigure: sessions allocated after it take the new port range, jitter
+// buffer and RTP time-out; a session from before keeps its port and its
+// settings; what the scheduler is built for cannot change.
+func TestEngineReconfigure(t *testing.T) {
+	cfg := testConfig(40500, 40503)
+	e := newTestEngine(t, cfg)
+	before := mustAllocate(t, e, nil)
+	defer before.Close()
+
+	next := testConfig(40510, 40513)
+	next.JitterBuffer = 100 * time.Millisecond
+	next.Timeout = 9 * time.Second
+	if err := e.Reconfigure(next); err != nil {
+		t.Fatal(err)
+	}
+	after := mustAllocate(t, e, nil)
+	defer after.Close()
+	if p := after.LocalAddr().Port; p != 40510 && p != 40512 {
+		t.Errorf("a session after the reload got port %d, want one of 40510-40513", p)
+	}
+	if p := before.LocalAddr().Port; p != 40500 && p != 40502 {
+		t.Errorf("the session from before moved to port %d", p)
+	}
+	if before.timeout != 2*time.Second || before.jb.initial != 2 || after.timeout != 9*time.Second || after.jb.initial != 5 {
+		t.Errorf("time-out and jitter frames: before %v/%d, after %v/%d; want 2s/2 and 9s/5",
+			before.timeout, before.jb.initial, after.timeout, after.jb.initial)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"ptime", func(c *Config) { c.PTime = 30 * time.Millisecond }},
+		{"audio rate", func(c *Config) { c.AudioRate = 16000 }},
+		{"bind address", func(c *Config) { c.BindIP = net.IPv4(127, 0, 0, 2) }},
+	} {
+		bad := next
+		tc.edit(&bad)
+		if err := e.Reconfigure(bad); err == nil || !strings.Contains(err.Error(), "until a restart") {
+			t.Errorf("%s: %v, want refused until a restart", tc.name, err)
+		}
+	}
+}

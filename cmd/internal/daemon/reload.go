@@ -4,32 +4,64 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/telestra/telestra-sip/api"
 	"github.com/telestra/telestra-sip/cmd/internal/plan"
 	"github.com/telestra/telestra-sip/hw"
+	"github.com/telestra/telestra-sip/sip/media"
 )
 
-// restartSections are read only at start: the listeners and the media
-// configuration. A reload reports their changes against what is running
-// instead of half-applying them.
-var restartSections = []string{"tcp-settings.", "sip-settings.", "rtp-settings.", "metrics."}
+// bound are the settings bound when the daemon starts, each with why a
+// change waits for a restart: a socket to re-bind, or media the audio
+// channels and the RTP scheduler are built for. Every other setting is
+// applied by a reload (docs/sipplan.md "Reload").
+var bound = map[string]string{
+	"tcp-settings.address":    "the API listener is bound to it",
+	"tcp-settings.port":       "the API listener is bound to it",
+	"sip-settings.address":    "the SIP listeners and the RTP sockets bind to it",
+	"sip-settings.port":       "the SIP listeners are bound to it",
+	"sip-settings.transports": "each transport is a listener, bound at start",
+	"sip-settings.tls-port":   "the TLS listener is bound to it",
+	"rtp-settings.ptime":      "the audio channels and the RTP scheduler run at the packet time they started with",
+	"metrics.address":         "the metrics listener is bound to it",
+}
 
-func needsRestart(key string) bool {
-	for _, s := range restartSections {
-		if strings.HasPrefix(key, s) {
-			return true
+// restartReason says why the change of key from running to next needs a
+// restart; "" when a reload applies it.
+func restartReason(running, next *plan.Plan, key string) string {
+	if r, ok := bound[key]; ok {
+		return r
+	}
+	if key == "rtp-settings.codecs" {
+		// Codecs of the same band are a new offer for new calls; a change
+		// of band changes the rate every audio channel is open at.
+		if was, now := media.ChannelRate(running.RTP.Codecs), media.ChannelRate(next.RTP.Codecs); was != now {
+			return fmt.Sprintf("the audio channels run at %d Hz and these codecs need %d Hz", was, now)
 		}
 	}
-	return false
+	return ""
+}
+
+// inForce is next as the running daemon can apply it: what is bound at
+// start keeps the running value.
+func inForce(running, next *plan.Plan) *plan.Plan {
+	p := *next
+	p.TCP.Address, p.TCP.Port = running.TCP.Address, running.TCP.Port
+	p.SIP.Address, p.SIP.Port, p.SIP.TLSPort = running.SIP.Address, running.SIP.Port, running.SIP.TLSPort
+	p.SIP.Transports = running.SIP.Transports
+	p.RTP.PTime = running.RTP.PTime
+	if restartReason(running, next, "rtp-settings.codecs") != "" {
+		p.RTP.Codecs = running.RTP.Codecs
+	}
+	p.Metrics = running.Metrics
+	return &p
 }
 
 // reloadResult is what a reload did: the changes applied, those that wait
 // for a restart, or why nothing was applied.
 type reloadResult struct {
 	applied  []plan.Change
-	restart  []plan.Change
+	restart  []restartChange
 	warnings plan.Problems
 	err      error // a *api.ReloadRejected
 }
@@ -65,10 +97,10 @@ func (c *controller) Reload(ctx context.Context) (api.Reloaded, error) {
 	}
 	out := api.Reloaded{Plan: d.opts.PlanPath, Changes: []api.Change{}}
 	for _, ch := range r.applied {
-		out.Changes = append(out.Changes, apiChange(ch, false))
+		out.Changes = append(out.Changes, apiChange(ch, ""))
 	}
 	for _, ch := range r.restart {
-		out.Changes = append(out.Changes, apiChange(ch, true))
+		out.Changes = append(out.Changes, apiChange(ch.Change, ch.reason))
 	}
 	for _, w := range r.warnings {
 		out.Warnings = append(out.Warnings, w.String())
@@ -76,19 +108,26 @@ func (c *controller) Reload(ctx context.Context) (api.Reloaded, error) {
 	return out, nil
 }
 
-func apiChange(c plan.Change, restart bool) api.Change {
+// restartChange is a change that waits for a restart, and why.
+type restartChange struct {
+	plan.Change
+	reason string
+}
+
+func apiChange(c plan.Change, reason string) api.Change {
 	text := c.String()
-	if restart {
-		text += " (needs a restart: " + c.Old + " is in effect)"
+	if reason != "" {
+		text += " (needs a restart: " + reason + "; " + c.Old + " is in effect)"
 	}
-	return api.Change{Key: c.Key, Kind: c.Kind, Old: c.Old, New: c.New, Restart: restart, Text: text}
+	return api.Change{Key: c.Key, Kind: c.Kind, Old: c.Old, New: c.New, Restart: reason != "", Reason: reason, Text: text}
 }
 
 // reload re-reads the plan (on SIGHUP or the API's reload). An invalid plan
 // is logged and the running one kept. Accounts whose settings changed
-// re-register; calls of unchanged accounts are not touched. Listener and
-// RTP settings need a restart: their changes are reported against the
-// values running, so reverting an edit stops the report.
+// re-register; calls of unchanged accounts are not touched; calls in
+// progress keep the settings they were set up with. What is bound at start
+// (bound) needs a restart: those changes are reported against the values
+// running, so reverting an edit stops the report.
 func (d *Daemon) reload() reloadResult {
 	d.sdNotify("RELOADING=1")
 	defer d.sdNotify("READY=1")
@@ -109,13 +148,13 @@ func (d *Daemon) loadAndApply() reloadResult {
 	}
 	res := reloadResult{warnings: np.Warnings}
 	for _, c := range plan.Diff(d.plan, np) {
-		if !needsRestart(c.Key) {
+		if restartReason(d.running, np, c.Key) == "" {
 			res.applied = append(res.applied, c)
 		}
 	}
 	for _, c := range plan.Diff(d.running, np) {
-		if needsRestart(c.Key) {
-			res.restart = append(res.restart, c)
+		if r := restartReason(d.running, np, c.Key); r != "" {
+			res.restart = append(res.restart, restartChange{c, r})
 		}
 	}
 	if err := d.apply(np); err != nil {
@@ -127,7 +166,7 @@ func (d *Daemon) loadAndApply() reloadResult {
 		d.log.Info("reload: applied", "change", c.String())
 	}
 	for _, c := range res.restart {
-		d.log.Warn("reload: change needs a restart to take effect", "key", c.Key, "running", c.Old, "plan", c.New)
+		d.log.Warn("reload: change needs a restart to take effect", "key", c.Key, "running", c.Old, "plan", c.New, "reason", c.reason)
 	}
 	for _, w := range np.Warnings {
 		d.log.Warn("SIP plan: setting has no effect", "problem", w.String())
@@ -179,14 +218,32 @@ func (d *Daemon) apply(np *plan.Plan) error {
 		opened = append(opened, ch)
 		next[c.Name] = openChannel{cfg: cc, ch: ch}
 	}
+	closeOpened := func() {
+		for _, o := range opened {
+			o.Close()
+		}
+	}
+	// The settings first: new TLS files that do not load reject the
+	// reload before any account changes.
+	live := inForce(d.running, np)
+	if err := d.ua.Reconfigure(sipConfig(live)); err != nil {
+		closeOpened()
+		return fmt.Errorf("[sip-settings]/[rtp-settings]: %w", err)
+	}
 	prev := d.channels
 	d.channels = next
 	if err := d.ua.Reload(d.sipAccounts(np)); err != nil {
 		d.channels = prev
-		for _, o := range opened {
-			o.Close()
+		closeOpened()
+		if rerr := d.ua.Reconfigure(sipConfig(inForce(d.running, old))); rerr != nil {
+			err = errors.Join(err, rerr)
 		}
 		return fmt.Errorf("accounts: %w", err)
+	}
+	// Validated with the plan, and the address and port are the running
+	// ones: it cannot fail.
+	if err := d.server.Reconfigure(apiConfig(live)); err != nil {
+		d.log.Error("reload: [tcp-settings] not applied", "err", err)
 	}
 	// The UA has moved every binding to the new channels: close the old ones.
 	for name, oc := range prev {
