@@ -192,3 +192,75 @@ func TestKeepalive(t *testing.T) {
 		return count(b) >= 1
 	})
 }
+
+// A reload's public-address re-registers at once: the binding with the old
+// Contact is removed first (Expires: 0), then the new one registered; a
+// reload's register-expires re-registers asking for the new lifetime.
+func TestReconfigureReregisters(t *testing.T) {
+	p := newPeer(t)
+	r := &registrar{expires: 3600, user: "3001", pass: "pw", nonce: "n"}
+	r.install(p)
+	type reg struct{ contact, expires string }
+	var mu sync.Mutex
+	var regs []reg
+	inner := p.handlers[sip.REGISTER]
+	p.handle(sip.REGISTER, func(req *sip.Request, tx sip.ServerTransaction) {
+		if req.GetHeader("Authorization") != nil {
+			mu.Lock()
+			regs = append(regs, reg{req.Contact().Address.Host, req.GetHeader("Expires").Value()})
+			mu.Unlock()
+		}
+		inner(req, tx)
+	})
+	var cfg Config
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Pass: "pw", Server: p.addr(), Register: true}}, func(c *Config, u *UA) {
+		if c != nil {
+			c.RegisterExpires = time.Hour
+			cfg = testConfig(*c)
+		}
+	})
+	eventually(t, "registered", 3*time.Second, func() bool { return h.status(t, "a1").Code == 200 })
+
+	next := cfg
+	next.PublicAddress = "127.0.0.9"
+	if err := h.ua.Reconfigure(next); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "registered with the new Contact", 3*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(regs) == 3
+	})
+	mu.Lock()
+	got := append([]reg(nil), regs...)
+	mu.Unlock()
+	want := []reg{{"127.0.0.1", "3600"}, {"127.0.0.1", "0"}, {"127.0.0.9", "3600"}}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("REGISTERs %v, want %v", got, want)
+		}
+	}
+
+	next.RegisterExpires = 20 * time.Minute
+	if err := h.ua.Reconfigure(next); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "registered for 1200 s", 3*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(regs) == 4 && regs[3] == reg{"127.0.0.9", "1200"}
+	})
+	// Nothing else a reload changes re-registers.
+	next.RegisterRetry = 2 * time.Second
+	next.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+	if err := h.ua.Reconfigure(next); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	n := len(regs)
+	mu.Unlock()
+	if n != 4 {
+		t.Errorf("%d REGISTERs after a reload of retry and trusted, want still 4", n)
+	}
+}
