@@ -185,7 +185,14 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		}()
 		// Sampled often enough that an ended call's last RTP counts are
 		// read before it stops being listed.
-		go func() { defer wg.Done(); d.metrics.RunSampler(mctx, sampleInterval(p)) }()
+		go func() {
+			defer wg.Done()
+			d.metrics.RunSampler(mctx, func() time.Duration {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				return sampleInterval(d.plan)
+			})
+		}()
 		defer stopMetrics()
 	}
 

@@ -90,10 +90,11 @@ func (m *Metrics) Sample() []Account {
 	return accts
 }
 
-// RunSampler calls Sample every interval until ctx ends. interval should be
-// below [sip-settings] ended-call-linger.
-func (m *Metrics) RunSampler(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+// RunSampler calls Sample until ctx ends, interval() after each, so a
+// reload's ended-call-linger sets the next wait. interval should be below
+// [sip-settings] ended-call-linger.
+func (m *Metrics) RunSampler(ctx context.Context, interval func() time.Duration) {
+	t := time.NewTimer(interval())
 	defer t.Stop()
 	for {
 		select {
@@ -101,6 +102,7 @@ func (m *Metrics) RunSampler(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			m.Sample()
+			t.Reset(interval())
 		}
 	}
 }
