@@ -202,8 +202,9 @@ func (d *Daemon) apply(np *plan.Plan) error {
 	old := d.plan
 	// Open what is new or changed before touching the UA, so that a device
 	// that fails to open leaves everything as it was.
-	cfg := hwConfig(np)
-	cfg.Format.Rate = hwConfig(d.running).Format.Rate // the running media engine's rate
+	// At the rate and packet time the media engine runs at.
+	live := inForce(d.running, np)
+	cfg := hwConfig(live)
 	backendChanged := old.Audio.Backend != np.Audio.Backend || old.Audio.PulseServer != np.Audio.PulseServer
 	next := map[string]openChannel{}
 	var opened []hw.Channel
@@ -230,7 +231,6 @@ func (d *Daemon) apply(np *plan.Plan) error {
 	}
 	// The settings first: new TLS files that do not load reject the
 	// reload before any account changes.
-	live := inForce(d.running, np)
 	if err := d.ua.Reconfigure(sipConfig(live)); err != nil {
 		closeOpened()
 		return fmt.Errorf("[sip-settings]/[rtp-settings]: %w", err)
