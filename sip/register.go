@@ -85,8 +85,9 @@ func (a *account) authUser() string {
 	return a.eff.User
 }
 
-// retime tells the registration loop that the keepalive or failback
-// interval may have changed. It never blocks: one pending signal is enough.
+// retime tells the registration loop that register-retry, the keepalive
+// or the failback interval may have changed. It never blocks: one pending
+// signal is enough.
 func (a *account) retime() {
 	select {
 	case a.retimed <- struct{}{}:
@@ -244,8 +245,10 @@ func (u *UA) regLoop(a *account) {
 				close(c.done)
 			}
 		case <-a.retimed:
-			// A reload changed the intervals: the timers armed with the
-			// old ones follow the new ones from now.
+			// A reload may have changed the intervals: the keepalive and
+			// probe follow the new ones from now, and the next retry wait
+			// (a back-off starts again from register-retry).
+			retry = u.cur().RegisterRetry
 			armKeepalive()
 			u.mu.Lock()
 			_, onBackup := a.primaryLocked()
