@@ -96,3 +96,38 @@ func TestTLSReload(t *testing.T) {
 		}
 	}
 }
+
+// A reload naming other certificate files serves them from the next
+// handshake; files that do not load reject the Reconfigure and keep the
+// running ones (and the settings in force).
+func TestReconfigureTLSFiles(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	cert, key := writeSelfSigned(t, dir, "first")
+	cert2, key2 := writeSelfSigned(t, other, "second")
+	cfg := testConfig(Config{Address: "127.0.0.1", Transports: []string{"udp", "tls"},
+		TLS: TLSConfig{Certificate: cert, Key: key, CA: cert, Verify: true}})
+	u, err := newUA(cfg, nil, nil, testLogger(t), &fakeAlloc{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.tls, err = newTLSStore(cfg.TLS); err != nil {
+		t.Fatal(err)
+	}
+	next := cfg
+	next.TLS.Certificate, next.TLS.Key = cert2, key2
+	if err := u.Reconfigure(next); err != nil {
+		t.Fatal(err)
+	}
+	if cn := served(t, u.tls); cn != "second" {
+		t.Fatalf("after the reload serves %q, want the new files'", cn)
+	}
+	bad := next
+	bad.TLS.Key = filepath.Join(other, "missing.key")
+	bad.UserAgent = "not applied"
+	if err := u.Reconfigure(bad); err == nil {
+		t.Fatal("a missing key was reconfigured without an error")
+	}
+	if cn := served(t, u.tls); cn != "second" || u.cur().UserAgent == "not applied" {
+		t.Fatalf("a rejected Reconfigure changed what is in force: serves %q, user agent %q", cn, u.cur().UserAgent)
+	}
+}
