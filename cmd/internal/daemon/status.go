@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/telestra/telestra-sip/sip"
 )
 
 // statusPeriod bounds how long a registration change (the UA reports
@@ -82,18 +80,14 @@ func (d *Daemon) statusCounts() statusCounts {
 		if a.Register && a.Server != "" {
 			c.registrars++
 		}
-		st, err := d.ua.Status(a.Name)
+		st, err := d.ua.Summary(a.Name)
 		if err != nil {
 			continue // removed by a reload being applied
 		}
 		if st.Code == 200 {
 			c.registered++
 		}
-		for _, cs := range st.Calls {
-			if !cs.Stopped && cs.State != sip.StateEnded {
-				c.calls++
-			}
-		}
+		c.calls += st.LiveCalls
 	}
 	return c
 }

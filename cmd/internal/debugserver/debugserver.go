@@ -5,6 +5,7 @@
 //
 //	GET /debug/stats                   {"goroutines":..,"threads":..,"fds":..,"rss_bytes":..,"heap_*":..,"cpu_seconds":..,
 //	                                    "sip_edge":{"malformed":..,"rejected":..,..}}
+//	GET /debug/runtime-metrics         every runtime/metrics value ("/memory/classes/heap/objects:bytes": ..)
 //	GET /debug/pprof/NAME[?debug=N]    runtime/pprof profile NAME (heap, allocs, goroutine,
 //	                                   threadcreate, block, mutex); heap?gc=1 collects first
 //
@@ -23,6 +24,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -76,6 +78,7 @@ func Listen(addr string, opts ...Option) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/stats", src.serveStats)
+	mux.HandleFunc("GET /debug/runtime-metrics", serveRuntimeMetrics)
 	mux.HandleFunc("GET /debug/pprof/{name}", serveProfile)
 	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
 }
@@ -174,6 +177,36 @@ func (s sources) serveStats(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
+}
+
+// RuntimeMetrics reads every scalar runtime/metrics value (histograms are
+// left out), keyed by metric name: where /debug/stats sums the runtime's
+// own memory into one figure, these split it (/memory/classes/*) and add
+// the GC's pause and CPU figures (/gc/*, /cpu/classes/*).
+func RuntimeMetrics() map[string]float64 {
+	descs := metrics.All()
+	samples := make([]metrics.Sample, 0, len(descs))
+	for _, d := range descs {
+		if d.Kind == metrics.KindUint64 || d.Kind == metrics.KindFloat64 {
+			samples = append(samples, metrics.Sample{Name: d.Name})
+		}
+	}
+	metrics.Read(samples)
+	out := make(map[string]float64, len(samples))
+	for _, s := range samples {
+		switch s.Value.Kind() {
+		case metrics.KindUint64:
+			out[s.Name] = float64(s.Value.Uint64())
+		case metrics.KindFloat64:
+			out[s.Name] = s.Value.Float64()
+		}
+	}
+	return out
+}
+
+func serveRuntimeMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(RuntimeMetrics())
 }
 
 func serveProfile(w http.ResponseWriter, r *http.Request) {

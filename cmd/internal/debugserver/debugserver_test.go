@@ -53,6 +53,14 @@ func TestServe(t *testing.T) {
 	if code, body := get("/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "debugserver.TestServe") {
 		t.Errorf("goroutine profile: %d %.200q", code, body)
 	}
+	code, body = get("/debug/runtime-metrics")
+	var rm map[string]float64
+	if err := json.Unmarshal([]byte(body), &rm); code != 200 || err != nil {
+		t.Fatalf("runtime-metrics: %d %v %.200q", code, err, body)
+	}
+	if rm["/memory/classes/heap/objects:bytes"] <= 0 || rm["/memory/classes/total:bytes"] < rm["/memory/classes/heap/objects:bytes"] {
+		t.Errorf("runtime-metrics without plausible memory classes: %.300q", body)
+	}
 	if code, _ := get("/debug/pprof/heap?gc=1"); code != 200 {
 		t.Errorf("heap profile: %d", code)
 	}

@@ -166,6 +166,77 @@ func (e *daemonEnv) saveProfile(t testing.TB, name string) string {
 	return path
 }
 
+// saveRaw stores /debug/pprof/NAME as it is (no collection first: during a
+// burst the profile of the last GC is what is wanted) in dir.
+func (e *daemonEnv) saveRaw(t testing.TB, dir, name, file string) {
+	t.Helper()
+	hc := http.Client{Timeout: 10 * time.Second}
+	res, err := hc.Get(e.debug + "/debug/pprof/" + name)
+	if err != nil {
+		t.Errorf("%s profile: %v", name, err)
+		return
+	}
+	defer res.Body.Close()
+	f, err := os.Create(filepath.Join(dir, file))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	if _, err := f.ReadFrom(res.Body); err != nil {
+		t.Error(err)
+	}
+}
+
+// sampleSeries writes one JSON line every period to dir/series.jsonl
+// (seconds since start, calls done, /debug/stats and the runtime's memory
+// classes and GC figures) until the returned stop is called: where a run's
+// memory went between its three or four fixed readings.
+func (e *daemonEnv) sampleSeries(t testing.TB, dir string, period time.Duration, done func() int) (stop func()) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, "series.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	quit, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		defer f.Close()
+		hc := http.Client{Timeout: 5 * time.Second}
+		enc := json.NewEncoder(f)
+		t0 := time.Now()
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			row := map[string]any{"t": time.Since(t0).Seconds(), "calls": done()}
+			for _, ep := range []struct{ key, path string }{{"stats", "/debug/stats"}, {"rt", "/debug/runtime-metrics"}} {
+				res, err := hc.Get(e.debug + ep.path)
+				if err != nil {
+					continue
+				}
+				var v map[string]any
+				_ = json.NewDecoder(res.Body).Decode(&v)
+				res.Body.Close()
+				if ep.key == "rt" {
+					for k := range v {
+						if !strings.HasPrefix(k, "/memory/classes/") && !strings.HasPrefix(k, "/gc/") && !strings.HasPrefix(k, "/cpu/classes/gc") && !strings.HasPrefix(k, "/sched/gomaxprocs") {
+							delete(v, k)
+						}
+					}
+				}
+				row[ep.key] = v
+			}
+			_ = enc.Encode(row)
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { close(quit); <-finished }
+}
+
 // alive checks that the daemon still answers its API and is healthy.
 func (e *daemonEnv) alive(t testing.TB, what string) {
 	t.Helper()

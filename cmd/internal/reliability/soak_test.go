@@ -5,9 +5,11 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,12 +56,26 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 	lat := make([]time.Duration, 0, n)
 	began := make([]time.Duration, 0, n) // start of each call since t0
 	m := min(100, n)
+	// SOAK_SERIES=DIR: a time series of the daemon's figures and heap
+	// profiles during the burst (at the middle, inuse and allocs) in DIR.
+	series := os.Getenv("SOAK_SERIES")
+	var doneCalls atomic.Int64
+	if series != "" {
+		if err := os.MkdirAll(series, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		stop := e.sampleSeries(t, series, 2*time.Second, func() int { return int(doneCalls.Load()) })
+		defer stop()
+	}
 	var afterFirst, beforeLast debugserver.Stats
 	t0 := time.Now()
 	for i := range n {
 		switch i {
 		case n / 2:
 			r.middle = e.stats(t)
+			if series != "" {
+				e.saveRaw(t, series, "heap", "heap-middle.pb.gz")
+			}
 		case m:
 			afterFirst, r.loadFirst = e.stats(t), loadavg()
 		}
@@ -68,6 +84,11 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 		}
 		began = append(began, time.Since(t0))
 		lat = append(lat, oneCall(t, e, i))
+		doneCalls.Add(1)
+	}
+	if series != "" {
+		e.saveRaw(t, series, "heap", "heap-end.pb.gz")
+		e.saveRaw(t, series, "allocs", "allocs-end.pb.gz")
 	}
 	r.took = time.Since(t0)
 	r.end = e.stats(t)
@@ -89,6 +110,9 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 		}
 	}
 	r.after = e.stats(t)
+	if series != "" {
+		e.saveRaw(t, series, "heap", "heap-after.pb.gz")
+	}
 	if profiles {
 		r.heapAfter = e.saveProfile(t, "after")
 	}
