@@ -314,6 +314,7 @@ func (u *UA) Start(ctx context.Context) error {
 	u.started = true
 	u.mu.Unlock()
 
+	tuneSipgo()
 	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(u.cfg.UserAgent)}
 	if slices.Contains(u.cfg.Transports, "tls") {
 		st, err := newTLSStore(u.cfg.TLS)
