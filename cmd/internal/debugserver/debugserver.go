@@ -103,9 +103,11 @@ func (s *Server) Serve(ctx context.Context) error {
 // Stats is the /debug/stats document.
 type Stats struct {
 	Goroutines    int     `json:"goroutines"`
-	Threads       int     `json:"threads"`   // kernel threads (/proc/self/status Threads)
-	FDs           int     `json:"fds"`       // open file descriptors (/proc/self/fd)
-	RSSBytes      int64   `json:"rss_bytes"` // VmRSS
+	Threads       int     `json:"threads"`        // kernel threads (/proc/self/status Threads)
+	FDs           int     `json:"fds"`            // open file descriptors (/proc/self/fd)
+	RSSBytes      int64   `json:"rss_bytes"`      // VmRSS
+	RSSAnonBytes  int64   `json:"rss_anon_bytes"` // RssAnon: the heap, stacks, runtime metadata
+	RSSFileBytes  int64   `json:"rss_file_bytes"` // RssFile: pages of the binary and libraries read so far
 	HeapAlloc     uint64  `json:"heap_alloc_bytes"`
 	HeapInuse     uint64  `json:"heap_inuse_bytes"`
 	HeapIdle      uint64  `json:"heap_idle_bytes"`
@@ -157,12 +159,16 @@ func Read() Stats {
 			if len(f) < 2 {
 				continue
 			}
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
 			switch f[0] {
 			case "Threads:":
-				st.Threads, _ = strconv.Atoi(f[1])
+				st.Threads = int(kb)
 			case "VmRSS:":
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
 				st.RSSBytes = kb * 1024
+			case "RssAnon:":
+				st.RSSAnonBytes = kb * 1024
+			case "RssFile:":
+				st.RSSFileBytes = kb * 1024
 			}
 		}
 	}

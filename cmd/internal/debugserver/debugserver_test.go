@@ -44,7 +44,7 @@ func TestServe(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
 		t.Fatalf("stats: %d %v %q", code, err, body)
 	}
-	if st.Goroutines < 2 || st.Threads < 1 || st.FDs < 3 || st.RSSBytes <= 0 || st.HeapAlloc == 0 {
+	if st.Goroutines < 2 || st.Threads < 1 || st.FDs < 3 || st.RSSBytes <= 0 || st.RSSAnonBytes <= 0 || st.RSSFileBytes <= 0 || st.RSSAnonBytes+st.RSSFileBytes > st.RSSBytes || st.HeapAlloc == 0 {
 		t.Errorf("implausible stats %+v", st)
 	}
 	if st.SIPEdge == nil || *st.SIPEdge != (SIPEdge{Malformed: 5, Answers: 4}) || !strings.Contains(body, `"sip_edge":{"malformed":5,`) {

@@ -57,7 +57,7 @@ func memBudgets(b *testing.B, idle, after debugserver.Stats) []string {
 func BenchmarkSoakBudget(b *testing.B) {
 	n := envInt(b, "SOAK_CALLS", 10000)
 	for range b.N {
-		r := runSoak(b, n, budgetSettle, false)
+		r := runSoak(b, n, budgetSettle, false, true)
 		ratio := float64(r.last100) / float64(r.first100)
 		b.ReportMetric(0, "ns/op")
 		b.ReportMetric(mb(r.start.RSSBytes), "idle-rss-MB")

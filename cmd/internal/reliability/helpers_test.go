@@ -395,8 +395,8 @@ func (e *daemonEnv) goroutines(t testing.TB) string {
 
 // statsLine is one row of a figures table.
 func statsLine(label string, s debugserver.Stats) string {
-	return fmt.Sprintf("%-20s goroutines %4d  threads %3d  fds %3d  rss %5.1f MB  heap alloc %5.1f inuse %5.1f idle %5.1f released %5.1f sys %5.1f (stacks %.1f meta %.1f) MB  gc %d  allocated %.0f MB",
-		label, s.Goroutines, s.Threads, s.FDs, mb(s.RSSBytes), mb(int64(s.HeapAlloc)), mb(int64(s.HeapInuse)),
+	return fmt.Sprintf("%-20s goroutines %4d  threads %3d  fds %3d  rss %5.1f MB (anon %5.1f file %4.1f)  heap alloc %5.1f inuse %5.1f idle %5.1f released %5.1f sys %5.1f (stacks %.1f meta %.1f) MB  gc %d  allocated %.0f MB",
+		label, s.Goroutines, s.Threads, s.FDs, mb(s.RSSBytes), mb(s.RSSAnonBytes), mb(s.RSSFileBytes), mb(int64(s.HeapAlloc)), mb(int64(s.HeapInuse)),
 		mb(int64(s.HeapIdle)), mb(int64(s.HeapReleased)), mb(int64(s.Sys)), mb(int64(s.StackSys)), mb(int64(s.MetaSys)), s.NumGC, mb(int64(s.Allocated)))
 }
 

@@ -20,16 +20,22 @@ import (
 
 // soakResult is what one soak run measured.
 type soakResult struct {
-	calls                               int
-	took                                time.Duration
-	start, middle, end, after           debugserver.Stats
-	first100, last100                   time.Duration // median set-up, make-call → call-answered
-	first100p95, last100p95             time.Duration
-	steady100, steadyAt                 time.Duration // median set-up of the 100 calls from steadyAt into the run
-	steadyIndex                         int
-	cpuFirst100, cpuLast100             time.Duration // daemon CPU per call (user+system)
-	loadFirst, loadLast                 string        // loadavg after the first 100, before the last 100
-	settle                              time.Duration // from the last call to "after"
+	calls                     int
+	took                      time.Duration
+	start, middle, end, after debugserver.Stats
+	first100, last100         time.Duration // median set-up, make-call → call-answered
+	first100p95, last100p95   time.Duration
+	steady100, steadyAt       time.Duration // median set-up of the 100 calls from steadyAt into the run
+	steadyIndex               int
+	cpuFirst100, cpuLast100   time.Duration // daemon CPU per call (user+system)
+	loadFirst, loadLast       string        // loadavg after the first 100, before the last 100
+	settle                    time.Duration // from the last call to "after"
+	// Reference: baresip 3003 calling the same callee through the same
+	// Kamailio, interleaved with the first and the last 100 calls (one
+	// after every fifth): how much of a change in set-up time is the
+	// machine's and the peers', not the daemon's.
+	refFirst, refLast                   time.Duration // median
+	refCalls                            int           // per window
 	heapStart, heapEnd, heapAfter, logs string
 	env                                 *daemonEnv
 }
@@ -40,11 +46,17 @@ type soakResult struct {
 // before the next starts. It reads the daemon's figures before the first
 // call, at the middle, after the last and once the calls have left
 // get-status and settle has passed. With profiles it keeps heap profiles
-// (start, end, after) in the daemon's log folder.
-func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResult {
+// (start, end, after) in the daemon's log folder. With withRef, baresip
+// 3003 places reference calls to the same callee during the first and the
+// last 100 calls.
+func runSoak(t testing.TB, n int, settle time.Duration, profiles, withRef bool) soakResult {
 	t.Helper()
 	k := testpeers.StartKamailio(t, testpeers.KamailioOptions{ShmMB: 256})
-	testpeers.StartBaresip(t, "3002", testpeers.BaresipOptions{Registrar: k.Addr(), MaxCalls: 8})
+	callee := testpeers.StartBaresip(t, "3002", testpeers.BaresipOptions{Registrar: k.Addr(), MaxCalls: 8})
+	var ref *testpeers.Baresip
+	if withRef {
+		ref = testpeers.StartBaresip(t, "3003", testpeers.BaresipOptions{Registrar: k.Addr()})
+	}
 	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", Server: k.Addr()}}})
 	waitRegistered(t, e.c, "acc1", 200, 15*time.Second)
 
@@ -68,6 +80,8 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 		defer stop()
 	}
 	var afterFirst, beforeLast debugserver.Stats
+	var refFirst, refLast []time.Duration
+	target := "sip:3002@" + k.Addr()
 	t0 := time.Now()
 	for i := range n {
 		switch i {
@@ -85,6 +99,14 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 		began = append(began, time.Since(t0))
 		lat = append(lat, oneCall(t, e, i))
 		doneCalls.Add(1)
+		if ref != nil && i%5 == 4 && (i < m || i >= n-m) {
+			d := refCall(t, ref, callee, target)
+			if i < m {
+				refFirst = append(refFirst, d)
+			} else {
+				refLast = append(refLast, d)
+			}
+		}
 	}
 	if series != "" {
 		e.saveRaw(t, series, "heap", "heap-end.pb.gz")
@@ -129,7 +151,46 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles bool) soakResul
 		}
 	}
 	r.last100, r.last100p95 = medianP95(lat[n-m:])
+	if len(refFirst) > 0 && len(refLast) > 0 {
+		r.refFirst, _ = medianP95(refFirst)
+		r.refLast, _ = medianP95(refLast)
+		r.refCalls = len(refLast)
+	}
 	return r
+}
+
+// refCall places one call from baresip ref to callee (target through
+// Kamailio) and returns its set-up time, dial → CALL_ESTABLISHED, as
+// BenchmarkCallSetup's reference does. Both ends have seen the call
+// closed when it returns.
+func refCall(t testing.TB, ref, callee *testpeers.Baresip, target string) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	since, sinceRef := callee.EventCount(), ref.EventCount()
+	t0 := time.Now()
+	if err := ref.Dial(target); err != nil {
+		t.Fatalf("baresip 3003 dial: %v", err)
+	}
+	ev, err := ref.WaitEventSince(ctx, sinceRef, "CALL_ESTABLISHED", "CALL_CLOSED")
+	if err != nil || ev.Type != "CALL_ESTABLISHED" {
+		t.Fatalf("baresip 3003 call to %s: %v %v", target, ev, err)
+	}
+	if _, err := callee.WaitEventSince(ctx, since, "CALL_ESTABLISHED"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ref.Hangup(); err != nil {
+		t.Fatalf("baresip 3003 hangup: %v", err)
+	}
+	for _, p := range []struct {
+		b     *testpeers.Baresip
+		since int
+	}{{ref, sinceRef}, {callee, since}} {
+		if _, err := p.b.WaitEventSince(ctx, p.since, "CALL_CLOSED"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ev.Time.Sub(t0)
 }
 
 // oneCall places call i and returns its set-up time.
@@ -182,6 +243,10 @@ func (r soakResult) report() string {
 		fmt.Fprintf(&b, "set-up median of calls %d-%d (from %v in, transaction state level): %v; last 100 / these: %.2f\n",
 			r.steadyIndex+1, r.steadyIndex+100, r.steadyAt, r.steady100.Round(10*time.Microsecond), float64(r.last100)/float64(r.steady100))
 	}
+	if r.refCalls > 0 {
+		fmt.Fprintf(&b, "reference, baresip 3003 → 3002 through the same Kamailio (%d calls each among the first and the last 100): median %v, then %v: ratio %.2f\n",
+			r.refCalls, r.refFirst.Round(10*time.Microsecond), r.refLast.Round(10*time.Microsecond), float64(r.refLast)/float64(r.refFirst))
+	}
 	fmt.Fprintf(&b, "daemon CPU per call first 100 %v, last 100 %v: ratio %.2f (loadavg %s, then %s)\n",
 		r.cpuFirst100.Round(time.Microsecond), r.cpuLast100.Round(time.Microsecond),
 		float64(r.cpuLast100)/float64(r.cpuFirst100), r.loadFirst, r.loadLast)
@@ -205,7 +270,7 @@ func (r soakResult) report() string {
 // in BenchmarkSoakBudget (a race-detector build has no meaningful RSS).
 func TestSoak(t *testing.T) {
 	n := envInt(t, "SOAK_CALLS", 1000)
-	r := runSoak(t, n, envDuration(t, "SOAK_SETTLE", 5*time.Second), true)
+	r := runSoak(t, n, envDuration(t, "SOAK_SETTLE", 5*time.Second), true, false)
 	t.Log("\n" + r.report())
 	r.env.backToIdle(t, r.start, timerF+10*time.Second, fmt.Sprintf("after %d calls", n))
 }
