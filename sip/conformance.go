@@ -65,11 +65,28 @@ func checkRequestSize(req *sip.Request) error {
 	if !strings.EqualFold(req.Transport(), "UDP") {
 		return nil
 	}
-	if n := len(req.String()); n > udpRequestLimit {
+	if n := requestSize(req); n > udpRequestLimit {
 		return fmt.Errorf("%s of %d bytes is over the %d-byte UDP limit of RFC 3261 §18.1.1: %w",
 			req.Method, n, udpRequestLimit, sip.ErrUDPMTUCongestion)
 	}
 	return nil
+}
+
+// requestSize is len(req.String()) without building the string: every
+// request we send passes checkRequestSize, and sipgo renders it again to
+// send it.
+func requestSize(req *sip.Request) int {
+	var n byteCount
+	req.StringWrite(&n)
+	return int(n)
+}
+
+// byteCount is an io.StringWriter that only counts.
+type byteCount int
+
+func (n *byteCount) WriteString(s string) (int, error) {
+	*n += byteCount(len(s))
+	return len(s), nil
 }
 
 // uriUser is the user part of u unescaped: RFC 3261 §19.1.4 compares
