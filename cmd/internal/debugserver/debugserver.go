@@ -6,6 +6,7 @@
 //	GET /debug/stats                   {"goroutines":..,"threads":..,"fds":..,"rss_bytes":..,"heap_*":..,"cpu_seconds":..,
 //	                                    "sip_edge":{"malformed":..,"rejected":..,..}}
 //	GET /debug/runtime-metrics         every runtime/metrics value ("/memory/classes/heap/objects:bytes": ..)
+//	GET /debug/pprof/profile?seconds=N CPU profile over N seconds (1-60, default 10)
 //	GET /debug/pprof/NAME[?debug=N]    runtime/pprof profile NAME (heap, allocs, goroutine,
 //	                                   threadcreate, block, mutex); heap?gc=1 collects first
 //
@@ -216,6 +217,10 @@ func serveRuntimeMetrics(w http.ResponseWriter, _ *http.Request) {
 }
 
 func serveProfile(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("name") == "profile" {
+		serveCPUProfile(w, r)
+		return
+	}
 	p := pprof.Lookup(r.PathValue("name"))
 	if p == nil {
 		http.Error(w, "unknown profile", http.StatusNotFound)
@@ -232,6 +237,28 @@ func serveProfile(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", p.Name()))
 	}
 	_ = p.WriteTo(w, debug)
+}
+
+func serveCPUProfile(w http.ResponseWriter, r *http.Request) {
+	secs, err := strconv.Atoi(r.FormValue("seconds"))
+	if r.FormValue("seconds") == "" {
+		secs, err = 10, nil
+	}
+	if err != nil || secs < 1 || secs > 60 {
+		http.Error(w, "seconds: from 1 to 60", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="profile"`)
+	if err := pprof.StartCPUProfile(w); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict) // another profile runs
+		return
+	}
+	select {
+	case <-time.After(time.Duration(secs) * time.Second):
+	case <-r.Context().Done():
+	}
+	pprof.StopCPUProfile()
 }
 
 // memLimit reads the soft memory limit (GOMEMLIMIT) without changing it.

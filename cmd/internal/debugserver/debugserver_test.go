@@ -64,6 +64,12 @@ func TestServe(t *testing.T) {
 	if code, _ := get("/debug/pprof/heap?gc=1"); code != 200 {
 		t.Errorf("heap profile: %d", code)
 	}
+	if code, body := get("/debug/pprof/profile?seconds=1"); code != 200 || len(body) == 0 {
+		t.Errorf("CPU profile: %d, %d bytes", code, len(body))
+	}
+	if code, _ := get("/debug/pprof/profile?seconds=0"); code != 400 {
+		t.Errorf("CPU profile of 0 s: %d, want 400", code)
+	}
 	if code, _ := get("/debug/pprof/nope"); code != 404 {
 		t.Errorf("unknown profile: %d, want 404", code)
 	}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,7 +61,7 @@ func startDaemon(t testing.TB, o planOpts) *daemonEnv {
 		return s
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "[tcp-settings]\naddress = \"127.0.0.1\"\nport = %d\n\n", api)
+	fmt.Fprintf(&b, "[tcp-settings]\naddress = \"127.0.0.1\"\nport = %d\n%s\n", api, os.Getenv("XP_TCP"))
 	fmt.Fprintf(&b, "[sip-settings]\naddress = \"127.0.0.1\"\nport = %d\nuser-agent = \"telestra-reliability\"\n", sipPort)
 	if len(o.Transports) > 0 {
 		fmt.Fprintf(&b, "transports = [\"%s\"]\n", strings.Join(o.Transports, `", "`))
@@ -188,6 +189,28 @@ func (e *daemonEnv) saveRaw(t testing.TB, dir, name, file string) {
 	}
 }
 
+// cpuProfile records a CPU profile of secs seconds into dir/file in the
+// background and writes how many calls it covered into dir/file.calls;
+// wait waits for it.
+func (e *daemonEnv) cpuProfile(t testing.TB, dir, file string, secs int, done func() int) (wait func()) {
+	t.Helper()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		from := done()
+		hc := http.Client{Timeout: time.Duration(secs+10) * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		res, err := hc.Get(e.debug + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
+		if err != nil {
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		_ = os.WriteFile(filepath.Join(dir, file), b, 0o644)
+		_ = os.WriteFile(filepath.Join(dir, file+".calls"), []byte(strconv.Itoa(done()-from)+"\n"), 0o644)
+	}()
+	return func() { <-finished }
+}
+
 // sampleSeries writes one JSON line every period to dir/series.jsonl
 // (seconds since start, calls done, /debug/stats and the runtime's memory
 // classes and GC figures) until the returned stop is called: where a run's
@@ -202,7 +225,7 @@ func (e *daemonEnv) sampleSeries(t testing.TB, dir string, period time.Duration,
 	go func() {
 		defer close(finished)
 		defer f.Close()
-		hc := http.Client{Timeout: 5 * time.Second}
+		hc := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		enc := json.NewEncoder(f)
 		t0 := time.Now()
 		tick := time.NewTicker(period)
@@ -355,6 +378,50 @@ func envDuration(t testing.TB, name string, def time.Duration) time.Duration {
 		t.Fatalf("%s=%q: want a duration such as 30s", name, s)
 	}
 	return d
+}
+
+// treeCPU is the user+system CPU time of process pid and of every process
+// below it (Kamailio forks its workers), in seconds; 0 when pid is gone.
+func treeCPU(pid int) float64 {
+	children := map[int][]int{}
+	cpu := map[int]float64{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: ppid is the 2nd, utime the 12th, stime the 13th.
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		children[ppid] = append(children[ppid], p)
+		cpu[p] = (ut + st) / 100 // USER_HZ is 100 on Linux
+	}
+	total := 0.0
+	for todo := []int{pid}; len(todo) > 0; {
+		p := todo[len(todo)-1]
+		todo = append(todo[:len(todo)-1], children[p]...)
+		total += cpu[p]
+	}
+	return total
+}
+
+// selfCPU is the user+system CPU time of this test process, in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }

@@ -34,8 +34,12 @@ type soakResult struct {
 	// Kamailio, interleaved with the first and the last 100 calls (one
 	// after every fifth): how much of a change in set-up time is the
 	// machine's and the peers', not the daemon's.
-	refFirst, refLast                   time.Duration // median
-	refCalls                            int           // per window
+	refFirst, refLast time.Duration // median
+	refCalls          int           // per window
+	// CPU per call of the other processes, first and last 100: Kamailio
+	// (all its processes), the callee baresip and this test (the load
+	// generator). When they grow as the daemon's does, the machine is slower.
+	peerCPU                             [3][2]time.Duration
 	heapStart, heapEnd, heapAfter, logs string
 	env                                 *daemonEnv
 }
@@ -78,11 +82,20 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles, withRef bool) 
 		}
 		stop := e.sampleSeries(t, series, 2*time.Second, func() int { return int(doneCalls.Load()) })
 		defer stop()
+		defer e.cpuProfile(t, series, "cpu-early.pb.gz", 10, func() int { return int(doneCalls.Load()) })()
 	}
 	var afterFirst, beforeLast debugserver.Stats
 	var refFirst, refLast []time.Duration
+	peers := func() [3]float64 { return [3]float64{treeCPU(k.PID()), treeCPU(callee.PID()), selfCPU()} }
+	var peerAt [4][3]float64 // start, after the first 100, before the last 100, end
 	target := "sip:3002@" + k.Addr()
+	if ref != nil {
+		for range 3 { // untimed: baresip's first calls are slower
+			refCall(t, ref, callee, target)
+		}
+	}
 	t0 := time.Now()
+	peerAt[0] = peers()
 	for i := range n {
 		switch i {
 		case n / 2:
@@ -92,9 +105,14 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles, withRef bool) 
 			}
 		case m:
 			afterFirst, r.loadFirst = e.stats(t), loadavg()
+			peerAt[1] = peers()
 		}
 		if i == n-m {
 			beforeLast, r.loadLast = e.stats(t), loadavg()
+			peerAt[2] = peers()
+		}
+		if series != "" && i == max(n-800, n/2) {
+			defer e.cpuProfile(t, series, "cpu-late.pb.gz", 10, func() int { return int(doneCalls.Load()) })()
 		}
 		began = append(began, time.Since(t0))
 		lat = append(lat, oneCall(t, e, i))
@@ -114,6 +132,7 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles, withRef bool) 
 	}
 	r.took = time.Since(t0)
 	r.end = e.stats(t)
+	peerAt[3] = peers()
 	if n == m {
 		afterFirst = r.end
 	}
@@ -121,6 +140,12 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles, withRef bool) 
 		return time.Duration((b.CPUSeconds - a.CPUSeconds) / float64(m) * float64(time.Second))
 	}
 	r.cpuFirst100, r.cpuLast100 = perCall(r.start, afterFirst), perCall(beforeLast, r.end)
+	if n > m {
+		for p := range peerAt[0] {
+			r.peerCPU[p][0] = time.Duration((peerAt[1][p] - peerAt[0][p]) / float64(m) * float64(time.Second))
+			r.peerCPU[p][1] = time.Duration((peerAt[3][p] - peerAt[2][p]) / float64(m) * float64(time.Second))
+		}
+	}
 	last := time.Now()
 	if profiles { // a profile collects garbage first: not in a budget run
 		r.heapEnd = e.saveProfile(t, "end")
@@ -165,6 +190,10 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles, withRef bool) 
 // closed when it returns.
 func refCall(t testing.TB, ref, callee *testpeers.Baresip, target string) time.Duration {
 	t.Helper()
+	// As BenchmarkCallSetup: the callee settles (the last call's ACK and
+	// BYE) before and after.
+	time.Sleep(20 * time.Millisecond)
+	defer time.Sleep(20 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	since, sinceRef := callee.EventCount(), ref.EventCount()
@@ -250,6 +279,14 @@ func (r soakResult) report() string {
 	fmt.Fprintf(&b, "daemon CPU per call first 100 %v, last 100 %v: ratio %.2f (loadavg %s, then %s)\n",
 		r.cpuFirst100.Round(time.Microsecond), r.cpuLast100.Round(time.Microsecond),
 		float64(r.cpuLast100)/float64(r.cpuFirst100), r.loadFirst, r.loadLast)
+	if r.peerCPU[0][0] > 0 {
+		b.WriteString("CPU per call of the others, first 100 → last 100:")
+		for i, name := range []string{"Kamailio", "callee baresip", "test (load generator)"} {
+			c := r.peerCPU[i]
+			fmt.Fprintf(&b, " %s %v → %v (%.2f×);", name, c[0].Round(10*time.Microsecond), c[1].Round(10*time.Microsecond), float64(c[1])/float64(max(c[0], 1)))
+		}
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, "RSS after - idle: %+.1f MB; goroutines %+d; threads %+d; fds %+d\n",
 		mb(r.after.RSSBytes-r.start.RSSBytes), r.after.Goroutines-r.start.Goroutines,
 		r.after.Threads-r.start.Threads, r.after.FDs-r.start.FDs)
