@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 	"weak"
@@ -190,4 +191,158 @@ func answeredInvite(t *testing.T, caller, callee *peer) weak.Pointer[sip.ClientT
 		t.Fatalf("transaction of type %T", tx)
 	}
 	return weak.Make(ct)
+}
+
+// TestRejectionRetransmissionIsAckedAgain: a UAS retransmits its 486 until
+// the ACK arrives (RFC 3261 §17.2.1); while Timer D runs every
+// retransmission gets the ACK again (§17.1.1.2), and at once, although the
+// UA ended the INVITE transaction on the answer (endRejected).
+func TestRejectionRetransmissionIsAckedAgain(t *testing.T) {
+	uas := newRawUAS(t, 486)
+	h := startUA(t, []Account{{Name: "a1", User: "3001"}}, nil)
+	dialAccount(t, h, "a1", uas.uri("3009"))
+	if ev := h.ev.wait(t, CallEnded, 3*time.Second); ev.Code != 486 {
+		t.Fatalf("ended %+v, want 486", ev)
+	}
+	inv := uas.expect(t, sip.INVITE, time.Second)
+	branch, _ := inv.Via().Params.Get("branch")
+	first := uas.expect(t, sip.ACK, 2*time.Second)
+	answer := <-uas.sent
+	for i, wait := range []time.Duration{sip.T1, 2 * sip.T1} {
+		time.Sleep(wait)
+		sentAt := time.Now()
+		if _, err := uas.conn.WriteTo(answer, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: h.ua.udpPort}); err != nil {
+			t.Fatal(err)
+		}
+		// sipgo's own Completed state re-ACKed only after T2 (4 s).
+		again := uas.expect(t, sip.ACK, time.Second)
+		if took := time.Since(sentAt); took > 500*time.Millisecond {
+			t.Errorf("retransmission %d: ACK after %v", i+1, took)
+		}
+		b, _ := again.Via().Params.Get("branch")
+		tag, _ := again.To().Params.Get("tag")
+		if b != branch || again.CSeq().SeqNo != inv.CSeq().SeqNo || again.CSeq().MethodName != sip.ACK || tag != "uas1" ||
+			again.Recipient.String() != inv.Recipient.String() || again.CallID().Value() != first.CallID().Value() {
+			t.Errorf("retransmission %d: ACK\n%s\nwant the ACK of the INVITE\n%s", i+1, again, inv)
+		}
+	}
+	if n := h.ua.rejects.size(time.Now()); n != 1 {
+		t.Errorf("%d ACKs kept, want 1", n)
+	}
+}
+
+// TestRejectedInviteTransactionReleased: endRejected leaves nothing of the
+// transaction reachable (sipgo's Timer D kept it, with the INVITE, the
+// answer and the ACK, for 32 s), while the ACK is kept.
+func TestRejectedInviteTransactionReleased(t *testing.T) {
+	h := startUA(t, []Account{{Name: "a1", User: "3001"}}, nil)
+	callee := newPeer(t)
+	callee.handle(sip.INVITE, func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(callee.answer(req, 486, "Busy Here", "callee1", nil))
+	})
+	caller := newPeer(t)
+	w, branch := rejectedInvite(t, h.ua, caller, callee)
+	deadline := time.Now().Add(3 * time.Second)
+	for w.Value() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the rejected INVITE transaction is still reachable 3 s after endRejected")
+		}
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	ack, err := h.ua.rejects.ack(branch, time.Now())
+	if err != nil || ack == nil || !ack.IsAck() || ack.Transport() != "UDP" || ack.Destination() != "127.0.0.1:"+strconv.Itoa(callee.port) {
+		t.Fatalf("kept ACK %v %v", ack, err)
+	}
+}
+
+func rejectedInvite(t *testing.T, u *UA, caller, callee *peer) (weak.Pointer[sip.ClientTx], string) {
+	t.Helper()
+	d := &pdialog{p: caller, callID: newCallID(), localTag: newTag(), cseq: 1,
+		local:  sip.Uri{Scheme: "sip", User: "5555", Host: caller.host},
+		remote: sip.Uri{Scheme: "sip", User: "3009", Host: "127.0.0.1"},
+		target: sip.Uri{Scheme: "sip", User: "3009", Host: "127.0.0.1", Port: callee.port}}
+	req := d.request(sip.INVITE, nil)
+	req.SetDestination("127.0.0.1:" + strconv.Itoa(callee.port))
+	branch, _ := req.Via().Params.Get("branch")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	tx, err := caller.cli.TransactionRequest(ctx, req, func(*sipgo.Client, *sip.Request) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res *sip.Response
+	for res == nil || res.IsProvisional() {
+		select {
+		case res = <-tx.Responses():
+		case <-ctx.Done():
+			t.Fatal("no answer to the INVITE")
+		}
+	}
+	if res.StatusCode != 486 {
+		t.Fatalf("INVITE answered %s", res.StartLine())
+	}
+	u.endRejected(tx, req, res)
+	ct, ok := tx.(*sip.ClientTx)
+	if !ok {
+		t.Fatalf("transaction of type %T", tx)
+	}
+	return weak.Make(ct), branch
+}
+
+// TestRejectAcksExpire: a kept ACK lives Timer D (rejectLinger) on the
+// UA's clock, and the sweep forgets it without another call to keep.
+func TestRejectAcksExpire(t *testing.T) {
+	clk := newFakeClock()
+	t0 := clk.Now()
+	ack := sip.NewRequest(sip.ACK, sip.Uri{Scheme: "sip", User: "x", Host: "127.0.0.1", Port: 5070})
+	ack.SetTransport("UDP")
+	var r rejectAcks
+	r.keep("b1", ack, clk)
+	clk.Advance(10 * time.Second)
+	r.keep("b2", ack, clk)
+	tests := []struct {
+		name   string
+		at     time.Duration // since t0
+		branch string
+		found  bool
+		size   int
+	}{
+		{name: "kept", at: 11 * time.Second, branch: "b1", found: true, size: 2},
+		{name: "unknown branch", at: 11 * time.Second, branch: "b9", size: 2},
+		{name: "last moment of Timer D", at: rejectLinger - time.Millisecond, branch: "b1", found: true, size: 2},
+		{name: "Timer D over", at: rejectLinger, branch: "b1", size: 1},
+		{name: "the later one still kept", at: rejectLinger + 5*time.Second, branch: "b2", found: true, size: 1},
+		{name: "all gone", at: rejectLinger + 10*time.Second, branch: "b2", size: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk.Advance(t0.Add(tt.at).Sub(clk.Now()))
+			got, err := r.ack(tt.branch, clk.Now())
+			if err != nil || (got != nil) != tt.found {
+				t.Errorf("ack(%s) = %v, %v; want found %v", tt.branch, got, err, tt.found)
+			}
+			if got != nil && (got.Destination() != "127.0.0.1:5070" || got.Transport() != "UDP" || !got.IsAck()) {
+				t.Errorf("kept ACK %s goes to %s over %s", got.StartLine(), got.Destination(), got.Transport())
+			}
+			if n := r.size(clk.Now()); n != tt.size {
+				t.Errorf("size %d, want %d", n, tt.size)
+			}
+		})
+	}
+
+	// Without any look-up, the sweep empties the store once Timer D is over.
+	var q rejectAcks
+	q.keep("b3", ack, clk)
+	clk.Advance(rejectLinger)
+	eventually(t, "the sweep to forget b3", 2*time.Second, func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.kept == nil && q.order == nil && q.sweep == nil
+	})
+	q.stop()
+	q.keep("b4", ack, clk)
+	if n := q.size(clk.Now()); n != 0 {
+		t.Errorf("kept %d after stop", n)
+	}
 }

@@ -208,6 +208,7 @@ type UA struct {
 	nextID   int
 	bound    map[string]*call // audio channel key -> call bound to it
 	hosts    hostMemo         // own lock: read while mu is held, never I/O under it
+	rejects  rejectAcks       // own lock: ACKs of rejected INVITEs (rejected.go)
 
 	trace traceState // trace.go
 }
@@ -625,6 +626,7 @@ func (u *UA) Shutdown(ctx context.Context) error {
 		}
 	}
 	u.sua.Close()
+	u.rejects.stop()
 	if cerr := u.alloc.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("sip: media: %w", cerr))
 	}
