@@ -61,7 +61,7 @@ func startDaemon(t testing.TB, o planOpts) *daemonEnv {
 		return s
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "[tcp-settings]\naddress = \"127.0.0.1\"\nport = %d\n%s\n", api, os.Getenv("XP_TCP"))
+	fmt.Fprintf(&b, "[tcp-settings]\naddress = \"127.0.0.1\"\nport = %d\n\n", api)
 	fmt.Fprintf(&b, "[sip-settings]\naddress = \"127.0.0.1\"\nport = %d\nuser-agent = \"telestra-reliability\"\n", sipPort)
 	if len(o.Transports) > 0 {
 		fmt.Fprintf(&b, "transports = [\"%s\"]\n", strings.Join(o.Transports, `", "`))
