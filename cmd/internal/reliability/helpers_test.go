@@ -9,8 +9,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +40,7 @@ type planOpts struct {
 	Transports []string
 	RTPTimeout string // default "30s"
 	Expires    string // register-expires; default "60s"
+	Bin        string // another telestra-sipd build (BENCH_REF); "": this tree's
 }
 
 // daemonEnv is a daemon with its debug endpoint and one API client.
@@ -86,10 +89,35 @@ func startDaemon(t testing.TB, o planOpts) *daemonEnv {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(dbg)
 	d := testpeers.StartDaemonWith(t, b.String(), testpeers.DaemonOptions{
+		Bin:  o.Bin,
 		Args: []string{"-debug-addr", addr},
 		Env:  []string{"GOMEMLIMIT=" + unitMemLimit(t)},
 	})
 	return &daemonEnv{d: d, c: d.Client(t), debug: "http://" + addr, sipPort: sipPort}
+}
+
+// refDaemon builds cmd/telestra-sipd at the git revision BENCH_REF (from
+// `git archive`, in a temporary folder: no worktree is added) and returns
+// the binary; "" when BENCH_REF is not set.
+func refDaemon(t testing.TB) string {
+	t.Helper()
+	rev := os.Getenv("BENCH_REF")
+	if rev == "" {
+		return ""
+	}
+	root := testpeers.RepoRoot(t)
+	dir := t.TempDir()
+	archive := exec.Command("sh", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", root, rev, dir)
+	if out, err := archive.CombinedOutput(); err != nil {
+		t.Fatalf("BENCH_REF=%s: git archive: %v\n%s", rev, err, out)
+	}
+	bin := filepath.Join(dir, "telestra-sipd-ref")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "./cmd/telestra-sipd")
+	build.Dir = dir
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("BENCH_REF=%s: go build: %v\n%s", rev, err, out)
+	}
+	return bin
 }
 
 // unitMemLimit is the GOMEMLIMIT of the packaged unit, so the daemon runs

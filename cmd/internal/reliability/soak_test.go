@@ -61,7 +61,7 @@ type soakResult struct {
 // (start, end, after) in the daemon's log folder. With budget, the first
 // and the last 100 calls go to baresip 3004 instead, and baresip 3003
 // places reference calls to it among them (see soakResult).
-func runSoak(t testing.TB, n int, settle time.Duration, profiles, budget bool) soakResult {
+func runSoak(t testing.TB, n int, settle time.Duration, profiles, budget bool, bin string) soakResult {
 	t.Helper()
 	k := testpeers.StartKamailio(t, testpeers.KamailioOptions{ShmMB: 256})
 	callee := testpeers.StartBaresip(t, "3002", testpeers.BaresipOptions{Registrar: k.Addr(), MaxCalls: 8})
@@ -70,7 +70,7 @@ func runSoak(t testing.TB, n int, settle time.Duration, profiles, budget bool) s
 		win = testpeers.StartBaresip(t, "3004", testpeers.BaresipOptions{Registrar: k.Addr(), MaxCalls: 8})
 		ref = testpeers.StartBaresip(t, "3003", testpeers.BaresipOptions{Registrar: k.Addr()})
 	}
-	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", Server: k.Addr()}}})
+	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", Server: k.Addr()}}, Bin: bin})
 	waitRegistered(t, e.c, "acc1", 200, 15*time.Second)
 
 	r := soakResult{calls: n, settle: settle, logs: e.d.Dir(), env: e}
@@ -325,7 +325,7 @@ func (r soakResult) report() string {
 // in BenchmarkSoakBudget (a race-detector build has no meaningful RSS).
 func TestSoak(t *testing.T) {
 	n := envInt(t, "SOAK_CALLS", 1000)
-	r := runSoak(t, n, envDuration(t, "SOAK_SETTLE", 5*time.Second), true, false)
+	r := runSoak(t, n, envDuration(t, "SOAK_SETTLE", 5*time.Second), true, false, "")
 	t.Log("\n" + r.report())
 	r.env.backToIdle(t, r.start, timerF+10*time.Second, fmt.Sprintf("after %d calls", n))
 }
