@@ -136,14 +136,37 @@ func TestAnsweredInviteTransactionReleased(t *testing.T) {
 	})
 	caller := newPeer(t)
 	w := answeredInvite(t, caller, callee)
+	if !collected(func() bool { return w.Value() == nil }) {
+		t.Fatalf("the INVITE transaction is still reachable 3 s after its 2xx and Terminate (sip.Timer_M = %v)", sip.Timer_M)
+	}
+}
+
+// collected collects garbage until gone reports true, for 3 s at most. A
+// stopped timer stays in the runtime's timer heap of its P, with its
+// closure (sipgo's hold the transaction), until the runtime drops it:
+// when a quarter of that heap is stopped timers, or at the timer's
+// deadline (Timer B: 32 s). Stopping timers on every P gets it dropped.
+func collected(gone func() bool) bool {
 	deadline := time.Now().Add(3 * time.Second)
-	for w.Value() != nil {
+	for !gone() {
 		if time.Now().After(deadline) {
-			t.Fatalf("the INVITE transaction is still reachable 3 s after its 2xx and Terminate (sip.Timer_M = %v)", sip.Timer_M)
+			return false
+		}
+		// Timers go to the heap of the P that runs this goroutine, and only
+		// that P drops its stopped ones; between sleeps the goroutine meets
+		// every P. They are stopped after all are in (adding a timer drops a
+		// stopped one at the heap's tail), so that they count.
+		ts := make([]*time.Timer, 256)
+		for i := range ts {
+			ts[i] = time.AfterFunc(time.Hour, func() {})
+		}
+		for _, t := range ts {
+			t.Stop()
 		}
 		runtime.GC()
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }
 
 // answeredInvite sends an INVITE from caller to callee, takes its 2xx,
@@ -242,13 +265,8 @@ func TestRejectedInviteTransactionReleased(t *testing.T) {
 	})
 	caller := newPeer(t)
 	w, branch := rejectedInvite(t, h.ua, caller, callee)
-	deadline := time.Now().Add(3 * time.Second)
-	for w.Value() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the rejected INVITE transaction is still reachable 3 s after endRejected")
-		}
-		runtime.GC()
-		time.Sleep(20 * time.Millisecond)
+	if !collected(func() bool { return w.Value() == nil }) {
+		t.Fatal("the rejected INVITE transaction is still reachable 3 s after endRejected")
 	}
 	ack, err := h.ua.rejects.ack(branch, time.Now())
 	if err != nil || ack == nil || !ack.IsAck() || ack.Transport() != "UDP" || ack.Destination() != "127.0.0.1:"+strconv.Itoa(callee.port) {
