@@ -100,6 +100,10 @@ func TestBigUDPRequestRefused(t *testing.T) {
 	if err := checkRequestSize(req); err != nil {
 		t.Fatalf("TCP request refused: %v", err)
 	}
+	req.SetBody([]byte("v=0\r\n"))
+	if got, want := requestSize(req), len(req.String()); got != want {
+		t.Errorf("requestSize = %d, want len(String()) = %d", got, want)
+	}
 }
 
 // TestEdgeInFrontOfSipgo: the UA's UDP socket goes through sip/edge: a

@@ -243,13 +243,18 @@ func (u *UA) reinvite(ctx context.Context, c *call, useUpdate bool, body []byte)
 			tx, err = u.cli.TransactionRequest(ctx, req, asIs)
 			if err == nil {
 				res, err = u.waitFinal(ctx, tx, c.ended)
-				if res != nil && res.IsSuccess() {
+				switch {
+				case res == nil:
+					tx.Terminate()
+				case res.IsSuccess():
 					c.mu.Lock()
 					ack := u.ackLocked(c, req.CSeq().SeqNo, nil)
 					c.mu.Unlock()
 					u.writeAck(ack)
+					tx.Terminate()
+				default:
+					u.endRejected(tx, req, res)
 				}
-				tx.Terminate()
 			}
 		}
 		if err != nil {

@@ -140,11 +140,13 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 			}
 			return
 		}
-		switch {
-		case res.IsSuccess():
+		if res.IsSuccess() {
 			u.outgoingAnswered(c, req, res)
 			tx.Terminate()
 			return
+		}
+		u.endRejected(tx, req, res)
+		switch {
 		case (res.StatusCode == 401 || res.StatusCode == 407) && authTries < 2:
 			c.mu.Lock()
 			cancelled, why := c.phase == phaseEnding, c.endReason

@@ -42,9 +42,9 @@ func newPeerOn(t *testing.T, tcp bool) *peer { return newPeerAt(t, "127.0.0.1", 
 // stranger to accounts whose server is on 127.0.0.1).
 func newPeerAt(t *testing.T, host string, tcp bool) *peer {
 	t.Helper()
-	// The UA sets sipgo's UDP limit at its first Start; a peer already
-	// serving would read it unsynchronised. Set it before any peer runs.
-	raiseUDPLimit()
+	// The UA sets sipgo's knobs at its first Start; a peer already serving
+	// would read them unsynchronised. Set them before any peer runs.
+	tuneSipgo()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("testpeer"),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(testLogger(t)),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})))

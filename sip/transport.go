@@ -262,8 +262,12 @@ func (u *UA) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
 }
 
 // onStrayResponse sees responses no transaction wants: a retransmitted 2xx
-// to an INVITE whose transaction is gone gets its ACK again.
+// to an INVITE whose transaction is gone gets its ACK again, and so does a
+// retransmitted rejection within Timer D (rejected.go).
 func (u *UA) onStrayResponse(res *sip.Response) {
+	if u.reAckRejected(res) {
+		return
+	}
 	cseq := res.CSeq()
 	if cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() {
 		return

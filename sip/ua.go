@@ -213,6 +213,7 @@ type UA struct {
 	nextID   int
 	bound    map[string]*call // audio channel key -> call bound to it
 	hosts    hostMemo         // own lock: read while mu is held, never I/O under it
+	rejects  rejectAcks       // own lock: ACKs of rejected INVITEs (rejected.go)
 
 	trace traceState // trace.go
 }
@@ -280,6 +281,7 @@ func (u *UA) Start(ctx context.Context) error {
 	u.started = true
 	u.mu.Unlock()
 
+	tuneSipgo()
 	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(u.cur().UserAgent)}
 	if slices.Contains(u.cur().Transports, "tls") {
 		st, err := newTLSStore(u.cur().TLS)
@@ -513,6 +515,26 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 	return st, nil
 }
 
+// AccountSummary is what a one-line status needs of an account.
+type AccountSummary struct {
+	Code      int // final code of the latest REGISTER transaction; 0: none
+	LiveCalls int // calls not yet ended
+}
+
+// Summary counts an account's live calls without a snapshot of each: the
+// daemon's STATUS= line is recomputed on every SIP event, and Status
+// (every lingering call copied with its media figures) made that most of
+// the daemon's allocation under a steady call rate.
+func (u *UA) Summary(account string) (AccountSummary, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	a, ok := u.byName[account]
+	if !ok {
+		return AccountSummary{}, fmt.Errorf("account %q: %w", account, ErrUnknownAccount)
+	}
+	return AccountSummary{Code: a.code, LiveCalls: u.liveCallsLocked(a)}, nil
+}
+
 // Shutdown ends every call (BYE/CANCEL/486), un-registers every account and
 // closes the listeners, within ctx.
 func (u *UA) Shutdown(ctx context.Context) error {
@@ -573,6 +595,7 @@ func (u *UA) Shutdown(ctx context.Context) error {
 		}
 	}
 	u.sua.Close()
+	u.rejects.stop()
 	if cerr := u.alloc.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("sip: media: %w", cerr))
 	}

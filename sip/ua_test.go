@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -462,6 +463,9 @@ func TestOutgoingCallAnsweredWithProxyAuthAndRouteSet(t *testing.T) {
 	if st.State != StateActive || !st.Started || !st.Active || st.Direction != "out" || st.Callee != "3009" || st.Caller != "3001" {
 		t.Errorf("status = %+v", st)
 	}
+	if sum, err := h.ua.Summary("a1"); err != nil || sum.LiveCalls != 1 {
+		t.Errorf("summary during the call = %+v %v, want 1 live call", sum, err)
+	}
 
 	// The far end hangs up through the route set.
 	d := s.dlg()
@@ -478,6 +482,12 @@ func TestOutgoingCallAnsweredWithProxyAuthAndRouteSet(t *testing.T) {
 	st = h.call(t, "a1", id)
 	if !st.Stopped || st.State != StateEnded {
 		t.Errorf("status after end = %+v", st)
+	}
+	if sum, err := h.ua.Summary("a1"); err != nil || sum.LiveCalls != 0 {
+		t.Errorf("summary of a lingering ended call = %+v %v, want no live call", sum, err)
+	}
+	if _, err := h.ua.Summary("nope"); !errors.Is(err, ErrUnknownAccount) {
+		t.Errorf("summary of an unknown account: %v, want ErrUnknownAccount", err)
 	}
 	// Lingers for EndedCallLinger (1 s here), then disappears.
 	eventually(t, "ended call to disappear", 3*time.Second, func() bool { return len(h.status(t, "a1").Calls) == 0 })

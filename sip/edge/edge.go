@@ -157,16 +157,19 @@ var singleValue = []struct{ name, out string }{
 
 // vet decides about one complete message b from src.
 func (e *Edge) vet(b []byte, src net.Addr) verdict {
-	raw := splitRaw(b)
-	method := methodOf(raw.start)
+	// Nearly every message a UA receives is a response, and a response
+	// only needs its start line here: no split of the whole header.
+	start := startLine(b)
+	method := methodOf(start)
 	if method == "" {
 		if _, err := e.parser.ParseSIP(b); err != nil {
 			e.malformed.Add(1)
-			e.drop(src, "unparseable response", raw.start, err)
+			e.drop(src, "unparseable response", start, err)
 			return verdict{}
 		}
 		return verdict{pass: b}
 	}
+	raw := splitRaw(b)
 	m, uri, version, lineOK := requestLine(raw.start)
 	if lineOK && version != "SIP/2.0" && strings.HasPrefix(strings.ToUpper(version), "SIP/") {
 		if m == "ACK" {
