@@ -62,19 +62,22 @@ func (e *Engine) run() {
 	}
 }
 
-// tick runs one frame for each session of a slot: playout first (so an
-// echo loops back within the same tick), then capture and send, then the
-// housekeeping that is not time critical.
+// tick runs one frame for each session of a slot: capture and send first,
+// then drain and playout, then the housekeeping that is not time critical.
+// Sending first lets a packet between two sessions of one slot (two
+// channels of the appliance in one call) play out in the tick that sent
+// it instead of a frame later; a remote peer's packets arrive at any phase
+// of the tick, so for them the order makes no difference.
 func (e *Engine) tick(batch []*Session, deadline time.Duration) {
+	for _, s := range batch {
+		s.sendTick(deadline)
+	}
 	now, wall := e.clock.now(), time.Now()
 	for _, s := range batch {
 		s.rtp.drain(s, now, wall)
 	}
 	for _, s := range batch {
 		s.playoutTick()
-	}
-	for _, s := range batch {
-		s.sendTick(deadline)
 	}
 	now = e.clock.now()
 	for _, s := range batch {
