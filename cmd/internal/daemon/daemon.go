@@ -368,9 +368,10 @@ func hwConfig(p *plan.Plan) hw.Config {
 		PulseServer: p.Audio.PulseServer,
 		Format:      hw.Format{Rate: media.ChannelRate(p.RTP.Codecs), Channels: 1},
 		FrameTime:   p.RTP.PTime.Duration,
-		// The device's own buffer; the pulse and ALSA backends add two
-		// frames of margin on top. 10 ms: clean on PulseAudio in the hw
-		// tests, about 40 ms less through a call than 20 ms (docs/audio.md).
+		// The device's own buffer: ALSA's buffer (plus two frames) and
+		// period, PulseAudio's record fragment and request size derive
+		// from it; the pulse backend's playback and capture margins adapt
+		// on top (docs/audio.md). 10 ms: clean on PulseAudio in the hw tests.
 		Buffer: 10 * time.Millisecond,
 	}
 }
