@@ -21,24 +21,30 @@ import (
 // wherever the audio waits. A margin adapts (see margin): it rises when the
 // direction starves (a read finds less than a frame after reads were
 // flowing; the device reports an underrun) and falls back slowly while it
-// does not. A read after a pause (no call was reading) first drops stale
-// capture down to one frame plus the margin.
+// does not. Starvation in the first window after a pause (no call was
+// reading or writing) does not count: the device is starting (a stream that
+// ran dry between calls, a source resuming), which says nothing about this
+// machine's scheduling. A read after a pause first drops stale capture down
+// to one frame plus the margin.
 type devQueues struct {
 	play, capture *sampleQueue
 	frame         int // samples per frame
 	frameTime     time.Duration
 	wake          chan struct{} // WriteFrame nudges the playback goroutine
 
-	readMu     sync.Mutex // guards the fields below up to writeMu
-	readTrim   levelTrim
-	readMargin margin
-	lastRead   time.Time
-	flowing    bool // the last read returned a frame
+	readMu       sync.Mutex // guards the fields below up to writeMu
+	readTrim     levelTrim
+	readMargin   margin
+	lastRead     time.Time
+	flowing      bool // the last read returned a frame
+	readSettling bool // in the first window after a pause
 
-	writeMu     sync.Mutex // guards the fields below up to the atomics
-	writeTrim   levelTrim
-	writeMargin margin
-	seenUnder   uint64 // underruns already counted into writeMargin
+	writeMu       sync.Mutex // guards the fields below up to the atomics
+	writeTrim     levelTrim
+	writeMargin   margin
+	lastWrite     time.Time
+	seenUnder     uint64 // underruns already looked at
+	writeSettling bool   // in the first window after a pause
 
 	// Set by the backend, read by WriteFrame without a lock.
 	underruns   atomic.Uint64 // device playback underruns (pulse Underflow)
@@ -90,11 +96,11 @@ func (d *devQueues) ReadFrame(frame []int16) bool {
 	if now.Sub(d.lastRead) > 5*d.frameTime {
 		d.capture.trim(d.frame + d.readMargin.cur)
 		d.readTrim.reset()
-		d.flowing = false
+		d.flowing, d.readSettling = false, true
 	}
 	d.lastRead = now
 	ok := d.capture.readFull(frame)
-	if !ok && d.flowing {
+	if !ok && d.flowing && !d.readSettling {
 		// Starved: the device delivered later than the margin allows.
 		d.readMargin.starved()
 		d.captureKeep.Store(int64(d.readMargin.cur))
@@ -104,7 +110,10 @@ func (d *devQueues) ReadFrame(frame []int16) bool {
 		if n -= d.readMargin.cur; n > 0 {
 			d.capture.drop(n)
 		}
-		d.readMargin.quiet()
+		if !d.readSettling {
+			d.readMargin.endWindow()
+		}
+		d.readSettling = false
 		d.captureKeep.Store(int64(d.readMargin.cur))
 	}
 	return ok
@@ -113,10 +122,18 @@ func (d *devQueues) ReadFrame(frame []int16) bool {
 // WriteFrame implements Channel.WriteFrame.
 func (d *devQueues) WriteFrame(frame []int16) {
 	d.writeMu.Lock()
+	now := time.Now()
+	if now.Sub(d.lastWrite) > 5*d.frameTime {
+		d.writeTrim.reset()
+		d.writeSettling = true
+	}
+	d.lastWrite = now
 	if u := d.underruns.Load(); u != d.seenUnder {
 		d.seenUnder = u
-		d.writeMargin.starved()
-		d.playKeep.Store(int64(d.writeMargin.cur))
+		if !d.writeSettling {
+			d.writeMargin.starved()
+			d.playKeep.Store(int64(d.writeMargin.cur))
+		}
 	}
 	level := d.play.len()
 	if dev := d.deviceLevel.Load(); dev > 0 {
@@ -129,7 +146,10 @@ func (d *devQueues) WriteFrame(frame []int16) {
 			// beyond reach, so a larger excess goes over a few windows.
 			d.play.drop(min(n, d.play.len()))
 		}
-		d.writeMargin.quiet()
+		if !d.writeSettling {
+			d.writeMargin.endWindow()
+		}
+		d.writeSettling = false
 		d.playKeep.Store(int64(d.writeMargin.cur))
 	}
 	d.writeMu.Unlock()
@@ -166,13 +186,15 @@ func (l *levelTrim) reset() { l.n, l.low = 0, math.MaxInt }
 
 // margin is the level (samples) a queue's standing-latency trim keeps: its
 // safety against a late device or a late media clock. It starts at cur,
-// rises by up on every starvation, at most to hi, and falls by down after
-// every decay windows without one, at least to lo: the margin settles just
-// above what this machine's scheduling needs, so a quiet machine gets low
-// latency and a loaded one few glitches.
+// rises by up on a starvation (once per window: one stall often starves
+// twice, before and after the catch-up), at most to hi, and falls by down
+// after every decay windows without one, at least to lo: the margin settles
+// just above what this machine's scheduling needs, so a quiet machine gets
+// low latency and a loaded one few glitches.
 type margin struct {
 	cur, lo, hi, up, down int
-	decay, calm           int // windows per step down; windows since the last step or starvation
+	decay, calm           int  // windows per step down; windows since the last step or starvation
+	raised                bool // in this window
 }
 
 // replace takes n's limits; a margin with the same limits (a reconnect to
@@ -189,12 +211,19 @@ func (m *margin) replace(n margin) {
 func fixedMargin(n int) margin { return margin{cur: n, lo: n, hi: n} }
 
 func (m *margin) starved() {
-	m.cur = min(m.cur+m.up, m.hi)
-	m.calm = 0
+	if !m.raised {
+		m.cur = min(m.cur+m.up, m.hi)
+	}
+	m.raised, m.calm = true, 0
 }
 
-// quiet ends a window without a starvation.
-func (m *margin) quiet() {
+// endWindow ends a window: a step down after decay windows without a
+// starvation.
+func (m *margin) endWindow() {
+	if m.raised {
+		m.raised = false
+		return
+	}
 	if m.calm++; m.decay > 0 && m.calm >= m.decay {
 		m.calm = 0
 		m.cur = max(m.cur-m.down, m.lo)

@@ -49,10 +49,15 @@ func TestDevQueuesCaptureMarginAdapts(t *testing.T) {
 	if n := d.capture.len(); n != frame/4 {
 		t.Fatalf("after a window %d samples stand, want the margin %d", n, frame/4)
 	}
-	// A late delivery: the read after finds less than a frame.
+	// A late delivery: the read after finds less than a frame; and once
+	// more in the same window (one stall starves before and after its
+	// catch-up), which raises the margin no further.
+	d.ReadFrame(got)
+	d.capture.write(make([]int16, frame))
+	d.ReadFrame(got)
 	d.ReadFrame(got)
 	if m := d.stats(Stats{}); m.CaptureMargin != 15*time.Millisecond {
-		t.Fatalf("margin %v after a starvation, want 5 + 10 ms", m.CaptureMargin)
+		t.Fatalf("margin %v after two starvations in a window, want 5 + 10 ms", m.CaptureMargin)
 	}
 	// The late audio comes with the next delivery: a frame more stands,
 	// and the trim keeps the new margin of it (once a whole window has
@@ -97,6 +102,16 @@ func TestDevQueuesPlaybackMarginCountsTheDevice(t *testing.T) {
 	d.WriteFrame(make([]int16, frame))
 	if m := d.stats(Stats{}); m.PlayMargin != 15*time.Millisecond {
 		t.Fatalf("margin %v after an underrun, want 5 + 10 ms", m.PlayMargin)
+	}
+	// Between calls the stream runs dry (an underrun), and the next call's
+	// stream starts: neither says anything about the margin.
+	d.underruns.Add(1)
+	time.Sleep(6 * 20 * time.Millisecond) // a pause: more than 5 frames without writes
+	d.WriteFrame(make([]int16, frame))
+	d.underruns.Add(1)
+	d.WriteFrame(make([]int16, frame))
+	if m := d.stats(Stats{}); m.PlayMargin != 15*time.Millisecond {
+		t.Fatalf("margin %v after a pause and a start, want still 15 ms", m.PlayMargin)
 	}
 }
 
