@@ -55,8 +55,12 @@ func (p *pulseChannel) Stats() Stats {
 	return p.stats(st)
 }
 
-func openPulse(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) {
+func openPulse(octx context.Context, cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) {
 	ctx, cancel := context.WithCancel(context.Background())
+	// Until the channel is open, the caller's context can abort the
+	// connection and the wait for the server; then the channel lives on.
+	stop := context.AfterFunc(octx, cancel)
+	defer stop()
 	p := &pulseChannel{
 		devQueues: newDevQueues(cfg),
 		cfg:       cfg,
@@ -73,8 +77,16 @@ func openPulse(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) 
 	if err != nil && errors.Is(err, errServerDown) && cfg.ServerWait > 0 {
 		s, err = p.waitForServer(err)
 	}
+	if err == nil && !stop() {
+		// The caller gave up as the connection succeeded.
+		s.close()
+		err = context.Cause(octx)
+	}
 	if err != nil {
 		cancel()
+		if octx.Err() != nil {
+			return nil, fmt.Errorf("pulse: start given up: %w", context.Cause(octx))
+		}
 		return nil, err
 	}
 	p.setSession(s)
@@ -98,7 +110,13 @@ func (p *pulseChannel) waitForServer(first error) (*pulseSession, error) {
 		if left <= 0 {
 			return nil, fmt.Errorf("%w (waited %v)", err, time.Since(start).Round(time.Millisecond))
 		}
-		time.Sleep(min(b.next(), left))
+		t := time.NewTimer(min(b.next(), left))
+		select {
+		case <-p.ctx.Done():
+			t.Stop()
+			return nil, p.ctx.Err()
+		case <-t.C:
+		}
 		var s *pulseSession
 		if s, err = p.connect(); err == nil {
 			p.log.Info("pulse: sound server up", "after", time.Since(start).Round(time.Millisecond))
