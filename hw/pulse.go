@@ -585,9 +585,17 @@ func (s *pulseSession) serve(ctx context.Context, q *devQueues) error {
 		// margin queued, sent at once, so the server holds the margin when
 		// the next frame comes: pipewire-pulse ignores prebuf and starts a
 		// stream as soon as it holds one quantum, so a stream fed frame by
-		// frame would start, and stay, with no margin at all.
-		if !primed && queued < q.frame+int(q.playKeep.Load()) {
-			continue
+		// frame would start, and stay, with no margin at all. More than
+		// that is late (the frames a media clock caught up on after the
+		// stall that underran): the stream restarts with the newest.
+		if !primed {
+			start := (q.frame + int(q.playKeep.Load())) / s.ch * s.ch
+			if queued < start {
+				continue
+			}
+			if q.play.trim(start) {
+				queued = start
+			}
 		}
 		n := min(want, queued)
 		if n == 0 {
