@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -180,6 +181,8 @@ type Engine struct {
 	// tick still uses a forgotten session's socket.
 	tickMu sync.RWMutex
 
+	hostAddrs map[netip.Addr]bool // this host's interface addresses, at NewEngine
+
 	mu       sync.Mutex
 	closed   bool
 	used     map[int]bool // RTP ports reserved or bound
@@ -214,6 +217,7 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 		stop:     make(chan struct{}),
 	}
 	e.portFrame = int(int64(cfg.AudioRate) * int64(cfg.PTime) / int64(time.Second))
+	e.hostAddrs = hostAddrs()
 	e.bindIP, e.network = net.IPv4zero, "udp4"
 	if cfg.BindIP != nil {
 		e.bindIP = cfg.BindIP
@@ -384,6 +388,37 @@ func (e *Engine) forget(s *Session) {
 func (e *Engine) quiesce() {
 	e.tickMu.Lock()
 	e.tickMu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+}
+
+// isLocal reports whether ap is an RTP port of this engine: one of its
+// ports on one of this host's addresses (a call between two accounts of
+// the daemon). Sessions Update it; it takes e.mu.
+func (e *Engine) isLocal(ap netip.AddrPort) bool {
+	a := ap.Addr().Unmap()
+	if !a.IsLoopback() && !e.hostAddrs[a] {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.used[int(ap.Port())]
+}
+
+// hostAddrs lists this host's interface addresses (none if they cannot be
+// read: then only loopback counts as local).
+func hostAddrs() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out[ip.Unmap()] = true
+			}
+		}
+	}
+	return out
 }
 
 // InUse reports how many sessions hold ports.

@@ -298,3 +298,85 @@ func TestSameSlotPlaysOutInTheSendingTick(t *testing.T) {
 		t.Errorf("capture at A → playout at B: %v, want within the tick", delays)
 	}
 }
+
+// echoPort captures what it was last given to play.
+type echoPort struct {
+	mu sync.Mutex
+	q  [][]int16
+}
+
+func (p *echoPort) WriteFrame(f []int16) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.q = append(p.q, slices.Clone(f))
+}
+
+func (p *echoPort) ReadFrame(f []int16) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.q) == 0 {
+		return false
+	}
+	copy(f, p.q[0])
+	p.q = p.q[1:]
+	return true
+}
+
+// A session whose peer is remote plays out before it captures: a port that
+// loops its playout back (an echo channel) returns a frame in the tick that
+// played it, as rtpload -mode latency measures (docs/benchmarks.md).
+func TestEchoWithinTheTick(t *testing.T) {
+	e := newTestEngine(t, testConfig(40510, 40519))
+	s := mustAllocate(t, e, nil)
+	s.Bind(&echoPort{})
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	s.Update(sendrecv(peer.LocalAddr().(*net.UDPAddr)))
+	// µ-law silence (0xFF) with a full-scale frame (0x80) every tenth packet.
+	pkt := make([]byte, 12+160)
+	pkt[0] = 0x80
+	earliest := time.Hour
+	buf := make([]byte, 1500)
+	for k := 1; k <= 60; k++ {
+		pkt[2], pkt[3] = byte(k>>8), byte(k)
+		ts := uint32(160 * k)
+		pkt[4], pkt[5], pkt[6], pkt[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
+		fill := byte(0xFF)
+		if k%10 == 0 {
+			fill = 0x80
+		}
+		for i := 12; i < len(pkt); i++ {
+			pkt[i] = fill
+		}
+		sent := time.Now()
+		if _, err := peer.WriteToUDPAddrPort(pkt, s.LocalAddr().AddrPort()); err != nil {
+			t.Fatal(err)
+		}
+		// Read what comes back until the next packet is due.
+		for {
+			_ = peer.SetReadDeadline(sent.Add(20 * time.Millisecond))
+			n, _, err := peer.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				break
+			}
+			if fill == 0x80 && n > 12+80 && buf[12+80] == 0x80 {
+				earliest = min(earliest, time.Since(sent))
+			}
+		}
+		if fill == 0x80 {
+			// A frame later the echo comes after the next packet is due.
+			_ = peer.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+			if n, _, err := peer.ReadFromUDPAddrPort(buf); err == nil && n > 12+80 && buf[12+80] == 0x80 {
+				earliest = min(earliest, time.Since(sent))
+			}
+		}
+	}
+	// Within the tick: under 20 ms (the arrival's phase); a frame later:
+	// 20-40 ms.
+	if earliest > 20*time.Millisecond {
+		t.Errorf("echo came back after %v at the earliest, want within a frame", earliest)
+	}
+}
