@@ -209,7 +209,7 @@ type pulseSession struct {
 	q     *devQueues     // the channel's queues: margins and the server's level
 
 	mu        sync.Mutex // guards the fields below, shared with the read loop
-	requested int        // bytes the server asked for and has not got yet (negative: sent ahead)
+	requested int        // bytes the server asked for and has not got yet
 	primed    bool       // a start's worth sent since the start or the last underflow
 	lost      error      // first reason the session died
 	lostCh    chan struct{}
