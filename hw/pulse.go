@@ -440,7 +440,7 @@ func pulseMargins(cfg Config, pipewire bool, frag int) (play, capture margin) {
 	}
 	if pipewire {
 		q := f.FrameSamples(pipeWireQuantum)
-		return adapt(q, 2*frame), adapt(max(frame, frag), frame)
+		return adapt(q, 2*frame), adapt(frame, frame)
 	}
 	return adapt(f.FrameSamples(pulsePlayAttr(cfg, false).minreq), 2*frame), adapt(frag, frame)
 }
