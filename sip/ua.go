@@ -178,6 +178,10 @@ type UA struct {
 	srv  *sipgo.Server
 	cli  *sipgo.Client
 	edge *edge.Edge // in front of sipgo's listeners (conformance.go)
+	// streams dials our TCP and TLS connections and tracks every stream
+	// (streams.go); tcpOut and tlsOut hand the dialled ones to sipgo.
+	streams        *streams
+	tcpOut, tlsOut *handoff
 
 	outTransport string    // "UDP", "TCP" or "TLS"
 	tls          *tlsStore // nil: no TLS
@@ -315,6 +319,7 @@ func (u *UA) Start(ctx context.Context) error {
 	u.mu.Unlock()
 
 	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(u.cfg.UserAgent)}
+	var clientTLS *tls.Config
 	if slices.Contains(u.cfg.Transports, "tls") {
 		st, err := newTLSStore(u.cfg.TLS)
 		if err != nil {
@@ -324,7 +329,8 @@ func (u *UA) Start(ctx context.Context) error {
 			return errors.New("sip: transport \"tls\" needs tls-certificate and tls-key for its listener")
 		}
 		u.tls = st
-		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(st.clientConfig()))
+		clientTLS = st.clientConfig() // our dials and sipgo's own use one
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(clientTLS))
 	}
 	sua, err := sipgo.NewUA(append(uaOpts,
 		sipgo.WithUserAgentTransactionLayerOptions(
@@ -350,6 +356,7 @@ func (u *UA) Start(ctx context.Context) error {
 
 	u.edge = u.newEdge()
 	u.edge.SetTap(u.tap)
+	u.streams = newStreams(sua.TransportLayer(), u.edge.Stream, clientTLS)
 	if err := u.listen(); err != nil {
 		sua.Close()
 		return err
@@ -368,9 +375,11 @@ func (u *UA) Start(ctx context.Context) error {
 	}
 	if u.tcpLn != nil {
 		u.serve("tcp", func() error { return srv.ServeTCP(u.tcpLn) })
+		u.serve("tcp (dialled)", func() error { return srv.ServeTCP(u.tcpOut) })
 	}
 	if u.tlsLn != nil {
 		u.serve("tls", func() error { return srv.ServeTLS(u.tlsLn) })
+		u.serve("tls (dialled)", func() error { return srv.ServeTLS(u.tlsOut) })
 	}
 	u.wg.Add(1)
 	go func() {
@@ -422,7 +431,8 @@ func (u *UA) listen() error {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen tcp %s: %w (is another SIP service using the port?)", addr, err)
 			}
-			u.tcpLn = u.edge.Listener(l)
+			u.tcpLn = u.streams.listener(u.edge.Listener(l))
+			u.tcpOut = u.streams.handoff("tcp", l.Addr())
 			u.tcpPort = l.Addr().(*net.TCPAddr).Port
 		case "tls":
 			if u.tlsLn != nil {
@@ -435,7 +445,8 @@ func (u *UA) listen() error {
 				return fmt.Errorf("sip: listen tls %s: %w (is another SIP service using the port?)", taddr, err)
 			}
 			// The edge reads what TLS decrypted: the same vetting as TCP.
-			u.tlsLn = u.edge.Listener(tls.NewListener(l, u.tls.serverConfig()))
+			u.tlsLn = u.streams.listener(u.edge.Listener(tls.NewListener(l, u.tls.serverConfig())))
+			u.tlsOut = u.streams.handoff("tls", l.Addr())
 			u.tlsPort = l.Addr().(*net.TCPAddr).Port
 			continue // its own port: not the one UDP and TCP share
 		}
@@ -455,11 +466,15 @@ func (u *UA) closeListeners() {
 	if u.udpConn != nil {
 		u.udpConn.Close()
 	}
-	if u.tcpLn != nil {
-		u.tcpLn.Close()
+	for _, l := range []net.Listener{u.tcpLn, u.tlsLn} {
+		if l != nil {
+			l.Close()
+		}
 	}
-	if u.tlsLn != nil {
-		u.tlsLn.Close()
+	for _, h := range []*handoff{u.tcpOut, u.tlsOut} {
+		if h != nil {
+			h.Close()
+		}
 	}
 }
 
@@ -602,6 +617,14 @@ func (u *UA) Shutdown(ctx context.Context) error {
 		if err == nil {
 			err = fmt.Errorf("sip: shutdown: goroutines still running: %w", ctx.Err())
 		}
+	}
+	// Transactions let go of their connections before the streams close
+	// (a reference still held then would go negative), and the streams
+	// close under sipgo's readers before its transport's Close, which
+	// would zero their counts under the readers instead.
+	u.sua.TransactionLayer().Close()
+	if serr := u.streams.close(ctx); serr != nil && err == nil {
+		err = fmt.Errorf("sip: shutdown: %w", serr)
 	}
 	u.sua.Close()
 	if cerr := u.alloc.Close(); cerr != nil {

@@ -120,8 +120,12 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &streamConn{Conn: c, e: l.e}, nil
+	return l.e.Stream(c), nil
 }
+
+// Stream returns c, a connection we opened ourselves, with its messages
+// framed and vetted as on an accepted one.
+func (e *Edge) Stream(c net.Conn) net.Conn { return &streamConn{Conn: c, e: e} }
 
 // maxStreamMessage bounds one message on a stream: header and body.
 const maxStreamMessage = maxDatagram

@@ -12,6 +12,8 @@
 //	TCP conn   ──► Conn.Read ─ frame ───► vet ──► sipgo (TCP transport)
 //	                                       └──► stateless answer, log, count
 //
+// A TCP connection is one a Listener accepted or one we dialled (Stream).
+//
 // Log lines about rejected traffic are rate-limited per source and reason,
 // and stateless answers per source, so a flood costs little.
 package edge
