@@ -220,3 +220,41 @@ func TestEdgeInFrontOfSipgo(t *testing.T) {
 		t.Errorf("edge stats %+v, want 1 rejected and answered", s)
 	}
 }
+
+// TestHalfClosedStreamGetsItsAnswer: a peer that sends a request over TCP
+// and at once closes its side (SIPp's connection per call does so after a
+// BYE) still gets the answer, and the connection's end leaves sipgo's
+// counts intact (TestMain fails on "TCP ref went negative").
+func TestHalfClosedStreamGetsItsAnswer(t *testing.T) {
+	h := startUA(t, []Account{{Name: "a1", User: "3001"}}, func(c *Config, _ *UA) {
+		if c != nil {
+			c.Transports = []string{"udp", "tcp"}
+		}
+	})
+	for i := range 5 {
+		c, err := net.DialTCP("tcp", nil, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: h.ua.tcpPort})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		port := c.LocalAddr().(*net.TCPAddr).Port
+		req := "OPTIONS sip:3001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:" + strconv.Itoa(port) + ";branch=z9hG4bKhc" + strconv.Itoa(i) + "\r\n" +
+			"Max-Forwards: 70\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:3001@127.0.0.1>\r\nCall-ID: hc" + strconv.Itoa(i) + "\r\n" +
+			"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("request %d: no answer on the half-closed connection: %v", i, err)
+		}
+		if got, _, _ := strings.Cut(string(buf[:n]), "\r\n"); got != "SIP/2.0 200 OK" {
+			t.Fatalf("request %d: answer %q, want SIP/2.0 200 OK", i, got)
+		}
+	}
+}

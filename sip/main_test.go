@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"testing"
 )
@@ -43,7 +44,7 @@ func (w *warnings) Handle(_ context.Context, r slog.Record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.n == 0 {
-		w.first = line
+		w.first = line + "\n" + string(debug.Stack())
 	}
 	w.n++
 	return nil

@@ -66,7 +66,7 @@ func newPeerAt(t *testing.T, host string, tcp bool) *peer {
 	if tcp {
 		p.tcpLn = l
 		out = p.streams.handoff("tcp", l.Addr())
-		go srv.ServeTCP(p.streams.listener(l))
+		go srv.ServeTCP(p.streams.listener("tcp", l))
 		go srv.ServeTCP(out)
 	}
 	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL, sip.REGISTER, sip.OPTIONS, sip.UPDATE, sip.INFO, sip.REFER, sip.NOTIFY} {
@@ -83,6 +83,7 @@ func newPeerAt(t *testing.T, host string, tcp bool) *peer {
 		time.Sleep(time.Millisecond)
 	}
 	t.Cleanup(func() {
+		ua.TransactionLayer().Close() // no retransmission after the socket (as the UA's Shutdown)
 		conn.Close()
 		<-done
 		if tcp {

@@ -13,6 +13,14 @@
 //
 // Every stream, accepted or dialled, is tracked, so that close can shut
 // each one under sipgo's reader and wait until sipgo has let go of it.
+//
+// When its reader ends, sipgo closes a connection by zeroing its reference
+// count, references its transactions still hold included; each of those
+// then takes the count below zero as it ends ("TCP ref went negative"). So
+// a stream the far end closed (a peer that sends BYE and closes at once,
+// SIPp's connection per call) is taken out of sipgo's pool at once and its
+// reader sees the end only when no transaction holds it any more (see
+// drain).
 package sip
 
 import (
@@ -20,10 +28,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,12 +66,15 @@ func newStreams(tl *sip.TransportLayer, wrap func(net.Conn) net.Conn, tlsConf *t
 	}
 }
 
-// listener tracks the connections l accepts.
-func (s *streams) listener(l net.Listener) net.Listener { return &trackingListener{Listener: l, s: s} }
+// listener tracks the connections l accepts for network ("tcp", "tls").
+func (s *streams) listener(network string, l net.Listener) net.Listener {
+	return &trackingListener{Listener: l, s: s, network: network}
+}
 
 type trackingListener struct {
 	net.Listener
-	s *streams
+	s       *streams
+	network string
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
@@ -69,7 +82,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return l.s.track(c), nil
+	return l.s.track(l.network, c), nil
 }
 
 // handoff makes the listener through which our dials of network reach
@@ -163,20 +176,88 @@ func (s *streams) dial(ctx context.Context, h *handoff, network, key, host strin
 	if s.wrap != nil {
 		c = s.wrap(c)
 	}
-	return h.give(ctx, s.track(c))
+	return h.give(ctx, s.track(network, c))
 }
 
 // trackedConn is a stream connection: sipgo's Close (when its reader ends)
-// forgets it.
+// forgets it. Once stopping, its reader gets EOF, which sipgo takes as the
+// peer's close: it drops the connection from its pool and closes it, with
+// nothing to complain about (a socket closed under it would fail its own
+// Close, logged as "connection pool not clean cleanup").
 type trackedConn struct {
 	net.Conn
-	s    *streams
-	once sync.Once
-	gone chan struct{}
+	s        *streams
+	network  string
+	once     sync.Once
+	gone     chan struct{}
+	stopping atomic.Bool
 }
 
-func (s *streams) track(c net.Conn) *trackedConn {
-	st := &trackedConn{Conn: c, s: s, gone: make(chan struct{})}
+func (c *trackedConn) Read(p []byte) (int, error) {
+	if c.stopping.Load() {
+		return 0, io.EOF
+	}
+	n, err := c.Conn.Read(p)
+	if err != nil && c.stopping.Load() {
+		return n, io.EOF // the deadline stop set
+	}
+	if err != nil && n == 0 {
+		c.s.drain(c)
+	}
+	return n, err
+}
+
+// drainPoll is how often drain looks at sipgo's count; drainGrace is how
+// long it gives the last messages c carried to reach their transactions
+// (sipgo hands each message to a goroutine of its own, which takes its
+// reference only then).
+const (
+	drainPoll  = 5 * time.Millisecond
+	drainGrace = 50 * time.Millisecond
+)
+
+// drain runs on c's reader once the far end closed c (or it broke). After
+// drainGrace, in which the last requests find c in sipgo's pool for their
+// answers, c leaves the pool, so that no new request takes it, and drain
+// returns when no transaction holds c any more (sipgo's count is back at
+// what the reader and the idle reference hold), after 64*T1 at most, or at
+// close. A transaction can still answer on a connection the far end only
+// half-closed.
+func (s *streams) drain(c *trackedConn) {
+	pool := s.pool(c.network)
+	key := c.RemoteAddr().String()
+	sc := pool.Get(key)
+	if sc == nil {
+		return
+	}
+	defer sc.Ref(-1) // Get's
+	if tc, ok := sc.(*sip.TCPConnection); !ok || tc.Conn != net.Conn(c) {
+		return // another connection from that address: not ours to touch
+	}
+	start := time.Now()
+	for !c.stopping.Load() && time.Since(start) < drainGrace {
+		time.Sleep(drainPoll)
+	}
+	if now := pool.Get(key); now != nil {
+		if now == sc {
+			pool.Delete(key)
+		}
+		now.Ref(-1)
+	}
+	idle := 1 + sip.TransportIdleConnection + 1 // reader, idle, our Get
+	for !c.stopping.Load() && time.Since(start) < 64*sip.T1 && sc.Ref(0) > idle {
+		time.Sleep(drainPoll)
+	}
+}
+
+// stop ends the reader's wait (see Read).
+func (c *trackedConn) stop() {
+	c.stopping.Store(true)
+	_ = c.Conn.SetReadDeadline(time.Now())
+}
+
+func (s *streams) track(network string, c net.Conn) *trackedConn {
+	st := &trackedConn{Conn: c, s: s, network: network, gone: make(chan struct{})}
 	s.mu.Lock()
 	s.live[st] = struct{}{}
 	s.mu.Unlock()
@@ -193,10 +274,10 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// close shuts every stream under sipgo's reader, which then drops it from
-// the pool and closes it with its count intact, and waits for that (or
-// ctx). Call it after the listeners and the transaction layer are closed
-// and before the stack's own Close.
+// close ends every stream's reader, after which sipgo drops it from its
+// pool and closes it with its count intact, and waits for that (or ctx).
+// Call it after the listeners and the transaction layer are closed and
+// before the stack's own Close.
 func (s *streams) close(ctx context.Context) error {
 	s.mu.Lock()
 	all := make([]*trackedConn, 0, len(s.live))
@@ -205,7 +286,7 @@ func (s *streams) close(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, st := range all {
-		_ = st.Conn.Close() // not st.Close: that is sipgo's signal
+		st.stop()
 	}
 	for i, st := range all {
 		select {

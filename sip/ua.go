@@ -431,7 +431,7 @@ func (u *UA) listen() error {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen tcp %s: %w (is another SIP service using the port?)", addr, err)
 			}
-			u.tcpLn = u.streams.listener(u.edge.Listener(l))
+			u.tcpLn = u.streams.listener("tcp", u.edge.Listener(l))
 			u.tcpOut = u.streams.handoff("tcp", l.Addr())
 			u.tcpPort = l.Addr().(*net.TCPAddr).Port
 		case "tls":
@@ -445,7 +445,7 @@ func (u *UA) listen() error {
 				return fmt.Errorf("sip: listen tls %s: %w (is another SIP service using the port?)", taddr, err)
 			}
 			// The edge reads what TLS decrypted: the same vetting as TCP.
-			u.tlsLn = u.streams.listener(u.edge.Listener(tls.NewListener(l, u.tls.serverConfig())))
+			u.tlsLn = u.streams.listener("tls", u.edge.Listener(tls.NewListener(l, u.tls.serverConfig())))
 			u.tlsOut = u.streams.handoff("tls", l.Addr())
 			u.tlsPort = l.Addr().(*net.TCPAddr).Port
 			continue // its own port: not the one UDP and TCP share
@@ -466,6 +466,12 @@ func (u *UA) closeListeners() {
 	if u.udpConn != nil {
 		u.udpConn.Close()
 	}
+	u.closeStreamListeners()
+}
+
+// closeStreamListeners stops accepting TCP and TLS connections (accepted
+// ones stay open).
+func (u *UA) closeStreamListeners() {
 	for _, l := range []net.Listener{u.tcpLn, u.tlsLn} {
 		if l != nil {
 			l.Close()
@@ -483,7 +489,7 @@ func (u *UA) serve(name string, f func() error) {
 	go func() {
 		defer u.wg.Done()
 		err := f()
-		if u.ctx.Err() == nil {
+		if u.ctx.Err() == nil && !u.isClosed() {
 			if err == nil {
 				err = errors.New("stopped")
 			}
@@ -604,9 +610,27 @@ func (u *UA) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("sip: shutdown: calls and registrations not finished: %w", ctx.Err())
 	}
 
+	// sipgo handles each message on a goroutine of its own and, when its
+	// answer finds no socket in the pool, opens a new one, which its
+	// transport's Close later ends with the count zeroed under the reader
+	// ("UDP ref went negative"). So nothing that arrives from here reaches
+	// sipgo, no transaction retransmits, and the UDP socket stays open
+	// until sipgo's transport is closed.
+	u.edge.Quiesce()
+	u.sua.TransactionLayer().Close()
 	u.mu.Lock()
 	u.closed = true
 	u.mu.Unlock()
+	u.closeStreamListeners()
+	// The transactions let go of their connections before the streams end
+	// (a reference held then would go negative), and the streams end under
+	// sipgo's readers before its transport's Close, which would zero their
+	// counts under the readers instead.
+	u.sua.TransactionLayer().Close()
+	if serr := u.streams.close(ctx); serr != nil {
+		err = errors.Join(err, fmt.Errorf("sip: shutdown: %w", serr))
+	}
+	u.sua.Close()
 	u.cancel()
 	u.closeListeners()
 	all := make(chan struct{})
@@ -618,15 +642,6 @@ func (u *UA) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("sip: shutdown: goroutines still running: %w", ctx.Err())
 		}
 	}
-	// Transactions let go of their connections before the streams close
-	// (a reference still held then would go negative), and the streams
-	// close under sipgo's readers before its transport's Close, which
-	// would zero their counts under the readers instead.
-	u.sua.TransactionLayer().Close()
-	if serr := u.streams.close(ctx); serr != nil && err == nil {
-		err = fmt.Errorf("sip: shutdown: %w", serr)
-	}
-	u.sua.Close()
 	if cerr := u.alloc.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("sip: media: %w", cerr))
 	}
@@ -648,6 +663,13 @@ func (u *UA) goTracked(f func()) bool {
 		f()
 	}()
 	return true
+}
+
+// isClosed reports whether Shutdown closes the listeners.
+func (u *UA) isClosed() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.closed
 }
 
 // isClosing reports whether Shutdown began.

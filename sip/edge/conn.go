@@ -31,6 +31,9 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return 0, addr, err
 		}
 		data := c.buf[:n]
+		if c.e.closing.Load() {
+			continue // Close began: nothing more for the stack
+		}
 		if keepAlive(data) {
 			return copy(p, data), addr, nil
 		}
@@ -215,6 +218,9 @@ func (c *streamConn) frame() bool {
 	}
 	msg := c.in[: end+cl : end+cl]
 	c.in = c.in[end+cl:]
+	if c.e.closing.Load() {
+		return true // Close began: nothing more for the stack
+	}
 	c.e.tapped(false, "tcp", c.LocalAddr(), c.RemoteAddr(), msg)
 	v := c.e.vet(msg, c.RemoteAddr())
 	c.send(v)
