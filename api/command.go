@@ -130,51 +130,51 @@ func decode(d decoder) (Command, error) {
 	}
 	d.cmd = name
 	c := Command{Name: name}
-	// The account is read first so that every later error can name it.
-	if acct, _, err := d.str("account"); err == nil {
-		c.Account = acct
-	}
+	// The account is read first, once, so that every later error can name
+	// it.
+	var acct accountField
+	c.Account, acct.present, acct.err = d.str("account")
 	if err := d.tag(&c); err != nil {
 		return Command{}, &CommandError{Cmd: name, Account: c.Account, Msg: err.Error()}
 	}
 	switch name {
 	case CmdLogin:
-		err = d.each(d.account(&c), d.optStr("user", &c.User), d.optStr("pass", &c.Pass), d.optStr("server", &c.Server))
+		err = d.each(acct.require(d, c.Account), d.optStr("user", &c.User), d.optStr("pass", &c.Pass), d.optStr("server", &c.Server))
 	case CmdMakeCall:
-		err = d.each(d.account(&c), d.reqStr("num", &c.Num))
+		err = d.each(acct.require(d, c.Account), d.reqStr("num", &c.Num))
 	case CmdAnswerCall, CmdSwitchCall:
-		err = d.each(d.account(&c), d.callID(&c))
+		err = d.each(acct.require(d, c.Account), d.callID(&c))
 	case CmdHangupCall:
-		err = d.each(d.account(&c), d.callID(&c), d.optBool("decline", &c.Decline))
+		err = d.each(acct.require(d, c.Account), d.callID(&c), d.optBool("decline", &c.Decline))
 	case CmdLogout:
-		err = d.account(&c)
+		err = acct.require(d, c.Account)
 	case CmdGetStatus:
 		// account is optional: absent or "" means every account.
-		_, _, err = d.str("account")
+		err = acct.err
 	case CmdPing:
-		_, _, err = d.str("account")
+		err = acct.err
 		if err == nil {
 			c.Token, _, err = d.str("token")
 		}
 	case CmdReload:
-		_, _, err = d.str("account")
+		err = acct.err
 	case CmdResume:
 		err = d.each(d.since(&c), d.optStrTo("started", &c.Started))
 	case CmdLogLevel:
 		err = d.level(&c)
 	case CmdSendDTMF:
-		err = d.each(d.account(&c), d.callID(&c), d.reqStr("digits", &c.Digits), d.optInt("duration_ms", MinDTMFMs, MaxDTMFMs, &c.DurationMs))
+		err = d.each(acct.require(d, c.Account), d.callID(&c), d.reqStr("digits", &c.Digits), d.optInt("duration_ms", MinDTMFMs, MaxDTMFMs, &c.DurationMs))
 		if err == nil && c.Digits == "" {
 			err = d.errorf(`field "digits" must not be empty`)
 		}
 	case CmdTransferCall:
-		err = d.each(d.account(&c), d.callID(&c), d.reqStr("num", &c.Num))
+		err = d.each(acct.require(d, c.Account), d.callID(&c), d.reqStr("num", &c.Num))
 		if err == nil && c.Num == "" {
 			err = d.errorf(`field "num" must not be empty`)
 		}
 	case CmdTrace:
 		c.On = true
-		_, _, err = d.str("account")
+		err = acct.err
 		if err == nil {
 			err = d.optBool("on", &c.On)
 		}
@@ -322,11 +322,21 @@ func (d decoder) optStrTo(name string, dst *string) error {
 	return err
 }
 
-func (d decoder) account(c *Command) error {
-	if err := d.reqStr("account", &c.Account); err != nil {
-		return err
-	}
-	if c.Account == "" {
+// accountField is how decode found "account": read once, as every
+// command's errors name it and most commands require it.
+type accountField struct {
+	present bool
+	err     error // not a string
+}
+
+// require checks a required account; v is its value.
+func (a accountField) require(d decoder, v string) error {
+	switch {
+	case a.err != nil:
+		return a.err
+	case !a.present:
+		return d.errorf(`missing field "account"`)
+	case v == "":
 		return d.errorf(`field "account" must not be empty`)
 	}
 	return nil

@@ -29,6 +29,7 @@ type client struct {
 	commanded bool
 	max       int             // queue bound
 	raw       syscall.RawConn // for reply's non-blocking write; nil: always queue
+	rw        rawWrite        // tryWrite's callback for raw, built once
 
 	mu      sync.Mutex
 	queue   [][]byte // frames waiting for the writer goroutine, at most max
@@ -58,26 +59,42 @@ func newClient(conn net.Conn, queueLen int) *client {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
 			limitUnsent(raw)
+			c.rw.fn = c.rw.write
 		}
 	}
 	return c
 }
 
+// rawWrite is the callback of tryWrite with its argument and results: a
+// closure made per call escapes to the heap (allocations on every
+// answer). Only the writer of the moment uses it (client.writing).
+type rawWrite struct {
+	b   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool // write, as a func value made once
+}
+
+func (w *rawWrite) write(fd uintptr) bool {
+	for {
+		w.n, w.err = syscall.Write(int(fd), w.b)
+		if w.err != syscall.EINTR {
+			return true // done, whatever happened: never wait here
+		}
+	}
+}
+
 // tryWrite writes as much of b as the socket takes now, without waiting:
 // n < len(b) with a nil error means the socket buffer is full.
-func (c *client) tryWrite(b []byte) (n int, err error) {
-	var werr error
-	if err := c.raw.Write(func(fd uintptr) bool {
-		for {
-			n, werr = syscall.Write(int(fd), b)
-			if werr != syscall.EINTR {
-				return true // done, whatever happened: never wait here
-			}
-		}
-	}); err != nil {
+func (c *client) tryWrite(b []byte) (int, error) {
+	w := &c.rw
+	w.b, w.n, w.err = b, 0, nil
+	err := c.raw.Write(w.fn)
+	n, werr := max(w.n, 0), w.err
+	w.b, w.err = nil, nil
+	if err != nil {
 		return 0, err // closed
 	}
-	n = max(n, 0)
 	if werr == syscall.EAGAIN {
 		werr = nil
 	}

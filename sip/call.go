@@ -183,15 +183,21 @@ func (u *UA) pruneLocked() {
 }
 
 func (u *UA) onMediaTimeout(c *call) {
-	// Called from the media goroutine: never block it.
+	u.endOnTimeout(c, phase.established, "no RTP received: ending call", "rtp timeout", 0)
+}
+
+// endOnTimeout ends c with a BYE when a timer or the media goroutine says
+// so and c is still in a phase where ok holds. It runs the ending in a
+// tracked goroutine: the caller is never blocked.
+func (u *UA) endOnTimeout(c *call, ok func(phase) bool, msg, reason string, code int) {
 	u.goTracked(func() {
 		c.mu.Lock()
-		ok := c.phase.established()
+		still := ok(c.phase)
 		c.mu.Unlock()
-		if !ok {
+		if !still {
 			return
 		}
-		c.log.Warn("no RTP received: ending call")
-		u.endAndBye(c, "rtp timeout", 0)
+		c.log.Warn(msg)
+		u.endAndBye(c, reason, code)
 	})
 }

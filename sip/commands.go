@@ -38,11 +38,7 @@ func (u *UA) dial(account, num string, o dialOpts) error {
 	var localUsers []string
 	if err == nil {
 		eff = a.effLocked() // new calls go through the server in use
-		for _, o := range u.accounts {
-			if o != a {
-				localUsers = append(localUsers, o.eff.User)
-			}
-		}
+		localUsers = u.otherUsersLocked(a)
 	}
 	u.mu.Unlock()
 	if err != nil {

@@ -6,7 +6,6 @@ package sip
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -169,24 +168,21 @@ func (u *UA) sendBye(ctx context.Context, c *call) {
 	}
 }
 
-// waitInvite waits for the final response of an INVITE client transaction
-// (re-INVITE or a retry of the initial INVITE); provisional responses go to
-// onProv, and abort (may be nil) gives up early. The caller ACKs a 2xx.
-func (u *UA) waitInvite(ctx context.Context, tx sip.ClientTransaction, onProv func(*sip.Response), abort <-chan struct{}) (*sip.Response, error) {
+// waitFinal waits for the final response of a client transaction,
+// skipping provisional ones; abort (nil: never) gives up early. The caller
+// of an INVITE ACKs a 2xx.
+func (u *UA) waitFinal(ctx context.Context, tx sip.ClientTransaction, abort <-chan struct{}) (*sip.Response, error) {
 	for {
 		select {
 		case res := <-tx.Responses():
 			if res.IsProvisional() {
-				if onProv != nil {
-					onProv(res)
-				}
 				continue
 			}
 			return res, nil
 		case <-tx.Done():
 			err := tx.Err()
 			if err == nil {
-				err = fmt.Errorf("INVITE transaction ended without response")
+				err = errors.New("transaction ended without response")
 			}
 			return nil, err
 		case <-abort:
@@ -246,7 +242,7 @@ func (u *UA) reinvite(ctx context.Context, c *call, useUpdate bool, body []byte)
 			var tx sip.ClientTransaction
 			tx, err = u.transaction(ctx, req)
 			if err == nil {
-				res, err = u.waitInvite(ctx, tx, nil, c.ended)
+				res, err = u.waitFinal(ctx, tx, c.ended)
 				if res != nil && res.IsSuccess() {
 					c.mu.Lock()
 					ack := u.ackLocked(c, req.CSeq().SeqNo, nil)

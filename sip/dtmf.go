@@ -19,7 +19,7 @@ import (
 
 const (
 	// DefaultDTMFDuration is a digit's length when the command gives none.
-	DefaultDTMFDuration = 100 * time.Millisecond
+	DefaultDTMFDuration = media.DefaultDTMFDuration
 	// MaxDTMFDigits bounds the digits one call may have queued.
 	MaxDTMFDigits = 64
 	dtmfPause     = 500 * time.Millisecond // a ',' in the digits

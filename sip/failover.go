@@ -8,6 +8,7 @@ package sip
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -98,13 +99,5 @@ func (u *UA) probeServer(ctx context.Context, a *account, server string) bool {
 func (u *UA) unregisterAt(a *account, old Account) {
 	ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
 	defer cancel()
-	res, err := u.sendRegister(ctx, a, old, 0)
-	switch {
-	case err != nil:
-		u.log.Info("un-REGISTER at the backup server failed", "account", old.Name, "server", old.Server, "error", err)
-	case res.StatusCode >= 300:
-		u.log.Info("un-REGISTER at the backup server rejected", "account", old.Name, "server", old.Server, "status", statusText(res))
-	default:
-		u.log.Info("un-registered at the backup server", "account", old.Name, "server", old.Server)
-	}
+	u.sendUnregister(ctx, a, old, slog.LevelInfo, " at the backup server")
 }

@@ -82,6 +82,23 @@ func TestFailoverAndFailback(t *testing.T) {
 	if n != 1 {
 		t.Errorf("backup got %d INVITEs, want 1", n)
 	}
+	// A transfer to an extension names the backup too: the primary is down.
+	s.mu.Lock()
+	s.final = 200
+	s.mu.Unlock()
+	id := dialAccount(t, h, "a1", "3009")
+	h.ev.wait(t, CallAnswered, 3*time.Second)
+	if err := h.ua.Transfer("a1", id, "3010"); err != nil {
+		t.Fatal(err)
+	}
+	refer := b.expect(sip.REFER, 3*time.Second)
+	if v := refer.GetHeader("Refer-To"); v == nil || !strings.Contains(v.Value(), "sip:3010@"+b.addr()) {
+		t.Errorf("Refer-To %v, want the extension at the backup %s", v, b.addr())
+	}
+	if err := h.ua.Hangup("a1", id, false); err != nil {
+		t.Fatal(err)
+	}
+	h.ev.wait(t, CallEnded, 3*time.Second)
 
 	down.Store(false)
 	eventually(t, "back at the primary", 5*time.Second, func() bool {

@@ -35,14 +35,7 @@ func (u *UA) dialTarget(eff Account, num string, localUsers []string) (*sip.Uri,
 				return nil, fmt.Errorf("%q: a sips: URI needs transport \"tls\" in sip-settings.transports", num)
 			}
 			uri.Scheme = "sip"
-			if uri.Port == 0 {
-				uri.Port = 5061
-			}
-			if uri.UriParams == nil {
-				uri.UriParams = sip.NewParams()
-			}
-			uri.UriParams.Remove("transport")
-			uri.UriParams.Add("transport", "tls")
+			setTLS(&uri)
 		} else if uri.Scheme != "sip" {
 			return nil, fmt.Errorf("%q: only sip: and sips: URIs are supported", num)
 		}
@@ -74,6 +67,31 @@ func (u *UA) dialTarget(eff Account, num string, localUsers []string) (*sip.Uri,
 		}
 	}
 	return nil, fmt.Errorf("%q: %w", num, ErrNoServer)
+}
+
+// otherUsersLocked returns the users of the accounts other than a: the
+// numbers dialTarget reaches over loopback when a has no server.
+func (u *UA) otherUsersLocked(a *account) []string {
+	var users []string
+	for _, o := range u.accounts {
+		if o != a {
+			users = append(users, o.eff.User)
+		}
+	}
+	return users
+}
+
+// setTLS makes uri a TLS target: transport=tls and, without a port, 5061
+// (RFC 3263 §4.2), which sipgo then sends over TLS.
+func setTLS(uri *sip.Uri) {
+	if uri.Port == 0 {
+		uri.Port = 5061
+	}
+	if uri.UriParams == nil {
+		uri.UriParams = sip.NewParams()
+	}
+	uri.UriParams.Remove("transport")
+	uri.UriParams.Add("transport", "tls")
 }
 
 func (u *UA) initialInviteLocked(c *call) *sip.Request {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -397,14 +398,22 @@ func (u *UA) unregister(ctx context.Context, a *account) {
 	if old == nil {
 		return
 	}
-	res, err := u.sendRegister(ctx, a, *old, 0)
+	u.sendUnregister(ctx, a, *old, slog.LevelWarn, "")
+}
+
+// sendUnregister sends the un-REGISTER (Expires: 0) of the binding at
+// old.Server and logs the outcome, a failure at failLevel; where names
+// the server in the messages.
+func (u *UA) sendUnregister(ctx context.Context, a *account, old Account, failLevel slog.Level, where string) {
+	attrs := []any{"account", old.Name, "server", old.Server}
+	res, err := u.sendRegister(ctx, a, old, 0)
 	switch {
 	case err != nil:
-		u.log.Warn("un-REGISTER failed", "account", old.Name, "server", old.Server, "error", err)
+		u.log.Log(ctx, failLevel, "un-REGISTER"+where+" failed", append(attrs, "error", err)...)
 	case res.StatusCode >= 300:
-		u.log.Warn("un-REGISTER rejected", "account", old.Name, "server", old.Server, "status", statusText(res))
+		u.log.Log(ctx, failLevel, "un-REGISTER"+where+" rejected", append(attrs, "status", statusText(res))...)
 	default:
-		u.log.Info("un-registered", "account", old.Name, "server", old.Server)
+		u.log.Info("un-registered"+where, attrs...)
 	}
 }
 
@@ -711,15 +720,7 @@ func serverURI(server string) (*sip.Uri, error) {
 	}
 	uri.User = ""
 	if tlsServer {
-		// RFC 3263 §4.2: a TLS server without a port listens on 5061.
-		if uri.Port == 0 {
-			uri.Port = 5061
-		}
-		if uri.UriParams == nil {
-			uri.UriParams = sip.NewParams()
-		}
-		uri.UriParams.Remove("transport")
-		uri.UriParams.Add("transport", "tls")
+		setTLS(&uri)
 	}
 	return &uri, nil
 }

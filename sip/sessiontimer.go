@@ -142,16 +142,7 @@ func (u *UA) refreshDue(c *call) {
 
 // sessionExpired ends a call whose peer did not refresh the session.
 func (u *UA) sessionExpired(c *call) {
-	u.goTracked(func() {
-		c.mu.Lock()
-		live := c.phase.live()
-		c.mu.Unlock()
-		if !live {
-			return
-		}
-		c.log.Warn("session expired without refresh: ending call")
-		u.endAndBye(c, "session expired", 408)
-	})
+	u.endOnTimeout(c, phase.live, "session expired without refresh: ending call", "session expired", 408)
 }
 
 func (u *UA) tooBriefReply(req *sip.Request) *sip.Response {

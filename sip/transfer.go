@@ -77,12 +77,8 @@ func (u *UA) Transfer(account string, callID int, num string) error {
 	var eff Account
 	var localUsers []string
 	if err == nil {
-		eff = c.acct.eff
-		for _, o := range u.accounts {
-			if o != c.acct {
-				localUsers = append(localUsers, o.eff.User)
-			}
-		}
+		eff = c.acct.effLocked() // the target is at the server in use, as for a new call
+		localUsers = u.otherUsersLocked(c.acct)
 	}
 	u.mu.Unlock()
 	if err != nil {

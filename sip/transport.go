@@ -2,7 +2,6 @@ package sip
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -270,23 +269,11 @@ func (u *UA) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
 		return nil, fmt.Errorf("send %s: %w", req.Method, err)
 	}
 	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return res, nil
-		case <-tx.Done():
-			err := tx.Err()
-			if err == nil {
-				err = errors.New("transaction ended without response")
-			}
-			return nil, fmt.Errorf("%s: %w", req.Method, err)
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	res, err := u.waitFinal(ctx, tx, nil)
+	if err != nil && err != ctx.Err() {
+		err = fmt.Errorf("%s: %w", req.Method, err)
 	}
+	return res, err
 }
 
 // onStrayResponse sees responses no transaction wants: a retransmitted 2xx

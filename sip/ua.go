@@ -586,20 +586,23 @@ func (u *UA) Shutdown(ctx context.Context) error {
 	accts := append([]*account(nil), u.accounts...)
 	u.mu.Unlock()
 
+	// UA-owned as well (u.wg), so that the wait for every goroutine below
+	// covers one still ending a call after ctx is done.
 	var wg sync.WaitGroup
-	for _, c := range live {
+	spawn := func(f func()) {
 		wg.Add(1)
+		u.wg.Add(1)
 		go func() {
+			defer u.wg.Done()
 			defer wg.Done()
-			u.terminate(ctx, c, "shutdown", false)
+			f()
 		}()
 	}
+	for _, c := range live {
+		spawn(func() { u.terminate(ctx, c, "shutdown", false) })
+	}
 	for _, a := range accts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			u.stopAccount(ctx, a)
-		}()
+		spawn(func() { u.stopAccount(ctx, a) })
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

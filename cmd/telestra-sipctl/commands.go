@@ -62,11 +62,7 @@ daemon sends it, one JSON object a line.
 `,
 			max: 1, countMsg: "takes at most one ACCOUNT", flags: jsonFlag,
 			run: func(c *cli, ctx context.Context, args []string, f *cmdFlags) error {
-				account := ""
-				if len(args) == 1 {
-					account = args[0]
-				}
-				return c.status(ctx, account, f.json)
+				return c.status(ctx, optional(args), f.json)
 			}},
 		{name: "events", args: "[--json]", summary: "follow the broadcast events until interrupted",
 			help: `Prints every event with a time stamp (or, with --json, as the daemon sends
@@ -86,11 +82,7 @@ Other clients are not affected.
 `,
 			max: 1, countMsg: "takes at most one ACCOUNT", flags: jsonFlag,
 			run: func(c *cli, ctx context.Context, args []string, f *cmdFlags) error {
-				account := ""
-				if len(args) == 1 {
-					account = args[0]
-				}
-				return c.trace(ctx, account, f.json)
+				return c.trace(ctx, optional(args), f.json)
 			}},
 		{name: "call", args: "ACCOUNT NUM", summary: "place a call; prints its call ID",
 			help: `NUM is an extension (dialled as sip:NUM@SERVER of the account), the user of
@@ -178,10 +170,7 @@ the running plan. The unit's ExecReload can use it.
 `,
 			max: 1, countMsg: "takes at most one LEVEL",
 			run: func(c *cli, ctx context.Context, args []string, _ *cmdFlags) error {
-				level := ""
-				if len(args) == 1 {
-					level = args[0]
-				}
+				level := optional(args)
 				return c.withClient(ctx, func(ctx context.Context, cl *client.Client) error {
 					got, err := cl.LogLevel(ctx, level)
 					if err == nil {
@@ -295,4 +284,12 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// optional returns the one optional argument of a command, or "".
+func optional(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	return ""
 }

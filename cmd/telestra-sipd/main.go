@@ -108,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// Every problem on its own line at priority err (the unit shows
 		// them in systemctl status); the exit code keeps systemd from
 		// retrying a plan that cannot start (RestartPreventExitStatus=78).
-		for _, line := range problemLines(*planPath, err) {
+		for _, line := range plan.ProblemLines(*planPath, err) {
 			logBeforeExit(log, stderr, journal, "SIP plan invalid: "+line, "plan", *planPath)
 		}
 		return exitConfig
@@ -195,22 +195,7 @@ const exitConfig = 78
 // printProblems prints one line per plan problem so that an operator sees
 // all of them at once.
 func printProblems(w io.Writer, path string, err error) {
-	for _, line := range problemLines(path, err) {
+	for _, line := range plan.ProblemLines(path, err) {
 		fmt.Fprintln(w, line)
 	}
-}
-
-func problemLines(path string, err error) []string {
-	var probs plan.Problems
-	if !errors.As(err, &probs) {
-		return []string{fmt.Sprintf("%s: %v", path, err)}
-	}
-	out := make([]string, 0, len(probs))
-	for _, p := range probs {
-		if p.Source == "" {
-			p.Source = path
-		}
-		out = append(out, p.String())
-	}
-	return out
 }

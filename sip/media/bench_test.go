@@ -67,10 +67,12 @@ func BenchmarkPacketPath(b *testing.B) {
 		name  string
 		codec Codec
 		rate  int
+		srtp  bool
 	}{
 		{name: "PCMU", codec: Supported["PCMU"], rate: 8000},
 		{name: "G722", codec: Supported["G722"], rate: 16000},
 		{name: "PCMU on a 16 kHz channel", codec: Supported["PCMU"], rate: 16000},
+		{name: "PCMU with SRTP", codec: Supported["PCMU"], rate: 8000, srtp: true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg := testConfig(40430, 40439)
@@ -93,25 +95,43 @@ func BenchmarkPacketPath(b *testing.B) {
 			defer peer.Close()
 			p := sendrecv(peer.LocalAddr().(*net.UDPAddr))
 			p.Codec = tc.codec
+			// The peer's side of SRTP: it seals what it sends and opens
+			// what it reads, so the figure includes two crypto operations
+			// of its own besides the session's.
+			var peerSRTP srtpStream
+			if tc.srtp {
+				p.SRTP = &SRTPKeys{Suite: SuiteAES128SHA1_80, Local: key(1), Remote: key(2)}
+				if err := peerSRTP.setKeys(&SRTPKeys{Suite: SuiteAES128SHA1_80, Local: key(2), Remote: key(1)}); err != nil {
+					b.Fatal(err)
+				}
+			}
 			s.Update(p)
 			s.Bind(discardPort{})
 			dst := s.LocalAddr().AddrPort()
 			pkt := make([]byte, 12+160)
-			in := make([]byte, 1500)
+			in, sealed, opened := make([]byte, 1500), make([]byte, 0, 1600), make([]byte, 1500)
 			h := rtp.Header{Version: 2, SSRC: 7, PayloadType: tc.codec.PayloadType}
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				h.SequenceNumber, h.Timestamp = uint16(i), uint32(160*i)
 				h.MarshalTo(pkt)
-				if _, err := peer.WriteToUDPAddrPort(pkt, dst); err != nil {
+				out, err := peerSRTP.seal(sealed, pkt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := peer.WriteToUDPAddrPort(out, dst); err != nil {
 					b.Fatal(err)
 				}
 				now := e.clock.now()
 				s.rtp.drain(s, now, time.Now())
 				s.playoutTick()
 				s.sendTick(now)
-				if _, _, err := peer.ReadFromUDPAddrPort(in); err != nil {
+				n, _, err := peer.ReadFromUDPAddrPort(in)
+				if err != nil {
 					b.Fatal(err)
+				}
+				if _, ok := peerSRTP.open(opened, in[:n]); !ok {
+					b.Fatal("the peer could not open the session's packet")
 				}
 			}
 			if st := s.Stats(); st.PacketsReceived < uint64(b.N) || st.PacketsSent < uint64(b.N) {

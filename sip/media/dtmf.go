@@ -10,6 +10,9 @@ import (
 
 // RFC 4733 telephone-event sending and receiving.
 
+// DefaultDTMFDuration is a digit's length when QueueDTMF is given none.
+const DefaultDTMFDuration = 100 * time.Millisecond
+
 const (
 	dtmfEndRepeats = 3  // the end packet is sent three times (RFC 4733 2.5.1.4)
 	dtmfVolume     = 10 // -10 dBm0
@@ -85,24 +88,17 @@ func eventDigit(e byte) rune {
 	return 0
 }
 
-// SendDTMF queues an RFC 4733 digit (0-9 * # A-D) lasting dur (0: 100 ms).
-// Problems are logged; use QueueDTMF to get them as an error.
-func (s *Session) SendDTMF(digit rune, dur time.Duration) {
-	if err := s.QueueDTMF(digit, dur); err != nil {
-		s.e.log.Warn("media: DTMF not sent", "digit", string(digit), "port", s.port, "err", err)
-	}
-}
-
-// QueueDTMF queues an RFC 4733 digit: start packet (marker), continuation
-// packets every ptime, then the end packet three times. Audio is not sent
-// meanwhile. Digits queue and play one after another.
+// QueueDTMF queues an RFC 4733 digit (0-9 * # A-D) lasting dur (0:
+// DefaultDTMFDuration): start packet (marker), continuation packets every ptime, then the
+// end packet three times. Audio is not sent meanwhile. Digits queue and
+// play one after another.
 func (s *Session) QueueDTMF(digit rune, dur time.Duration) error {
 	ev, ok := dtmfEvent(digit)
 	if !ok {
 		return fmt.Errorf("media: DTMF digit %q: use 0-9, *, #, A-D", digit)
 	}
 	if dur <= 0 {
-		dur = 100 * time.Millisecond
+		dur = DefaultDTMFDuration
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -524,7 +524,9 @@ func TestDTMF(t *testing.T) {
 		b.Update(sendrecv(a.LocalAddr()))
 		waitFor(t, 3*time.Second, "audio", func() bool { return b.Stats().PacketsReceived > 20 })
 		for _, d := range "5#" {
-			a.SendDTMF(d, 120*time.Millisecond)
+			if err := a.QueueDTMF(d, 120*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
 		}
 		waitFor(t, 3*time.Second, "two digits", func() bool { return b.Stats().DTMFReceived == 2 })
 		time.Sleep(200 * time.Millisecond)

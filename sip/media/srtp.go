@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 )
 
@@ -61,6 +62,9 @@ func profileOf(suite string) (srtp.ProtectionProfile, error) {
 type srtpPair struct {
 	mu  sync.Mutex
 	ctx *srtp.Context
+	// hdr is the header pion parses an RTP packet into, under mu: given
+	// none, it allocates one per packet.
+	hdr rtp.Header
 }
 
 type srtpState struct {
@@ -136,7 +140,7 @@ func (s *srtpStream) seal(dst, plain []byte) ([]byte, error) {
 	if s.rtcp {
 		out, err = st.enc.ctx.EncryptRTCP(dst[:0], plain, nil)
 	} else {
-		out, err = st.enc.ctx.EncryptRTP(dst[:0], plain, nil)
+		out, err = st.enc.ctx.EncryptRTP(dst[:0], plain, &st.enc.hdr)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("media: SRTP protect: %w", err)
@@ -157,7 +161,7 @@ func (s *srtpStream) open(dst, pkt []byte) ([]byte, bool) {
 	if s.rtcp {
 		out, err = st.dec.ctx.DecryptRTCP(dst[:0], pkt, nil)
 	} else {
-		out, err = st.dec.ctx.DecryptRTP(dst[:0], pkt, nil)
+		out, err = st.dec.ctx.DecryptRTP(dst[:0], pkt, &st.dec.hdr)
 	}
 	st.dec.mu.Unlock()
 	if err != nil {

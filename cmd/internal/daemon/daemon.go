@@ -170,9 +170,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	if err := ua.Start(uaCtx); err != nil {
 		_ = d.server.Close() // closes the bound API listener
 		if metricsSrv != nil {
-			done, cancel := context.WithCancel(context.Background())
-			cancel()
-			_ = metricsSrv.Serve(done)
+			_ = metricsSrv.Close()
 		}
 		return fmt.Errorf("SIP listener on %s: %w", net.JoinHostPort(p.SIP.Address, fmt.Sprint(p.SIP.Port)), err)
 	}

@@ -237,7 +237,7 @@ func TestAPIEventTranslation(t *testing.T) {
 }
 
 // A SIP port that cannot be bound fails the start with a message naming
-// it, and leaves the API port free again.
+// it, and leaves the API and metrics ports free again.
 func TestDaemonStartFailsOnBusySIPPort(t *testing.T) {
 	planPath := filepath.Join(t.TempDir(), "sipplan.toml")
 	apiPort, sipPort := freePort(t), freePort(t)
@@ -251,6 +251,7 @@ func TestDaemonStartFailsOnBusySIPPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Metrics.Address = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	n := &recNotifier{}
 	err = Run(context.Background(), Options{PlanPath: planPath, Plan: p, Log: discardLogger(), Notifier: n})
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("SIP listener on 127.0.0.1:%d", sipPort)) {
@@ -262,6 +263,10 @@ func TestDaemonStartFailsOnBusySIPPort(t *testing.T) {
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", apiPort))
 	if err != nil {
 		t.Fatalf("API port still bound after the failed start: %v", err)
+	}
+	l.Close()
+	if l, err = net.Listen("tcp", p.Metrics.Address); err != nil {
+		t.Fatalf("metrics port still bound after the failed start: %v", err)
 	}
 	l.Close()
 }

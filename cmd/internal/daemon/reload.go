@@ -105,7 +105,7 @@ func (d *Daemon) loadAndApply() reloadResult {
 	if err != nil {
 		d.log.Error("reload: plan rejected, keeping the running plan", "plan", d.opts.PlanPath, "err", err)
 		d.rejected()
-		return reloadResult{err: &api.ReloadRejected{Plan: d.opts.PlanPath, Problems: problemLines(d.opts.PlanPath, err)}}
+		return reloadResult{err: &api.ReloadRejected{Plan: d.opts.PlanPath, Problems: plan.ProblemLines(d.opts.PlanPath, err)}}
 	}
 	res := reloadResult{warnings: np.Warnings}
 	for _, c := range plan.Diff(d.plan, np) {
@@ -142,22 +142,6 @@ func (d *Daemon) loadAndApply() reloadResult {
 	d.log.Info("reload: plan applied", "plan", d.opts.PlanPath, "accounts", len(np.Accounts),
 		"changes", len(res.applied), "restart_needed", len(res.restart))
 	return res
-}
-
-// problemLines is one line per problem of a plan.Load error.
-func problemLines(path string, err error) []string {
-	var probs plan.Problems
-	if !errors.As(err, &probs) {
-		return []string{fmt.Sprintf("%s: %v", path, err)}
-	}
-	out := make([]string, len(probs))
-	for i, p := range probs {
-		if p.Source == "" {
-			p.Source = path
-		}
-		out[i] = p.String()
-	}
-	return out
 }
 
 // rejected counts a rejected reload. A reload, even a rejected one, puts

@@ -83,18 +83,24 @@ func Listen(addr string, opts ...Option) (*Server, error) {
 // Addr is the bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Serve answers requests until ctx is done, then closes the listener.
+// Serve answers requests until ctx is done, then closes the listener and
+// gives requests in flight up to a second; it returns once they are done.
 func (s *Server) Serve(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() {
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Serve(s.ln) }()
+	select {
+	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = s.srv.Shutdown(shut)
-	})
-	defer stop()
-	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("debug server: %w", err)
+		_ = s.srv.Shutdown(shut) // closes the listener, then waits for the handlers
+		<-done
+		return nil
+	case err := <-done:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("debug server on %s: %w", s.ln.Addr(), err)
 	}
-	return nil
 }
 
 // Stats is the /debug/stats document.

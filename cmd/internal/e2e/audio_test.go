@@ -229,11 +229,7 @@ func TestRTPTimeout(t *testing.T) {
 	p := e.peer("3002", testpeers.BaresipOptions{})
 	e.start(&plan{Accounts: []account{e.user("acc1", "3001")}, RTPTimeout: "3s"})
 	waitRegistered(t, e.c, "acc1", 200)
-	id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
+	id := e.callOut(t, "acc1", "3002")
 	time.Sleep(time.Second)
 	if err := p.Pause(); err != nil {
 		t.Fatal(err)

@@ -269,11 +269,7 @@ func TestGetStatusFields(t *testing.T) {
 		t.Errorf("get-status without account = %+v, want acc1 then acc2", all)
 	}
 
-	id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
+	id := e.callOut(t, "acc1", "3002")
 	time.Sleep(1500 * time.Millisecond) // let RTP counters move
 
 	// The raw status, to check the field names and JSON types.
@@ -326,14 +322,10 @@ func TestGetStatusFields(t *testing.T) {
 	}
 
 	// A second call gets the next call_id.
-	id2, err := e.c.MakeCall(e.ctx, "acc2", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
+	id2 := e.callOut(t, "acc2", "3002")
 	if id2 != id+1 {
 		t.Errorf("second call_id = %d, want %d", id2, id+1)
 	}
-	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc2", id2))
 	if err := e.c.HangupCall(e.ctx, "acc2", id2, false); err != nil {
 		t.Fatal(err)
 	}

@@ -124,15 +124,7 @@ func TestAudioCheckProcedure(t *testing.T) {
 	}
 
 	// 2. The call.
-	out, err := c.MakeCall(ctx, "position-1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := wait(t, c, 10*time.Second, "call-incoming", event(api.EventCallIncoming, "position-2", -1))
-	if err := c.AnswerCall(ctx, "position-2", in.CallID); err != nil {
-		t.Fatal(err)
-	}
-	wait(t, c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "position-1", out))
+	out, in := callAcross(t, c, ctx, "position-1", "3002", "position-2")
 	waitCall(t, c, "position-2", in.CallID, "media flowing", func(cl api.Call) bool { return cl.PacketsReceived > 25 })
 
 	// 3. Record position 2's headset and measure.
@@ -221,15 +213,7 @@ func TestDeployKamailioExample(t *testing.T) {
 	}
 
 	// A stop during a call ends it (BYE) and un-registers, quietly.
-	out2, err := c.MakeCall(ctx, "position-2", "3001")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in2 := wait(t, c, 10*time.Second, "second call-incoming", event(api.EventCallIncoming, "position-1", -1))
-	if err := c.AnswerCall(ctx, "position-1", in2.CallID); err != nil {
-		t.Fatal(err)
-	}
-	wait(t, c, 10*time.Second, "second call answered", event(api.EventCallAnswered, "position-2", out2))
+	callAcross(t, c, ctx, "position-2", "3001", "position-1")
 	if err := d.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -265,15 +249,7 @@ func TestQuickstartIsQuiet(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("call to itself: %v\nwant %q", err, want)
 	}
-	out, err := c.MakeCall(ctx, "account-1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := wait(t, c, 10*time.Second, "call-incoming", event(api.EventCallIncoming, "account-2", -1))
-	if err := c.AnswerCall(ctx, "account-2", in.CallID); err != nil {
-		t.Fatal(err)
-	}
-	wait(t, c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "account-1", out))
+	out, _ := callAcross(t, c, ctx, "account-1", "3002", "account-2")
 	waitCall(t, c, "account-1", out, "media flowing", func(cl api.Call) bool { return cl.PacketsReceived > 10 })
 	if err := d.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -46,14 +46,7 @@ func TestRegistrarFailover(t *testing.T) {
 	}
 
 	// A call through the primary, up before the switch.
-	early, err := e.c.MakeCall(ctx, "acc1", "3008")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered through the primary", event(api.EventCallAnswered, "acc1", early))
-	if _, err := onA.WaitEvent(peerCtx(t, 5*time.Second), "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
+	early := e.callPeer(t, "acc1", "3008", onA)
 
 	if err := ka.Pause(); err != nil {
 		t.Fatal(err)
@@ -72,14 +65,7 @@ func TestRegistrarFailover(t *testing.T) {
 		time.Since(stopped).Seconds())
 
 	// New calls go through the backup.
-	late, err := e.c.MakeCall(ctx, "acc1", "3009")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered through the backup", event(api.EventCallAnswered, "acc1", late))
-	if _, err := onB.WaitEvent(peerCtx(t, 5*time.Second), "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
+	late := e.callPeer(t, "acc1", "3009", onB)
 	if len(kb.LogLines("REQ INVITE")) == 0 {
 		t.Errorf("the backup saw no INVITE")
 	}

@@ -227,6 +227,47 @@ func (e *env) peer(ext string, opts testpeers.BaresipOptions) *testpeers.Baresip
 // uri is ext at the registrar, as peers dial it.
 func (e *env) uri(ext string) string { return "sip:" + ext + "@" + e.k.Addr() }
 
+// callOut has acct call num and waits until the call is answered; it
+// returns the call ID.
+func (e *env) callOut(t *testing.T, acct, num string) int {
+	t.Helper()
+	id, err := e.c.MakeCall(e.ctx, acct, num)
+	if err != nil {
+		t.Fatalf("make-call %s %s: %v", acct, num, err)
+	}
+	wait(t, e.c, 10*time.Second, fmt.Sprintf("call-answered of %s's call %d to %s", acct, id, num), event(api.EventCallAnswered, acct, id))
+	return id
+}
+
+// callPeer is callOut to baresip p, and waits until p has the call
+// established too.
+func (e *env) callPeer(t *testing.T, acct, num string, p *testpeers.Baresip) int {
+	t.Helper()
+	id := e.callOut(t, acct, num)
+	if _, err := p.WaitEvent(peerCtx(t, 5*time.Second), "CALL_ESTABLISHED"); err != nil {
+		t.Fatalf("baresip %s: %s's call %d not established: %v", p.Ext(), acct, id, err)
+	}
+	return id
+}
+
+// callAcross has account from call num, the user of account to of the
+// same daemon, and to answer it. It returns the caller's call ID once the
+// caller's leg is answered, and to's call-incoming; the callee's
+// call-answered is left to the caller.
+func callAcross(t *testing.T, c *client.Client, ctx context.Context, from, num, to string) (int, client.Message) {
+	t.Helper()
+	id, err := c.MakeCall(ctx, from, num)
+	if err != nil {
+		t.Fatalf("make-call %s %s: %v", from, num, err)
+	}
+	in := wait(t, c, 10*time.Second, "call-incoming on "+to, event(api.EventCallIncoming, to, -1))
+	if err := c.AnswerCall(ctx, to, in.CallID); err != nil {
+		t.Fatalf("answer-call %s %d: %v", to, in.CallID, err)
+	}
+	wait(t, c, 10*time.Second, fmt.Sprintf("call-answered of %s's call %d", from, id), event(api.EventCallAnswered, from, id))
+	return id, in
+}
+
 // wait returns the next message matching match within timeout.
 func wait(t *testing.T, c *client.Client, timeout time.Duration, what string, match func(client.Message) bool) client.Message {
 	t.Helper()

@@ -50,14 +50,7 @@ func TestIPv6(t *testing.T) {
 	})
 
 	t.Run("call out, hold and resume", func(t *testing.T) {
-		id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
-		if err != nil {
-			t.Fatal(err)
-		}
-		wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
-		if _, err := p.WaitEvent(peerCtx(t, 5*time.Second), "CALL_ESTABLISHED"); err != nil {
-			t.Fatal(err)
-		}
+		id := e.callPeer(t, "acc1", "3002", p)
 		if len(e.k.LogLines("AUTH challenge INVITE 3001")) == 0 {
 			t.Error("the INVITE was not challenged (407)")
 		}
@@ -226,14 +219,7 @@ func TestIPv6TCP(t *testing.T) {
 	if regs := e.k.LogLines("REQ REGISTER sip:[::1]"); len(regs) == 0 || !strings.Contains(regs[len(regs)-1], "(tcp:::1:") {
 		t.Errorf("REGISTER lines %q, want the daemon's over tcp from ::1", regs)
 	}
-	id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
-	if _, err := p.WaitEvent(peerCtx(t, 5*time.Second), "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
+	id := e.callPeer(t, "acc1", "3002", p)
 	waitCall(t, e.c, "acc1", id, "media flowing", func(c api.Call) bool { return c.PacketsReceived > 10 })
 	if err := p.Hangup(); err != nil {
 		t.Fatal(err)

@@ -40,11 +40,7 @@ func linphoneEnv(t *testing.T, codecs []string, loopback string) (*env, *plan) {
 func TestLinphoneDTMF(t *testing.T) {
 	l := testpeers.StartLinphone(t, testpeers.LinphoneOptions{})
 	e, _ := linphoneEnv(t, nil, "echo")
-	id, err := e.c.MakeCall(e.ctx, "acc1", l.URI())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
+	id := e.callOut(t, "acc1", l.URI())
 	if _, err := l.Connected(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}

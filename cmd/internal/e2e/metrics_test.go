@@ -51,11 +51,7 @@ func TestPrometheusScrape(t *testing.T) {
 	waitQuery(t, prom, `telestra_sipd_account_registered{account="acc1"}`, func(v float64) bool { return v == 1 })
 	waitQuery(t, prom, `telestra_sipd_build_info`, func(v float64) bool { return v == 1 })
 
-	id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
+	id := e.callOut(t, "acc1", "3002")
 	waitQuery(t, prom, `telestra_sipd_calls_active{account="acc1",direction="out"}`, func(v float64) bool { return v == 1 })
 	waitQuery(t, prom, `telestra_sipd_api_clients`, func(v float64) bool { return v >= 1 })
 	waitCall(t, e.c, "acc1", id, "media flowing", func(c api.Call) bool { return c.PacketsReceived > 20 })

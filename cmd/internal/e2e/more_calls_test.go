@@ -82,14 +82,7 @@ func TestRemoteHold(t *testing.T) {
 	p := e.peer("3002", testpeers.BaresipOptions{})
 	e.start(&plan{Accounts: []account{e.user("acc1", "3001")}})
 	waitRegistered(t, e.c, "acc1", 200)
-	id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
-	if _, err := p.WaitEvent(peerCtx(t, 5*time.Second), "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
+	id := e.callPeer(t, "acc1", "3002", p)
 	if err := p.Hold(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,19 +132,11 @@ func localCall(t *testing.T, address string, transports ...string) {
 		{Name: "account-2", User: "3002", Pass: "x", DisplayName: "Second"},
 	}, Address: address, Transports: transports})
 	waitRegistered(t, e.c, "account-1", 0)
-	id, err := e.c.MakeCall(ctx, "account-1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := wait(t, e.c, 5*time.Second, "call-incoming on account-2", event(api.EventCallIncoming, "account-2", -1))
+	id, in := callAcross(t, e.c, ctx, "account-1", "3002", "account-2")
 	if in.CallID == id || in.Caller != "3001" {
 		t.Errorf("call-incoming %s: want a call id other than %d from 3001", in.Raw, id)
 	}
-	if err := e.c.AnswerCall(ctx, "account-2", in.CallID); err != nil {
-		t.Fatal(err)
-	}
 	wait(t, e.c, 5*time.Second, "call-answered (callee)", event(api.EventCallAnswered, "account-2", in.CallID))
-	wait(t, e.c, 5*time.Second, "call-answered (caller)", event(api.EventCallAnswered, "account-1", id))
 	time.Sleep(time.Second)
 	call := waitCall(t, e.c, "account-1", id, "media flowing", func(c api.Call) bool { return c.PacketsReceived > 10 })
 	t.Logf("caller leg after 1 s: %+v", call)

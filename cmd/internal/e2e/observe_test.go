@@ -114,11 +114,7 @@ func TestCallQuality(t *testing.T) {
 
 	call := func(name string) api.Call {
 		t.Helper()
-		id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
-		if err != nil {
-			t.Fatal(err)
-		}
-		wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
+		id := e.callOut(t, "acc1", "3002")
 		// RTCP every ~5 s: the RTT needs the peer's RR after our first SR
 		// (5-10 s in), and the lossy call's rule drops 5 % of RTCP too, so
 		// one lost report adds 5 s; 25 s leaves room for two.
@@ -224,14 +220,7 @@ func TestSIPTrace(t *testing.T) {
 	}
 	wait(t, tr, 5*time.Second, "sip-trace answer", func(m client.Message) bool { return m.Event == "sip-trace" })
 
-	id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
-	if _, err := p.WaitEvent(peerCtx(t, 5*time.Second), "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
+	id := e.callPeer(t, "acc1", "3002", p)
 	if err := e.c.HangupCall(e.ctx, "acc1", id, false); err != nil {
 		t.Fatal(err)
 	}

@@ -149,20 +149,13 @@ func TestSIGTERM(t *testing.T) {
 	p := e.peer("3002", testpeers.BaresipOptions{})
 	e.start(&plan{Accounts: []account{e.user("acc1", "3001")}})
 	waitRegistered(t, e.c, "acc1", 200)
-	id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
-	if _, err := p.WaitEvent(peerCtx(t, 5*time.Second), "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
+	e.callPeer(t, "acc1", "3002", p)
 
 	start := time.Now()
 	if err := e.d.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	err = e.d.Wait(2 * time.Second)
+	err := e.d.Wait(2 * time.Second)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatalf("daemon after SIGTERM: %v (%v)", err, took)

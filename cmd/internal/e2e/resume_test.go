@@ -18,17 +18,10 @@ import (
 // call-ended).
 func callAndHangUp(t *testing.T, c *client.Client, ctx context.Context) {
 	t.Helper()
-	id, err := c.MakeCall(ctx, "account-1", "3002")
-	if err != nil {
-		t.Fatal(err)
+	id, in := callAcross(t, c, ctx, "account-1", "3002", "account-2")
+	if in.Caller != "3001" {
+		t.Errorf("call-incoming %s, want the caller 3001", in.Raw)
 	}
-	in := wait(t, c, 5*time.Second, "call-incoming", func(m client.Message) bool {
-		return m.Event == api.EventCallIncoming && m.Account == "account-2" && m.Caller == "3001"
-	})
-	if err := c.AnswerCall(ctx, "account-2", in.CallID); err != nil {
-		t.Fatal(err)
-	}
-	wait(t, c, 5*time.Second, "call-answered (caller)", event(api.EventCallAnswered, "account-1", id))
 	wait(t, c, 5*time.Second, "call-answered (callee)", event(api.EventCallAnswered, "account-2", in.CallID))
 	if err := c.HangupCall(ctx, "account-1", id, false); err != nil {
 		t.Fatal(err)

@@ -74,11 +74,7 @@ func TestSRTPWithBaresip(t *testing.T) {
 	}
 
 	// Out: the daemon calls the peer.
-	id, err := e.c.MakeCall(ctx, "acc1", "3009")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered (out, SRTP)", event(api.EventCallAnswered, "acc1", id))
+	id := e.callOut(t, "acc1", "3009")
 	waitCall(t, e.c, "acc1", id, "SRTP media flowing", func(c api.Call) bool { return c.SRTP && c.PacketsReceived > 100 })
 	time.Sleep(2 * time.Second)
 	if err := e.c.HangupCall(ctx, "acc1", id, false); err != nil {

@@ -70,14 +70,7 @@ func TestTLSRegisterAndCalls(t *testing.T) {
 	}
 
 	// Out: the daemon calls the peer.
-	id, err := e.c.MakeCall(ctx, "acc1", "3009")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered (out over TLS)", event(api.EventCallAnswered, "acc1", id))
-	if _, err := peer.WaitEvent(peerCtx(t, 5*time.Second), "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
+	id := e.callPeer(t, "acc1", "3009", peer)
 	waitCall(t, e.c, "acc1", id, "receiving RTP", func(c api.Call) bool { return c.PacketsReceived > 10 })
 	if err := e.c.HangupCall(ctx, "acc1", id, false); err != nil {
 		t.Fatal(err)

@@ -41,11 +41,7 @@ func TestTransferOut(t *testing.T) {
 	c := e.peer("3003", testpeers.BaresipOptions{})
 	e.start(&plan{Accounts: []account{e.user("acc1", "3001")}})
 	waitRegistered(t, e.c, "acc1", 200)
-	id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
+	id := e.callOut(t, "acc1", "3002")
 	establishedTo(t, b, "3001", 5*time.Second)
 
 	if err := e.c.TransferCall(e.ctx, "acc1", id, "3003"); err != nil {
@@ -82,11 +78,7 @@ func TestTransferOutFails(t *testing.T) {
 	b := e.peer("3002", testpeers.BaresipOptions{})
 	e.start(&plan{Accounts: []account{e.user("acc1", "3001")}})
 	waitRegistered(t, e.c, "acc1", 200)
-	id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
+	id := e.callOut(t, "acc1", "3002")
 	establishedTo(t, b, "3001", 5*time.Second)
 	if err := e.c.TransferCall(e.ctx, "acc1", id, "3999"); err != nil {
 		t.Fatal(err)
@@ -131,11 +123,7 @@ func TestTransferredByBaresip(t *testing.T) {
 	c := e.peer("3003", testpeers.BaresipOptions{Source: "ausine,1200", Record: true})
 	e.start(&plan{Accounts: []account{e.user("acc1", "3001")}})
 	waitRegistered(t, e.c, "acc1", 200)
-	id, err := e.c.MakeCall(e.ctx, "acc1", "3002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, e.c, 10*time.Second, "call-answered", event(api.EventCallAnswered, "acc1", id))
+	id := e.callOut(t, "acc1", "3002")
 	establishedTo(t, b, "3001", 5*time.Second)
 
 	if _, err := b.Command("transfer", e.uri("3003")); err != nil {

@@ -45,6 +45,10 @@ func (m *Metrics) Listen(addr string, log *slog.Logger) (*Server, error) {
 // Addr is the bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// Close closes the listener of a Server that will not be served (the
+// daemon failed to start after binding it).
+func (s *Server) Close() error { return s.ln.Close() }
+
 // Serve serves until ctx ends, then closes the listener and every
 // connection; it returns nil after ctx ended, or the error that stopped it.
 func (s *Server) Serve(ctx context.Context) error {

@@ -969,3 +969,29 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("summary %#v", last)
 	}
 }
+
+func TestProblemLines(t *testing.T) {
+	_, parseErr := Parse([]byte("[accounts.a]\nuser = \"3001\"\n[rtp-settings]\nport-min = 16385\n"), "")
+	tests := []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"problems without a source get the path", parseErr, []string{"p.toml:4: rtp-settings.port-min: "}},
+		{"problems keep their own source", &Problems{{Source: "other.toml", Line: 2, Key: "k", Msg: "bad"}}, []string{"other.toml:2: k: bad"}},
+		{"another error is one line", fmt.Errorf("read SIP plan: %w", fs.ErrNotExist), []string{"p.toml: read SIP plan: file does not exist"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ProblemLines("p.toml", tc.err)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %q, want %d lines like %q", got, len(tc.want), tc.want)
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tc.want[i]) {
+					t.Errorf("line %d %q, want it to start with %q", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -61,6 +62,24 @@ func (ps Problems) As(target any) bool {
 		return true
 	}
 	return false
+}
+
+// ProblemLines is one line per problem of a Load or Parse error, each
+// naming path when the problem has no source of its own; any other error
+// is one line.
+func ProblemLines(path string, err error) []string {
+	var probs Problems
+	if !errors.As(err, &probs) {
+		return []string{fmt.Sprintf("%s: %v", path, err)}
+	}
+	out := make([]string, len(probs))
+	for i, p := range probs {
+		if p.Source == "" {
+			p.Source = path
+		}
+		out[i] = p.String()
+	}
+	return out
 }
 
 // sortProblems orders problems by line, those without a line last, keeping
