@@ -16,6 +16,7 @@ func TestHistory(t *testing.T) {
 		since, upto uint64
 		wantSeqs    []int
 		wantLost    uint64
+		long        bool // odd events longer than historySlot
 	}{
 		{name: "all kept", size: 8, n: 5, since: 2, upto: 5, wantSeqs: []int{3, 4, 5}},
 		{name: "from the start", size: 8, n: 5, since: 0, upto: 5, wantSeqs: []int{1, 2, 3, 4, 5}},
@@ -24,20 +25,35 @@ func TestHistory(t *testing.T) {
 		{name: "wrapped, some lost", size: 4, n: 10, since: 2, upto: 10, wantSeqs: []int{7, 8, 9, 10}, wantLost: 4},
 		{name: "wrapped, all wanted lost", size: 4, n: 10, since: 1, upto: 5, wantLost: 4},
 		{name: "ring of one", size: 1, n: 3, since: 0, upto: 3, wantSeqs: []int{3}, wantLost: 2},
+		{name: "frames beyond a slot, wrapped", size: 3, n: 7, since: 3, upto: 7, wantSeqs: []int{5, 6, 7}, wantLost: 1, long: true},
+	}
+	frame := func(n int, long bool) string {
+		acct := "a"
+		if long && n%2 == 1 {
+			acct = strings.Repeat("x", historySlot) // odd events outgrow their slot
+		}
+		return fmt.Sprintf(`{"event":"call-answered","account":%q,"call_id":%d,"seq":%d}`+"\x00", acct, n, n)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHistory(tt.size)
 			for i := 1; i <= tt.n; i++ {
-				got := string(h.stamp(mustFrame(wireCallAnswered{EventCallAnswered, "a", i, nil})))
-				if want := fmt.Sprintf(`{"event":"call-answered","account":"a","call_id":%d,"seq":%d}`+"\x00", i, i); got != want {
+				acct := "a"
+				if tt.long && i%2 == 1 {
+					acct = strings.Repeat("x", historySlot)
+				}
+				sent := h.stamp(mustFrame(wireCallAnswered{EventCallAnswered, acct, i, nil}))
+				if got, want := string(sent), frame(i, tt.long); got != want {
 					t.Fatalf("stamp: %q, want %q", got, want)
 				}
+				// The frame sent is the client queues': the history keeps
+				// its own copy, which later events must not overwrite.
+				clear(sent)
 			}
 			frames, lost := h.between(tt.since, tt.upto)
 			var want strings.Builder
 			for _, n := range tt.wantSeqs {
-				fmt.Fprintf(&want, `{"event":"call-answered","account":"a","call_id":%d,"seq":%d}`+"\x00", n, n)
+				want.WriteString(frame(n, tt.long))
 			}
 			if string(frames) != want.String() || lost != tt.wantLost {
 				t.Errorf("between(%d, %d) = %q, lost %d; want %q, lost %d", tt.since, tt.upto, frames, lost, want.String(), tt.wantLost)

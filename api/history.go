@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"time"
@@ -13,16 +14,37 @@ import (
 // history, in order, once the first command arrives or holdTime passes.
 const holdTime = 100 * time.Millisecond
 
+// historySlot is how many bytes of each kept frame have their place in the
+// history's slab; a longer frame (a status with many calls) is kept in a
+// copy of its own. Call events are 60-250 bytes.
+const historySlot = 256
+
 // history numbers the broadcast events and keeps the frames of the last ones
 // for `resume`. Only the hub goroutine touches it: numbering there, at the
 // one point every broadcast passes, keeps seq in the order clients see.
+//
+// The kept frames are copies in one slab allocated up front, not the frames
+// sent: those were allocated one by one among the daemon's other garbage
+// and, kept for the next ring-size events, left their spans partly used
+// after a burst of calls (about 0.8 MB of resident heap for 1024 events).
 type history struct {
 	seq  uint64   // last number given; 0: no event yet (seq counts from 1)
 	ring [][]byte // frame of event n at ring[(n-1)%len(ring)]; empty: none kept
+	slab []byte   // len(ring) slots of historySlot bytes, ring's backing
 }
 
 func newHistory(size int) *history {
-	return &history{ring: make([][]byte, size)}
+	return &history{ring: make([][]byte, size), slab: make([]byte, size*historySlot)}
+}
+
+// keep copies frame into slot i.
+func (h *history) keep(i uint64, frame []byte) {
+	if len(frame) > historySlot {
+		h.ring[i] = bytes.Clone(frame)
+		return
+	}
+	at := i * historySlot
+	h.ring[i] = append(h.slab[at:at:at+historySlot], frame...)
 }
 
 // stamp numbers the encoded broadcast frame (compact JSON object + NUL) with
@@ -42,7 +64,7 @@ func (h *history) stamp(frame []byte) []byte {
 	out = strconv.AppendUint(out, h.seq, 10)
 	out = append(out, '}', 0)
 	if len(h.ring) > 0 {
-		h.ring[(h.seq-1)%uint64(len(h.ring))] = out
+		h.keep((h.seq-1)%uint64(len(h.ring)), out)
 	}
 	return out
 }

@@ -115,7 +115,7 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 	ring := u.clock.NewTimer(u.ringTime)
 	defer ring.Stop()
 	for {
-		tx, err := u.cli.TransactionRequest(u.ctx, req, asIs)
+		tx, err := u.transaction(u.ctx, req)
 		if err != nil {
 			u.end(c, "cannot send INVITE: "+err.Error(), 503)
 			return
@@ -140,11 +140,13 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 			}
 			return
 		}
-		switch {
-		case res.IsSuccess():
+		if res.IsSuccess() {
 			u.outgoingAnswered(c, req, res)
 			tx.Terminate()
 			return
+		}
+		u.endRejected(tx, req, res)
+		switch {
 		case (res.StatusCode == 401 || res.StatusCode == 407) && authTries < 2:
 			c.mu.Lock()
 			cancelled, why := c.phase == phaseEnding, c.endReason
@@ -225,7 +227,9 @@ func (u *UA) waitOutgoing(c *call, tx sip.ClientTransaction, req *sip.Request, r
 		cancelSent = true
 		cancelDeadline = deadline()
 		cancel := cancelFor(req)
-		u.prepare(cancel)
+		// RFC 3261 §9.1: the INVITE's destination and transport, which may
+		// be TCP for its size (§18.1.1) or its first hop.
+		u.prepareOver(cancel, req.Transport())
 		u.goTracked(func() {
 			ctx, stop := context.WithTimeout(u.ctx, 32*time.Second)
 			defer stop()

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -178,6 +179,10 @@ type UA struct {
 	srv  *sipgo.Server
 	cli  *sipgo.Client
 	edge *edge.Edge // in front of sipgo's listeners (conformance.go)
+	// streams dials our TCP and TLS connections and tracks every stream
+	// (streams.go); tcpOut and tlsOut hand the dialled ones to sipgo.
+	streams        *streams
+	tcpOut, tlsOut *handoff
 
 	outTransport string    // "UDP", "TCP" or "TLS"
 	tls          *tlsStore // nil: no TLS
@@ -208,6 +213,7 @@ type UA struct {
 	nextID   int
 	bound    map[string]*call // audio channel key -> call bound to it
 	hosts    hostMemo         // own lock: read while mu is held, never I/O under it
+	rejects  rejectAcks       // own lock: ACKs of rejected INVITEs (rejected.go)
 
 	trace traceState // trace.go
 }
@@ -314,7 +320,9 @@ func (u *UA) Start(ctx context.Context) error {
 	u.started = true
 	u.mu.Unlock()
 
+	tuneSipgo()
 	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(u.cfg.UserAgent)}
+	var clientTLS *tls.Config
 	if slices.Contains(u.cfg.Transports, "tls") {
 		st, err := newTLSStore(u.cfg.TLS)
 		if err != nil {
@@ -324,7 +332,8 @@ func (u *UA) Start(ctx context.Context) error {
 			return errors.New("sip: transport \"tls\" needs tls-certificate and tls-key for its listener")
 		}
 		u.tls = st
-		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(st.clientConfig()))
+		clientTLS = st.clientConfig() // our dials and sipgo's own use one
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(clientTLS))
 	}
 	sua, err := sipgo.NewUA(append(uaOpts,
 		sipgo.WithUserAgentTransactionLayerOptions(
@@ -350,6 +359,7 @@ func (u *UA) Start(ctx context.Context) error {
 
 	u.edge = u.newEdge()
 	u.edge.SetTap(u.tap)
+	u.streams = newStreams(sua.TransportLayer(), u.edge.Stream, clientTLS)
 	if err := u.listen(); err != nil {
 		sua.Close()
 		return err
@@ -368,9 +378,11 @@ func (u *UA) Start(ctx context.Context) error {
 	}
 	if u.tcpLn != nil {
 		u.serve("tcp", func() error { return srv.ServeTCP(u.tcpLn) })
+		u.serve("tcp (dialled)", func() error { return srv.ServeTCP(u.tcpOut) })
 	}
 	if u.tlsLn != nil {
 		u.serve("tls", func() error { return srv.ServeTLS(u.tlsLn) })
+		u.serve("tls (dialled)", func() error { return srv.ServeTLS(u.tlsOut) })
 	}
 	u.wg.Add(1)
 	go func() {
@@ -394,7 +406,23 @@ func (u *UA) Start(ctx context.Context) error {
 	return nil
 }
 
+// listen binds the configured transports. With port 0 the kernel picks the
+// first transport's port and the others must get the same one, which another
+// socket may hold (the kernel picks a UDP port without looking at TCP): then
+// it picks again, a few times, rather than fail a start nothing else chose.
 func (u *UA) listen() error {
+	for try := 1; ; try++ {
+		err := u.listenOnce()
+		if err == nil || u.cfg.Port != 0 || try == 10 || !errors.Is(err, syscall.EADDRINUSE) {
+			return err
+		}
+		u.udpConn, u.tcpLn, u.tlsLn, u.tcpOut, u.tlsOut = nil, nil, nil, nil, nil
+		u.udpPort, u.tcpPort, u.tlsPort = 0, 0, 0
+		u.udpLaddr = sip.Addr{}
+	}
+}
+
+func (u *UA) listenOnce() error {
 	host := u.cfg.Address
 	port := u.cfg.Port
 	for _, t := range u.cfg.Transports {
@@ -422,7 +450,8 @@ func (u *UA) listen() error {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen tcp %s: %w (is another SIP service using the port?)", addr, err)
 			}
-			u.tcpLn = u.edge.Listener(l)
+			u.tcpLn = u.streams.listener("tcp", u.edge.Listener(l))
+			u.tcpOut = u.streams.handoff("tcp", l.Addr())
 			u.tcpPort = l.Addr().(*net.TCPAddr).Port
 		case "tls":
 			if u.tlsLn != nil {
@@ -435,7 +464,8 @@ func (u *UA) listen() error {
 				return fmt.Errorf("sip: listen tls %s: %w (is another SIP service using the port?)", taddr, err)
 			}
 			// The edge reads what TLS decrypted: the same vetting as TCP.
-			u.tlsLn = u.edge.Listener(tls.NewListener(l, u.tls.serverConfig()))
+			u.tlsLn = u.streams.listener("tls", u.edge.Listener(tls.NewListener(l, u.tls.serverConfig())))
+			u.tlsOut = u.streams.handoff("tls", l.Addr())
 			u.tlsPort = l.Addr().(*net.TCPAddr).Port
 			continue // its own port: not the one UDP and TCP share
 		}
@@ -455,11 +485,21 @@ func (u *UA) closeListeners() {
 	if u.udpConn != nil {
 		u.udpConn.Close()
 	}
-	if u.tcpLn != nil {
-		u.tcpLn.Close()
+	u.closeStreamListeners()
+}
+
+// closeStreamListeners stops accepting TCP and TLS connections (accepted
+// ones stay open).
+func (u *UA) closeStreamListeners() {
+	for _, l := range []net.Listener{u.tcpLn, u.tlsLn} {
+		if l != nil {
+			l.Close()
+		}
 	}
-	if u.tlsLn != nil {
-		u.tlsLn.Close()
+	for _, h := range []*handoff{u.tcpOut, u.tlsOut} {
+		if h != nil {
+			h.Close()
+		}
 	}
 }
 
@@ -468,7 +508,7 @@ func (u *UA) serve(name string, f func() error) {
 	go func() {
 		defer u.wg.Done()
 		err := f()
-		if u.ctx.Err() == nil {
+		if u.ctx.Err() == nil && !u.isClosed() {
 			if err == nil {
 				err = errors.New("stopped")
 			}
@@ -547,6 +587,26 @@ func (u *UA) Status(account string) (AccountStatus, error) {
 	return st, nil
 }
 
+// AccountSummary is what a one-line status needs of an account.
+type AccountSummary struct {
+	Code      int // final code of the latest REGISTER transaction; 0: none
+	LiveCalls int // calls not yet ended
+}
+
+// Summary counts an account's live calls without a snapshot of each: the
+// daemon's STATUS= line is recomputed on every SIP event, and Status
+// (every lingering call copied with its media figures) made that most of
+// the daemon's allocation under a steady call rate.
+func (u *UA) Summary(account string) (AccountSummary, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	a, ok := u.byName[account]
+	if !ok {
+		return AccountSummary{}, fmt.Errorf("account %q: %w", account, ErrUnknownAccount)
+	}
+	return AccountSummary{Code: a.code, LiveCalls: u.liveCallsLocked(a)}, nil
+}
+
 // Shutdown ends every call (BYE/CANCEL/486), un-registers every account and
 // closes the listeners, within ctx.
 func (u *UA) Shutdown(ctx context.Context) error {
@@ -592,9 +652,27 @@ func (u *UA) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("sip: shutdown: calls and registrations not finished: %w", ctx.Err())
 	}
 
+	// sipgo handles each message on a goroutine of its own and, when its
+	// answer finds no socket in the pool, opens a new one, which its
+	// transport's Close later ends with the count zeroed under the reader
+	// ("UDP ref went negative"). So nothing that arrives from here reaches
+	// sipgo, no transaction retransmits, and the UDP socket stays open
+	// until sipgo's transport is closed.
+	u.edge.Quiesce()
+	u.sua.TransactionLayer().Close()
 	u.mu.Lock()
 	u.closed = true
 	u.mu.Unlock()
+	u.closeStreamListeners()
+	// The transactions let go of their connections before the streams end
+	// (a reference held then would go negative), and the streams end under
+	// sipgo's readers before its transport's Close, which would zero their
+	// counts under the readers instead.
+	u.sua.TransactionLayer().Close()
+	if serr := u.streams.close(ctx); serr != nil {
+		err = errors.Join(err, fmt.Errorf("sip: shutdown: %w", serr))
+	}
+	u.sua.Close()
 	u.cancel()
 	u.closeListeners()
 	all := make(chan struct{})
@@ -606,7 +684,7 @@ func (u *UA) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("sip: shutdown: goroutines still running: %w", ctx.Err())
 		}
 	}
-	u.sua.Close()
+	u.rejects.stop()
 	if cerr := u.alloc.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("sip: media: %w", cerr))
 	}
@@ -628,6 +706,13 @@ func (u *UA) goTracked(f func()) bool {
 		f()
 	}()
 	return true
+}
+
+// isClosed reports whether Shutdown closes the listeners.
+func (u *UA) isClosed() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.closed
 }
 
 // isClosing reports whether Shutdown began.

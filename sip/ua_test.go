@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -355,6 +356,12 @@ func (s *uas) install(t *testing.T, p *peer) {
 			s.dialog = d
 			s.mu.Unlock()
 			tx.Respond(p.answer(req, 200, "OK", s.tag, peerSDP(30000, "sendrecv", "", 1), hdrs...))
+			if req.Transport() == "TCP" {
+				// Nothing is retransmitted over TCP, and the UA's ACK is a
+				// transaction of its own: done (as the UA does, awaitAck).
+				tx.Terminate()
+				return
+			}
 			// Wait for the ACK before the handler returns.
 			select {
 			case <-tx.Acks():
@@ -462,6 +469,9 @@ func TestOutgoingCallAnsweredWithProxyAuthAndRouteSet(t *testing.T) {
 	if st.State != StateActive || !st.Started || !st.Active || st.Direction != "out" || st.Callee != "3009" || st.Caller != "3001" {
 		t.Errorf("status = %+v", st)
 	}
+	if sum, err := h.ua.Summary("a1"); err != nil || sum.LiveCalls != 1 {
+		t.Errorf("summary during the call = %+v %v, want 1 live call", sum, err)
+	}
 
 	// The far end hangs up through the route set.
 	d := s.dlg()
@@ -478,6 +488,12 @@ func TestOutgoingCallAnsweredWithProxyAuthAndRouteSet(t *testing.T) {
 	st = h.call(t, "a1", id)
 	if !st.Stopped || st.State != StateEnded {
 		t.Errorf("status after end = %+v", st)
+	}
+	if sum, err := h.ua.Summary("a1"); err != nil || sum.LiveCalls != 0 {
+		t.Errorf("summary of a lingering ended call = %+v %v, want no live call", sum, err)
+	}
+	if _, err := h.ua.Summary("nope"); !errors.Is(err, ErrUnknownAccount) {
+		t.Errorf("summary of an unknown account: %v, want ErrUnknownAccount", err)
 	}
 	// Lingers for EndedCallLinger (1 s here), then disappears.
 	eventually(t, "ended call to disappear", 3*time.Second, func() bool { return len(h.status(t, "a1").Calls) == 0 })

@@ -12,6 +12,8 @@
 //	TCP conn   ──► Conn.Read ─ frame ───► vet ──► sipgo (TCP transport)
 //	                                       └──► stateless answer, log, count
 //
+// A TCP connection is one a Listener accepted or one we dialled (Stream).
+//
 // Log lines about rejected traffic are rate-limited per source and reason,
 // and stateless answers per source, so a flood costs little.
 package edge
@@ -82,6 +84,8 @@ type Edge struct {
 	answerLimit *limiter // stateless answers per source
 
 	tap atomic.Pointer[Tap] // nil: no trace (tap.go)
+
+	closing atomic.Bool // Quiesce: drop what arrives
 }
 
 // Log and answer limits: one line per source and reason per logEvery, at
@@ -110,6 +114,12 @@ func New(cfg Config) *Edge {
 		answerLimit: newLimiter(time.Second, answersPerSecond, 0),
 	}
 }
+
+// Quiesce makes the sockets drop every message that arrives from now on,
+// for a stack that is closing: sipgo handles each message on a goroutine of
+// its own, and one that runs after the socket closed would send its answer
+// from a new socket.
+func (e *Edge) Quiesce() { e.closing.Store(true) }
 
 // Stats returns the counters.
 func (e *Edge) Stats() Stats {
@@ -150,16 +160,19 @@ var singleValue = []struct{ name, out string }{
 
 // vet decides about one complete message b from src.
 func (e *Edge) vet(b []byte, src net.Addr) verdict {
-	raw := splitRaw(b)
-	method := methodOf(raw.start)
+	// Nearly every message a UA receives is a response, and a response
+	// only needs its start line here: no split of the whole header.
+	start := startLine(b)
+	method := methodOf(start)
 	if method == "" {
 		if _, err := e.parser.ParseSIP(b); err != nil {
 			e.malformed.Add(1)
-			e.drop(src, "unparseable response", raw.start, err)
+			e.drop(src, "unparseable response", start, err)
 			return verdict{}
 		}
 		return verdict{pass: b}
 	}
+	raw := splitRaw(b)
 	m, uri, version, lineOK := requestLine(raw.start)
 	if lineOK && version != "SIP/2.0" && strings.HasPrefix(strings.ToUpper(version), "SIP/") {
 		if m == "ACK" {

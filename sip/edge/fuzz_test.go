@@ -37,6 +37,9 @@ func FuzzEdge(f *testing.F) {
 				}
 			}
 		}
+		if got, want := startLine(b), splitRaw(b).start; got != want {
+			t.Fatalf("startLine(%q) = %q, splitRaw's start %q", b, got, want)
+		}
 		check(e.vet(b, src))
 		cc := &chunkConn{chunks: split(append([]byte(nil), b...), 13)}
 		readAll(t, &streamConn{Conn: cc, e: e})

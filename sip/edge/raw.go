@@ -49,6 +49,18 @@ func headerEnd(b []byte) int {
 	return -1
 }
 
+// startLine is splitRaw(b).start without splitting the rest: the text up
+// to the first LF, less the CR of a CRLF.
+func startLine(b []byte) string {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return string(b)
+}
+
 func splitRaw(b []byte) rawMessage {
 	var m rawMessage
 	head := b

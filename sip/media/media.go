@@ -65,23 +65,24 @@ type Config struct {
 	AudioRate int
 	PTime     time.Duration // packet time, 10-60 ms in 5 ms steps; 0 is rejected
 	// JitterBuffer is the initial jitter buffer depth; it adapts within
-	// 20-200 ms. 0: the minimum, 20 ms.
+	// MinJitterBuffer-MaxJitterBuffer. 0: the minimum.
 	JitterBuffer time.Duration
 	Timeout      time.Duration // no RTP received for this long while receiving: OnTimeout; 0: never
 	RTCPInterval time.Duration // mean RTCP report interval; 0: 5s (not a plan setting)
 }
 
-// Limits of the adaptive jitter buffer.
+// Limits of the adaptive jitter buffer; the plan's jitter-buffer key is
+// checked against them, so -check refuses what NewEngine would.
 const (
-	minJitterDepth = 20 * time.Millisecond
-	maxJitterDepth = 200 * time.Millisecond
+	MinJitterBuffer = 20 * time.Millisecond
+	MaxJitterBuffer = 200 * time.Millisecond
 )
 
 // setDefaults fills in the stated minimums; the plan's defaults come from
 // the daemon.
 func (c *Config) setDefaults() {
 	if c.JitterBuffer == 0 {
-		c.JitterBuffer = minJitterDepth
+		c.JitterBuffer = MinJitterBuffer
 	}
 	if c.RTCPInterval == 0 {
 		c.RTCPInterval = 5 * time.Second
@@ -103,8 +104,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("media: rtp port range %d-%d holds no even RTP port with RTCP on +1: widen port-max", c.PortMin, c.PortMax)
 	case c.PTime < 10*time.Millisecond || c.PTime > 60*time.Millisecond || c.PTime%(5*time.Millisecond) != 0:
 		return fmt.Errorf("media: ptime %v: use 10-60 ms in 5 ms steps (20 ms is usual)", c.PTime)
-	case c.JitterBuffer < 0 || c.JitterBuffer > maxJitterDepth:
-		return fmt.Errorf("media: jitter-buffer %v: use 0-%v", c.JitterBuffer, maxJitterDepth)
+	case c.JitterBuffer < 0 || c.JitterBuffer > MaxJitterBuffer:
+		return fmt.Errorf("media: jitter-buffer %v: use 0-%v", c.JitterBuffer, MaxJitterBuffer)
 	case c.Timeout < 0:
 		return fmt.Errorf("media: rtp timeout %v must not be negative", c.Timeout)
 	case c.RTCPInterval < 0:

@@ -213,7 +213,7 @@ func TestConfigZeroValues(t *testing.T) {
 	cfg = testConfig(40160, 40169)
 	cfg.JitterBuffer = 0
 	e := newTestEngine(t, cfg)
-	if e.cfg.JitterBuffer != minJitterDepth || minJitterDepth != 20*time.Millisecond {
+	if e.cfg.JitterBuffer != MinJitterBuffer || MinJitterBuffer != 20*time.Millisecond {
 		t.Errorf("zero jitter buffer became %v, want the minimum 20ms", e.cfg.JitterBuffer)
 	}
 }

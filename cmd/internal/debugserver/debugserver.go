@@ -5,6 +5,8 @@
 //
 //	GET /debug/stats                   {"goroutines":..,"threads":..,"fds":..,"rss_bytes":..,"heap_*":..,"cpu_seconds":..,
 //	                                    "sip_edge":{"malformed":..,"rejected":..,..}}
+//	GET /debug/runtime-metrics         every runtime/metrics value ("/memory/classes/heap/objects:bytes": ..)
+//	GET /debug/pprof/profile?seconds=N CPU profile over N seconds (1-60, default 10)
 //	GET /debug/pprof/NAME[?debug=N]    runtime/pprof profile NAME (heap, allocs, goroutine,
 //	                                   threadcreate, block, mutex); heap?gc=1 collects first
 //
@@ -23,6 +25,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -76,6 +79,7 @@ func Listen(addr string, opts ...Option) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/stats", src.serveStats)
+	mux.HandleFunc("GET /debug/runtime-metrics", serveRuntimeMetrics)
 	mux.HandleFunc("GET /debug/pprof/{name}", serveProfile)
 	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
 }
@@ -106,9 +110,11 @@ func (s *Server) Serve(ctx context.Context) error {
 // Stats is the /debug/stats document.
 type Stats struct {
 	Goroutines    int     `json:"goroutines"`
-	Threads       int     `json:"threads"`   // kernel threads (/proc/self/status Threads)
-	FDs           int     `json:"fds"`       // open file descriptors (/proc/self/fd)
-	RSSBytes      int64   `json:"rss_bytes"` // VmRSS
+	Threads       int     `json:"threads"`        // kernel threads (/proc/self/status Threads)
+	FDs           int     `json:"fds"`            // open file descriptors (/proc/self/fd)
+	RSSBytes      int64   `json:"rss_bytes"`      // VmRSS
+	RSSAnonBytes  int64   `json:"rss_anon_bytes"` // RssAnon: the heap, stacks, runtime metadata
+	RSSFileBytes  int64   `json:"rss_file_bytes"` // RssFile: pages of the binary and libraries read so far
 	HeapAlloc     uint64  `json:"heap_alloc_bytes"`
 	HeapInuse     uint64  `json:"heap_inuse_bytes"`
 	HeapIdle      uint64  `json:"heap_idle_bytes"`
@@ -160,12 +166,16 @@ func Read() Stats {
 			if len(f) < 2 {
 				continue
 			}
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
 			switch f[0] {
 			case "Threads:":
-				st.Threads, _ = strconv.Atoi(f[1])
+				st.Threads = int(kb)
 			case "VmRSS:":
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
 				st.RSSBytes = kb * 1024
+			case "RssAnon:":
+				st.RSSAnonBytes = kb * 1024
+			case "RssFile:":
+				st.RSSFileBytes = kb * 1024
 			}
 		}
 	}
@@ -182,7 +192,41 @@ func (s sources) serveStats(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(st)
 }
 
+// RuntimeMetrics reads every scalar runtime/metrics value (histograms are
+// left out), keyed by metric name: where /debug/stats sums the runtime's
+// own memory into one figure, these split it (/memory/classes/*) and add
+// the GC's pause and CPU figures (/gc/*, /cpu/classes/*).
+func RuntimeMetrics() map[string]float64 {
+	descs := metrics.All()
+	samples := make([]metrics.Sample, 0, len(descs))
+	for _, d := range descs {
+		if d.Kind == metrics.KindUint64 || d.Kind == metrics.KindFloat64 {
+			samples = append(samples, metrics.Sample{Name: d.Name})
+		}
+	}
+	metrics.Read(samples)
+	out := make(map[string]float64, len(samples))
+	for _, s := range samples {
+		switch s.Value.Kind() {
+		case metrics.KindUint64:
+			out[s.Name] = float64(s.Value.Uint64())
+		case metrics.KindFloat64:
+			out[s.Name] = s.Value.Float64()
+		}
+	}
+	return out
+}
+
+func serveRuntimeMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(RuntimeMetrics())
+}
+
 func serveProfile(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("name") == "profile" {
+		serveCPUProfile(w, r)
+		return
+	}
 	p := pprof.Lookup(r.PathValue("name"))
 	if p == nil {
 		http.Error(w, "unknown profile", http.StatusNotFound)
@@ -199,6 +243,28 @@ func serveProfile(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", p.Name()))
 	}
 	_ = p.WriteTo(w, debug)
+}
+
+func serveCPUProfile(w http.ResponseWriter, r *http.Request) {
+	secs, err := strconv.Atoi(r.FormValue("seconds"))
+	if r.FormValue("seconds") == "" {
+		secs, err = 10, nil
+	}
+	if err != nil || secs < 1 || secs > 60 {
+		http.Error(w, "seconds: from 1 to 60", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="profile"`)
+	if err := pprof.StartCPUProfile(w); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict) // another profile runs
+		return
+	}
+	select {
+	case <-time.After(time.Duration(secs) * time.Second):
+	case <-r.Context().Done():
+	}
+	pprof.StopCPUProfile()
 }
 
 // memLimit reads the soft memory limit (GOMEMLIMIT) without changing it.

@@ -44,7 +44,7 @@ func TestServe(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
 		t.Fatalf("stats: %d %v %q", code, err, body)
 	}
-	if st.Goroutines < 2 || st.Threads < 1 || st.FDs < 3 || st.RSSBytes <= 0 || st.HeapAlloc == 0 {
+	if st.Goroutines < 2 || st.Threads < 1 || st.FDs < 3 || st.RSSBytes <= 0 || st.RSSAnonBytes <= 0 || st.RSSFileBytes <= 0 || st.RSSAnonBytes+st.RSSFileBytes > st.RSSBytes || st.HeapAlloc == 0 {
 		t.Errorf("implausible stats %+v", st)
 	}
 	if st.SIPEdge == nil || *st.SIPEdge != (SIPEdge{Malformed: 5, Answers: 4}) || !strings.Contains(body, `"sip_edge":{"malformed":5,`) {
@@ -53,8 +53,22 @@ func TestServe(t *testing.T) {
 	if code, body := get("/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "debugserver.TestServe") {
 		t.Errorf("goroutine profile: %d %.200q", code, body)
 	}
+	code, body = get("/debug/runtime-metrics")
+	var rm map[string]float64
+	if err := json.Unmarshal([]byte(body), &rm); code != 200 || err != nil {
+		t.Fatalf("runtime-metrics: %d %v %.200q", code, err, body)
+	}
+	if rm["/memory/classes/heap/objects:bytes"] <= 0 || rm["/memory/classes/total:bytes"] < rm["/memory/classes/heap/objects:bytes"] {
+		t.Errorf("runtime-metrics without plausible memory classes: %.300q", body)
+	}
 	if code, _ := get("/debug/pprof/heap?gc=1"); code != 200 {
 		t.Errorf("heap profile: %d", code)
+	}
+	if code, body := get("/debug/pprof/profile?seconds=1"); code != 200 || len(body) == 0 {
+		t.Errorf("CPU profile: %d, %d bytes", code, len(body))
+	}
+	if code, _ := get("/debug/pprof/profile?seconds=0"); code != 400 {
+		t.Errorf("CPU profile of 0 s: %d, want 400", code)
 	}
 	if code, _ := get("/debug/pprof/nope"); code != 404 {
 		t.Errorf("unknown profile: %d, want 404", code)

@@ -64,9 +64,9 @@ func (ec *eventCounter) get(name string) int {
 // the daemon's account 3001 (max-calls 4, no registrar): a call that finds
 // the account full gets 486, one that rings is CANCELled by SIPp after
 // 300 ms. Every INVITE must get a final answer (SIPp exits 0).
-func runFlood(t testing.TB, calls, rate int, settle time.Duration, profiles bool) floodResult {
+func runFlood(t testing.TB, calls, rate int, settle time.Duration, profiles bool, bin string) floodResult {
 	t.Helper()
-	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", MaxCalls: 4}}, RTPPorts: 80})
+	e := startDaemon(t, planOpts{Accounts: []account{{Name: "acc1", User: "3001", MaxCalls: 4}}, RTPPorts: 80, Bin: bin})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := floodResult{invites: calls, start: e.idleStats(t), env: e}
@@ -146,7 +146,7 @@ func (r floodResult) report() string {
 // call-incoming, the daemon keeps answering its API, and goroutines and fds
 // go back to idle.
 func TestInviteFlood(t *testing.T) {
-	r := runFlood(t, 1000, 100, 5*time.Second, true)
+	r := runFlood(t, 1000, 100, 5*time.Second, true, "")
 	t.Log("\n" + r.report())
 	if r.busy+r.cancelled != r.invites {
 		t.Errorf("486 %d + 487 %d = %d finals for %d INVITEs", r.busy, r.cancelled, r.busy+r.cancelled, r.invites)

@@ -9,11 +9,14 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,6 +40,7 @@ type planOpts struct {
 	Transports []string
 	RTPTimeout string // default "30s"
 	Expires    string // register-expires; default "60s"
+	Bin        string // another telestra-sipd build (BENCH_REF); "": this tree's
 }
 
 // daemonEnv is a daemon with its debug endpoint and one API client.
@@ -85,10 +89,35 @@ func startDaemon(t testing.TB, o planOpts) *daemonEnv {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(dbg)
 	d := testpeers.StartDaemonWith(t, b.String(), testpeers.DaemonOptions{
+		Bin:  o.Bin,
 		Args: []string{"-debug-addr", addr},
 		Env:  []string{"GOMEMLIMIT=" + unitMemLimit(t)},
 	})
 	return &daemonEnv{d: d, c: d.Client(t), debug: "http://" + addr, sipPort: sipPort}
+}
+
+// refDaemon builds cmd/telestra-sipd at the git revision BENCH_REF (from
+// `git archive`, in a temporary folder: no worktree is added) and returns
+// the binary; "" when BENCH_REF is not set.
+func refDaemon(t testing.TB) string {
+	t.Helper()
+	rev := os.Getenv("BENCH_REF")
+	if rev == "" {
+		return ""
+	}
+	root := testpeers.RepoRoot(t)
+	dir := t.TempDir()
+	archive := exec.Command("sh", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", root, rev, dir)
+	if out, err := archive.CombinedOutput(); err != nil {
+		t.Fatalf("BENCH_REF=%s: git archive: %v\n%s", rev, err, out)
+	}
+	bin := filepath.Join(dir, "telestra-sipd-ref")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "./cmd/telestra-sipd")
+	build.Dir = dir
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("BENCH_REF=%s: go build: %v\n%s", rev, err, out)
+	}
+	return bin
 }
 
 // unitMemLimit is the GOMEMLIMIT of the packaged unit, so the daemon runs
@@ -164,6 +193,99 @@ func (e *daemonEnv) saveProfile(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// saveRaw stores /debug/pprof/NAME as it is (no collection first: during a
+// burst the profile of the last GC is what is wanted) in dir.
+func (e *daemonEnv) saveRaw(t testing.TB, dir, name, file string) {
+	t.Helper()
+	hc := http.Client{Timeout: 10 * time.Second}
+	res, err := hc.Get(e.debug + "/debug/pprof/" + name)
+	if err != nil {
+		t.Errorf("%s profile: %v", name, err)
+		return
+	}
+	defer res.Body.Close()
+	f, err := os.Create(filepath.Join(dir, file))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	if _, err := f.ReadFrom(res.Body); err != nil {
+		t.Error(err)
+	}
+}
+
+// cpuProfile records a CPU profile of secs seconds into dir/file in the
+// background and writes how many calls it covered into dir/file.calls;
+// wait waits for it.
+func (e *daemonEnv) cpuProfile(t testing.TB, dir, file string, secs int, done func() int) (wait func()) {
+	t.Helper()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		from := done()
+		hc := http.Client{Timeout: time.Duration(secs+10) * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		res, err := hc.Get(e.debug + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
+		if err != nil {
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		_ = os.WriteFile(filepath.Join(dir, file), b, 0o644)
+		_ = os.WriteFile(filepath.Join(dir, file+".calls"), []byte(strconv.Itoa(done()-from)+"\n"), 0o644)
+	}()
+	return func() { <-finished }
+}
+
+// sampleSeries writes one JSON line every period to dir/series.jsonl
+// (seconds since start, calls done, /debug/stats and the runtime's memory
+// classes and GC figures) until the returned stop is called: where a run's
+// memory went between its three or four fixed readings.
+func (e *daemonEnv) sampleSeries(t testing.TB, dir string, period time.Duration, done func() int) (stop func()) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, "series.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	quit, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		defer f.Close()
+		hc := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		enc := json.NewEncoder(f)
+		t0 := time.Now()
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			row := map[string]any{"t": time.Since(t0).Seconds(), "calls": done()}
+			for _, ep := range []struct{ key, path string }{{"stats", "/debug/stats"}, {"rt", "/debug/runtime-metrics"}} {
+				res, err := hc.Get(e.debug + ep.path)
+				if err != nil {
+					continue
+				}
+				var v map[string]any
+				_ = json.NewDecoder(res.Body).Decode(&v)
+				res.Body.Close()
+				if ep.key == "rt" {
+					for k := range v {
+						if !strings.HasPrefix(k, "/memory/classes/") && !strings.HasPrefix(k, "/gc/") && !strings.HasPrefix(k, "/cpu/classes/gc") && !strings.HasPrefix(k, "/sched/gomaxprocs") {
+							delete(v, k)
+						}
+					}
+				}
+				row[ep.key] = v
+			}
+			_ = enc.Encode(row)
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { close(quit); <-finished }
 }
 
 // alive checks that the daemon still answers its API and is healthy.
@@ -286,6 +408,50 @@ func envDuration(t testing.TB, name string, def time.Duration) time.Duration {
 	return d
 }
 
+// treeCPU is the user+system CPU time of process pid and of every process
+// below it (Kamailio forks its workers), in seconds; 0 when pid is gone.
+func treeCPU(pid int) float64 {
+	children := map[int][]int{}
+	cpu := map[int]float64{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: ppid is the 2nd, utime the 12th, stime the 13th.
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		children[ppid] = append(children[ppid], p)
+		cpu[p] = (ut + st) / 100 // USER_HZ is 100 on Linux
+	}
+	total := 0.0
+	for todo := []int{pid}; len(todo) > 0; {
+		p := todo[len(todo)-1]
+		todo = append(todo[:len(todo)-1], children[p]...)
+		total += cpu[p]
+	}
+	return total
+}
+
+// selfCPU is the user+system CPU time of this test process, in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
 // backToIdle polls the daemon's figures until goroutines and fds are at
@@ -324,8 +490,8 @@ func (e *daemonEnv) goroutines(t testing.TB) string {
 
 // statsLine is one row of a figures table.
 func statsLine(label string, s debugserver.Stats) string {
-	return fmt.Sprintf("%-20s goroutines %4d  threads %3d  fds %3d  rss %5.1f MB  heap alloc %5.1f inuse %5.1f idle %5.1f released %5.1f sys %5.1f (stacks %.1f meta %.1f) MB  gc %d  allocated %.0f MB",
-		label, s.Goroutines, s.Threads, s.FDs, mb(s.RSSBytes), mb(int64(s.HeapAlloc)), mb(int64(s.HeapInuse)),
+	return fmt.Sprintf("%-20s goroutines %4d  threads %3d  fds %3d  rss %5.1f MB (anon %5.1f file %4.1f)  heap alloc %5.1f inuse %5.1f idle %5.1f released %5.1f sys %5.1f (stacks %.1f meta %.1f) MB  gc %d  allocated %.0f MB",
+		label, s.Goroutines, s.Threads, s.FDs, mb(s.RSSBytes), mb(s.RSSAnonBytes), mb(s.RSSFileBytes), mb(int64(s.HeapAlloc)), mb(int64(s.HeapInuse)),
 		mb(int64(s.HeapIdle)), mb(int64(s.HeapReleased)), mb(int64(s.Sys)), mb(int64(s.StackSys)), mb(int64(s.MetaSys)), s.NumGC, mb(int64(s.Allocated)))
 }
 
