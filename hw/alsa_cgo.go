@@ -158,8 +158,8 @@ func (a *alsaChannel) frames(n int) time.Duration {
 func (a *alsaChannel) openPCM(name string, capture bool) (*alsaPCM, error) {
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	// The device buffer holds cfg.Buffer plus two frames, like the pulse
-	// backend: the media clock hands over a whole frame per tick.
+	// The device buffer holds cfg.Buffer plus two frames: the media clock
+	// hands over a whole frame per tick.
 	latency := a.cfg.Buffer + 2*a.cfg.FrameTime
 	var pcm *C.snd_pcm_t
 	var buffer, period C.snd_pcm_uframes_t

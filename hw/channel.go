@@ -61,4 +61,8 @@ type Stats struct {
 	Xruns          uint64 // underruns and overruns the device reported
 	PlayDropped    uint64 // samples dropped from the playback queue (full, or standing latency removed)
 	CaptureDropped uint64 // samples dropped from the capture queue
+	// The adaptive margins now (pulse; fixed on ALSA): the low point of
+	// the playback buffer (queue and server) and of the capture queue
+	// that the standing-latency trim keeps.
+	PlayMargin, CaptureMargin time.Duration
 }

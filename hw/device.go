@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,24 +14,43 @@ import (
 //
 // Both queues hold at most capacity samples (drop oldest). Standing latency
 // is removed without reacting to bursts: when the lowest level seen over a
-// second stayed above a quarter frame (playback: the server's buffer or the
-// PCM holds the margin, so what the queue keeps is latency) or one frame
-// (capture: a read needs a whole frame, and PipeWire delivers 21.3 ms
-// fragments against 20 ms frames), that excess is dropped once. A
-// read after a pause (no call was reading) first drops all but one frame of
-// the stale capture.
+// second stayed above the direction's margin, that excess is dropped once.
+// Capture measures the queue after each read; playback measures, before
+// each write, the queue plus what the device side already holds (the pulse
+// server's buffer), so the margin is the whole playback buffer's low point
+// wherever the audio waits. A margin adapts (see margin): it rises when the
+// direction starves (a read finds less than a frame after reads were
+// flowing; the device reports an underrun) and falls back slowly while it
+// does not. Starvation in the first window after a pause (no call was
+// reading or writing) does not count: the device is starting (a stream that
+// ran dry between calls, a source resuming), which says nothing about this
+// machine's scheduling. A read after a pause first drops stale capture down
+// to one frame plus the margin.
 type devQueues struct {
 	play, capture *sampleQueue
 	frame         int // samples per frame
 	frameTime     time.Duration
 	wake          chan struct{} // WriteFrame nudges the playback goroutine
 
-	readMu   sync.Mutex // guards readTrim and lastRead
-	readTrim levelTrim
-	lastRead time.Time
+	readMu       sync.Mutex // guards the fields below up to writeMu
+	readTrim     levelTrim
+	readMargin   margin
+	lastRead     time.Time
+	flowing      bool // the last read returned a frame
+	readSettling bool // in the first window after a pause
 
-	writeMu   sync.Mutex
-	writeTrim levelTrim
+	writeMu       sync.Mutex // guards the fields below up to the atomics
+	writeTrim     levelTrim
+	writeMargin   margin
+	lastWrite     time.Time
+	seenUnder     uint64 // underruns already looked at
+	writeSettling bool   // in the first window after a pause
+
+	// Set by the backend, read by WriteFrame without a lock.
+	underruns   atomic.Uint64 // device playback underruns (pulse Underflow)
+	deviceLevel atomic.Int64  // samples the device side holds beyond the queue
+	playKeep    atomic.Int64  // writeMargin.cur, for the backend's priming
+	captureKeep atomic.Int64  // readMargin.cur, for Stats
 }
 
 func newDevQueues(cfg Config) *devQueues {
@@ -38,15 +58,34 @@ func newDevQueues(cfg Config) *devQueues {
 	buf := cfg.Format.FrameSamples(cfg.Buffer)
 	capacity := max(QueueFrames*frame, 4*buf)
 	window := int(time.Second / cfg.FrameTime)
-	return &devQueues{
+	d := &devQueues{
 		play:      newSampleQueue(capacity),
 		capture:   newSampleQueue(capacity),
 		frame:     frame,
 		frameTime: cfg.FrameTime,
 		wake:      make(chan struct{}, 1),
-		readTrim:  newLevelTrim(frame, window),
-		writeTrim: newLevelTrim(frame/4, window),
+		readTrim:  newLevelTrim(window),
+		writeTrim: newLevelTrim(window),
 	}
+	// Fixed margins until a backend knows its device: capture one frame
+	// (a read needs a whole frame), playback a quarter frame (the PCM
+	// holds the rest: the ALSA backend).
+	d.setMargins(fixedMargin(frame/4), fixedMargin(frame))
+	return d
+}
+
+// setMargins replaces the playback and capture margins (a backend calls it
+// once it knows its device's granularity).
+func (d *devQueues) setMargins(play, capture margin) {
+	d.writeMu.Lock()
+	d.writeMargin.replace(play)
+	d.seenUnder = d.underruns.Load()
+	d.playKeep.Store(int64(d.writeMargin.cur))
+	d.writeMu.Unlock()
+	d.readMu.Lock()
+	d.readMargin.replace(capture)
+	d.captureKeep.Store(int64(d.readMargin.cur))
+	d.readMu.Unlock()
 }
 
 // ReadFrame implements Channel.ReadFrame.
@@ -55,13 +94,27 @@ func (d *devQueues) ReadFrame(frame []int16) bool {
 	defer d.readMu.Unlock()
 	now := time.Now()
 	if now.Sub(d.lastRead) > 5*d.frameTime {
-		d.capture.trim(d.frame)
+		d.capture.trim(d.frame + d.readMargin.cur)
 		d.readTrim.reset()
+		d.flowing, d.readSettling = false, true
 	}
 	d.lastRead = now
 	ok := d.capture.readFull(frame)
-	if n := d.readTrim.observe(d.capture.len()); n > 0 {
-		d.capture.drop(n)
+	if !ok && d.flowing && !d.readSettling {
+		// Starved: the device delivered later than the margin allows.
+		d.readMargin.starved()
+		d.captureKeep.Store(int64(d.readMargin.cur))
+	}
+	d.flowing = ok
+	if n, done := d.readTrim.observe(d.capture.len()); done {
+		if n -= d.readMargin.cur; n > 0 {
+			d.capture.drop(n)
+		}
+		if !d.readSettling {
+			d.readMargin.endWindow()
+		}
+		d.readSettling = false
+		d.captureKeep.Store(int64(d.readMargin.cur))
 	}
 	return ok
 }
@@ -69,10 +122,36 @@ func (d *devQueues) ReadFrame(frame []int16) bool {
 // WriteFrame implements Channel.WriteFrame.
 func (d *devQueues) WriteFrame(frame []int16) {
 	d.writeMu.Lock()
-	if n := d.writeTrim.observe(d.play.len()); n > 0 {
-		d.play.drop(n)
+	now := time.Now()
+	if now.Sub(d.lastWrite) > 5*d.frameTime {
+		d.writeTrim.reset()
+		d.writeSettling = true
+	}
+	d.lastWrite = now
+	if u := d.underruns.Load(); u != d.seenUnder {
+		d.seenUnder = u
+		if !d.writeSettling {
+			d.writeMargin.starved()
+			d.playKeep.Store(int64(d.writeMargin.cur))
+		}
+	}
+	level := d.play.len()
+	if dev := d.deviceLevel.Load(); dev > 0 {
+		level += int(dev)
 	}
 	d.play.write(frame)
+	if low, done := d.writeTrim.observe(level); done {
+		if n := low - d.writeMargin.cur; n > 0 {
+			// Dropped from the queue only: what the server holds is
+			// beyond reach, so a larger excess goes over a few windows.
+			d.play.drop(min(n, d.play.len()))
+		}
+		if !d.writeSettling {
+			d.writeMargin.endWindow()
+		}
+		d.writeSettling = false
+		d.playKeep.Store(int64(d.writeMargin.cur))
+	}
 	d.writeMu.Unlock()
 	select {
 	case d.wake <- struct{}{}:
@@ -81,35 +160,83 @@ func (d *devQueues) WriteFrame(frame []int16) {
 }
 
 // levelTrim finds standing excess in a queue: the lowest level observed over
-// window observations, above keep.
+// window observations.
 type levelTrim struct {
-	keep, window int
-	n, low       int
+	window, n, low int
 }
 
-func newLevelTrim(keep, window int) levelTrim {
-	return levelTrim{keep: keep, window: max(window, 1), low: math.MaxInt}
+func newLevelTrim(window int) levelTrim {
+	return levelTrim{window: max(window, 1), low: math.MaxInt}
 }
 
-// observe records a level and, once per window, returns how many samples to
-// drop (0 if none).
-func (l *levelTrim) observe(level int) int {
+// observe records a level and, once per window, returns the window's lowest
+// level and true.
+func (l *levelTrim) observe(level int) (int, bool) {
 	l.low = min(l.low, level)
 	l.n++
 	if l.n < l.window {
-		return 0
+		return 0, false
 	}
-	excess := l.low - l.keep
+	low := l.low
 	l.reset()
-	return max(excess, 0)
+	return low, true
 }
 
 func (l *levelTrim) reset() { l.n, l.low = 0, math.MaxInt }
+
+// margin is the level (samples) a queue's standing-latency trim keeps: its
+// safety against a late device or a late media clock. It starts at cur,
+// rises by up on a starvation (once per window: one stall often starves
+// twice, before and after the catch-up), at most to hi, and falls by down
+// after every decay windows without one, at least to lo: the margin settles
+// just above what this machine's scheduling needs, so a quiet machine gets
+// low latency and a loaded one few glitches.
+type margin struct {
+	cur, lo, hi, up, down int
+	decay, calm           int  // windows per step down; windows since the last step or starvation
+	raised                bool // in this window
+}
+
+// replace takes n's limits; a margin with the same limits (a reconnect to
+// the same kind of server) keeps what it learned.
+func (m *margin) replace(n margin) {
+	if m.lo != n.lo || m.hi != n.hi {
+		*m = n
+		return
+	}
+	m.up, m.down, m.decay = n.up, n.down, n.decay
+}
+
+// fixedMargin never moves.
+func fixedMargin(n int) margin { return margin{cur: n, lo: n, hi: n} }
+
+func (m *margin) starved() {
+	if !m.raised {
+		m.cur = min(m.cur+m.up, m.hi)
+	}
+	m.raised, m.calm = true, 0
+}
+
+// endWindow ends a window: a step down after decay windows without a
+// starvation.
+func (m *margin) endWindow() {
+	if m.raised {
+		m.raised = false
+		return
+	}
+	if m.calm++; m.decay > 0 && m.calm >= m.decay {
+		m.calm = 0
+		m.cur = max(m.cur-m.down, m.lo)
+	}
+}
 
 // stats fills the queue counters of a Stats.
 func (d *devQueues) stats(st Stats) Stats {
 	st.PlayDropped = d.play.droppedSamples()
 	st.CaptureDropped = d.capture.droppedSamples()
+	dur := func(n int64) time.Duration { return time.Duration(n) * d.frameTime / time.Duration(max(d.frame, 1)) }
+	st.PlayMargin = dur(d.playKeep.Load())
+	st.CaptureMargin = dur(d.captureKeep.Load())
 	return st
 }
 

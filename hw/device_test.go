@@ -16,12 +16,102 @@ func TestDevQueuesStaleCaptureTrimmedOnFirstRead(t *testing.T) {
 	for i := range QueueFrames {
 		d.capture.write(slices.Repeat([]int16{int16(i)}, frame20))
 	}
+	// The first read keeps one frame plus the capture margin (one frame
+	// until a backend sets another): the two newest frames.
 	got := make([]int16, frame20)
-	if !d.ReadFrame(got) || got[0] != QueueFrames-1 {
-		t.Fatalf("first read returned frame %d, want the newest (%d)", got[0], QueueFrames-1)
+	for _, want := range []int16{QueueFrames - 2, QueueFrames - 1} {
+		if !d.ReadFrame(got) || got[0] != want {
+			t.Fatalf("read returned frame %d, want %d", got[0], want)
+		}
 	}
 	if d.ReadFrame(got) {
 		t.Fatal("stale frames were kept")
+	}
+}
+
+// The capture margin rises when reads that were flowing starve, and falls
+// back by a step after each run of quiet windows; the trim keeps it.
+func TestDevQueuesCaptureMarginAdapts(t *testing.T) {
+	d := testDevQueues()
+	frame := frame20
+	d.setMargins(fixedMargin(0), margin{cur: frame / 4, lo: frame / 4, hi: frame, up: frame / 2, down: frame / 8, decay: 2})
+	got := make([]int16, frame)
+	steady := func(windows int) {
+		for range windows * 50 {
+			d.capture.write(make([]int16, frame))
+			if !d.ReadFrame(got) {
+				t.Fatal("a steady read starved")
+			}
+		}
+	}
+	d.capture.write(make([]int16, frame)) // one frame standing
+	steady(1)
+	if n := d.capture.len(); n != frame/4 {
+		t.Fatalf("after a window %d samples stand, want the margin %d", n, frame/4)
+	}
+	// A late delivery: the read after finds less than a frame; and once
+	// more in the same window (one stall starves before and after its
+	// catch-up), which raises the margin no further.
+	d.ReadFrame(got)
+	d.capture.write(make([]int16, frame))
+	d.ReadFrame(got)
+	d.ReadFrame(got)
+	if m := d.stats(Stats{}); m.CaptureMargin != 15*time.Millisecond {
+		t.Fatalf("margin %v after two starvations in a window, want 5 + 10 ms", m.CaptureMargin)
+	}
+	// The late audio comes with the next delivery: a frame more stands,
+	// and the trim keeps the new margin of it (once a whole window has
+	// seen it stand).
+	d.capture.write(make([]int16, frame))
+	steady(2)
+	if n := d.capture.len(); n != 3*frame/4 {
+		t.Fatalf("%d samples stand, want the raised margin %d", n, 3*frame/4)
+	}
+	// Quiet windows lower it again, a step per two windows, to the floor.
+	steady(8)
+	if m := d.stats(Stats{}); m.CaptureMargin != 5*time.Millisecond {
+		t.Fatalf("margin %v after 8 quiet windows, want back to 5 ms", m.CaptureMargin)
+	}
+	if n := d.capture.len(); n != frame/4 {
+		t.Fatalf("%d samples stand, want %d", n, frame/4)
+	}
+}
+
+// The playback trim counts what the device side holds (the pulse server's
+// buffer) with the queue, and a device underrun raises the margin.
+func TestDevQueuesPlaybackMarginCountsTheDevice(t *testing.T) {
+	d := testDevQueues()
+	frame := frame20
+	d.setMargins(margin{cur: frame / 4, lo: frame / 4, hi: 2 * frame, up: frame / 2, down: frame / 8, decay: 5}, fixedMargin(frame))
+	// The server holds 1.5 frames before each write and the device
+	// goroutine sends each frame on: a frame and a quarter stand above
+	// the margin, and one window drops them from the queue.
+	d.deviceLevel.Store(int64(3 * frame / 2))
+	for range 50 {
+		d.WriteFrame(make([]int16, frame))
+		d.play.readSome(make([]int16, frame))
+	}
+	d.WriteFrame(make([]int16, frame))
+	if dropped := d.play.droppedSamples(); dropped != uint64(frame) {
+		t.Fatalf("dropped %d samples, want a frame (all the queue held of the excess)", dropped)
+	}
+	if m := d.stats(Stats{}); m.PlayMargin != 5*time.Millisecond {
+		t.Fatalf("margin %v, want 5 ms", m.PlayMargin)
+	}
+	d.underruns.Add(1)
+	d.WriteFrame(make([]int16, frame))
+	if m := d.stats(Stats{}); m.PlayMargin != 15*time.Millisecond {
+		t.Fatalf("margin %v after an underrun, want 5 + 10 ms", m.PlayMargin)
+	}
+	// Between calls the stream runs dry (an underrun), and the next call's
+	// stream starts: neither says anything about the margin.
+	d.underruns.Add(1)
+	time.Sleep(6 * 20 * time.Millisecond) // a pause: more than 5 frames without writes
+	d.WriteFrame(make([]int16, frame))
+	d.underruns.Add(1)
+	d.WriteFrame(make([]int16, frame))
+	if m := d.stats(Stats{}); m.PlayMargin != 15*time.Millisecond {
+		t.Fatalf("margin %v after a pause and a start, want still 15 ms", m.PlayMargin)
 	}
 }
 

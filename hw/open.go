@@ -1,6 +1,7 @@
 package hw
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,13 @@ import (
 // Open opens channel ch on the backend cfg.Backend ("loopback", "pulse",
 // "alsa"). The returned Channel's goroutines run until Close.
 func Open(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) {
+	return OpenContext(context.Background(), cfg, ch, log)
+}
+
+// OpenContext is Open that gives up when ctx ends: the pulse backend's wait
+// for a sound server that is not running yet (Config.ServerWait) returns
+// at once with ctx's error, so a daemon stopped during its start exits.
+func OpenContext(ctx context.Context, cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -30,7 +38,7 @@ func Open(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) {
 	case "loopback":
 		c, err = newLoopback(ch.Loopback, cfg.Format, cfg.FrameTime)
 	case "pulse":
-		c, err = openPulse(cfg, ch, log)
+		c, err = openPulse(ctx, cfg, ch, log)
 	case "alsa":
 		c, err = openALSA(cfg, ch, log)
 	default:

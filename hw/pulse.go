@@ -55,8 +55,12 @@ func (p *pulseChannel) Stats() Stats {
 	return p.stats(st)
 }
 
-func openPulse(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) {
+func openPulse(octx context.Context, cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) {
 	ctx, cancel := context.WithCancel(context.Background())
+	// Until the channel is open, the caller's context can abort the
+	// connection and the wait for the server; then the channel lives on.
+	stop := context.AfterFunc(octx, cancel)
+	defer stop()
 	p := &pulseChannel{
 		devQueues: newDevQueues(cfg),
 		cfg:       cfg,
@@ -73,8 +77,16 @@ func openPulse(cfg Config, ch ChannelConfig, log *slog.Logger) (Channel, error) 
 	if err != nil && errors.Is(err, errServerDown) && cfg.ServerWait > 0 {
 		s, err = p.waitForServer(err)
 	}
+	if err == nil && !stop() {
+		// The caller gave up as the connection succeeded.
+		s.close()
+		err = context.Cause(octx)
+	}
 	if err != nil {
 		cancel()
+		if octx.Err() != nil {
+			return nil, fmt.Errorf("pulse: start given up: %w", context.Cause(octx))
+		}
 		return nil, err
 	}
 	p.setSession(s)
@@ -98,7 +110,13 @@ func (p *pulseChannel) waitForServer(first error) (*pulseSession, error) {
 		if left <= 0 {
 			return nil, fmt.Errorf("%w (waited %v)", err, time.Since(start).Round(time.Millisecond))
 		}
-		time.Sleep(min(b.next(), left))
+		t := time.NewTimer(min(b.next(), left))
+		select {
+		case <-p.ctx.Done():
+			t.Stop()
+			return nil, p.ctx.Err()
+		case <-t.C:
+		}
 		var s *pulseSession
 		if s, err = p.connect(); err == nil {
 			p.log.Info("pulse: sound server up", "after", time.Since(start).Round(time.Millisecond))
@@ -137,6 +155,7 @@ func (p *pulseChannel) run(s *pulseSession) {
 			err := s.serve(p.ctx, p.devQueues)
 			s.close()
 			p.setSession(nil)
+			p.deviceLevel.Store(0)
 			if p.ctx.Err() != nil {
 				return
 			}
@@ -182,16 +201,16 @@ type pulseSession struct {
 	ch   int // channels per sample frame
 
 	playIndex  uint32
-	prebuf     int // samples to queue before (re)starting playback
 	playAttr   proto.CreatePlaybackStreamReply
 	recordAttr proto.CreateRecordStreamReply
 
 	kick  chan struct{}  // the server requested data
 	xruns *atomic.Uint64 // the channel's counter
+	q     *devQueues     // the channel's queues: margins and the server's level
 
 	mu        sync.Mutex // guards the fields below, shared with the read loop
 	requested int        // bytes the server asked for and has not got yet
-	primed    bool       // prebuf worth sent since the start or the last underflow
+	primed    bool       // a start's worth sent since the start or the last underflow
 	lost      error      // first reason the session died
 	lostCh    chan struct{}
 	capture   *sampleQueue
@@ -229,6 +248,7 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		ch:      p.cfg.Format.Channels,
 		kick:    make(chan struct{}, 1),
 		xruns:   &p.xruns,
+		q:       p.devQueues,
 		lostCh:  make(chan struct{}),
 		capture: p.capture,
 	}
@@ -302,26 +322,22 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 
 	play := pulsePlayAttr(p.cfg, pipewire)
 	if err := s.c.Request(&proto.CreatePlaybackStream{
-		SampleSpec:     spec,
-		ChannelMap:     cmap,
-		SinkIndex:      proto.Undefined,
-		SinkName:       p.ch.Sink, // empty: the default sink
-		ChannelVolumes: vols,
-		// The media clock delivers a whole frame per tick, so the server
-		// must hold two frames to ride out the clock's jitter: tlength is
-		// the device buffer plus two frames, and playback (re)starts once
-		// two frames are buffered.
+		SampleSpec:            spec,
+		ChannelMap:            cmap,
+		SinkIndex:             proto.Undefined,
+		SinkName:              p.ch.Sink, // empty: the default sink
+		ChannelVolumes:        vols,
 		BufferMaxLength:       proto.Undefined,
 		BufferTargetLength:    bytesPer(play.tlength),
 		BufferPrebufferLength: bytesPer(play.prebuf),
 		BufferMinimumRequest:  bytesPer(play.minreq),
-		AdjustLatency:         true,
+		AdjustLatency:         !play.early,
+		EarlyRequests:         play.early,
 		Properties:            name,
 	}, &s.playAttr); err != nil {
 		return nil, fmt.Errorf("pulse: play to sink %s on %s: %w (list sinks: pactl list short sinks)", quoteOr(p.ch.Sink, "default"), srv, err)
 	}
 	s.playIndex = s.playAttr.StreamIndex
-	s.prebuf = f.FrameSamples(play.prebuf)
 	if p.ch.Sink != "" && s.playAttr.SinkName != p.ch.Sink {
 		return nil, fmt.Errorf("pulse: play to sink %q on %s: the server routed the stream to %q instead", p.ch.Sink, srv, s.playAttr.SinkName)
 	}
@@ -345,6 +361,11 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 		return nil, fmt.Errorf("pulse: record from source %q on %s: the server routed the stream to %q instead", p.ch.Source, srv, s.recordAttr.SourceName)
 	}
 	ok = true
+	frag := int(s.recordAttr.BufferFragSize) / 2
+	if s.recordAttr.BufferFragSize == proto.Undefined {
+		frag = f.FrameSamples(p.cfg.Buffer)
+	}
+	p.setMargins(pulseMargins(p.cfg, pipewire, frag))
 	ms := func(b uint32) string {
 		if b == proto.Undefined {
 			return "server default"
@@ -370,21 +391,58 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 // quantum keep the graph at 1024.
 const pipeWireQuantum = 1024 * time.Second / 48000
 
-type playAttr struct{ tlength, prebuf, minreq time.Duration }
+type playAttr struct {
+	tlength, prebuf, minreq time.Duration
+	early                   bool // early requests: the sink's latency is minreq
+}
 
-// pulsePlayAttr is what the playback stream asks for. PulseAudio: the
-// device buffer plus two frames, restart after two frames (the media clock
-// hands over a whole frame per tick). pipewire-pulse computes the node
-// latency as (tlength - 2·minreq)/2 and keeps tlength minus that latency;
-// it is asked so that the latency is one default quantum and what remains
-// holds the same frames.
+// pulsePlayAttr is what the playback stream asks for. How much the server
+// really holds is the backend's business (the playback margin, primed
+// locally and trimmed by devQueues); tlength only has to be above it.
+//
+// PulseAudio: early requests, so the sink runs at minreq (half the device
+// buffer, 5 ms) and asks for data in such small steps, and tlength is not
+// shortened by the sink's latency (adjust-latency would halve it and give
+// the sink the other half as its own buffer); prebuf minreq, as the backend
+// primes the stream itself.
+//
+// pipewire-pulse computes the node latency as (tlength - 2·minreq)/2 and
+// keeps tlength minus that latency: asked so that the latency is one
+// default quantum (see pipeWireQuantum) and what remains is above the
+// largest margin. It ignores prebuf.
 func pulsePlayAttr(cfg Config, pipewire bool) playAttr {
 	f := cfg.FrameTime
 	if !pipewire {
-		return playAttr{tlength: cfg.Buffer + 2*f, prebuf: 2 * f, minreq: f}
+		req := max(cfg.Buffer/2, time.Millisecond)
+		return playAttr{tlength: cfg.Buffer + 2*f, prebuf: req, minreq: req, early: true}
 	}
 	lat := pipeWireQuantum + time.Millisecond
 	return playAttr{tlength: 2*lat + 2*f, prebuf: 2 * f, minreq: f}
+}
+
+// pulseMargins are the playback and capture margins (see margin) for a
+// pulse server, in samples; frag is the record fragment the server granted.
+//
+// The lowest margin is the server's own granularity, by which one late
+// delivery starves the other side: PulseAudio's sink takes minreq (5 ms) at
+// a time and its source delivers a fragment; PipeWire moves one quantum per
+// graph cycle both ways, and on capture a quantum that arrives a little
+// after the read it used to precede leaves it a frame short, so there the
+// capture margin is a whole frame (what a quarter frame showed under load).
+// The margins start there and rise by half a frame per starvation, to at
+// most two frames above (playback) or one frame above (capture) the lowest;
+// each falls by an eighth of a frame after five quiet seconds.
+func pulseMargins(cfg Config, pipewire bool, frag int) (play, capture margin) {
+	f := cfg.Format
+	frame := f.FrameSamples(cfg.FrameTime)
+	adapt := func(lo, span int) margin {
+		return margin{cur: lo, lo: lo, hi: lo + span, up: frame / 2, down: max(frame/8, 1), decay: 5}
+	}
+	if pipewire {
+		q := f.FrameSamples(pipeWireQuantum)
+		return adapt(q, 2*frame), adapt(frame, frame)
+	}
+	return adapt(f.FrameSamples(pulsePlayAttr(cfg, false).minreq), 2*frame), adapt(frag, frame)
 }
 
 // pulseFragSize is the record fragment: the device buffer, and on
@@ -416,8 +474,10 @@ func (s *pulseSession) onMessage(msg interface{}) {
 		s.addRequested(int(m.Length))
 	case *proto.Underflow:
 		s.xruns.Add(1)
+		s.q.underruns.Add(1)
 		s.mu.Lock()
 		s.primed = false
+		s.publishLevel()
 		s.mu.Unlock()
 
 	case *proto.Overflow:
@@ -436,11 +496,27 @@ func (s *pulseSession) onMessage(msg interface{}) {
 func (s *pulseSession) addRequested(n int) {
 	s.mu.Lock()
 	s.requested += n
+	s.publishLevel()
 	s.mu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
+}
+
+// publishLevel tells devQueues how much audio the server holds: what it
+// keeps as its target minus what it still asks for (within minreq: the
+// server requests in such steps). Nothing while the stream is not primed
+// (starting, or stopped after an underflow). s.mu held.
+func (s *pulseSession) publishLevel() {
+	if s.lost != nil {
+		return // the channel has moved on (run resets the level)
+	}
+	lvl := 0
+	if s.primed {
+		lvl = max(int(s.playAttr.BufferTargetLength)-s.requested, 0) / 2
+	}
+	s.q.deviceLevel.Store(int64(lvl))
 }
 
 // onData queues recorded audio. Data is only valid during the call.
@@ -482,7 +558,8 @@ func (s *pulseSession) close() {
 // serve sends queued playback audio whenever the server has asked for it and
 // audio is queued, until ctx ends or the session is lost. It never pads with
 // silence: when the queue runs dry the server plays silence itself (an
-// underflow) and restarts after one frame.
+// underflow) and the stream restarts once a frame plus the playback margin
+// is queued.
 func (s *pulseSession) serve(ctx context.Context, q *devQueues) error {
 	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
 	defer stop()
@@ -504,12 +581,21 @@ func (s *pulseSession) serve(ctx context.Context, q *devQueues) error {
 		primed := s.primed
 		s.mu.Unlock()
 		queued := q.play.len() / s.ch * s.ch
-		// Start (and restart after an underflow) with prebuf queued, sent
-		// at once: pipewire-pulse ignores prebuf and starts a stream as
-		// soon as it holds one quantum, so a stream fed frame by frame
-		// would start, and stay, with no margin at all.
-		if !primed && queued < s.prebuf {
-			continue
+		// Start (and restart after an underflow) with a frame plus the
+		// margin queued, sent at once, so the server holds the margin when
+		// the next frame comes: pipewire-pulse ignores prebuf and starts a
+		// stream as soon as it holds one quantum, so a stream fed frame by
+		// frame would start, and stay, with no margin at all. More than
+		// that is late (the frames a media clock caught up on after the
+		// stall that underran): the stream restarts with the newest.
+		if !primed {
+			start := (q.frame + int(q.playKeep.Load())) / s.ch * s.ch
+			if queued < start {
+				continue
+			}
+			if q.play.trim(start) {
+				queued = start
+			}
 		}
 		n := min(want, queued)
 		if n == 0 {
@@ -526,6 +612,7 @@ func (s *pulseSession) serve(ctx context.Context, q *devQueues) error {
 		s.mu.Lock()
 		s.requested -= 2 * got
 		s.primed = true
+		s.publishLevel()
 		s.mu.Unlock()
 	}
 }

@@ -1,12 +1,16 @@
 package hw
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestPulseServers(t *testing.T) {
@@ -103,5 +107,27 @@ func TestWatchedConnSendsCredsPerFrame(t *testing.T) {
 	}
 	if n, err := server.Read(buf); err != nil || string(buf[:n]) != "x" {
 		t.Fatalf("plain write: %q, %v", buf[:n], err)
+	}
+}
+
+// A start that waits for a sound server that is not running yet gives up
+// as soon as its context ends (the daemon's SIGTERM), not after ServerWait.
+func TestPulseWaitForServerEndsWithContext(t *testing.T) {
+	cfg := Config{Backend: "pulse", PulseServer: "unix:" + filepath.Join(t.TempDir(), "native"),
+		Format: Format{Rate: 8000, Channels: 1}, FrameTime: 20 * time.Millisecond, Buffer: 10 * time.Millisecond,
+		ServerWait: 20 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	ch, err := OpenContext(ctx, cfg, ChannelConfig{Name: "a"}, nil)
+	if err == nil {
+		ch.Close()
+		t.Fatal("OpenContext succeeded without a server")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("OpenContext = %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("OpenContext returned %v after the cancel, want at once", d-300*time.Millisecond)
 	}
 }

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -46,7 +47,7 @@ func tuneSipgo() {
 func (u *UA) newEdge() *edge.Edge {
 	// sipgo refuses to write any UDP message above UDPMTUSize-200 bytes
 	// (1300), responses included: a 200 with a few Record-Routes and an SDP
-	// never reached the caller. The request rule is kept in checkRequestSize;
+	// never reached the caller. The request rule is kept in beforeSend;
 	// sipgo's maintainer points at this variable for it (emiago/sipgo#206,
 	// #208). tuneSipgo, called by Start before any listener runs, sets it.
 	return edge.New(edge.Config{
@@ -58,22 +59,61 @@ func (u *UA) newEdge() *edge.Edge {
 	})
 }
 
-// checkRequestSize keeps RFC 3261 §18.1.1 for the requests we send: one
-// over UDP larger than 1300 bytes fails (as sipgo made it before) rather
-// than going out fragmented. Switching it to TCP is not done yet.
-func checkRequestSize(req *sip.Request) error {
+// beforeSend keeps RFC 3261 §18.1.1 for a request of ours and, over TCP or
+// TLS, has sipgo hold the connection (streams.go). A request over UDP
+// larger than 1300 bytes goes over TCP instead, with its top Via saying so;
+// a connect the far end refuses (a reset, an ICMP unreachable: an RFC 2543
+// peer without TCP) sends it over UDP after all. Without a TCP listener,
+// where the answer or a new connection from the far end would come, it
+// fails and says why.
+func (u *UA) beforeSend(ctx context.Context, req *sip.Request) error {
 	if !strings.EqualFold(req.Transport(), "UDP") {
+		if stream(req.Transport()) {
+			return u.streams.ensure(ctx, req.Transport(), req.Destination())
+		}
 		return nil
 	}
-	if n := requestSize(req); n > udpRequestLimit {
-		return fmt.Errorf("%s of %d bytes is over the %d-byte UDP limit of RFC 3261 §18.1.1: %w",
+	n := requestSize(req)
+	if n <= udpRequestLimit {
+		return nil
+	}
+	if !u.listening("TCP") {
+		return fmt.Errorf("%s of %d bytes is over the %d-byte UDP limit of RFC 3261 §18.1.1 and needs TCP, which is not in sip-settings.transports: %w",
 			req.Method, n, udpRequestLimit, sip.ErrUDPMTUCongestion)
 	}
-	return nil
+	u.sendOver(req, "TCP")
+	err := u.streams.ensure(ctx, "TCP", req.Destination())
+	switch {
+	case err == nil:
+		u.log.Debug("request over TCP for its size (RFC 3261 §18.1.1)", "method", req.Method, "bytes", n, "to", req.Destination())
+		return nil
+	case refusedConnect(err):
+		u.sendOver(req, "UDP")
+		u.log.Info("request over UDP after all: the far end refused TCP (RFC 3261 §18.1.1)",
+			"method", req.Method, "bytes", n, "to", req.Destination(), "error", err)
+		return nil
+	}
+	return fmt.Errorf("%s of %d bytes needs TCP (RFC 3261 §18.1.1): %w", req.Method, n, err)
+}
+
+// sendOver moves req to transport ("UDP", "TCP"): its top Via names the
+// transport and our port for it, and only UDP leaves from the listening
+// socket (a TCP request with a local address would take sipgo's pool entry
+// of any connection accepted on our port).
+func (u *UA) sendOver(req *sip.Request, transport string) {
+	req.SetTransport(transport)
+	if v := req.Via(); v != nil {
+		v.Transport = transport
+		v.Port = u.portOf(transport)
+	}
+	req.Laddr = sip.Addr{}
+	if transport == "UDP" {
+		u.udpLaddr.Copy(&req.Laddr)
+	}
 }
 
 // requestSize is len(req.String()) without building the string: every
-// request we send passes checkRequestSize, and sipgo renders it again to
+// request we send passes beforeSend, and sipgo renders it again to
 // send it.
 func requestSize(req *sip.Request) int {
 	var n byteCount

@@ -4,6 +4,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,19 +88,115 @@ func TestBigUDPResponsesAreSent(t *testing.T) {
 	h.ev.wait(t, CallAnswered, 3*time.Second)
 }
 
-// TestBigUDPRequestRefused: a request of ours over 1300 bytes is not sent
-// over UDP (RFC 3261 §18.1.1) and says why.
-func TestBigUDPRequestRefused(t *testing.T) {
+// bigTarget is a dial target that makes an INVITE of over 1300 bytes.
+func bigTarget(p *peer) string { return "sip:3009@" + p.addr() + ";pad=" + strings.Repeat("x", 1400) }
+
+// TestBigRequestGoesOverTCP: an INVITE of ours over 1300 bytes that would
+// go over UDP goes over TCP, its top Via saying TCP and our TCP port (RFC
+// 3261 §18.1.1); the answer comes back on that connection, the trace shows
+// the connection we dialled, and the small ACK and BYE stay on UDP.
+func TestBigRequestGoesOverTCP(t *testing.T) {
+	p := newPeerOn(t, true)
+	s := &uas{final: 200}
+	s.install(t, p)
+	var mu sync.Mutex
+	var traced []TraceMessage
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Server: p.addr()}}, func(c *Config, u *UA) {
+		if c != nil {
+			c.Transports = []string{"udp", "tcp"}
+		}
+		if u != nil {
+			u.SetTrace(func(m TraceMessage) {
+				mu.Lock()
+				traced = append(traced, m)
+				mu.Unlock()
+			})
+		}
+	})
+	id := dialAccount(t, h, "a1", bigTarget(p))
+	h.ev.wait(t, CallAnswered, 3*time.Second)
+	s.mu.Lock()
+	inv := s.invites[0]
+	s.mu.Unlock()
+	if n := len(inv.String()); n <= 1300 {
+		t.Fatalf("the INVITE is %d bytes: the test needs more than 1300", n)
+	}
+	if v := inv.Via(); inv.Transport() != "TCP" || v.Transport != "TCP" || v.Port != h.ua.tcpPort {
+		t.Errorf("INVITE came over %s with Via %v; want TCP and SIP/2.0/TCP ...:%d", inv.Transport(), v, h.ua.tcpPort)
+	}
+	if ack := p.expect(sip.ACK, 2*time.Second); ack.Transport() != "UDP" {
+		t.Errorf("ACK came over %s, want UDP", ack.Transport())
+	}
+	if err := h.ua.Hangup("a1", id, false); err != nil {
+		t.Fatal(err)
+	}
+	if bye := p.expect(sip.BYE, 2*time.Second); bye.Transport() != "UDP" {
+		t.Errorf("BYE came over %s, want UDP", bye.Transport())
+	}
+	h.ev.wait(t, CallEnded, 2*time.Second)
+	eventually(t, "the trace shows the INVITE and its 200 on the dialled connection", 2*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		var sent, got bool
+		for _, m := range traced {
+			if m.Transport != "tcp" || m.CallID != inv.CallID().Value() {
+				continue
+			}
+			sent = sent || m.Sent && strings.HasPrefix(m.FirstLine, "INVITE ")
+			got = got || !m.Sent && strings.HasPrefix(m.FirstLine, "SIP/2.0 200")
+		}
+		return sent && got
+	})
+}
+
+// TestBigRequestFallsBackToUDP: when the far end refuses the TCP connection
+// (nothing listens there), the big INVITE goes over UDP after all (RFC 3261
+// §18.1.1, for RFC 2543 peers without TCP) and the call works.
+func TestBigRequestFallsBackToUDP(t *testing.T) {
+	p := newPeer(t) // UDP only: a connect to its port is refused
+	s := &uas{final: 200}
+	s.install(t, p)
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Server: p.addr()}}, func(c *Config, _ *UA) {
+		if c != nil {
+			c.Transports = []string{"udp", "tcp"}
+		}
+	})
+	dialAccount(t, h, "a1", bigTarget(p))
+	h.ev.wait(t, CallAnswered, 3*time.Second)
+	s.mu.Lock()
+	inv := s.invites[0]
+	s.mu.Unlock()
+	if v := inv.Via(); inv.Transport() != "UDP" || v.Transport != "UDP" || v.Port != h.ua.udpPort || len(inv.String()) <= 1300 {
+		t.Errorf("INVITE of %d bytes came over %s with Via %v; want over 1300 bytes over UDP, Via SIP/2.0/UDP ...:%d",
+			len(inv.String()), inv.Transport(), v, h.ua.udpPort)
+	}
+}
+
+// TestBigRequestWithoutTCPFails: without a TCP listener a request of ours
+// over 1300 bytes is not sent over UDP (RFC 3261 §18.1.1), and the call
+// ends saying why.
+func TestBigRequestWithoutTCPFails(t *testing.T) {
+	p := newPeer(t)
+	s := &uas{final: 200}
+	s.install(t, p)
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Server: p.addr()}}, nil)
+	dialAccount(t, h, "a1", bigTarget(p))
+	ev := h.ev.wait(t, CallEnded, 3*time.Second)
+	if !strings.Contains(ev.Reason, "RFC 3261 §18.1.1") || !strings.Contains(ev.Reason, "sip-settings.transports") {
+		t.Errorf("call ended with %q; want the size rule and the missing TCP transport named", ev.Reason)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.invites) != 0 {
+		t.Errorf("the peer got %d INVITEs", len(s.invites))
+	}
+}
+
+// TestRequestSizeCountsTheRendering: the size rule counts what sipgo sends.
+func TestRequestSizeCountsTheRendering(t *testing.T) {
 	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", User: "x", Host: "127.0.0.1"})
 	req.SetTransport("UDP")
 	req.AppendHeader(sip.NewHeader("X-Pad", string(make([]byte, 1400))))
-	if err := checkRequestSize(req); err == nil {
-		t.Fatal("a 1400-byte UDP request passed the size rule")
-	}
-	req.SetTransport("TCP")
-	if err := checkRequestSize(req); err != nil {
-		t.Fatalf("TCP request refused: %v", err)
-	}
 	req.SetBody([]byte("v=0\r\n"))
 	if got, want := requestSize(req), len(req.String()); got != want {
 		t.Errorf("requestSize = %d, want len(String()) = %d", got, want)
@@ -132,5 +229,43 @@ func TestEdgeInFrontOfSipgo(t *testing.T) {
 	}
 	if s := h.ua.EdgeStats(); s.Rejected != 1 || s.Answers != 1 {
 		t.Errorf("edge stats %+v, want 1 rejected and answered", s)
+	}
+}
+
+// TestHalfClosedStreamGetsItsAnswer: a peer that sends a request over TCP
+// and at once closes its side (SIPp's connection per call does so after a
+// BYE) still gets the answer, and the connection's end leaves sipgo's
+// counts intact (TestMain fails on "TCP ref went negative").
+func TestHalfClosedStreamGetsItsAnswer(t *testing.T) {
+	h := startUA(t, []Account{{Name: "a1", User: "3001"}}, func(c *Config, _ *UA) {
+		if c != nil {
+			c.Transports = []string{"udp", "tcp"}
+		}
+	})
+	for i := range 5 {
+		c, err := net.DialTCP("tcp", nil, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: h.ua.tcpPort})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		port := c.LocalAddr().(*net.TCPAddr).Port
+		req := "OPTIONS sip:3001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:" + strconv.Itoa(port) + ";branch=z9hG4bKhc" + strconv.Itoa(i) + "\r\n" +
+			"Max-Forwards: 70\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:3001@127.0.0.1>\r\nCall-ID: hc" + strconv.Itoa(i) + "\r\n" +
+			"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("request %d: no answer on the half-closed connection: %v", i, err)
+		}
+		if got, _, _ := strings.Cut(string(buf[:n]), "\r\n"); got != "SIP/2.0 200 OK" {
+			t.Fatalf("request %d: answer %q, want SIP/2.0 200 OK", i, got)
+		}
 	}
 }

@@ -208,7 +208,7 @@ func (u *UA) ackLocked(c *call, seq uint32, body []byte) *sip.Request {
 }
 
 func (u *UA) writeAck(ack *sip.Request) {
-	if err := u.cli.WriteRequest(ack, asIs); err != nil {
+	if err := u.write(ack); err != nil {
 		u.log.Warn("sending ACK failed", "error", err)
 	}
 }
@@ -240,7 +240,7 @@ func (u *UA) reinvite(ctx context.Context, c *call, useUpdate bool, body []byte)
 			res, err = u.do(ctx, req)
 		} else {
 			var tx sip.ClientTransaction
-			tx, err = u.cli.TransactionRequest(ctx, req, asIs)
+			tx, err = u.transaction(ctx, req)
 			if err == nil {
 				res, err = u.waitFinal(ctx, tx, c.ended)
 				switch {

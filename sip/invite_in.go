@@ -296,6 +296,19 @@ func (u *UA) answerIncoming(c *call, req *sip.Request, tx sip.ServerTransaction,
 // awaitAck waits for the ACK of our 2xx to INVITE with CSeq seq,
 // retransmitting the 2xx over UDP (RFC 3261 13.3.1.4). nil: no ACK.
 func (u *UA) awaitAck(c *call, tx sip.ServerTransaction, res *sip.Response, seq uint32) *sip.Request {
+	ack := u.waitAck(c, tx, res, seq)
+	if ack != nil && stream(res.Transport()) {
+		// Over a stream the INVITE is not retransmitted, so RFC 6026's
+		// Timer L (32 s) guards nothing, while the transaction holds its
+		// connection in sipgo's count: a peer closing the connection then
+		// makes the transaction's release go below zero ("TCP ref went
+		// negative"). The ACK ends it.
+		tx.Terminate()
+	}
+	return ack
+}
+
+func (u *UA) waitAck(c *call, tx sip.ServerTransaction, res *sip.Response, seq uint32) *sip.Request {
 	reliable := stream(u.outTransport) || stream(res.Transport())
 	interval := u.t1
 	retrans := u.clock.NewTimer(interval)

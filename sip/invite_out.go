@@ -115,7 +115,7 @@ func (u *UA) runOutgoing(c *call, req *sip.Request) {
 	ring := u.clock.NewTimer(u.ringTime)
 	defer ring.Stop()
 	for {
-		tx, err := u.cli.TransactionRequest(u.ctx, req, asIs)
+		tx, err := u.transaction(u.ctx, req)
 		if err != nil {
 			u.end(c, "cannot send INVITE: "+err.Error(), 503)
 			return
@@ -227,7 +227,9 @@ func (u *UA) waitOutgoing(c *call, tx sip.ClientTransaction, req *sip.Request, r
 		cancelSent = true
 		cancelDeadline = deadline()
 		cancel := cancelFor(req)
-		u.prepare(cancel)
+		// RFC 3261 §9.1: the INVITE's destination and transport, which may
+		// be TCP for its size (§18.1.1) or its first hop.
+		u.prepareOver(cancel, req.Transport())
 		u.goTracked(func() {
 			ctx, stop := context.WithTimeout(u.ctx, 32*time.Second)
 			defer stop()

@@ -30,6 +30,9 @@ type peer struct {
 	tcp      bool
 	tcpLn    net.Listener
 	host     string // the peer's IP address: 127.0.0.1 unless newPeerAt
+	// streams dials the peer's TCP connections and closes them all before
+	// its sipgo stack closes, as the UA does (streams.go).
+	streams *streams
 }
 
 func newPeer(t *testing.T) *peer { return newPeerOn(t, false) }
@@ -47,7 +50,8 @@ func newPeerAt(t *testing.T, host string, tcp bool) *peer {
 	tuneSipgo()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("testpeer"),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(testLogger(t)),
-			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})))
+			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(testLogger(t))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +60,14 @@ func newPeerAt(t *testing.T, host string, tcp bool) *peer {
 	conn, l := listenPair(t, host, tcp)
 	p := &peer{t: t, ua: ua, srv: srv, cli: cli, conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port,
 		handlers: map[sip.RequestMethod]func(*sip.Request, sip.ServerTransaction){},
-		got:      make(chan *sip.Request, 200), tcp: tcp, host: host}
+		got:      make(chan *sip.Request, 200), tcp: tcp, host: host,
+		streams: newStreams(ua.TransportLayer(), nil, nil)}
+	var out *handoff
 	if tcp {
 		p.tcpLn = l
-		go srv.ServeTCP(l)
-		t.Cleanup(func() { l.Close() })
+		out = p.streams.handoff("tcp", l.Addr())
+		go srv.ServeTCP(p.streams.listener("tcp", l))
+		go srv.ServeTCP(out)
 	}
 	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL, sip.REGISTER, sip.OPTIONS, sip.UPDATE, sip.INFO, sip.REFER, sip.NOTIFY} {
 		srv.OnRequest(m, p.dispatch)
@@ -76,8 +83,19 @@ func newPeerAt(t *testing.T, host string, tcp bool) *peer {
 		time.Sleep(time.Millisecond)
 	}
 	t.Cleanup(func() {
+		ua.TransactionLayer().Close() // no retransmission after the socket (as the UA's Shutdown)
 		conn.Close()
 		<-done
+		if tcp {
+			l.Close()
+			out.Close()
+		}
+		ua.TransactionLayer().Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if err := p.streams.close(ctx); err != nil {
+			t.Errorf("peer: %v", err)
+		}
 		ua.Close()
 	})
 	return p
@@ -155,6 +173,11 @@ func (p *peer) expect(m sip.RequestMethod, timeout time.Duration) *sip.Request {
 func (p *peer) prepare(req *sip.Request) {
 	if p.tcp {
 		req.SetTransport("TCP")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		// On failure sipgo dials (or fails the request) itself, which the
+		// test sees.
+		_ = p.streams.ensure(ctx, "TCP", req.Destination())
 		return
 	}
 	req.SetTransport("UDP")

@@ -7,13 +7,24 @@ import (
 	"time"
 )
 
+// TestTraceShowsTheRegistrationLadder: over UDP, and over TCP on the
+// connection the UA dials itself.
 func TestTraceShowsTheRegistrationLadder(t *testing.T) {
-	p := newPeer(t)
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) { testTraceLadder(t, transport) })
+	}
+}
+
+func testTraceLadder(t *testing.T, transport string) {
+	p := newPeerOn(t, transport == "tcp")
 	reg := &registrar{expires: 60, user: "3001", pass: "pw", nonce: "n1"}
 	reg.install(p)
 	var mu sync.Mutex
 	var got []TraceMessage
-	h := startUA(t, []Account{{Name: "a1", User: "3001", Pass: "pw", Server: p.addr(), Register: true}}, func(_ *Config, u *UA) {
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Pass: "pw", Server: p.addr(), Register: true}}, func(c *Config, u *UA) {
+		if c != nil {
+			c.Transports = []string{transport}
+		}
 		if u != nil {
 			u.SetTrace(func(m TraceMessage) {
 				mu.Lock()
@@ -32,10 +43,10 @@ func TestTraceShowsTheRegistrationLadder(t *testing.T) {
 	}{{true, "REGISTER sip:"}, {false, "SIP/2.0 401"}, {true, "REGISTER sip:"}, {false, "SIP/2.0 200"}}
 	for i, w := range want {
 		m := got[i]
-		if m.Sent != w.sent || !strings.HasPrefix(m.FirstLine, w.first) || m.Account != "a1" || m.Transport != "udp" ||
+		if m.Sent != w.sent || !strings.HasPrefix(m.FirstLine, w.first) || m.Account != "a1" || m.Transport != transport ||
 			m.Remote != p.addr() || m.CallID == "" || m.CallID != got[0].CallID || !strings.Contains(string(m.Data), "\r\nCSeq: ") {
-			t.Errorf("message %d: sent=%v %q account %q %s %s -> %s call-id %q; want sent=%v %q of a1 over udp to %s",
-				i, m.Sent, m.FirstLine, m.Account, m.Transport, m.Local, m.Remote, m.CallID, w.sent, w.first, p.addr())
+			t.Errorf("message %d: sent=%v %q account %q %s %s -> %s call-id %q; want sent=%v %q of a1 over %s to %s",
+				i, m.Sent, m.FirstLine, m.Account, m.Transport, m.Local, m.Remote, m.CallID, w.sent, w.first, transport, p.addr())
 		}
 	}
 	// Off: nothing more is traced.

@@ -14,9 +14,24 @@ import (
 	"github.com/icholy/digest"
 )
 
-// asIs tells sipgo to send a request exactly as we built it (within the
-// UDP size rule, conformance.go).
-func asIs(_ *sipgo.Client, req *sip.Request) error { return checkRequestSize(req) }
+// asIs tells sipgo to send a request exactly as we built it.
+func asIs(*sipgo.Client, *sip.Request) error { return nil }
+
+// transaction starts a client transaction for req (see beforeSend).
+func (u *UA) transaction(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	if err := u.beforeSend(ctx, req); err != nil {
+		return nil, err
+	}
+	return u.cli.TransactionRequest(ctx, req, asIs)
+}
+
+// write sends req outside a transaction (an ACK for a 2xx).
+func (u *UA) write(req *sip.Request) error {
+	if err := u.beforeSend(u.ctx, req); err != nil {
+		return err
+	}
+	return u.cli.WriteRequest(req, asIs)
+}
 
 func newCallID() string { return uuid.NewString() }
 func newTag() string    { return sip.GenerateTagN(16) }
@@ -249,7 +264,7 @@ func staleChallenge(res *sip.Response) bool {
 
 // do runs one non-INVITE client transaction to its final response.
 func (u *UA) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	tx, err := u.cli.TransactionRequest(ctx, req, asIs)
+	tx, err := u.transaction(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("send %s: %w", req.Method, err)
 	}
@@ -291,7 +306,7 @@ func (u *UA) onStrayResponse(res *sip.Response) {
 	}
 	c.mu.Unlock()
 	if ack != nil {
-		if err := u.cli.WriteRequest(ack, asIs); err != nil {
+		if err := u.write(ack); err != nil {
 			c.log.Debug("re-ACK failed", "error", err)
 		}
 	}

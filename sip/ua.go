@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -183,6 +184,10 @@ type UA struct {
 	srv  *sipgo.Server
 	cli  *sipgo.Client
 	edge *edge.Edge // in front of sipgo's listeners (conformance.go)
+	// streams dials our TCP and TLS connections and tracks every stream
+	// (streams.go); tcpOut and tlsOut hand the dialled ones to sipgo.
+	streams        *streams
+	tcpOut, tlsOut *handoff
 
 	outTransport string    // "UDP", "TCP" or "TLS"
 	tls          *tlsStore // nil: no TLS
@@ -283,6 +288,7 @@ func (u *UA) Start(ctx context.Context) error {
 
 	tuneSipgo()
 	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(u.cur().UserAgent)}
+	var clientTLS *tls.Config
 	if slices.Contains(u.cur().Transports, "tls") {
 		st, err := newTLSStore(u.cur().TLS)
 		if err != nil {
@@ -292,7 +298,8 @@ func (u *UA) Start(ctx context.Context) error {
 			return errors.New("sip: transport \"tls\" needs tls-certificate and tls-key for its listener")
 		}
 		u.tls = st
-		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(st.clientConfig()))
+		clientTLS = st.clientConfig() // our dials and sipgo's own use one
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(clientTLS))
 	}
 	sua, err := sipgo.NewUA(append(uaOpts,
 		sipgo.WithUserAgentTransactionLayerOptions(
@@ -318,6 +325,7 @@ func (u *UA) Start(ctx context.Context) error {
 
 	u.edge = u.newEdge()
 	u.edge.SetTap(u.tap)
+	u.streams = newStreams(sua.TransportLayer(), u.edge.Stream, clientTLS)
 	if err := u.listen(); err != nil {
 		sua.Close()
 		return err
@@ -336,9 +344,11 @@ func (u *UA) Start(ctx context.Context) error {
 	}
 	if u.tcpLn != nil {
 		u.serve("tcp", func() error { return srv.ServeTCP(u.tcpLn) })
+		u.serve("tcp (dialled)", func() error { return srv.ServeTCP(u.tcpOut) })
 	}
 	if u.tlsLn != nil {
 		u.serve("tls", func() error { return srv.ServeTLS(u.tlsLn) })
+		u.serve("tls (dialled)", func() error { return srv.ServeTLS(u.tlsOut) })
 	}
 	u.wg.Add(1)
 	go func() {
@@ -362,7 +372,23 @@ func (u *UA) Start(ctx context.Context) error {
 	return nil
 }
 
+// listen binds the configured transports. With port 0 the kernel picks the
+// first transport's port and the others must get the same one, which another
+// socket may hold (the kernel picks a UDP port without looking at TCP): then
+// it picks again, a few times, rather than fail a start nothing else chose.
 func (u *UA) listen() error {
+	for try := 1; ; try++ {
+		err := u.listenOnce()
+		if err == nil || u.cur().Port != 0 || try == 10 || !errors.Is(err, syscall.EADDRINUSE) {
+			return err
+		}
+		u.udpConn, u.tcpLn, u.tlsLn, u.tcpOut, u.tlsOut = nil, nil, nil, nil, nil
+		u.udpPort, u.tcpPort, u.tlsPort = 0, 0, 0
+		u.udpLaddr = sip.Addr{}
+	}
+}
+
+func (u *UA) listenOnce() error {
 	host := u.cur().Address
 	port := u.cur().Port
 	for _, t := range u.cur().Transports {
@@ -390,7 +416,8 @@ func (u *UA) listen() error {
 				u.closeListeners()
 				return fmt.Errorf("sip: listen tcp %s: %w (is another SIP service using the port?)", addr, err)
 			}
-			u.tcpLn = u.edge.Listener(l)
+			u.tcpLn = u.streams.listener("tcp", u.edge.Listener(l))
+			u.tcpOut = u.streams.handoff("tcp", l.Addr())
 			u.tcpPort = l.Addr().(*net.TCPAddr).Port
 		case "tls":
 			if u.tlsLn != nil {
@@ -403,7 +430,8 @@ func (u *UA) listen() error {
 				return fmt.Errorf("sip: listen tls %s: %w (is another SIP service using the port?)", taddr, err)
 			}
 			// The edge reads what TLS decrypted: the same vetting as TCP.
-			u.tlsLn = u.edge.Listener(tls.NewListener(l, u.tls.serverConfig()))
+			u.tlsLn = u.streams.listener("tls", u.edge.Listener(tls.NewListener(l, u.tls.serverConfig())))
+			u.tlsOut = u.streams.handoff("tls", l.Addr())
 			u.tlsPort = l.Addr().(*net.TCPAddr).Port
 			continue // its own port: not the one UDP and TCP share
 		}
@@ -423,11 +451,21 @@ func (u *UA) closeListeners() {
 	if u.udpConn != nil {
 		u.udpConn.Close()
 	}
-	if u.tcpLn != nil {
-		u.tcpLn.Close()
+	u.closeStreamListeners()
+}
+
+// closeStreamListeners stops accepting TCP and TLS connections (accepted
+// ones stay open).
+func (u *UA) closeStreamListeners() {
+	for _, l := range []net.Listener{u.tcpLn, u.tlsLn} {
+		if l != nil {
+			l.Close()
+		}
 	}
-	if u.tlsLn != nil {
-		u.tlsLn.Close()
+	for _, h := range []*handoff{u.tcpOut, u.tlsOut} {
+		if h != nil {
+			h.Close()
+		}
 	}
 }
 
@@ -436,7 +474,7 @@ func (u *UA) serve(name string, f func() error) {
 	go func() {
 		defer u.wg.Done()
 		err := f()
-		if u.ctx.Err() == nil {
+		if u.ctx.Err() == nil && !u.isClosed() {
 			if err == nil {
 				err = errors.New("stopped")
 			}
@@ -580,9 +618,27 @@ func (u *UA) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("sip: shutdown: calls and registrations not finished: %w", ctx.Err())
 	}
 
+	// sipgo handles each message on a goroutine of its own and, when its
+	// answer finds no socket in the pool, opens a new one, which its
+	// transport's Close later ends with the count zeroed under the reader
+	// ("UDP ref went negative"). So nothing that arrives from here reaches
+	// sipgo, no transaction retransmits, and the UDP socket stays open
+	// until sipgo's transport is closed.
+	u.edge.Quiesce()
+	u.sua.TransactionLayer().Close()
 	u.mu.Lock()
 	u.closed = true
 	u.mu.Unlock()
+	u.closeStreamListeners()
+	// The transactions let go of their connections before the streams end
+	// (a reference held then would go negative), and the streams end under
+	// sipgo's readers before its transport's Close, which would zero their
+	// counts under the readers instead.
+	u.sua.TransactionLayer().Close()
+	if serr := u.streams.close(ctx); serr != nil {
+		err = errors.Join(err, fmt.Errorf("sip: shutdown: %w", serr))
+	}
+	u.sua.Close()
 	u.cancel()
 	u.closeListeners()
 	all := make(chan struct{})
@@ -594,7 +650,6 @@ func (u *UA) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("sip: shutdown: goroutines still running: %w", ctx.Err())
 		}
 	}
-	u.sua.Close()
 	u.rejects.stop()
 	if cerr := u.alloc.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("sip: media: %w", cerr))
@@ -617,6 +672,13 @@ func (u *UA) goTracked(f func()) bool {
 		f()
 	}()
 	return true
+}
+
+// isClosed reports whether Shutdown closes the listeners.
+func (u *UA) isClosed() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.closed
 }
 
 // isClosing reports whether Shutdown began.

@@ -356,6 +356,12 @@ func (s *uas) install(t *testing.T, p *peer) {
 			s.dialog = d
 			s.mu.Unlock()
 			tx.Respond(p.answer(req, 200, "OK", s.tag, peerSDP(30000, "sendrecv", "", 1), hdrs...))
+			if req.Transport() == "TCP" {
+				// Nothing is retransmitted over TCP, and the UA's ACK is a
+				// transaction of its own: done (as the UA does, awaitAck).
+				tx.Terminate()
+				return
+			}
 			// Wait for the ACK before the handler returns.
 			select {
 			case <-tx.Acks():

@@ -31,6 +31,9 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return 0, addr, err
 		}
 		data := c.buf[:n]
+		if c.e.closing.Load() {
+			continue // Close began: nothing more for the stack
+		}
 		if keepAlive(data) {
 			return copy(p, data), addr, nil
 		}
@@ -120,8 +123,12 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &streamConn{Conn: c, e: l.e}, nil
+	return l.e.Stream(c), nil
 }
+
+// Stream returns c, a connection we opened ourselves, with its messages
+// framed and vetted as on an accepted one.
+func (e *Edge) Stream(c net.Conn) net.Conn { return &streamConn{Conn: c, e: e} }
 
 // maxStreamMessage bounds one message on a stream: header and body.
 const maxStreamMessage = maxDatagram
@@ -211,6 +218,9 @@ func (c *streamConn) frame() bool {
 	}
 	msg := c.in[: end+cl : end+cl]
 	c.in = c.in[end+cl:]
+	if c.e.closing.Load() {
+		return true // Close began: nothing more for the stack
+	}
 	c.e.tapped(false, "tcp", c.LocalAddr(), c.RemoteAddr(), msg)
 	v := c.e.vet(msg, c.RemoteAddr())
 	c.send(v)

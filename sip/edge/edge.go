@@ -12,6 +12,8 @@
 //	TCP conn   ──► Conn.Read ─ frame ───► vet ──► sipgo (TCP transport)
 //	                                       └──► stateless answer, log, count
 //
+// A TCP connection is one a Listener accepted or one we dialled (Stream).
+//
 // Log lines about rejected traffic are rate-limited per source and reason,
 // and stateless answers per source, so a flood costs little.
 package edge
@@ -83,6 +85,8 @@ type Edge struct {
 
 	tap atomic.Pointer[Tap]    // nil: no trace (tap.go)
 	ua  atomic.Pointer[string] // Config.UserAgent, or SetUserAgent's
+
+	closing atomic.Bool // Quiesce: drop what arrives
 }
 
 // Log and answer limits: one line per source and reason per logEvery, at
@@ -117,6 +121,12 @@ func New(cfg Config) *Edge {
 // SetUserAgent replaces Config.UserAgent for the answers after it (a
 // reload).
 func (e *Edge) SetUserAgent(ua string) { e.ua.Store(&ua) }
+
+// Quiesce makes the sockets drop every message that arrives from now on,
+// for a stack that is closing: sipgo handles each message on a goroutine of
+// its own, and one that runs after the socket closed would send its answer
+// from a new socket.
+func (e *Edge) Quiesce() { e.closing.Store(true) }
 
 // Stats returns the counters.
 func (e *Edge) Stats() Stats {

@@ -75,8 +75,8 @@ func newJitterBuffer(ptime, initial time.Duration) *jitterBuffer {
 }
 
 func (j *jitterBuffer) configure(ptime, initial time.Duration) {
-	j.minF = max(1, int((minJitterDepth+ptime-1)/ptime))
-	j.maxF = max(j.minF, int(maxJitterDepth/ptime))
+	j.minF = max(1, int((MinJitterBuffer+ptime-1)/ptime))
+	j.maxF = max(j.minF, int(MaxJitterBuffer/ptime))
 	j.initial = min(max(int((initial+ptime-1)/ptime), j.minF), j.maxF)
 	size := 8
 	for size < 2*j.maxF+8 {

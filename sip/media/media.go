@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,23 +66,24 @@ type Config struct {
 	AudioRate int
 	PTime     time.Duration // packet time, 10-60 ms in 5 ms steps; 0 is rejected
 	// JitterBuffer is the initial jitter buffer depth; it adapts within
-	// 20-200 ms. 0: the minimum, 20 ms.
+	// MinJitterBuffer-MaxJitterBuffer. 0: the minimum.
 	JitterBuffer time.Duration
 	Timeout      time.Duration // no RTP received for this long while receiving: OnTimeout; 0: never
 	RTCPInterval time.Duration // mean RTCP report interval; 0: 5s (not a plan setting)
 }
 
-// Limits of the adaptive jitter buffer.
+// Limits of the adaptive jitter buffer; the plan's jitter-buffer key is
+// checked against them, so -check refuses what NewEngine would.
 const (
-	minJitterDepth = 20 * time.Millisecond
-	maxJitterDepth = 200 * time.Millisecond
+	MinJitterBuffer = 20 * time.Millisecond
+	MaxJitterBuffer = 200 * time.Millisecond
 )
 
 // setDefaults fills in the stated minimums; the plan's defaults come from
 // the daemon.
 func (c *Config) setDefaults() {
 	if c.JitterBuffer == 0 {
-		c.JitterBuffer = minJitterDepth
+		c.JitterBuffer = MinJitterBuffer
 	}
 	if c.RTCPInterval == 0 {
 		c.RTCPInterval = 5 * time.Second
@@ -103,8 +105,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("media: rtp port range %d-%d holds no even RTP port with RTCP on +1: widen port-max", c.PortMin, c.PortMax)
 	case c.PTime < 10*time.Millisecond || c.PTime > 60*time.Millisecond || c.PTime%(5*time.Millisecond) != 0:
 		return fmt.Errorf("media: ptime %v: use 10-60 ms in 5 ms steps (20 ms is usual)", c.PTime)
-	case c.JitterBuffer < 0 || c.JitterBuffer > maxJitterDepth:
-		return fmt.Errorf("media: jitter-buffer %v: use 0-%v", c.JitterBuffer, maxJitterDepth)
+	case c.JitterBuffer < 0 || c.JitterBuffer > MaxJitterBuffer:
+		return fmt.Errorf("media: jitter-buffer %v: use 0-%v", c.JitterBuffer, MaxJitterBuffer)
 	case c.Timeout < 0:
 		return fmt.Errorf("media: rtp timeout %v must not be negative", c.Timeout)
 	case c.RTCPInterval < 0:
@@ -184,6 +186,8 @@ type Engine struct {
 	// perCall is what a new session starts with (Reconfigure swaps it).
 	perCall atomic.Pointer[perCall]
 
+	hostAddrs map[netip.Addr]bool // this host's interface addresses, at NewEngine
+
 	mu       sync.Mutex
 	closed   bool
 	portMin  int // the RTP range in force (Reconfigure changes it)
@@ -223,6 +227,7 @@ func NewEngine(cfg Config, log *slog.Logger) (*Engine, error) {
 	}
 	e.perCall.Store(&perCall{jitter: cfg.JitterBuffer, timeout: cfg.Timeout})
 	e.portFrame = int(int64(cfg.AudioRate) * int64(cfg.PTime) / int64(time.Second))
+	e.hostAddrs = hostAddrs()
 	e.bindIP, e.network = net.IPv4zero, "udp4"
 	if cfg.BindIP != nil {
 		e.bindIP = cfg.BindIP
@@ -428,6 +433,37 @@ func (e *Engine) forget(s *Session) {
 func (e *Engine) quiesce() {
 	e.tickMu.Lock()
 	e.tickMu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+}
+
+// isLocal reports whether ap is an RTP port of this engine: one of its
+// ports on one of this host's addresses (a call between two accounts of
+// the daemon). Sessions Update it; it takes e.mu.
+func (e *Engine) isLocal(ap netip.AddrPort) bool {
+	a := ap.Addr().Unmap()
+	if !a.IsLoopback() && !e.hostAddrs[a] {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.used[int(ap.Port())]
+}
+
+// hostAddrs lists this host's interface addresses (none if they cannot be
+// read: then only loopback counts as local).
+func hostAddrs() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out[ip.Unmap()] = true
+			}
+		}
+	}
+	return out
 }
 
 // InUse reports how many sessions hold ports.

@@ -64,8 +64,17 @@ func (e *Engine) run() {
 
 // tick runs one frame for each session of a slot: playout first (so an
 // echo loops back within the same tick), then capture and send, then the
-// housekeeping that is not time critical.
+// housekeeping that is not time critical. A session whose peer is another
+// session of this engine (a call between two channels of the appliance)
+// sends before the drain instead: its peer plays the frame in the tick
+// that captured it, not a frame later. Only such sessions: an echo port
+// then loops back a frame later.
 func (e *Engine) tick(batch []*Session, deadline time.Duration) {
+	for _, s := range batch {
+		if s.sendEarly = s.localPeer.Load(); s.sendEarly {
+			s.sendTick(deadline)
+		}
+	}
 	now, wall := e.clock.now(), time.Now()
 	for _, s := range batch {
 		s.rtp.drain(s, now, wall)
@@ -74,7 +83,9 @@ func (e *Engine) tick(batch []*Session, deadline time.Duration) {
 		s.playoutTick()
 	}
 	for _, s := range batch {
-		s.sendTick(deadline)
+		if !s.sendEarly {
+			s.sendTick(deadline)
+		}
 	}
 	now = e.clock.now()
 	for _, s := range batch {

@@ -84,6 +84,10 @@ type Session struct {
 	rxEv      rxEvent
 
 	lastRx atomic.Int64 // engine time of the last valid RTP packet
+	// localPeer: the RTP peer is a port of this engine (set by Update);
+	// sendEarly is the scheduler's copy for the tick in progress.
+	localPeer atomic.Bool
+	sendEarly bool
 
 	// Scratch used only by the scheduler goroutine: frames at the codec
 	// rate, and at the port rate when the two differ.
@@ -197,6 +201,7 @@ func (s *Session) Update(p Params) {
 		s.timerBase, s.remoteAt = now, now
 	}
 	s.remote = remote
+	s.localPeer.Store(remote.IsValid() && s.e.isLocal(remote))
 	switch {
 	case p.RemoteRTCP != nil:
 		s.remoteRTCP = addrPort(p.RemoteRTCP)

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -211,7 +213,7 @@ func TestConfigZeroValues(t *testing.T) {
 	cfg = testConfig(40160, 40169)
 	cfg.JitterBuffer = 0
 	e := newTestEngine(t, cfg)
-	if e.cfg.JitterBuffer != minJitterDepth || minJitterDepth != 20*time.Millisecond {
+	if e.cfg.JitterBuffer != MinJitterBuffer || MinJitterBuffer != 20*time.Millisecond {
 		t.Errorf("zero jitter buffer became %v, want the minimum 20ms", e.cfg.JitterBuffer)
 	}
 }
@@ -256,5 +258,168 @@ func TestEngineReconfigure(t *testing.T) {
 		if err := e.Reconfigure(bad); err == nil || !strings.Contains(err.Error(), "until a restart") {
 			t.Errorf("%s: %v, want refused until a restart", tc.name, err)
 		}
+	}
+}
+
+// markPort captures a loud frame every tenth read and silence otherwise,
+// and notes when it read a loud frame and when it was given one to play.
+type markPort struct {
+	mu            sync.Mutex
+	reads         int
+	readAt, wrote []time.Time
+}
+
+func (p *markPort) ReadFrame(f []int16) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reads++
+	loud := p.reads%10 == 0
+	for i := range f {
+		f[i] = 0
+		if loud {
+			f[i] = 8000
+		}
+	}
+	if loud {
+		p.readAt = append(p.readAt, time.Now())
+	}
+	return true
+}
+
+func (p *markPort) WriteFrame(f []int16) {
+	if f[len(f)/2] < 4000 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wrote = append(p.wrote, time.Now())
+}
+
+// Two sessions of one engine in one slot (a call between two channels of
+// the appliance): B plays a frame A captured in the tick that captured it,
+// not a frame (20 ms) later.
+func TestSameSlotPlaysOutInTheSendingTick(t *testing.T) {
+	cfg := testConfig(40500, 40509)
+	cfg.JitterBuffer = 0 // the minimum: play a packet as soon as it is there
+	e := newTestEngine(t, cfg)
+	a, b := mustAllocate(t, e, nil), mustAllocate(t, e, nil)
+	if a.slot != b.slot {
+		t.Fatalf("sessions in slots %d and %d, want one", a.slot, b.slot)
+	}
+	src, dst := &markPort{}, &markPort{}
+	a.Bind(src)
+	b.Bind(dst)
+	pa, pb := sendrecv(b.LocalAddr()), sendrecv(a.LocalAddr())
+	pa.Send, pb.Send = true, false
+	a.Update(pa)
+	b.Update(pb)
+	waitFor(t, 5*time.Second, "9 loud frames at B", func() bool {
+		dst.mu.Lock()
+		defer dst.mu.Unlock()
+		return len(dst.wrote) >= 9
+	})
+	src.mu.Lock()
+	dst.mu.Lock()
+	var delays []time.Duration
+	for _, w := range dst.wrote {
+		var last time.Time // the latest loud read before this write
+		for _, r := range src.readAt {
+			if !r.After(w) {
+				last = r
+			}
+		}
+		if !last.IsZero() {
+			delays = append(delays, w.Sub(last))
+		}
+	}
+	src.mu.Unlock()
+	dst.mu.Unlock()
+	slices.Sort(delays)
+	// One tick later would be 20 ms; within the tick it is microseconds
+	// (the median rides out a tick this VM's scheduler delays).
+	if len(delays) < 5 || delays[len(delays)/2] > 10*time.Millisecond {
+		t.Errorf("capture at A → playout at B: %v, want within the tick", delays)
+	}
+}
+
+// echoPort captures what it was last given to play.
+type echoPort struct {
+	mu sync.Mutex
+	q  [][]int16
+}
+
+func (p *echoPort) WriteFrame(f []int16) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.q = append(p.q, slices.Clone(f))
+}
+
+func (p *echoPort) ReadFrame(f []int16) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.q) == 0 {
+		return false
+	}
+	copy(f, p.q[0])
+	p.q = p.q[1:]
+	return true
+}
+
+// A session whose peer is remote plays out before it captures: a port that
+// loops its playout back (an echo channel) returns a frame in the tick that
+// played it, as rtpload -mode latency measures (docs/benchmarks.md).
+func TestEchoWithinTheTick(t *testing.T) {
+	e := newTestEngine(t, testConfig(40510, 40519))
+	s := mustAllocate(t, e, nil)
+	s.Bind(&echoPort{})
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	s.Update(sendrecv(peer.LocalAddr().(*net.UDPAddr)))
+	// µ-law silence (0xFF) with a full-scale frame (0x80) every tenth packet.
+	pkt := make([]byte, 12+160)
+	pkt[0] = 0x80
+	earliest := time.Hour
+	buf := make([]byte, 1500)
+	for k := 1; k <= 60; k++ {
+		pkt[2], pkt[3] = byte(k>>8), byte(k)
+		ts := uint32(160 * k)
+		pkt[4], pkt[5], pkt[6], pkt[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
+		fill := byte(0xFF)
+		if k%10 == 0 {
+			fill = 0x80
+		}
+		for i := 12; i < len(pkt); i++ {
+			pkt[i] = fill
+		}
+		sent := time.Now()
+		if _, err := peer.WriteToUDPAddrPort(pkt, s.LocalAddr().AddrPort()); err != nil {
+			t.Fatal(err)
+		}
+		// Read what comes back until the next packet is due.
+		for {
+			_ = peer.SetReadDeadline(sent.Add(20 * time.Millisecond))
+			n, _, err := peer.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				break
+			}
+			if fill == 0x80 && n > 12+80 && buf[12+80] == 0x80 {
+				earliest = min(earliest, time.Since(sent))
+			}
+		}
+		if fill == 0x80 {
+			// A frame later the echo comes after the next packet is due.
+			_ = peer.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+			if n, _, err := peer.ReadFromUDPAddrPort(buf); err == nil && n > 12+80 && buf[12+80] == 0x80 {
+				earliest = min(earliest, time.Since(sent))
+			}
+		}
+	}
+	// Within the tick: under 20 ms (the arrival's phase); a frame later:
+	// 20-40 ms.
+	if earliest > 20*time.Millisecond {
+		t.Errorf("echo came back after %v at the earliest, want within a frame", earliest)
 	}
 }

@@ -117,7 +117,12 @@ func newDaemon(opts Options) *Daemon {
 
 func (d *Daemon) run(ctx context.Context) (err error) {
 	p := d.plan
-	if err := d.openChannels(p); err != nil {
+	if err := d.openChannels(ctx, p); err != nil {
+		if ctx.Err() != nil {
+			// Stopped while waiting for the sound server: a stop, not a failure.
+			d.log.Info("stopped during start-up", "err", err)
+			return nil
+		}
 		return err
 	}
 	defer d.closeChannels()
@@ -374,9 +379,10 @@ func hwConfig(p *plan.Plan) hw.Config {
 		PulseServer: p.Audio.PulseServer,
 		Format:      hw.Format{Rate: media.ChannelRate(p.RTP.Codecs), Channels: 1},
 		FrameTime:   p.RTP.PTime.Duration,
-		// The device's own buffer; the pulse and ALSA backends add two
-		// frames of margin on top. 10 ms: clean on PulseAudio in the hw
-		// tests, about 40 ms less through a call than 20 ms (docs/audio.md).
+		// The device's own buffer: ALSA's buffer (plus two frames) and
+		// period, PulseAudio's record fragment and request size derive
+		// from it; the pulse backend's playback and capture margins adapt
+		// on top (docs/audio.md). 10 ms: clean on PulseAudio in the hw tests.
 		Buffer: 10 * time.Millisecond,
 	}
 }
@@ -391,13 +397,14 @@ func channelConfig(c plan.Channel) hw.ChannelConfig {
 	return hw.ChannelConfig{Name: c.Name, Sink: c.Sink, Source: c.Source, Loopback: c.Loopback}
 }
 
-// openChannels opens every channel of p; on failure the ones opened are closed.
-func (d *Daemon) openChannels(p *plan.Plan) error {
+// openChannels opens every channel of p; on failure the ones opened are
+// closed. The wait for a late sound server ends with ctx (SIGTERM).
+func (d *Daemon) openChannels(ctx context.Context, p *plan.Plan) error {
 	cfg := hwConfig(p)
 	cfg.ServerWait = SoundServerWait
 	for _, c := range p.Audio.Channels {
 		cc := channelConfig(c)
-		ch, err := hw.Open(cfg, cc, d.log.With("component", "hw", "channel", c.Name))
+		ch, err := hw.OpenContext(ctx, cfg, cc, d.log.With("component", "hw", "channel", c.Name))
 		if err != nil {
 			d.closeChannels()
 			return fmt.Errorf("audio channel %q (%s backend): %w", c.Name, p.Audio.Backend, err)

@@ -295,3 +295,46 @@ func TestAPIEventTranslationExtensions(t *testing.T) {
 		})
 	}
 }
+
+// A stop (SIGTERM: Run's ctx) while the start waits for a sound server
+// that is not running yet ends the wait at once, and it is a stop, not a
+// failure: Run returns nil, without READY=1.
+func TestDaemonStopWhileWaitingForSoundServer(t *testing.T) {
+	planPath := filepath.Join(t.TempDir(), "sipplan.toml")
+	writePlan(t, planPath, freePort(t), freePort(t))
+	body, err := os.ReadFile(planPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := "unix:" + filepath.Join(t.TempDir(), "native") // nothing listens
+	body = []byte(strings.Replace(string(body), "backend = \"loopback\"\n[audio.channels.ch1]\nloopback = \"echo\"",
+		fmt.Sprintf("backend = \"pulse\"\npulse-server = %q\n[audio.channels.ch1]\nsink = \"chan1\"", server), 1))
+	if err := os.WriteFile(planPath, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Load(planPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &recNotifier{}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Options{PlanPath: planPath, Plan: p, Log: discardLogger(), Notifier: n}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned before the stop, without a server: %v", err)
+	case <-time.After(500 * time.Millisecond): // waiting (SoundServerWait is 20 s)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v after a stop during the wait, want nil", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Run still waiting for the sound server 3 s after the stop")
+	}
+	if n.count("READY=1") != 0 {
+		t.Error("READY=1 sent without audio channels")
+	}
+}

@@ -43,6 +43,7 @@ type plan struct {
 	Transports      []string // [sip-settings] transports; default the daemon's (udp)
 	SIPExtra        string   // more [sip-settings] lines, as TOML
 	SRTP            string   // [rtp-settings] srtp; default the daemon's (off)
+	RTPExtra        string   // more [rtp-settings] lines, as TOML
 	Codecs          []string // [rtp-settings] codecs; default the daemon's (PCMU, PCMA)
 	Address         string   // [tcp-settings] and [sip-settings] address; default 127.0.0.1
 	Allow           []string // [tcp-settings] allow; default none (any client)
@@ -109,7 +110,7 @@ func (p *plan) render(t *testing.T) string {
 		}
 		fmt.Fprintf(&b, "codecs = [%s]\n", strings.Join(quoted, ", "))
 	}
-	b.WriteString("\n")
+	b.WriteString(p.RTPExtra + "\n")
 	fmt.Fprintf(&b, "[log]\nlevel = %s\n\n", q(or(p.LogLevel, "debug")))
 	fmt.Fprintf(&b, "[audio]\nbackend = %s\n", q(or(p.Backend, "loopback")))
 	if p.PulseServer != "" {

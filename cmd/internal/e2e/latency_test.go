@@ -27,6 +27,16 @@ import (
 // the left of the one recording of probe.monitor. The figure is logged, not
 // judged: it is a measurement on a shared VM (docs/audio.md), and only a
 // missing path fails.
+//
+// On PipeWire the remapped sink and source are loopback nodes that each
+// hold audio for a graph cycle of their own, inside the measured path but
+// no part of the daemon's. There a second recording (pw-record, linked by
+// pw-link) takes the two channels' own ports on one clock: in1src's
+// capture port (what channel 1 records) and out2's monitor port (what
+// channel 2 plays), and gives the figure without the probe's loopbacks.
+//
+// $LATENCY_RTP_SETTINGS adds [rtp-settings] lines to the plan, to measure
+// other settings (e.g. 'ptime = "10ms"').
 func TestAudioLatency(t *testing.T) {
 	for _, srv := range []struct {
 		name  string
@@ -41,7 +51,7 @@ func TestAudioLatency(t *testing.T) {
 			pa.NullSink("far1")  // channel 1 plays the far end (silence) here
 			pa.NullSink("quiet") // channel 2 hears silence
 			e := newEnv(t)
-			pl := &plan{Backend: "pulse", PulseServer: pa.Server(),
+			pl := &plan{Backend: "pulse", PulseServer: pa.Server(), RTPExtra: os.Getenv("LATENCY_RTP_SETTINGS"),
 				Accounts: []account{
 					{Name: "acc1", User: "3001", Pass: "x", NoRegister: true, Channel: "ch1"},
 					{Name: "acc2", User: "3002", Pass: "x", NoRegister: true, Channel: "ch2"},
@@ -71,6 +81,10 @@ func TestAudioLatency(t *testing.T) {
 			parec.Stdout = f
 			if err := parec.Start(); err != nil {
 				t.Fatal(err)
+			}
+			var ports *portRecording
+			if srv.name == "pipewire" {
+				ports = recordPorts(t, pa, "in1src:capture_MONO", "out2:monitor_MONO")
 			}
 			// 8 bursts of 100 ms of 1 kHz, one per second, after 1 s of silence.
 			wav := filepath.Join(t.TempDir(), "bursts.wav")
@@ -107,8 +121,72 @@ func TestAudioLatency(t *testing.T) {
 			if len(lat) < 3 {
 				t.Fatalf("found %d of 8 bursts on both sides of the probe (%d bytes recorded)", len(lat), len(raw))
 			}
+			if ports != nil {
+				raw := ports.stop()
+				lat := burstOnsets(raw, 48000)
+				t.Logf("%s: channel 1's source port → channel 2's sink port (without the probe's loopbacks), %d bursts: median %v (all %v)",
+					srv.name, len(lat), medianDur(lat), lat)
+				if len(lat) < 3 {
+					t.Fatalf("found %d of 8 bursts on the two ports (%d bytes recorded)", len(lat), len(raw))
+				}
+			}
 		})
 	}
+}
+
+// portRecording is a pw-record of two PipeWire ports as one stereo stream.
+type portRecording struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	path string
+}
+
+// recordPorts records the output ports left and right (pw-link names) of
+// a StartPipeWire server on one clock: a pw-record node that links to
+// nothing by itself, linked to the two ports. stop ends it and returns the
+// interleaved s16le samples at 48 kHz.
+func recordPorts(t *testing.T, pa *testpeers.Pulse, left, right string) *portRecording {
+	t.Helper()
+	link := testpeers.RequireBinary(t, "pw-link", "pipewire-bin")
+	r := &portRecording{t: t, path: filepath.Join(t.TempDir(), "ports.wav")}
+	r.cmd = exec.Command(testpeers.RequireBinary(t, "pw-record", "pipewire-bin"), "--target", "0",
+		"--rate", "48000", "--channels", "2", "--channel-map", "FL,FR", "--format", "s16",
+		"--latency", "1024", "-P", "{ node.name = latency-probe }", r.path)
+	r.cmd.Env = append(os.Environ(), pa.PipeWireEnv()...)
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.cmd.Process.Kill(); _ = r.cmd.Wait() })
+	for _, l := range [][2]string{{left, "latency-probe:input_FL"}, {right, "latency-probe:input_FR"}} {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			cmd := exec.Command(link, l[0], l[1])
+			cmd.Env = r.cmd.Env
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) { // the recorder's node not there yet, or a port missing
+				t.Fatalf("pw-link %s %s: %v %s", l[0], l[1], err, out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return r
+}
+
+func (r *portRecording) stop() []byte {
+	_ = r.cmd.Process.Signal(os.Interrupt) // pw-record finishes the file
+	_ = r.cmd.Wait()
+	b, err := os.ReadFile(r.path)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("data"))
+	if i < 0 || i+8 > len(b) {
+		r.t.Fatalf("pw-record wrote no WAV data chunk (%d bytes)", len(b))
+	}
+	return b[i+8:]
 }
 
 // burstOnsets pairs each burst's onset on the left channel of interleaved

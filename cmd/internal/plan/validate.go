@@ -20,7 +20,6 @@ const (
 	minRegisterExpires = 10 * time.Second
 	maxRegisterRetry   = 5 * time.Minute  // the back-off cap: a longer first retry makes no sense
 	minSessionExpires  = 90 * time.Second // RFC 4028 Min-SE floor
-	maxJitterBuffer    = time.Second
 	minMessageBytes    = 1024
 	maxMessageBytes    = 16 << 20
 	maxNameLen         = 64
@@ -213,8 +212,11 @@ func (v *validator) rtp(r *RTPSettings) {
 	if r.PTime.Duration < 10*time.Millisecond || r.PTime.Duration > 60*time.Millisecond || r.PTime.Duration%(10*time.Millisecond) != 0 {
 		v.add("rtp-settings.ptime", "must be 10ms, 20ms, 30ms, 40ms, 50ms or 60ms (got %q)", r.PTime.text())
 	}
-	if v.positive("rtp-settings.jitter-buffer", r.JitterBuffer) && r.JitterBuffer.Duration > maxJitterBuffer {
-		v.add("rtp-settings.jitter-buffer", "must be at most %q (got %q)", Duration{maxJitterBuffer}.text(), r.JitterBuffer.text())
+	// The media engine's own limits: the buffer adapts within them, and
+	// it refuses a plan outside them at start.
+	if jb := r.JitterBuffer.Duration; jb < media.MinJitterBuffer || jb > media.MaxJitterBuffer {
+		v.add("rtp-settings.jitter-buffer", "must be from %q to %q, the range the jitter buffer adapts within (got %q)",
+			Duration{media.MinJitterBuffer}.text(), Duration{media.MaxJitterBuffer}.text(), r.JitterBuffer.text())
 	}
 	v.positive("rtp-settings.timeout", r.Timeout)
 	v.oneOf("rtp-settings.srtp", r.SRTP, srtpModes)
@@ -362,8 +364,24 @@ func (v *validator) conflicts(p *Plan) {
 	if p.TCP.Port == p.SIP.Port && slices.Contains(p.SIP.Transports, "tcp") {
 		v.add("tcp-settings.port", "TCP port %d is also the SIP port with transport \"tcp\"; move one of them", p.TCP.Port)
 	}
-	if _, port, err := net.SplitHostPort(p.Metrics.Address); err == nil && port == strconv.Itoa(p.TCP.Port) {
-		v.add("metrics.address", "port %s is also the API port [tcp-settings] port; move one of them", port)
+	// Every TCP listener needs a port of its own, or the second bind fails
+	// at start (addresses are not compared: a wildcard overlaps them all).
+	tls := slices.Contains(p.SIP.Transports, "tls")
+	if tls && p.TCP.Port == p.SIP.TLSPort {
+		v.add("tcp-settings.port", "TCP port %d is also the TLS port [sip-settings] tls-port; move one of them", p.TCP.Port)
+	}
+	if _, port, err := net.SplitHostPort(p.Metrics.Address); err == nil {
+		switch port {
+		case strconv.Itoa(p.TCP.Port):
+			v.add("metrics.address", "port %s is also the API port [tcp-settings] port; move one of them", port)
+		case strconv.Itoa(p.SIP.Port):
+			if slices.Contains(p.SIP.Transports, "tcp") {
+				v.add("metrics.address", "port %s is also the SIP port with transport \"tcp\"; move one of them", port)
+			}
+		}
+		if tls && port == strconv.Itoa(p.SIP.TLSPort) {
+			v.add("metrics.address", "port %s is also the TLS port [sip-settings] tls-port; move one of them", port)
+		}
 	}
 	calls := 0
 	for _, a := range p.Accounts {

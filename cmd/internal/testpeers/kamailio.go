@@ -34,6 +34,9 @@ type KamailioOptions struct {
 	ShmMB int
 	// IPv6 listens on [::1] instead of 127.0.0.1.
 	IPv6 bool
+	// UDPOnly listens on UDP only: a TCP connect to Port is refused, as by
+	// an RFC 2543 server without TCP.
+	UDPOnly bool
 	// TLS adds a TLS listener on a port of its own (TLSAddr) with this
 	// certificate (Debian package kamailio-tls-modules). Kamailio does not
 	// verify its clients.
@@ -56,6 +59,7 @@ type Kamailio struct {
 	proc    *proc
 	kamcmd  string
 	tlsPort int
+	udpOnly bool
 }
 
 // StartKamailio starts a registrar/proxy on 127.0.0.1 (UDP and TCP, one
@@ -64,7 +68,7 @@ type Kamailio struct {
 func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
 	t.Helper()
 	bin := RequireBinary(t, "kamailio", "kamailio")
-	k := &Kamailio{t: t, host: LoopbackHost(opts.IPv6), kamcmd: RequireBinary(t, "kamcmd", "kamailio")}
+	k := &Kamailio{t: t, host: LoopbackHost(opts.IPv6), kamcmd: RequireBinary(t, "kamcmd", "kamailio"), udpOnly: opts.UDPOnly}
 	k.dir = LogDir(t, "kamailio")
 	root := RepoRoot(t)
 	cfg := filepath.Join(root, "testdata", "kamailio", "kamailio.cfg")
@@ -100,10 +104,13 @@ func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
 	k.args = []string{
 		"-f", cfg, "-DD", "-E", "-m", strconv.Itoa(shm), "-M", "4",
 		"-Y", run, "-w", run,
-		"-l", "udp:" + k.hostPort(), "-l", "tcp:" + k.hostPort(),
+		"-l", "udp:" + k.hostPort(),
 		"--alias=localhost:" + p,
 		"-A", fmt.Sprintf("DBURL=%q", "text://"+db),
 		"-A", fmt.Sprintf("CTLSOCK=%q", "unix:"+k.ctl),
+	}
+	if !opts.UDPOnly {
+		k.args = append(k.args, "-l", "tcp:"+k.hostPort())
 	}
 	if opts.TLS != nil {
 		if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so"); err != nil {
@@ -179,7 +186,13 @@ func (k *Kamailio) start() {
 			k.t.Fatalf("testpeers: kamailio exited during start-up (%v); log:\n%s", pr.waitErr, tail(pr.logPath, 30))
 		}
 		if _, err := os.Stat(k.ctl); err == nil {
-			if c, err := net.DialTimeout("tcp", k.Addr(), 200*time.Millisecond); err == nil {
+			if k.udpOnly {
+				// The UDP socket is bound before the control socket
+				// answers: an answer means it is listening.
+				if _, err := k.Kamcmd("core.uptime"); err == nil {
+					return
+				}
+			} else if c, err := net.DialTimeout("tcp", k.Addr(), 200*time.Millisecond); err == nil {
 				c.Close()
 				return
 			}
@@ -192,7 +205,7 @@ func (k *Kamailio) start() {
 	}
 }
 
-// Addr is "127.0.0.1:PORT" or "[::1]:PORT" (UDP and TCP).
+// Addr is "127.0.0.1:PORT" or "[::1]:PORT" (UDP and, unless UDPOnly, TCP).
 func (k *Kamailio) Addr() string { return k.hostPort() }
 
 func (k *Kamailio) hostPort() string { return net.JoinHostPort(k.host, strconv.Itoa(k.port)) }

@@ -152,6 +152,12 @@ func StartPipeWire(t testing.TB) *Pulse {
 // plan's [audio] pulse-server takes.
 func (p *Pulse) Server() string { return "unix:" + p.socket }
 
+// PipeWireEnv is the environment a native PipeWire client (pw-link,
+// pw-record) needs to reach a server from StartPipeWire.
+func (p *Pulse) PipeWireEnv() []string {
+	return []string{"XDG_RUNTIME_DIR=" + p.dir, "PIPEWIRE_RUNTIME_DIR=" + p.dir}
+}
+
 // Env is the environment a client process needs to reach this server.
 func (p *Pulse) Env() []string {
 	return []string{"PULSE_SERVER=" + p.Server(), "PULSE_RUNTIME_PATH=" + p.dir}
