@@ -45,7 +45,7 @@ import (
 type streams struct {
 	pool        func(network string) *sip.ConnectionPool
 	wrap        func(net.Conn) net.Conn // the edge; nil: none
-	tlsConf     *tls.Config             // client side of "tls" dials
+	tlsConf     func(host string) *tls.Config // client side of a "tls" dial to host; nil: crypto/tls's defaults
 	dialTimeout time.Duration
 	handoffs    map[string]*handoff // by network: "tcp", "tls"
 
@@ -54,7 +54,7 @@ type streams struct {
 	live    map[*trackedConn]struct{}
 }
 
-func newStreams(tl *sip.TransportLayer, wrap func(net.Conn) net.Conn, tlsConf *tls.Config) *streams {
+func newStreams(tl *sip.TransportLayer, wrap func(net.Conn) net.Conn, tlsConf func(host string) *tls.Config) *streams {
 	return &streams{
 		pool: tl.Pool, wrap: wrap, tlsConf: tlsConf,
 		// A connect that gets no answer fails within the time the
@@ -158,13 +158,9 @@ func (s *streams) dial(ctx context.Context, h *handoff, network, key, host strin
 		return fmt.Errorf("%s connection to %s: %w", strings.ToUpper(network), key, err)
 	}
 	if network == "tls" {
-		cfg := s.tlsConf
-		if cfg == nil {
-			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		if cfg.ServerName == "" {
-			cfg = cfg.Clone()
-			cfg.ServerName = host
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+		if s.tlsConf != nil {
+			cfg = s.tlsConf(host) // verified with the tls-ca and tls-verify in force
 		}
 		tc := tls.Client(c, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {

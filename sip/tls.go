@@ -99,23 +99,79 @@ func (s *tlsStore) serverConfig() *tls.Config {
 	}
 }
 
-// clientConfig is the dial configuration sipgo clones per connection (it
-// sets ServerName to the host dialled). The CA pool is read when the UA
-// starts: sipgo keeps this configuration for its life. The client
-// certificate follows reloads.
+// The client side: which CAs verify servers (tls-ca) and whether they
+// are verified at all (tls-verify) follow a reload from the next
+// connection. sipgo keeps the one configuration it is given for its life
+// and clones it per connection, so none of its fields may change; and
+// crypto/tls gives a verification callback no way to learn the IP address
+// dialled (ConnectionState.ServerName is the SNI, which is empty for an
+// IP). Hence two configurations, each verifying with the material in
+// force at its handshake:
+//
+//   - dialConfig, for the connections we dial ourselves (streams.go: every
+//     IP address), made per connection with the host it dials;
+//   - clientConfig, which sipgo keeps for those it dials itself (host
+//     names): the name to check is the SNI it sent.
+//
+// Both leave crypto/tls's own check off and make the same check
+// (verifyServer), with the same error.
+
+// clientConfig is the configuration sipgo keeps and clones per connection.
 func (s *tlsStore) clientConfig() *tls.Config {
-	m := s.cur.Load()
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
-		RootCAs:            m.roots,
-		InsecureSkipVerify: !m.cfg.Verify, //nolint:gosec // tls-verify = false is the operator's explicit choice
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if m := s.cur.Load(); m.cert != nil {
-				return m.cert, nil
-			}
-			return &tls.Certificate{}, nil // none: the server decides
+		InsecureSkipVerify: true, //nolint:gosec // VerifyConnection verifies, with the material in force
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return s.cur.Load().verifyServer(cs, cs.ServerName)
 		},
+		GetClientCertificate: s.clientCertificate,
 	}
+}
+
+// dialConfig is the configuration of one connection we dial to host (a
+// host name or IP address): verified with the material in force now.
+func (s *tlsStore) dialConfig(host string) *tls.Config {
+	m := s.cur.Load()
+	return &tls.Config{
+		MinVersion:           tls.VersionTLS12,
+		ServerName:           host,
+		InsecureSkipVerify:   true, //nolint:gosec // VerifyConnection verifies, with the material in force
+		VerifyConnection:     func(cs tls.ConnectionState) error { return m.verifyServer(cs, host) },
+		GetClientCertificate: s.clientCertificate,
+	}
+}
+
+func (s *tlsStore) clientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	if m := s.cur.Load(); m.cert != nil {
+		return m.cert, nil
+	}
+	return &tls.Certificate{}, nil // none: the server decides
+}
+
+var errNoServerName = errors.New("tls: no server name to verify the certificate against")
+
+// verifyServer is crypto/tls's verification of a server (a chain to the
+// roots, server-auth usage, the name or IP address dialled), with its
+// error, or nothing when tls-verify is false (the operator's explicit
+// choice).
+func (m *tlsMaterial) verifyServer(cs tls.ConnectionState, name string) error {
+	if !m.cfg.Verify {
+		return nil
+	}
+	switch {
+	case len(cs.PeerCertificates) == 0:
+		return errors.New("tls: server sent no certificate")
+	case name == "":
+		return errNoServerName
+	}
+	opts := x509.VerifyOptions{Roots: m.roots, DNSName: name, Intermediates: x509.NewCertPool()}
+	for _, c := range cs.PeerCertificates[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+	}
+	return nil
 }
 
 // ReloadTLS re-reads the certificate, key and CA files in force (on every

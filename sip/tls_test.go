@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -129,5 +130,86 @@ func TestReconfigureTLSFiles(t *testing.T) {
 	}
 	if cn := served(t, u.tls); cn != "second" || u.cur().UserAgent == "not applied" {
 		t.Fatalf("a rejected Reconfigure changed what is in force: serves %q, user agent %q", cn, u.cur().UserAgent)
+	}
+}
+
+// handshake dials addr with cfg and reports the handshake's error.
+func handshake(t *testing.T, addr string, cfg *tls.Config) error {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write([]byte("x")) // TLS 1.3: the server's verdict comes with the first read or write
+	return err
+}
+
+// The client check follows a reload: a server certificate from a CA the
+// reload no longer trusts fails the next handshake, one from a CA it adds
+// passes, tls-verify = false accepts anything; the name checked is the IP
+// address dialled (our own dials) or the SNI (sipgo's, host names), and a
+// connection with neither fails.
+func TestTLSClientFollowsReload(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	srvCert, srvKey := writeSelfSigned(t, dir, "pbx") // for IP 127.0.0.1
+	otherCA, _ := writeSelfSigned(t, other, "other CA")
+	kp, err := tls.LoadX509KeyPair(srvCert, srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.(*tls.Conn).Handshake()
+				_, _ = c.Read(make([]byte, 1))
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
+
+	st, err := newTLSStore(TLSConfig{CA: otherCA, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ve *tls.CertificateVerificationError
+	if err := handshake(t, addr, st.dialConfig("127.0.0.1")); !errors.As(err, &ve) {
+		t.Fatalf("a server from a CA not trusted: %v, want a certificate verification error", err)
+	}
+	if err := st.load(TLSConfig{CA: srvCert, Verify: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(t, addr, st.dialConfig("127.0.0.1")); err != nil {
+		t.Fatalf("after the reload trusted its CA: %v", err)
+	}
+	if err := handshake(t, addr, st.dialConfig("127.0.0.2")); !errors.As(err, &ve) {
+		t.Errorf("an IP the certificate does not name: %v, want a verification error", err)
+	}
+	// sipgo's configuration: the name is the SNI, which an IP never is.
+	named := st.clientConfig().Clone()
+	named.ServerName = "pbx.example.com"
+	if err := handshake(t, addr, named); !errors.As(err, &ve) {
+		t.Errorf("a host name the certificate does not name: %v, want a verification error", err)
+	}
+	byIP := st.clientConfig().Clone()
+	byIP.ServerName = "127.0.0.1"
+	if err := handshake(t, addr, byIP); !errors.Is(err, errNoServerName) {
+		t.Errorf("sipgo's configuration dialling an IP: %v, want errNoServerName", err)
+	}
+	if err := st.load(TLSConfig{CA: otherCA, Verify: false}); err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(t, addr, st.dialConfig("127.0.0.2")); err != nil {
+		t.Errorf("tls-verify = false: %v", err)
 	}
 }

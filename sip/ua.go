@@ -288,7 +288,7 @@ func (u *UA) Start(ctx context.Context) error {
 
 	tuneSipgo()
 	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(u.cur().UserAgent)}
-	var clientTLS *tls.Config
+	var dialTLS func(host string) *tls.Config
 	if slices.Contains(u.cur().Transports, "tls") {
 		st, err := newTLSStore(u.cur().TLS)
 		if err != nil {
@@ -298,8 +298,8 @@ func (u *UA) Start(ctx context.Context) error {
 			return errors.New("sip: transport \"tls\" needs tls-certificate and tls-key for its listener")
 		}
 		u.tls = st
-		clientTLS = st.clientConfig() // our dials and sipgo's own use one
-		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(clientTLS))
+		dialTLS = st.dialConfig // ours (IP addresses); sipgo's own (host names):
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(st.clientConfig()))
 	}
 	sua, err := sipgo.NewUA(append(uaOpts,
 		sipgo.WithUserAgentTransactionLayerOptions(
@@ -325,7 +325,7 @@ func (u *UA) Start(ctx context.Context) error {
 
 	u.edge = u.newEdge()
 	u.edge.SetTap(u.tap)
-	u.streams = newStreams(sua.TransportLayer(), u.edge.Stream, clientTLS)
+	u.streams = newStreams(sua.TransportLayer(), u.edge.Stream, dialTLS)
 	if err := u.listen(); err != nil {
 		sua.Close()
 		return err

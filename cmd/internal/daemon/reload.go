@@ -22,10 +22,6 @@ var bound = map[string]string{
 	"sip-settings.port":       "the SIP listeners are bound to it",
 	"sip-settings.transports": "each transport is a listener, bound at start",
 	"sip-settings.tls-port":   "the TLS listener is bound to it",
-	// sipgo dials with the one TLS client configuration it was given at
-	// start (sip/tls.go clientConfig).
-	"sip-settings.tls-ca":     "the SIP stack's TLS client configuration is made at start",
-	"sip-settings.tls-verify": "the SIP stack's TLS client configuration is made at start",
 	"rtp-settings.ptime":      "the audio channels and the RTP scheduler run at the packet time they started with",
 	"metrics.address":         "the metrics listener is bound to it",
 }
@@ -53,7 +49,6 @@ func inForce(running, next *plan.Plan) *plan.Plan {
 	p.TCP.Address, p.TCP.Port = running.TCP.Address, running.TCP.Port
 	p.SIP.Address, p.SIP.Port, p.SIP.TLSPort = running.SIP.Address, running.SIP.Port, running.SIP.TLSPort
 	p.SIP.Transports = running.SIP.Transports
-	p.SIP.TLSCA, p.SIP.TLSVerify = running.SIP.TLSCA, running.SIP.TLSVerify
 	p.RTP.PTime = running.RTP.PTime
 	if restartReason(running, next, "rtp-settings.codecs") != "" {
 		p.RTP.Codecs = running.RTP.Codecs

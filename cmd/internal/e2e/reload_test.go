@@ -172,3 +172,32 @@ func TestKeepaliveDetectsHungRegistrar(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloadTLSCA: Kamailio's TLS certificate comes from a CA the plan
+// does not trust, so the account cannot register (503, the certificate
+// named); a reload naming Kamailio's CA in tls-ca is applied without a
+// restart and the account registers over TLS at once.
+func TestReloadTLSCA(t *testing.T) {
+	w := newTLSWorld(t)
+	other := testpeers.NewTestCA(t, "other")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	e := &env{t: t, ctx: ctx, k: w.k}
+	e.start(w.plan(t, other.Cert))
+	waitRegistered(t, e.c, "acc1", 503)
+	if n := len(w.k.LogLines("REQ REGISTER")); n != 0 {
+		t.Fatalf("Kamailio saw %d REGISTERs from a daemon that does not trust it", n)
+	}
+
+	changes := editPlan(t, e, "tls-ca = "+q(other.Cert), "tls-ca = "+q(w.ca.Cert))
+	applied(t, changes, "sip-settings.tls-ca")
+	reloaded := time.Now()
+	st := waitStatus(t, e.c, "acc1", 10*time.Second, "registered over TLS", func(s api.Status) bool { return s.AccountStatus == 200 })
+	t.Logf("registered %.1f s after the reload (register-retry 1s)", time.Since(reloaded).Seconds())
+	if !strings.HasPrefix(serverOf(st), "tls:") || !strings.Contains(strings.Join(w.k.LogLines("REQ REGISTER"), "\n"), "(tls:") {
+		t.Errorf("not registered over TLS: %q\n%s", serverOf(st), strings.Join(w.k.LogLines("REQ REGISTER"), "\n"))
+	}
+	if strings.Contains(e.d.Log(), "needs a restart") {
+		t.Errorf("the daemon logged a restart for tls-ca")
+	}
+}
