@@ -44,7 +44,7 @@ import (
 // before serving starts and only read after.
 type streams struct {
 	pool        func(network string) *sip.ConnectionPool
-	wrap        func(net.Conn) net.Conn // the edge; nil: none
+	wrap        func(net.Conn) net.Conn       // the edge; nil: none
 	tlsConf     func(host string) *tls.Config // client side of a "tls" dial to host; nil: crypto/tls's defaults
 	dialTimeout time.Duration
 	handoffs    map[string]*handoff // by network: "tcp", "tls"
