@@ -8,7 +8,11 @@
 // a 404 or 407, shows a live server. No answer within register-timeout, or
 // a transport error, is the server being down: the same outcome as a
 // REGISTER that got no answer, so an account with several servers moves
-// to the next and one with one server is unreachable and retries.
+// to the next and one with one server is unreachable and retries. A time-out
+// counts only once that server has answered a keepalive: a registrar that
+// ignores OPTIONS from its phones (keeping them alive by the REGISTER
+// refresh, as UCM's line side does) would otherwise be "down" at every
+// ping, and the account would fail over in a loop.
 //
 // OPTIONS rather than the CRLF ping of RFC 5626 §4.4.1: that is defined
 // for an outbound flow the registrar agreed to (Supported: outbound, a
@@ -39,10 +43,21 @@ func (u *UA) keepalive(ctx context.Context, a *account, gen uint64) (res regResu
 	cancel()
 	switch {
 	case err == nil:
+		u.mu.Lock()
+		if gen == a.gen && a.kaAnswered != eff.Server {
+			a.kaAnswered = eff.Server
+		}
+		u.mu.Unlock()
 		return regResult{}, false
 	case ctx.Err() != nil:
 		return regResult{}, false // aborted by a command or shutdown
 	case timedOut:
+		u.mu.Lock()
+		silent := a.kaAnswered != eff.Server
+		u.mu.Unlock()
+		if silent {
+			return regResult{}, false // never answered one: its REGISTER refresh judges it
+		}
 		res = regResult{code: 408, unreachable: true,
 			reason: fmt.Sprintf("408 Request Timeout (no answer to the keepalive OPTIONS within %v)", timeout)}
 	default:

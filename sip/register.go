@@ -52,6 +52,10 @@ type account struct {
 	refused uint64 // out-of-dialog requests refused by accept-from
 
 	cur int // index in eff.servers() of the server in use (failover.go)
+
+	// kaAnswered is the server that has answered a keepalive OPTIONS; only
+	// that one is judged down when one goes unanswered (keepalive.go).
+	kaAnswered string
 }
 
 type regCmdKind int

@@ -193,6 +193,50 @@ func TestKeepalive(t *testing.T) {
 	})
 }
 
+// TestKeepaliveSilentServer: a registrar that never answers OPTIONS (UCM's
+// line side keeps phones alive by the REGISTER refresh) is not judged down
+// by unanswered keepalives: the account stays registered there instead of
+// failing over at every ping.
+func TestKeepaliveSilentServer(t *testing.T) {
+	a, b := newPeer(t), newPeer(t)
+	(&registrar{expires: 3600, user: "3001", pass: "pw", nonce: "na"}).install(a)
+	(&registrar{expires: 3600, user: "3001", pass: "pw", nonce: "nb"}).install(b)
+	var mu sync.Mutex
+	pings := 0
+	a.handle(sip.OPTIONS, func(*sip.Request, sip.ServerTransaction) {
+		mu.Lock()
+		pings++
+		mu.Unlock()
+	})
+	clk := newFakeClock()
+	h := startUA(t, []Account{{Name: "a1", User: "3001", Pass: "pw", Server: a.addr(), Backups: []string{b.addr()}, Register: true}},
+		func(c *Config, u *UA) {
+			if c != nil {
+				c.RegisterExpires = time.Hour
+				c.RegisterTimeout = 300 * time.Millisecond
+				c.FailbackInterval = time.Hour
+				c.KeepaliveInterval = 10 * time.Second
+			}
+			if u != nil {
+				u.clock = clk
+			}
+		})
+	eventually(t, "registered at the primary", 3*time.Second, func() bool {
+		st := h.status(t, "a1")
+		return st.Code == 200 && st.Registration.Server == a.addr()
+	})
+	eventually(t, "three unanswered keepalives", 5*time.Second, func() bool {
+		clk.Advance(10 * time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		return pings >= 3
+	})
+	h.ev.none(t, 500*time.Millisecond)
+	if st := h.status(t, "a1"); st.Code != 200 || st.Registration.Server != a.addr() {
+		t.Fatalf("a server silent to OPTIONS moved the account: %+v", st.Registration)
+	}
+}
+
 // A reload's public-address re-registers at once: the binding with the old
 // Contact is removed first (Expires: 0), then the new one registered; a
 // reload's register-expires re-registers asking for the new lifetime.
