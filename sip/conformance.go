@@ -69,7 +69,7 @@ func (u *UA) newEdge() *edge.Edge {
 func (u *UA) beforeSend(ctx context.Context, req *sip.Request) error {
 	if !strings.EqualFold(req.Transport(), "UDP") {
 		if stream(req.Transport()) {
-			return u.streams.ensure(ctx, req.Transport(), req.Destination())
+			return u.streams.ensure(ctx, req.Transport(), req.Destination(), nextHopName(req))
 		}
 		return nil
 	}
@@ -82,7 +82,7 @@ func (u *UA) beforeSend(ctx context.Context, req *sip.Request) error {
 			req.Method, n, udpRequestLimit, sip.ErrUDPMTUCongestion)
 	}
 	u.sendOver(req, "TCP")
-	err := u.streams.ensure(ctx, "TCP", req.Destination())
+	err := u.streams.ensure(ctx, "TCP", req.Destination(), "")
 	switch {
 	case err == nil:
 		u.log.Debug("request over TCP for its size (RFC 3261 §18.1.1)", "method", req.Method, "bytes", n, "to", req.Destination())
@@ -144,4 +144,21 @@ func (u *UA) EdgeStats() edge.Stats {
 		return edge.Stats{}
 	}
 	return u.edge.Stats()
+}
+
+// nextHopName is the host name of the URI a request is sent to (its first
+// Route, else its Request-URI: what sipgo derives the destination from
+// before pinDestination puts the resolved address there), or "" for an IP
+// address. Over TLS that name is what the server's certificate must show
+// (RFC 3261 §26.3.1, RFC 5922 §4), not the address it resolved to.
+func nextHopName(req *sip.Request) string {
+	host := req.Recipient.Host
+	if r := req.Route(); r != nil {
+		host = r.Address.Host
+	}
+	host = bareHost(host)
+	if ipFamily(host) != 0 {
+		return ""
+	}
+	return host
 }

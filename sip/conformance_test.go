@@ -269,3 +269,29 @@ func TestHalfClosedStreamGetsItsAnswer(t *testing.T) {
 		}
 	}
 }
+
+// nextHopName is the host a TLS server must prove: the first Route's, else
+// the Request-URI's, and none for an IP address.
+func TestNextHopName(t *testing.T) {
+	for _, tc := range []struct {
+		ruri, route, want string
+	}{
+		{"sip:3002@pbx.example.com", "", "pbx.example.com"},
+		{"sip:3002@127.0.0.1:5061", "", ""},
+		{"sip:3002@[::1]:5061", "", ""},
+		{"sip:3002@127.0.0.1", "<sip:proxy.example.com:5061;transport=tls;lr>", "proxy.example.com"},
+		{"sip:3002@pbx.example.com", "<sip:127.0.0.2;lr>", ""},
+	} {
+		var u sip.Uri
+		if err := sip.ParseUri(tc.ruri, &u); err != nil {
+			t.Fatal(err)
+		}
+		req := sip.NewRequest(sip.INVITE, u)
+		if tc.route != "" {
+			req.AppendHeader(sip.NewHeader("Route", tc.route))
+		}
+		if got := nextHopName(req); got != tc.want {
+			t.Errorf("%s via %q: %q, want %q", tc.ruri, tc.route, got, tc.want)
+		}
+	}
+}

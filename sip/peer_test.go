@@ -177,7 +177,7 @@ func (p *peer) prepare(req *sip.Request) {
 		defer cancel()
 		// On failure sipgo dials (or fails the request) itself, which the
 		// test sees.
-		_ = p.streams.ensure(ctx, "TCP", req.Destination())
+		_ = p.streams.ensure(ctx, "TCP", req.Destination(), "")
 		return
 	}
 	req.SetTransport("UDP")

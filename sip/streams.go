@@ -97,8 +97,9 @@ func (s *streams) handoff(network string, addr net.Addr) *handoff {
 // ensure makes sure sipgo holds a connection for a request over transport
 // ("TCP", "TLS") to dest (host:port), dialling it if needed. A destination
 // that is not an IP address, or a transport without a handoff, is left to
-// sipgo.
-func (s *streams) ensure(ctx context.Context, transport, dest string) error {
+// sipgo. name is the host name dest was resolved from ("" for none): a TLS
+// server proves that name, not the address (RFC 5922 §4).
+func (s *streams) ensure(ctx context.Context, transport, dest, name string) error {
 	network := strings.ToLower(transport)
 	h := s.handoffs[network]
 	if h == nil {
@@ -131,7 +132,10 @@ func (s *streams) ensure(ctx context.Context, transport, dest string) error {
 		w := make(chan struct{})
 		s.dialing[network+"|"+key] = w
 		s.mu.Unlock()
-		err := s.dial(ctx, h, network, key, host)
+		if name == "" {
+			name = host
+		}
+		err := s.dial(ctx, h, network, key, name)
 		s.mu.Lock()
 		delete(s.dialing, network+"|"+key)
 		s.mu.Unlock()
@@ -149,8 +153,9 @@ func (s *streams) pooled(network, key string) bool {
 	return true
 }
 
-// dial connects to key, over TLS for network "tls" (verifying host, as
-// sipgo does), and hands the connection to sipgo.
+// dial connects to key, over TLS for network "tls" (verifying host, the
+// name or address the server must prove, as sipgo does), and hands the
+// connection to sipgo.
 func (s *streams) dial(ctx context.Context, h *handoff, network, key, host string) error {
 	d := net.Dialer{Timeout: s.dialTimeout}
 	c, err := d.DialContext(ctx, "tcp", key)

@@ -138,3 +138,39 @@ func TestTLSUnknownCA(t *testing.T) {
 		t.Errorf("Kamailio saw %d REGISTERs: a fallback to another transport", n)
 	}
 }
+
+// TestTLSServerByName: a server given by host name proves that name, not
+// the address it resolved to (RFC 3261 §26.3.1, RFC 5922 §4). Kamailio's
+// certificate names only "localhost" (no IP address): the daemon, told
+// `tls:localhost:PORT`, registers; one whose certificate names another host
+// is refused.
+func TestTLSServerByName(t *testing.T) {
+	for _, tc := range []struct {
+		name, san string
+		want      int
+	}{
+		{"certificate names the host", "DNS:localhost", 200},
+		{"certificate names another host", "DNS:pbx.example.com", 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca := testpeers.NewTestCA(t, "main")
+			kc, kk := ca.Issue("kamailio", tc.san)
+			k := testpeers.StartKamailio(t, testpeers.KamailioOptions{TLS: &testpeers.KamailioTLS{Cert: kc, Key: kk, CA: ca.Cert}})
+			cert, key := ca.Issue("daemon", "IP:127.0.0.1")
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			t.Cleanup(cancel)
+			e := &env{t: t, ctx: ctx, k: k}
+			_, port, _ := strings.Cut(k.TLSAddr(), ":")
+			e.start(&plan{
+				Accounts:   []account{{Name: "acc1", User: "3001", Pass: "sip3001", Server: "tls:localhost:" + port}},
+				Transports: []string{"udp", "tls"},
+				SIPExtra: fmt.Sprintf("tls-port = %d\ntls-certificate = %q\ntls-key = %q\ntls-ca = %q\n",
+					testpeers.FreePort(t), cert, key, ca.Cert),
+			})
+			waitRegistered(t, e.c, "acc1", tc.want)
+			if ok, err := k.Registered("3001"); err != nil || ok != (tc.want == 200) {
+				t.Errorf("Kamailio holds a binding: %v (%v), want %v", ok, err, tc.want == 200)
+			}
+		})
+	}
+}
