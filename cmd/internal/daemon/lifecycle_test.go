@@ -18,6 +18,19 @@ import (
 )
 
 // freePort asks the kernel for a free TCP+UDP port on 127.0.0.1.
+// testRTPRanges are the RTP port ranges the plans of this package's tests
+// use (writePlan, settingsPlan and the reload's new range, limits_test).
+var testRTPRanges = [][2]int{{40000, 40001}, {42100, 42399}, {65534, 65535}}
+
+func inTestRTPRange(port int) bool {
+	for _, r := range testRTPRanges {
+		if port >= r[0] && port <= r[1] {
+			return true
+		}
+	}
+	return false
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	for i := 0; i < 50; i++ {
@@ -27,8 +40,8 @@ func freePort(t *testing.T) int {
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
-		if port >= 42100 && port <= 42199 {
-			continue // writePlan's RTP range: the plan would not validate
+		if inTestRTPRange(port) {
+			continue // a plan with it as a SIP or API port would not validate
 		}
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
