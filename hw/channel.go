@@ -40,11 +40,15 @@ type ChannelConfig struct {
 
 // Config selects the backend and the stream format for every channel.
 type Config struct {
-	Backend     string        // "loopback", "pulse", "alsa"
-	PulseServer string        // empty: the default server
-	Format      Format        // the codec's format: 8 kHz mono for G.711
-	FrameTime   time.Duration // ptime, e.g. 20ms (the daemon's, from the plan); 0 is rejected
-	Buffer      time.Duration // device buffer target, e.g. 20ms; 0: one frame, the minimum
+	Backend     string // "loopback", "pulse", "alsa"
+	PulseServer string // empty: the default server
+	// PipeWireQuantum is the graph period, in samples at 48 kHz, the pulse
+	// backend asks pipewire-pulse for (see pipeWireQuantum); 0: 1024,
+	// PipeWire's default. Unused with PulseAudio.
+	PipeWireQuantum int
+	Format          Format        // the codec's format: 8 kHz mono for G.711
+	FrameTime       time.Duration // ptime, e.g. 20ms (the daemon's, from the plan); 0 is rejected
+	Buffer          time.Duration // device buffer target, e.g. 20ms; 0: one frame, the minimum
 	// ServerWait: how long Open waits for a pulse server that is not
 	// running yet (boot order, a user session still starting); 0: fail at
 	// once. Later losses are always retried.

@@ -379,17 +379,24 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 	return s, nil
 }
 
-// pipeWireQuantum is PipeWire's default graph period, 1024 samples at
-// 48 kHz. pipewire-pulse turns each stream's buffer attributes into a node
+// pipeWireQuantum is the graph period our streams ask pipewire-pulse for
+// (Config.PipeWireQuantum, samples at 48 kHz; PipeWire's default 1024 when
+// unset). pipewire-pulse turns each stream's buffer attributes into a node
 // latency and runs the graph at the largest power-of-two quantum that fits
-// the smallest of them: a 20 ms stream gets 512 samples (10.7 ms). On a
-// loaded machine without realtime scheduling the daemons then miss cycles
-// (the sink consumed 7-11 % less than real time under -race at load 10),
-// every missed cycle is an underrun that delays the stream by one more
-// quantum, the server stops asking for data and the channel's queue backs
-// up until its trim drops audio. Streams that ask for at least the default
-// quantum keep the graph at 1024.
-const pipeWireQuantum = 1024 * time.Second / 48000
+// the smallest of them, so the graph runs at this period or a smaller one
+// another client asks for. Every term of the path is a quantum: pipewire-
+// pulse's own buffer for the stream, the playback margin, the capture
+// delivery. At 1024 (21.3 ms) a call between two channels takes about
+// 100 ms, at 256 (5.3 ms) about 50 ms. A smaller period needs PipeWire's
+// data threads to run in time (realtime scheduling: module-rt, rtkit);
+// when they miss cycles the stream underruns and the margins rise.
+func pipeWireQuantum(cfg Config) time.Duration {
+	q := cfg.PipeWireQuantum
+	if q <= 0 {
+		q = 1024
+	}
+	return time.Duration(q) * time.Second / 48000
+}
 
 type playAttr struct {
 	tlength, prebuf, minreq time.Duration
@@ -408,15 +415,15 @@ type playAttr struct {
 //
 // pipewire-pulse computes the node latency as (tlength - 2·minreq)/2 and
 // keeps tlength minus that latency: asked so that the latency is one
-// default quantum (see pipeWireQuantum) and what remains is above the
-// largest margin. It ignores prebuf.
+// quantum (see pipeWireQuantum) and what remains is above the largest
+// margin. It ignores prebuf.
 func pulsePlayAttr(cfg Config, pipewire bool) playAttr {
 	f := cfg.FrameTime
 	if !pipewire {
 		req := max(cfg.Buffer/2, time.Millisecond)
 		return playAttr{tlength: cfg.Buffer + 2*f, prebuf: req, minreq: req, early: true}
 	}
-	lat := pipeWireQuantum + time.Millisecond
+	lat := pipeWireQuantum(cfg) + time.Millisecond
 	return playAttr{tlength: 2*lat + 2*f, prebuf: 2 * f, minreq: f}
 }
 
@@ -439,17 +446,17 @@ func pulseMargins(cfg Config, pipewire bool, frag int) (play, capture margin) {
 		return margin{cur: lo, lo: lo, hi: lo + span, up: frame / 2, down: max(frame/8, 1), decay: 5}
 	}
 	if pipewire {
-		q := f.FrameSamples(pipeWireQuantum)
+		q := f.FrameSamples(pipeWireQuantum(cfg))
 		return adapt(q, 2*frame), adapt(frame, frame)
 	}
 	return adapt(f.FrameSamples(pulsePlayAttr(cfg, false).minreq), 2*frame), adapt(frag, frame)
 }
 
 // pulseFragSize is the record fragment: the device buffer, and on
-// pipewire-pulse (node latency = fragsize) at least one default quantum.
+// pipewire-pulse (node latency = fragsize) at least one quantum.
 func pulseFragSize(cfg Config, pipewire bool) time.Duration {
 	if pipewire {
-		return max(cfg.Buffer, pipeWireQuantum+time.Millisecond)
+		return max(cfg.Buffer, pipeWireQuantum(cfg)+time.Millisecond)
 	}
 	return cfg.Buffer
 }

@@ -131,3 +131,45 @@ func TestPulseWaitForServerEndsWithContext(t *testing.T) {
 		t.Errorf("OpenContext returned %v after the cancel, want at once", d-300*time.Millisecond)
 	}
 }
+
+// On pipewire-pulse every buffer the backend asks for and the margins it
+// starts from follow Config.PipeWireQuantum, the graph period: the node
+// latency pipewire-pulse derives from the playback attributes,
+// (tlength - 2·minreq)/2, and the record fragment are one quantum (plus
+// 1 ms, so the graph's power-of-two rounding lands on it), and the
+// playback margin starts at one quantum.
+func TestPipeWireBuffersFollowQuantum(t *testing.T) {
+	for _, tc := range []struct {
+		quantum  int
+		wantLat  time.Duration // node latency from the playback attributes
+		wantFrag time.Duration
+		wantPlay int // playback margin's low point, samples at 8 kHz
+	}{
+		{quantum: 0, wantLat: 1024*time.Second/48000 + time.Millisecond, wantFrag: 1024*time.Second/48000 + time.Millisecond, wantPlay: 170},
+		{quantum: 1024, wantLat: 1024*time.Second/48000 + time.Millisecond, wantFrag: 1024*time.Second/48000 + time.Millisecond, wantPlay: 170},
+		{quantum: 512, wantLat: 512*time.Second/48000 + time.Millisecond, wantFrag: 512*time.Second/48000 + time.Millisecond, wantPlay: 85},
+		// The record fragment never goes below the device buffer (10 ms).
+		{quantum: 256, wantLat: 256*time.Second/48000 + time.Millisecond, wantFrag: 10 * time.Millisecond, wantPlay: 42},
+	} {
+		cfg := Config{Format: Format{Rate: 8000, Channels: 1}, FrameTime: 20 * time.Millisecond,
+			Buffer: 10 * time.Millisecond, PipeWireQuantum: tc.quantum}
+		a := pulsePlayAttr(cfg, true)
+		if lat := (a.tlength - 2*a.minreq) / 2; lat != tc.wantLat {
+			t.Errorf("quantum %d: playback node latency %v, want %v (%+v)", tc.quantum, lat, tc.wantLat, a)
+		}
+		if frag := pulseFragSize(cfg, true); frag != tc.wantFrag {
+			t.Errorf("quantum %d: record fragment %v, want %v", tc.quantum, frag, tc.wantFrag)
+		}
+		play, capture := pulseMargins(cfg, true, 0)
+		if play.lo != tc.wantPlay || play.cur != tc.wantPlay {
+			t.Errorf("quantum %d: playback margin starts at %d (low %d), want %d", tc.quantum, play.cur, play.lo, tc.wantPlay)
+		}
+		if capture.lo != 160 {
+			t.Errorf("quantum %d: capture margin low %d, want one frame (160)", tc.quantum, capture.lo)
+		}
+		// PulseAudio ignores it.
+		if pulsePlayAttr(cfg, false) != pulsePlayAttr(Config{Format: cfg.Format, FrameTime: cfg.FrameTime, Buffer: cfg.Buffer}, false) {
+			t.Errorf("quantum %d changes PulseAudio's attributes", tc.quantum)
+		}
+	}
+}

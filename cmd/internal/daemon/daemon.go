@@ -375,10 +375,11 @@ func (d *Daemon) sipAccounts(p *plan.Plan) []sip.Account {
 
 func hwConfig(p *plan.Plan) hw.Config {
 	return hw.Config{
-		Backend:     p.Audio.Backend,
-		PulseServer: p.Audio.PulseServer,
-		Format:      hw.Format{Rate: media.ChannelRate(p.RTP.Codecs), Channels: 1},
-		FrameTime:   p.RTP.PTime.Duration,
+		Backend:         p.Audio.Backend,
+		PulseServer:     p.Audio.PulseServer,
+		PipeWireQuantum: p.Audio.PipeWireQuantum,
+		Format:          hw.Format{Rate: media.ChannelRate(p.RTP.Codecs), Channels: 1},
+		FrameTime:       p.RTP.PTime.Duration,
 		// The device's own buffer: ALSA's buffer (plus two frames) and
 		// period, PulseAudio's record fragment and request size derive
 		// from it; the pulse backend's playback and capture margins adapt

@@ -200,7 +200,8 @@ func (d *Daemon) apply(np *plan.Plan) error {
 	// At the rate and packet time the media engine runs at.
 	live := inForce(d.running, np)
 	cfg := hwConfig(live)
-	backendChanged := old.Audio.Backend != np.Audio.Backend || old.Audio.PulseServer != np.Audio.PulseServer
+	backendChanged := old.Audio.Backend != np.Audio.Backend || old.Audio.PulseServer != np.Audio.PulseServer ||
+		old.Audio.PipeWireQuantum != np.Audio.PipeWireQuantum
 	next := map[string]openChannel{}
 	var opened []hw.Channel
 	for _, c := range np.Audio.Channels {

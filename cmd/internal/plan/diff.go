@@ -65,6 +65,7 @@ func Settings(p *Plan) []Setting {
 	add("rtp-settings.srtp", quote(r.SRTP))
 	add("audio.backend", quote(p.Audio.Backend))
 	add("audio.pulse-server", quote(p.Audio.PulseServer))
+	add("audio.pipewire-quantum", strconv.Itoa(p.Audio.PipeWireQuantum))
 	for _, c := range p.Audio.Channels {
 		key := func(field string) string { return toml.Key{"audio", "channels", c.Name, field}.String() }
 		add(toml.Key{"audio", "channels", c.Name}.String(), "")

@@ -92,6 +92,9 @@ func (d *decoder) warnings(p *Plan) Problems {
 	if p.Audio.PulseServer != "" && p.Audio.Backend != "pulse" {
 		add("audio.pulse-server", "ignored: %s; only the pulse backend uses it", backend)
 	}
+	if p.Audio.PipeWireQuantum != DefaultPipeWireQuantum && p.Audio.Backend != "pulse" {
+		add("audio.pipewire-quantum", "ignored: %s; only the pulse backend uses it (with pipewire-pulse)", backend)
+	}
 	for _, c := range p.Audio.Channels {
 		for _, f := range []struct{ field, value string }{{"sink", c.Sink}, {"source", c.Source}} {
 			if f.value != "" && p.Audio.Backend == "loopback" {

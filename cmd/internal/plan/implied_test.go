@@ -56,6 +56,11 @@ func TestWarnings(t *testing.T) {
 				`p.toml:3: audio.pulse-server: ignored: the backend is "alsa"; only the pulse backend uses it`,
 				`p.toml:5: audio.channels.c.loopback: ignored: the backend is "alsa"; only the loopback backend uses it`,
 			}},
+		{name: "pipewire-quantum with loopback",
+			text: "[audio]\npipewire-quantum = 512\n[accounts.a]\nuser = \"1\"\n",
+			want: []string{
+				`p.toml:2: audio.pipewire-quantum: ignored: the backend is "loopback", the default, as [audio] sets no backend; only the pulse backend uses it (with pipewire-pulse)`,
+			}},
 		{name: "register without server", text: "[accounts.a]\nuser = \"1\"\nregister = true\n",
 			want: []string{`p.toml:3: accounts.a.register: has no effect: the account has no server to register with`}},
 	}

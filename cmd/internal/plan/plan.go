@@ -91,7 +91,11 @@ type RTPSettings struct {
 type Audio struct {
 	Backend     string    // "loopback", "pulse", "alsa"; default "loopback"
 	PulseServer string    // empty: the default server
-	Channels    []Channel // [audio.channels.NAME] in file order
+	// PipeWireQuantum is the graph period, in samples at 48 kHz, that the
+	// pulse backend's streams ask pipewire-pulse for; default
+	// DefaultPipeWireQuantum.
+	PipeWireQuantum int
+	Channels        []Channel // [audio.channels.NAME] in file order
 }
 
 // Channel is one [audio.channels.NAME] table.
@@ -199,8 +203,20 @@ const (
 	DefaultChannel  = "ch1" // created when the plan defines no [audio.channels]
 	DefaultLoopback = "echo"
 	DefaultMaxCalls = 4
+	// DefaultPipeWireQuantum (5.3 ms at 48 kHz) is what keeps a call
+	// between two channels within 60 ms on pipewire-pulse
+	// (docs/audio.md); 1024, PipeWire's own default, gives about 100 ms.
+	DefaultPipeWireQuantum = 256
 	RejectForbidden = "403"    // [sip-settings] reject: answer 403 Forbidden
 	RejectSilent    = "silent" // [sip-settings] reject: no answer
+)
+
+// The pipewire-quantum range: pipewire-pulse raises a stream's request to
+// its pulse.min.quantum, 256/48000 unless configured, and 2048 is
+// PipeWire's default clock.max-quantum.
+const (
+	MinPipeWireQuantum = 256
+	MaxPipeWireQuantum = 2048
 )
 
 // Default returns a plan with every default applied and no accounts or
@@ -239,7 +255,7 @@ func Default() *Plan {
 			Timeout:      Duration{30 * time.Second},
 			SRTP:         "off",
 		},
-		Audio: Audio{Backend: "loopback"},
+		Audio: Audio{Backend: "loopback", PipeWireQuantum: DefaultPipeWireQuantum},
 		Log:   Log{Level: "info"},
 	}
 }

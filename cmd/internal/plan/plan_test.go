@@ -338,6 +338,14 @@ func TestKeys(t *testing.T) {
 		{name: "pulse-server default", get: func(p *Plan) any { return p.Audio.PulseServer }, want: ""},
 		{name: "pulse-server set", edits: []string{`[audio] pulse-server = "unix:/run/pulse/native"`}, get: func(p *Plan) any { return p.Audio.PulseServer }, want: "unix:/run/pulse/native"},
 		{name: "pulse-server control", edits: []string{`[audio] pulse-server = "a\tb"`}, wantKey: "audio.pulse-server"},
+		{name: "pipewire-quantum default", get: func(p *Plan) any { return p.Audio.PipeWireQuantum }, want: 256},
+		{name: "pipewire-quantum 1024", edits: []string{`[audio] pipewire-quantum = 1024`}, get: func(p *Plan) any { return p.Audio.PipeWireQuantum }, want: 1024},
+		{name: "pipewire-quantum 2048", edits: []string{`[audio] pipewire-quantum = 2048`}, get: func(p *Plan) any { return p.Audio.PipeWireQuantum }, want: 2048},
+		{name: "pipewire-quantum not a power of two", edits: []string{`[audio] pipewire-quantum = 300`}, wantKey: "audio.pipewire-quantum", wantMsg: "power of two from 256 to 2048"},
+		{name: "pipewire-quantum below pipewire-pulse's floor", edits: []string{`[audio] pipewire-quantum = 128`}, wantKey: "audio.pipewire-quantum"},
+		{name: "pipewire-quantum too large", edits: []string{`[audio] pipewire-quantum = 4096`}, wantKey: "audio.pipewire-quantum"},
+		{name: "pipewire-quantum zero", edits: []string{`[audio] pipewire-quantum = 0`}, wantKey: "audio.pipewire-quantum"},
+		{name: "pipewire-quantum a string", edits: []string{`[audio] pipewire-quantum = "256"`}, wantKey: "audio.pipewire-quantum"},
 		{name: "channel fields default", get: func(p *Plan) any { return p.Audio.Channels }, want: []Channel{{Name: "ch1", Loopback: "echo"}}},
 		{name: "channel sink and source", edits: []string{`[audio.channels.ch1] sink = "plughw:0,0"`, `[audio.channels.ch1] source = "plughw:1,0"`},
 			get: func(p *Plan) any { return p.Audio.Channels[0] }, want: Channel{Name: "ch1", Sink: "plughw:0,0", Source: "plughw:1,0", Loopback: "echo"}},
@@ -535,7 +543,7 @@ func TestDefault(t *testing.T) {
 			Reject: "403"},
 		RTP: RTPSettings{PortMin: 16384, PortMax: 16999, Codecs: []string{"PCMU", "PCMA"},
 			PTime: dur("20ms"), JitterBuffer: dur("40ms"), Timeout: dur("30s"), SRTP: "off"},
-		Audio: Audio{Backend: "loopback"},
+		Audio: Audio{Backend: "loopback", PipeWireQuantum: DefaultPipeWireQuantum},
 		Log:   Log{Level: "info"},
 	}
 	if !reflect.DeepEqual(d, want) {

@@ -229,6 +229,9 @@ func (v *validator) audio(a *Audio, rate int) {
 	if hasControl(a.PulseServer) {
 		v.add("audio.pulse-server", "must not contain control characters")
 	}
+	if q := a.PipeWireQuantum; q < MinPipeWireQuantum || q > MaxPipeWireQuantum || q&(q-1) != 0 {
+		v.add("audio.pipewire-quantum", "must be a power of two from %d to %d (samples at 48 kHz; got %d)", MinPipeWireQuantum, MaxPipeWireQuantum, q)
+	}
 	for _, c := range a.Channels {
 		key := func(field string) string { return toml.Key{"audio", "channels", c.Name, field}.String() }
 		if !validName(c.Name) {
