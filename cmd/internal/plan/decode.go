@@ -162,7 +162,7 @@ func (d *decoder) decode(data []byte) *Plan {
 	}}
 	var channels, accounts map[string]toml.Primitive
 	audio := section{toml.Key{"audio"}, map[string]func(string, any){
-		"backend":      d.str(&p.Audio.Backend),
+		"backend":          d.str(&p.Audio.Backend),
 		"pulse-server":     d.str(&p.Audio.PulseServer),
 		"pipewire-quantum": d.integer(&p.Audio.PipeWireQuantum),
 	}}

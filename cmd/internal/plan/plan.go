@@ -89,8 +89,8 @@ type RTPSettings struct {
 
 // Audio is [audio], the appliance's sound channels.
 type Audio struct {
-	Backend     string    // "loopback", "pulse", "alsa"; default "loopback"
-	PulseServer string    // empty: the default server
+	Backend     string // "loopback", "pulse", "alsa"; default "loopback"
+	PulseServer string // empty: the default server
 	// PipeWireQuantum is the graph period, in samples at 48 kHz, that the
 	// pulse backend's streams ask pipewire-pulse for; default
 	// DefaultPipeWireQuantum.
@@ -207,8 +207,8 @@ const (
 	// between two channels within 60 ms on pipewire-pulse
 	// (docs/audio.md); 1024, PipeWire's own default, gives about 100 ms.
 	DefaultPipeWireQuantum = 256
-	RejectForbidden = "403"    // [sip-settings] reject: answer 403 Forbidden
-	RejectSilent    = "silent" // [sip-settings] reject: no answer
+	RejectForbidden        = "403"    // [sip-settings] reject: answer 403 Forbidden
+	RejectSilent           = "silent" // [sip-settings] reject: no answer
 )
 
 // The pipewire-quantum range: pipewire-pulse raises a stream's request to
