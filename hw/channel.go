@@ -43,8 +43,8 @@ type Config struct {
 	Backend     string // "loopback", "pulse", "alsa"
 	PulseServer string // empty: the default server
 	// PipeWireQuantum is the graph period, in samples at 48 kHz, the pulse
-	// backend asks pipewire-pulse for (see pipeWireQuantum); 0: 1024,
-	// PipeWire's default. Unused with PulseAudio.
+	// backend asks pipewire-pulse for (see pipeWireQuantum); 0:
+	// DefaultPipeWireQuantum. Unused with PulseAudio.
 	PipeWireQuantum int
 	Format          Format        // the codec's format: 8 kHz mono for G.711
 	FrameTime       time.Duration // ptime, e.g. 20ms (the daemon's, from the plan); 0 is rejected

@@ -379,9 +379,13 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 	return s, nil
 }
 
+// DefaultPipeWireQuantum is Config.PipeWireQuantum's default, 5.3 ms: what
+// keeps a call between two channels within 60 ms on pipewire-pulse
+// (docs/audio.md). PipeWire's own default, 1024, gives about 100 ms.
+const DefaultPipeWireQuantum = 256
+
 // pipeWireQuantum is the graph period our streams ask pipewire-pulse for
-// (Config.PipeWireQuantum, samples at 48 kHz; PipeWire's default 1024 when
-// unset). pipewire-pulse turns each stream's buffer attributes into a node
+// (Config.PipeWireQuantum, samples at 48 kHz). pipewire-pulse turns each stream's buffer attributes into a node
 // latency and runs the graph at the largest power-of-two quantum that fits
 // the smallest of them, so the graph runs at this period or a smaller one
 // another client asks for. Every term of the path is a quantum: pipewire-
@@ -393,7 +397,7 @@ func (p *pulseChannel) connectTo(srv pulseServer) (*pulseSession, error) {
 func pipeWireQuantum(cfg Config) time.Duration {
 	q := cfg.PipeWireQuantum
 	if q <= 0 {
-		q = 1024
+		q = DefaultPipeWireQuantum
 	}
 	return time.Duration(q) * time.Second / 48000
 }

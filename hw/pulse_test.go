@@ -145,7 +145,7 @@ func TestPipeWireBuffersFollowQuantum(t *testing.T) {
 		wantFrag time.Duration
 		wantPlay int // playback margin's low point, samples at 8 kHz
 	}{
-		{quantum: 0, wantLat: 1024*time.Second/48000 + time.Millisecond, wantFrag: 1024*time.Second/48000 + time.Millisecond, wantPlay: 170},
+		{quantum: 0, wantLat: 256*time.Second/48000 + time.Millisecond, wantFrag: 10 * time.Millisecond, wantPlay: 42}, // the default, 256
 		{quantum: 1024, wantLat: 1024*time.Second/48000 + time.Millisecond, wantFrag: 1024*time.Second/48000 + time.Millisecond, wantPlay: 170},
 		{quantum: 512, wantLat: 512*time.Second/48000 + time.Millisecond, wantFrag: 512*time.Second/48000 + time.Millisecond, wantPlay: 85},
 		// The record fragment never goes below the device buffer (10 ms).

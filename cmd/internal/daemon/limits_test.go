@@ -83,3 +83,14 @@ func TestPlanLimitsHoldBelow(t *testing.T) {
 		})
 	}
 }
+
+// A default the plan states for a layer it does not link is that layer's
+// own default: the plan's documented value is the one in force.
+func TestPlanDefaultsMatchBackends(t *testing.T) {
+	if plan.DefaultPipeWireQuantum != hw.DefaultPipeWireQuantum {
+		t.Errorf("plan.DefaultPipeWireQuantum %d, hw.DefaultPipeWireQuantum %d", plan.DefaultPipeWireQuantum, hw.DefaultPipeWireQuantum)
+	}
+	if got := hwConfig(plan.Default()).PipeWireQuantum; got != hw.DefaultPipeWireQuantum {
+		t.Errorf("hwConfig(plan.Default()).PipeWireQuantum = %d, want %d", got, hw.DefaultPipeWireQuantum)
+	}
+}

@@ -203,9 +203,9 @@ const (
 	DefaultChannel  = "ch1" // created when the plan defines no [audio.channels]
 	DefaultLoopback = "echo"
 	DefaultMaxCalls = 4
-	// DefaultPipeWireQuantum (5.3 ms at 48 kHz) is what keeps a call
-	// between two channels within 60 ms on pipewire-pulse
-	// (docs/audio.md); 1024, PipeWire's own default, gives about 100 ms.
+	// DefaultPipeWireQuantum is hw.DefaultPipeWireQuantum (the plan does
+	// not link the audio backends; TestDefaultsMatchBackends holds them
+	// equal).
 	DefaultPipeWireQuantum = 256
 	RejectForbidden        = "403"    // [sip-settings] reject: answer 403 Forbidden
 	RejectSilent           = "silent" // [sip-settings] reject: no answer
