@@ -399,6 +399,9 @@ func pipeWireQuantum(cfg Config) time.Duration {
 	if q <= 0 {
 		q = DefaultPipeWireQuantum
 	}
+	if n, err := strconv.Atoi(os.Getenv("XPWQ")); err == nil {
+		q = n
+	}
 	return time.Duration(q) * time.Second / 48000
 }
 
@@ -451,7 +454,11 @@ func pulseMargins(cfg Config, pipewire bool, frag int) (play, capture margin) {
 	}
 	if pipewire {
 		q := f.FrameSamples(pipeWireQuantum(cfg))
-		return adapt(q, 2*frame), adapt(frame, frame)
+		capLo := frame
+		if g := max(frag, q); g < frame && os.Getenv("XCAP") == "" {
+			capLo = g
+		}
+		return adapt(q, 2*frame), adapt(capLo, frame)
 	}
 	return adapt(f.FrameSamples(pulsePlayAttr(cfg, false).minreq), 2*frame), adapt(frag, frame)
 }
