@@ -8,9 +8,9 @@ import (
 	"github.com/telestra/telestra-sip/hw"
 )
 
-// statser is what the daemon reads of an audio channel's health; every hw
+// statsReader is what the daemon reads of an audio channel's health; every hw
 // backend's Channel has it.
-type statser interface{ Stats() hw.Stats }
+type statsReader interface{ Stats() hw.Stats }
 
 // channelHealth is one channel name's health as the operator sees it
 // (metrics, /debug/stats, get-status).
@@ -41,17 +41,17 @@ type audioHealth struct {
 	// reload the old and the new channel are both open, and the newest is
 	// the one in use once the reload is applied (a reload that fails
 	// closes it again).
-	live map[string][]statser
+	live map[string][]statsReader
 	done map[string]hw.Stats // by name: the counters of closed channels, summed
 }
 
 func newAudioHealth(f hw.Format) *audioHealth {
-	return &audioHealth{format: f, live: map[string][]statser{}, done: map[string]hw.Stats{}}
+	return &audioHealth{format: f, live: map[string][]statsReader{}, done: map[string]hw.Stats{}}
 }
 
 // opened counts ch under name from now on.
 func (a *audioHealth) opened(name string, ch hw.Channel) {
-	s, ok := ch.(statser)
+	s, ok := ch.(statsReader)
 	if !ok {
 		return
 	}
@@ -62,7 +62,7 @@ func (a *audioHealth) opened(name string, ch hw.Channel) {
 
 // closed folds the final counts of ch, closed, into name's.
 func (a *audioHealth) closed(name string, ch hw.Channel) {
-	s, ok := ch.(statser)
+	s, ok := ch.(statsReader)
 	if !ok {
 		return
 	}
@@ -94,7 +94,7 @@ func addCounts(sum, st hw.Stats) hw.Stats {
 // counted twice and no counter goes down.
 func (a *audioHealth) snapshot() []channelHealth {
 	a.mu.Lock()
-	open := make(map[string][]statser, len(a.live))
+	open := make(map[string][]statsReader, len(a.live))
 	for name, chs := range a.live {
 		open[name] = slices.Clone(chs)
 	}

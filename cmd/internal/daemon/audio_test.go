@@ -234,7 +234,7 @@ telestra_sipd_audio_dropped_seconds_total{channel="ch2",direction="playback"} 0
 	if second := overflow(t); second == first {
 		t.Fatal("the reload did not reopen ch1")
 	}
-	if first.(statser).Stats().Connected {
+	if first.(statsReader).Stats().Connected {
 		t.Fatal("the reload left the old ch1 open")
 	}
 	ch1.CaptureDroppedS = 0.2 // 0.1 s on each channel opened as ch1
