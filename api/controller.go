@@ -51,6 +51,9 @@ type Status struct {
 	// SIPEdge (extension) counts the malformed and refused SIP traffic of
 	// the whole daemon, the same in every account's status; nil: omitted.
 	SIPEdge *SIPEdge `json:"sip_edge,omitempty"`
+	// Audio (extension) is the health of the account's audio channel;
+	// nil: omitted.
+	Audio *Audio `json:"audio,omitempty"`
 }
 
 // Registration is the `registration` object of a status (extension).
@@ -74,6 +77,23 @@ type SIPEdge struct {
 	Rewritten uint64 `json:"rewritten"` // valid requests rewritten for the stack
 	Answers   uint64 `json:"answers"`   // stateless answers sent
 	LogLines  uint64 `json:"log_lines"` // log lines about rejected traffic
+}
+
+// Audio is the `audio` object of a status (extension): the health of the
+// account's audio channel. The counters are since the daemon started, over
+// every channel a reload opened under the name.
+type Audio struct {
+	Channel    string `json:"channel"`    // [audio.channels.NAME]
+	Backend    string `json:"backend"`    // loopback pulse alsa
+	Connected  bool   `json:"connected"`  // the device is usable now
+	Reconnects uint64 `json:"reconnects"` // reconnections (pulse) or reopens (alsa) after a failure
+	Xruns      uint64 `json:"xruns"`      // underruns and overruns the device reported
+	// Audio dropped from the channel's queues, in seconds of audio.
+	PlaybackDroppedS float64 `json:"playback_dropped_s"`
+	CaptureDroppedS  float64 `json:"capture_dropped_s"`
+	// The adaptive margins now.
+	PlaybackMarginMs float64 `json:"playback_margin_ms"`
+	CaptureMarginMs  float64 `json:"capture_margin_ms"`
 }
 
 // Call is one entry of Status.Calls. The first five fields are the vendor

@@ -38,6 +38,7 @@ type (
 		Registration  *Registration `json:"registration,omitempty"`
 		Refused       uint64        `json:"refused,omitempty"`
 		SIPEdge       *SIPEdge      `json:"sip_edge,omitempty"`
+		Audio         *Audio        `json:"audio,omitempty"`
 		Tag           string        `json:"tag,omitempty"`
 	}
 	wireFail struct {
@@ -143,7 +144,7 @@ func encodeStatus(st Status, tag string) []byte {
 		calls = []Call{}
 	}
 	b, err := frame(wireStatus{Event: EventStatus, Account: st.Account, Calls: calls, AccountStatus: st.AccountStatus,
-		Registration: st.Registration, Refused: st.Refused, SIPEdge: st.SIPEdge, Tag: tag})
+		Registration: st.Registration, Refused: st.Refused, SIPEdge: st.SIPEdge, Audio: st.Audio, Tag: tag})
 	if err != nil {
 		// Only a NaN or infinite jitter can get here.
 		return encodeFailTag(CmdGetStatus, st.Account, "cannot encode the status: "+err.Error(), tag)

@@ -385,8 +385,9 @@ func TestHoldEnds(t *testing.T) {
 	}
 }
 
-// sip_edge is an extra field after the documented ones, and absent when the
-// controller gives none: a host application sees the vendor's status.
+// sip_edge and audio are extra fields after the documented ones, and absent
+// when the controller gives none: a host application sees the vendor's
+// status.
 func TestStatusSIPEdge(t *testing.T) {
 	tests := []struct {
 		name string
@@ -397,6 +398,10 @@ func TestStatusSIPEdge(t *testing.T) {
 			want: `{"event":"status","account":"a","calls":[],"account_status":200}`},
 		{name: "with", st: Status{Account: "a", AccountStatus: 200, SIPEdge: &SIPEdge{Malformed: 3, Rejected: 2, Dropped: 1, Answers: 4, LogLines: 1}},
 			want: `{"event":"status","account":"a","calls":[],"account_status":200,"sip_edge":{"malformed":3,"rejected":2,"dropped":1,"rewritten":0,"answers":4,"log_lines":1}}`},
+		{name: "audio", st: Status{Account: "a", AccountStatus: 200, Audio: &Audio{Channel: "ch1", Backend: "pulse", Reconnects: 2,
+			Xruns: 5, PlaybackDroppedS: 0.25, CaptureDroppedS: 0.02, PlaybackMarginMs: 12.5, CaptureMarginMs: 20}},
+			want: `{"event":"status","account":"a","calls":[],"account_status":200,"audio":{"channel":"ch1","backend":"pulse","connected":false,"reconnects":2,"xruns":5,` +
+				`"playback_dropped_s":0.25,"capture_dropped_s":0.02,"playback_margin_ms":12.5,"capture_margin_ms":20}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -56,15 +56,19 @@ type Config struct {
 }
 
 // Stats is a snapshot of a channel's health counters, for status reports
-// and the watchdog's health check. Every backend's Channel has a
-// Stats() Stats method; declare the interface where it is consumed.
+// (the daemon's metrics, get-status, /debug/stats). Every backend's Channel
+// has a Stats() Stats method; declare the interface where it is consumed.
 type Stats struct {
-	Backend        string // "loopback", "pulse", "alsa"
-	Connected      bool   // device usable now (pulse connected, ALSA PCMs open, loopback not closed)
-	Reconnects     uint64 // pulse reconnections / ALSA reopens after a failure
-	Xruns          uint64 // underruns and overruns the device reported
-	PlayDropped    uint64 // samples dropped from the playback queue (full, or standing latency removed)
-	CaptureDropped uint64 // samples dropped from the capture queue
+	Backend     string // "loopback", "pulse", "alsa"
+	Connected   bool   // device usable now (pulse connected, ALSA PCMs open, loopback not closed)
+	Reconnects  uint64 // pulse reconnections / ALSA reopens after a failure
+	Xruns       uint64 // underruns and overruns the device reported
+	PlayDropped uint64 // samples dropped from the playback queue (full, or standing latency removed)
+	// CaptureDropped: samples dropped from the capture queue while calls
+	// read it (not read in time, or standing latency removed). On pulse
+	// and alsa, what the device captures between calls, when nobody
+	// reads, is not counted.
+	CaptureDropped uint64
 	// The adaptive margins now (pulse; fixed on ALSA): the low point of
 	// the playback buffer (queue and server) and of the capture queue
 	// that the standing-latency trim keeps.

@@ -36,8 +36,9 @@ type devQueues struct {
 	readTrim     levelTrim
 	readMargin   margin
 	lastRead     time.Time
-	flowing      bool // the last read returned a frame
-	readSettling bool // in the first window after a pause
+	flowing      bool   // the last read returned a frame
+	readSettling bool   // in the first window after a pause
+	captureSeen  uint64 // capture.droppedSamples() at the last read
 
 	writeMu       sync.Mutex // guards the fields below up to the atomics
 	writeTrim     levelTrim
@@ -51,6 +52,7 @@ type devQueues struct {
 	deviceLevel atomic.Int64  // samples the device side holds beyond the queue
 	playKeep    atomic.Int64  // writeMargin.cur, for the backend's priming
 	captureKeep atomic.Int64  // readMargin.cur, for Stats
+	captureLost atomic.Uint64 // capture samples dropped while calls read, for Stats
 }
 
 func newDevQueues(cfg Config) *devQueues {
@@ -93,12 +95,14 @@ func (d *devQueues) ReadFrame(frame []int16) bool {
 	d.readMu.Lock()
 	defer d.readMu.Unlock()
 	now := time.Now()
-	if now.Sub(d.lastRead) > 5*d.frameTime {
+	paused := now.Sub(d.lastRead) > 5*d.frameTime
+	if paused {
 		d.capture.trim(d.frame + d.readMargin.cur)
 		d.readTrim.reset()
 		d.flowing, d.readSettling = false, true
 	}
 	d.lastRead = now
+	defer d.countCaptureLost(paused)
 	ok := d.capture.readFull(frame)
 	if !ok && d.flowing && !d.readSettling {
 		// Starved: the device delivered later than the margin allows.
@@ -117,6 +121,19 @@ func (d *devQueues) ReadFrame(frame []int16) bool {
 		d.captureKeep.Store(int64(d.readMargin.cur))
 	}
 	return ok
+}
+
+// countCaptureLost adds the capture drops since the last read to what calls
+// lost, unless no call was reading: between calls the device goes on
+// capturing into a queue nobody reads, and the first read drops what went
+// stale. Counting those would make the figure grow by the sample rate
+// while the appliance is idle. d.readMu is held.
+func (d *devQueues) countCaptureLost(paused bool) {
+	n := d.capture.droppedSamples()
+	if !paused {
+		d.captureLost.Add(n - d.captureSeen)
+	}
+	d.captureSeen = n
 }
 
 // WriteFrame implements Channel.WriteFrame.
@@ -233,7 +250,7 @@ func (m *margin) endWindow() {
 // stats fills the queue counters of a Stats.
 func (d *devQueues) stats(st Stats) Stats {
 	st.PlayDropped = d.play.droppedSamples()
-	st.CaptureDropped = d.capture.droppedSamples()
+	st.CaptureDropped = d.captureLost.Load()
 	dur := func(n int64) time.Duration { return time.Duration(n) * d.frameTime / time.Duration(max(d.frame, 1)) }
 	st.PlayMargin = dur(d.playKeep.Load())
 	st.CaptureMargin = dur(d.captureKeep.Load())

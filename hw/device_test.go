@@ -185,3 +185,32 @@ func TestS16LERoundTrip(t *testing.T) {
 		t.Fatalf("round trip %v, want %v", out, in)
 	}
 }
+
+// Capture drops count only while calls read: what the device captured
+// between calls, overflowing a queue nobody reads, and the stale audio the
+// first read drops are no loss to anyone.
+func TestDevQueuesCaptureDroppedOnlyWhileRead(t *testing.T) {
+	d := testDevQueues()
+	got := make([]int16, frame20)
+	capacity := len(d.capture.buf)
+	d.capture.write(make([]int16, capacity+5*frame20)) // idle: no call reads
+	d.ReadFrame(got)                                   // a call starts: stale audio trimmed
+	if st := d.stats(Stats{}); st.CaptureDropped != 0 || d.capture.droppedSamples() == 0 {
+		t.Fatalf("CaptureDropped %d before any loss in a call (queue dropped %d), want 0", st.CaptureDropped, d.capture.droppedSamples())
+	}
+	// In the call, the device delivers a burst the queue cannot hold.
+	over := d.capture.len() + frame20 // what stood, and a frame more than the queue holds
+	d.capture.write(make([]int16, capacity+frame20))
+	d.ReadFrame(got)
+	if st := d.stats(Stats{}); st.CaptureDropped != uint64(over) {
+		t.Fatalf("CaptureDropped %d after an overflow in a call, want %d", st.CaptureDropped, over)
+	}
+	// The call ends; the device fills the queue again, and the next call's
+	// first read trims it: not counted.
+	time.Sleep(6 * 20 * time.Millisecond)
+	d.capture.write(make([]int16, 2*capacity))
+	d.ReadFrame(got)
+	if st := d.stats(Stats{}); st.CaptureDropped != uint64(over) {
+		t.Fatalf("CaptureDropped %d after a pause, want still %d", st.CaptureDropped, over)
+	}
+}

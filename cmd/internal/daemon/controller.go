@@ -82,15 +82,25 @@ func (c *controller) Logout(_ context.Context, account string) error {
 
 func (c *controller) Status(_ context.Context, account string) ([]api.Status, error) {
 	names := []string{account}
+	channelOf := map[string]string{}
+	c.d.mu.Lock()
 	if account == "" {
-		c.d.mu.Lock()
 		names = names[:0]
-		for _, a := range c.d.plan.Accounts {
+	}
+	for _, a := range c.d.plan.Accounts {
+		if account == "" {
 			names = append(names, a.Name)
 		}
-		c.d.mu.Unlock()
+		channelOf[a.Name] = a.Channel
 	}
+	c.d.mu.Unlock()
 	edge := api.SIPEdge(c.d.sipEdge()) // daemon-wide: the same in every status
+	audio := map[string]api.Audio{}
+	for _, h := range c.d.audio.snapshot() {
+		if h.open {
+			audio[h.name] = apiAudio(h)
+		}
+	}
 	out := make([]api.Status, 0, len(names))
 	for _, name := range names {
 		st, err := c.d.ua.Status(name)
@@ -102,6 +112,9 @@ func (c *controller) Status(_ context.Context, account string) ([]api.Status, er
 		}
 		as := apiStatus(st)
 		as.SIPEdge = &edge
+		if a, ok := audio[channelOf[name]]; ok {
+			as.Audio = &a
+		}
 		out = append(out, as)
 	}
 	return out, nil

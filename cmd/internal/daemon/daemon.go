@@ -57,6 +57,7 @@ type Daemon struct {
 	plan      *plan.Plan
 	reloadErr bool // the last reload was rejected (STATUS= says so)
 	channels  map[string]openChannel
+	audio     *audioHealth // the channels' health, for any goroutine
 	// running is the plan the listeners and media started with: what a
 	// reload compares the settings that need a restart against.
 	running *plan.Plan
@@ -98,6 +99,7 @@ func newDaemon(opts Options) *Daemon {
 		plan:     opts.Plan,
 		running:  opts.Plan,
 		channels: map[string]openChannel{},
+		audio:    newAudioHealth(hwConfig(opts.Plan).Format),
 		reloads:  make(chan reloadRequest),
 		stopping: make(chan struct{}),
 
@@ -110,7 +112,8 @@ func newDaemon(opts Options) *Daemon {
 		d.opts.Started = time.Now()
 	}
 	applyLogLevel(opts.Level, opts.Plan.Log.Level)
-	d.metrics = metrics.New(opts.Version, metrics.Sources{Accounts: d.metricsAccounts, API: d.apiStats, SIPEdge: d.sipEdge})
+	d.metrics = metrics.New(opts.Version, metrics.Sources{Accounts: d.metricsAccounts, API: d.apiStats, SIPEdge: d.sipEdge,
+		Audio: d.audioMetrics})
 	d.trim = newMemTrimmer()
 	return d
 }
@@ -259,7 +262,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 func (d *Daemon) startDebug(wg *sync.WaitGroup) (stop func(), err error) {
 	srv, err := debugserver.Listen(d.opts.DebugAddr, debugserver.WithSIPEdge(func() debugserver.SIPEdge {
 		return debugserver.SIPEdge(d.sipEdge())
-	}))
+	}), debugserver.WithAudio(d.debugAudio))
 	if err != nil {
 		return nil, err
 	}
@@ -411,15 +414,24 @@ func (d *Daemon) openChannels(ctx context.Context, p *plan.Plan) error {
 			return fmt.Errorf("audio channel %q (%s backend): %w", c.Name, p.Audio.Backend, err)
 		}
 		d.channels[c.Name] = openChannel{cfg: cc, ch: ch}
+		d.audio.opened(c.Name, ch)
 	}
 	return nil
 }
 
 func (d *Daemon) closeChannels() {
 	for name, oc := range d.channels {
-		if err := oc.ch.Close(); err != nil {
+		if err := d.closeChannel(name, oc.ch); err != nil {
 			d.log.Warn("closing audio channel", "channel", name, "err", err)
 		}
 		delete(d.channels, name)
 	}
+}
+
+// closeChannel closes ch, the channel opened as name, and keeps its
+// counters in name's (audioHealth).
+func (d *Daemon) closeChannel(name string, ch hw.Channel) error {
+	err := ch.Close()
+	d.audio.closed(name, ch)
+	return err
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/telestra/telestra-sip/api"
+	"github.com/telestra/telestra-sip/cmd/internal/debugserver"
 	"github.com/telestra/telestra-sip/cmd/internal/metrics"
 	"github.com/telestra/telestra-sip/cmd/internal/plan"
 	"github.com/telestra/telestra-sip/sip"
@@ -59,3 +61,37 @@ func (d *Daemon) observe(e sip.Event) {
 		d.metrics.CallEnded(e.CallID, e.Reason, e.Code)
 	}
 }
+
+// audioMetrics is every audio channel's health, for the metrics.
+func (d *Daemon) audioMetrics() []metrics.AudioChannel {
+	hs := d.audio.snapshot()
+	out := make([]metrics.AudioChannel, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, metrics.AudioChannel{Name: h.name, Open: h.open, Connected: h.connected,
+			Reconnects: h.reconnects, Xruns: h.xruns,
+			PlaybackDropped: h.playbackDropped, CaptureDropped: h.captureDropped,
+			PlaybackMargin: h.playbackMargin, CaptureMargin: h.captureMargin})
+	}
+	return out
+}
+
+// debugAudio is the open audio channels' health, for /debug/stats.
+func (d *Daemon) debugAudio() []debugserver.AudioChannel {
+	hs := d.audio.snapshot()
+	out := make([]debugserver.AudioChannel, 0, len(hs))
+	for _, h := range hs {
+		if h.open {
+			out = append(out, debugserver.AudioChannel(apiAudio(h)))
+		}
+	}
+	return out
+}
+
+// apiAudio is h as get-status's `audio` object.
+func apiAudio(h channelHealth) api.Audio {
+	return api.Audio{Channel: h.name, Backend: h.backend, Connected: h.connected, Reconnects: h.reconnects, Xruns: h.xruns,
+		PlaybackDroppedS: round(h.playbackDropped.Seconds(), 3), CaptureDroppedS: round(h.captureDropped.Seconds(), 3),
+		PlaybackMarginMs: round(ms(h.playbackMargin), 1), CaptureMarginMs: round(ms(h.captureMargin), 1)}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

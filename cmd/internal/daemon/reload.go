@@ -203,7 +203,12 @@ func (d *Daemon) apply(np *plan.Plan) error {
 	backendChanged := old.Audio.Backend != np.Audio.Backend || old.Audio.PulseServer != np.Audio.PulseServer ||
 		old.Audio.PipeWireQuantum != np.Audio.PipeWireQuantum
 	next := map[string]openChannel{}
-	var opened []hw.Channel
+	opened := map[string]hw.Channel{}
+	closeOpened := func() {
+		for name, o := range opened {
+			d.closeChannel(name, o)
+		}
+	}
 	for _, c := range np.Audio.Channels {
 		cc := channelConfig(c)
 		if cur, ok := d.channels[c.Name]; ok && cur.cfg == cc && !backendChanged {
@@ -212,18 +217,12 @@ func (d *Daemon) apply(np *plan.Plan) error {
 		}
 		ch, err := hw.Open(cfg, cc, d.log.With("component", "hw", "channel", c.Name))
 		if err != nil {
-			for _, o := range opened {
-				o.Close()
-			}
+			closeOpened()
 			return fmt.Errorf("audio channel %q (%s backend): %w", c.Name, np.Audio.Backend, err)
 		}
-		opened = append(opened, ch)
+		d.audio.opened(c.Name, ch)
+		opened[c.Name] = ch
 		next[c.Name] = openChannel{cfg: cc, ch: ch}
-	}
-	closeOpened := func() {
-		for _, o := range opened {
-			o.Close()
-		}
 	}
 	// The settings first: new TLS files that do not load reject the
 	// reload before any account changes.
@@ -249,7 +248,7 @@ func (d *Daemon) apply(np *plan.Plan) error {
 	// The UA has moved every binding to the new channels: close the old ones.
 	for name, oc := range prev {
 		if cur, ok := next[name]; !ok || cur.ch != oc.ch {
-			oc.ch.Close()
+			d.closeChannel(name, oc.ch)
 		}
 	}
 	d.mu.Lock()

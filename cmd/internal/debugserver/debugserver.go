@@ -4,7 +4,8 @@
 // and for an engineer chasing a leak on a live appliance.
 //
 //	GET /debug/stats                   {"goroutines":..,"threads":..,"fds":..,"rss_bytes":..,"heap_*":..,"cpu_seconds":..,
-//	                                    "sip_edge":{"malformed":..,"rejected":..,..}}
+//	                                    "sip_edge":{"malformed":..,"rejected":..,..},
+//	                                    "audio":[{"channel":"ch1","connected":true,"reconnects":..,..}]}
 //	GET /debug/runtime-metrics         every runtime/metrics value ("/memory/classes/heap/objects:bytes": ..)
 //	GET /debug/pprof/profile?seconds=N CPU profile over N seconds (1-60, default 10)
 //	GET /debug/pprof/NAME[?debug=N]    runtime/pprof profile NAME (heap, allocs, goroutine,
@@ -50,14 +51,35 @@ type SIPEdge struct {
 	LogLines  uint64 `json:"log_lines"` // log lines about rejected traffic
 }
 
+// AudioChannel is one audio channel's health, an entry of /debug/stats
+// "audio" (the same object as get-status's `audio`, docs/api.md).
+type AudioChannel struct {
+	Channel          string  `json:"channel"`
+	Backend          string  `json:"backend"`    // loopback pulse alsa
+	Connected        bool    `json:"connected"`  // the device is usable now
+	Reconnects       uint64  `json:"reconnects"` // after a failure, since start
+	Xruns            uint64  `json:"xruns"`      // reported by the device, since start
+	PlaybackDroppedS float64 `json:"playback_dropped_s"`
+	CaptureDroppedS  float64 `json:"capture_dropped_s"`
+	PlaybackMarginMs float64 `json:"playback_margin_ms"`
+	CaptureMarginMs  float64 `json:"capture_margin_ms"`
+}
+
 // Option configures Listen.
 type Option func(*sources)
 
-type sources struct{ sipEdge func() SIPEdge }
+type sources struct {
+	sipEdge func() SIPEdge
+	audio   func() []AudioChannel
+}
 
 // WithSIPEdge adds the SIP front layer's counters to /debug/stats; f must
 // be safe to call from any goroutine.
 func WithSIPEdge(f func() SIPEdge) Option { return func(s *sources) { s.sipEdge = f } }
+
+// WithAudio adds the audio channels' health to /debug/stats; f must be
+// safe to call from any goroutine.
+func WithAudio(f func() []AudioChannel) Option { return func(s *sources) { s.audio = f } }
 
 // Listen binds addr ("127.0.0.1:PORT" or "[::1]:PORT"), refusing any address
 // that is not loopback.
@@ -130,6 +152,9 @@ type Stats struct {
 	UptimeSeconds int64   `json:"uptime_seconds"`
 	// SIPEdge is there when the server was given WithSIPEdge.
 	SIPEdge *SIPEdge `json:"sip_edge,omitempty"`
+	// Audio is there when the server was given WithAudio: every open
+	// channel, by name.
+	Audio []AudioChannel `json:"audio,omitempty"`
 }
 
 var started = time.Now()
@@ -187,6 +212,9 @@ func (s sources) serveStats(w http.ResponseWriter, _ *http.Request) {
 	if s.sipEdge != nil {
 		e := s.sipEdge()
 		st.SIPEdge = &e
+	}
+	if s.audio != nil {
+		st.Audio = s.audio()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)

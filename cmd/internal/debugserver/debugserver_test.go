@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,9 @@ func TestListenRefusesNonLoopback(t *testing.T) {
 }
 
 func TestServe(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", WithSIPEdge(func() SIPEdge { return SIPEdge{Malformed: 5, Answers: 4} }))
+	audio := []AudioChannel{{Channel: "ch1", Backend: "pulse", Reconnects: 40, PlaybackDroppedS: 0.5, CaptureMarginMs: 10}}
+	s, err := Listen("127.0.0.1:0", WithSIPEdge(func() SIPEdge { return SIPEdge{Malformed: 5, Answers: 4} }),
+		WithAudio(func() []AudioChannel { return audio }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +52,9 @@ func TestServe(t *testing.T) {
 	}
 	if st.SIPEdge == nil || *st.SIPEdge != (SIPEdge{Malformed: 5, Answers: 4}) || !strings.Contains(body, `"sip_edge":{"malformed":5,`) {
 		t.Errorf("stats without the SIP edge counters given: %s", body)
+	}
+	if !slices.Equal(st.Audio, audio) || !strings.Contains(body, `"audio":[{"channel":"ch1","backend":"pulse","connected":false,"reconnects":40,`) {
+		t.Errorf("stats without the audio channels given: %s", body)
 	}
 	if code, body := get("/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "debugserver.TestServe") {
 		t.Errorf("goroutine profile: %d %.200q", code, body)

@@ -8,6 +8,8 @@
 //	                        ├─▶ registry ──▶ GET /metrics
 //	Sources.Accounts ─▶ snapshot (scrape, sampler)
 //	Sources.API ──────▶ scrape
+//	Sources.SIPEdge ──▶ scrape
+//	Sources.Audio ────▶ scrape
 package metrics
 
 import (
@@ -65,6 +67,7 @@ type Sources struct {
 	Accounts func() []Account
 	API      func() APIStats
 	SIPEdge  func() SIPEdge
+	Audio    func() []AudioChannel
 }
 
 // Call results, the `result` label of calls_finished_total.
@@ -144,7 +147,7 @@ func New(version string, src Sources, opts ...Option) *Metrics {
 	buildInfo.Set(1)
 	m.reg.MustRegister(
 		buildInfo, m.finished, m.setup, m.reloads,
-		&snapshotCollector{m: m},
+		&snapshotCollector{m: m}, audioCollector{audio: src.Audio},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -15,6 +15,7 @@ type fakeSources struct {
 	accts []Account
 	api   APIStats
 	edge  SIPEdge
+	audio []AudioChannel
 }
 
 func (f *fakeSources) set(a ...Account) {
@@ -28,6 +29,11 @@ func (f *fakeSources) sources() Sources {
 		Accounts: func() []Account { f.mu.Lock(); defer f.mu.Unlock(); return append([]Account(nil), f.accts...) },
 		API:      func() APIStats { f.mu.Lock(); defer f.mu.Unlock(); return f.api },
 		SIPEdge:  func() SIPEdge { f.mu.Lock(); defer f.mu.Unlock(); return f.edge },
+		Audio: func() []AudioChannel {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return append([]AudioChannel(nil), f.audio...)
+		},
 	}
 }
 
@@ -221,11 +227,64 @@ telestra_sipd_sip_rejected_log_lines_total 4
 	}
 }
 
+// Each audio channel's health is reported as it stands at the scrape; a
+// channel a reload removed keeps its counters but has no gauges.
+func TestAudioChannels(t *testing.T) {
+	src := &fakeSources{audio: []AudioChannel{
+		{Name: "ch1", Open: true, Connected: false, Reconnects: 40, Xruns: 3,
+			PlaybackDropped: 250 * time.Millisecond, CaptureDropped: 20 * time.Millisecond,
+			PlaybackMargin: 15 * time.Millisecond, CaptureMargin: 20 * time.Millisecond},
+		{Name: "ch2", Open: true, Connected: true},
+		{Name: "old", Xruns: 7, PlaybackDropped: time.Second},
+	}}
+	m := New("dev", src.sources())
+	want := `
+# HELP telestra_sipd_audio_connected 1 while the audio channel's device is usable (pulse: connected to the sound server; alsa: PCMs open; loopback: open), else 0.
+# TYPE telestra_sipd_audio_connected gauge
+telestra_sipd_audio_connected{channel="ch1"} 0
+telestra_sipd_audio_connected{channel="ch2"} 1
+# HELP telestra_sipd_audio_reconnects_total Reconnections to the sound server (pulse) or reopens of the PCMs (alsa) after the audio channel's device failed.
+# TYPE telestra_sipd_audio_reconnects_total counter
+telestra_sipd_audio_reconnects_total{channel="ch1"} 40
+telestra_sipd_audio_reconnects_total{channel="ch2"} 0
+telestra_sipd_audio_reconnects_total{channel="old"} 0
+# HELP telestra_sipd_audio_xruns_total Underruns and overruns the audio channel's device reported.
+# TYPE telestra_sipd_audio_xruns_total counter
+telestra_sipd_audio_xruns_total{channel="ch1"} 3
+telestra_sipd_audio_xruns_total{channel="ch2"} 0
+telestra_sipd_audio_xruns_total{channel="old"} 7
+# HELP telestra_sipd_audio_dropped_seconds_total Audio dropped from the channel's queues during calls, in seconds of audio, by direction (playback: queue full, late audio after a reconnect or standing latency removed; capture: not read in time or standing latency removed).
+# TYPE telestra_sipd_audio_dropped_seconds_total counter
+telestra_sipd_audio_dropped_seconds_total{channel="ch1",direction="capture"} 0.02
+telestra_sipd_audio_dropped_seconds_total{channel="ch1",direction="playback"} 0.25
+telestra_sipd_audio_dropped_seconds_total{channel="ch2",direction="capture"} 0
+telestra_sipd_audio_dropped_seconds_total{channel="ch2",direction="playback"} 0
+telestra_sipd_audio_dropped_seconds_total{channel="old",direction="capture"} 0
+telestra_sipd_audio_dropped_seconds_total{channel="old",direction="playback"} 1
+# HELP telestra_sipd_audio_margin_seconds The audio channel's adaptive margin now, by direction: the low point of the buffer that the standing-latency trim keeps (adapted on pulse, fixed on alsa).
+# TYPE telestra_sipd_audio_margin_seconds gauge
+telestra_sipd_audio_margin_seconds{channel="ch1",direction="capture"} 0.02
+telestra_sipd_audio_margin_seconds{channel="ch1",direction="playback"} 0.015
+telestra_sipd_audio_margin_seconds{channel="ch2",direction="capture"} 0
+telestra_sipd_audio_margin_seconds{channel="ch2",direction="playback"} 0
+`
+	names := []string{"telestra_sipd_audio_connected", "telestra_sipd_audio_reconnects_total", "telestra_sipd_audio_xruns_total",
+		"telestra_sipd_audio_dropped_seconds_total", "telestra_sipd_audio_margin_seconds"}
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
+	}
+	// Without an audio source there is nothing to report.
+	if n, err := testutil.GatherAndCount(New("dev", Sources{}).Registry(), names...); err != nil || n != 0 {
+		t.Fatalf("no Audio source: %d audio series, %v", n, err)
+	}
+}
+
 // The metrics pass the Prometheus linter (the rules promtool check metrics
 // applies).
 func TestLint(t *testing.T) {
 	src := &fakeSources{}
 	src.set(Account{Name: "a1", RegisterCode: 200, Calls: []Call{{ID: 1, Direction: "in"}}})
+	src.audio = []AudioChannel{{Name: "ch1", Open: true, Connected: true, Reconnects: 1}}
 	m := New("dev", src.sources())
 	m.CallIncoming(1)
 	m.CallAnswered(1)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -21,6 +22,7 @@ type Pulse struct {
 	socket string
 	proc   *proc
 	pactl  string
+	bin    string // StartPulse's server: what Restart runs again
 }
 
 // StartPulse starts a PulseAudio server of its own and waits until pactl
@@ -28,7 +30,7 @@ type Pulse struct {
 func StartPulse(t testing.TB) *Pulse {
 	t.Helper()
 	bin := RequireBinary(t, "pulseaudio", "pulseaudio")
-	p := &Pulse{t: t, pactl: RequireBinary(t, "pactl", "pulseaudio-utils")}
+	p := &Pulse{t: t, pactl: RequireBinary(t, "pactl", "pulseaudio-utils"), bin: bin}
 	RequireBinary(t, "parec", "pulseaudio-utils")
 	dir, err := os.MkdirTemp("", "pa")
 	if err != nil {
@@ -41,9 +43,17 @@ func StartPulse(t testing.TB) *Pulse {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	p.logDir = LogDir(t, "pulse")
 	p.socket = filepath.Join(dir, "native")
-	pr, err := startProc("pulseaudio", dir, filepath.Join(p.logDir, "pulseaudio.log"),
-		[]string{"XDG_RUNTIME_DIR=" + dir, "HOME=" + dir},
-		bin, "-n", "--daemonize=no", "--use-pid-file=no", "--exit-idle-time=-1", "--disallow-exit",
+	p.launch()
+	return p
+}
+
+// launch starts the PulseAudio server on p.socket and waits until it answers.
+func (p *Pulse) launch() {
+	t := p.t
+	t.Helper()
+	pr, err := startProc("pulseaudio", p.dir, filepath.Join(p.logDir, "pulseaudio.log"),
+		[]string{"XDG_RUNTIME_DIR=" + p.dir, "HOME=" + p.dir},
+		p.bin, "-n", "--daemonize=no", "--use-pid-file=no", "--exit-idle-time=-1", "--disallow-exit",
 		"--log-level=error", "--log-target=stderr",
 		"--load=module-native-protocol-unix auth-anonymous=1 socket="+p.socket)
 	if err != nil {
@@ -61,13 +71,33 @@ func StartPulse(t testing.TB) *Pulse {
 			t.Fatalf("testpeers: pulseaudio exited during start-up (%v); log:\n%s", pr.waitErr, tail(pr.logPath, 20))
 		}
 		if _, err := p.Pactl("info"); err == nil {
-			return p
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("testpeers: pulseaudio not answering after 10 s; log:\n%s", tail(pr.logPath, 20))
 		}
 		time.Sleep(30 * time.Millisecond)
 	}
+}
+
+// Kill SIGKILLs the server, as a crash would, and waits until it is gone:
+// its clients lose their connection. Restart brings it back.
+func (p *Pulse) Kill() {
+	p.t.Helper()
+	if err := p.proc.signal(syscall.SIGKILL); err != nil {
+		p.t.Fatalf("testpeers: %v", err)
+	}
+	<-p.proc.done
+}
+
+// Restart starts a killed StartPulse server again on the same socket,
+// without the modules loaded since (add the sinks again).
+func (p *Pulse) Restart() {
+	p.t.Helper()
+	if p.bin == "" || !p.proc.exited() {
+		p.t.Fatalf("testpeers: Restart is for a killed StartPulse server")
+	}
+	p.launch()
 }
 
 // StartPipeWire starts RHEL 9's sound server instead: pipewire, wireplumber
