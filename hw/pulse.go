@@ -399,9 +399,6 @@ func pipeWireQuantum(cfg Config) time.Duration {
 	if q <= 0 {
 		q = DefaultPipeWireQuantum
 	}
-	if n, err := strconv.Atoi(os.Getenv("XPWQ")); err == nil {
-		q = n
-	}
 	return time.Duration(q) * time.Second / 48000
 }
 
@@ -440,9 +437,11 @@ func pulsePlayAttr(cfg Config, pipewire bool) playAttr {
 // The lowest margin is the server's own granularity, by which one late
 // delivery starves the other side: PulseAudio's sink takes minreq (5 ms) at
 // a time and its source delivers a fragment; PipeWire moves one quantum per
-// graph cycle both ways, and on capture a quantum that arrives a little
-// after the read it used to precede leaves it a frame short, so there the
-// capture margin is a whole frame (what a quarter frame showed under load).
+// graph cycle both ways and delivers capture by the fragment or the quantum,
+// whichever is larger. Where that is a frame or more (a 1024 quantum), a
+// quantum that arrives a little after the read it used to precede leaves
+// it a frame short, so there the capture margin is a whole frame (what a
+// quarter frame showed under load).
 // The margins start there and rise by half a frame per starvation, to at
 // most two frames above (playback) or one frame above (capture) the lowest;
 // each falls by an eighth of a frame after five quiet seconds.
@@ -455,7 +454,7 @@ func pulseMargins(cfg Config, pipewire bool, frag int) (play, capture margin) {
 	if pipewire {
 		q := f.FrameSamples(pipeWireQuantum(cfg))
 		capLo := frame
-		if g := max(frag, q); g < frame && os.Getenv("XCAP") == "" {
+		if g := max(frag, q); g < frame {
 			capLo = g
 		}
 		return adapt(q, 2*frame), adapt(capLo, frame)

@@ -140,16 +140,17 @@ func TestPulseWaitForServerEndsWithContext(t *testing.T) {
 // playback margin starts at one quantum.
 func TestPipeWireBuffersFollowQuantum(t *testing.T) {
 	for _, tc := range []struct {
-		quantum  int
-		wantLat  time.Duration // node latency from the playback attributes
-		wantFrag time.Duration
-		wantPlay int // playback margin's low point, samples at 8 kHz
+		quantum     int
+		wantLat     time.Duration // node latency from the playback attributes
+		wantFrag    time.Duration
+		wantPlay    int // playback margin's low point, samples at 8 kHz
+		wantCapture int // capture margin's, with a 10 ms record fragment granted
 	}{
-		{quantum: 0, wantLat: 256*time.Second/48000 + time.Millisecond, wantFrag: 10 * time.Millisecond, wantPlay: 42}, // the default, 256
-		{quantum: 1024, wantLat: 1024*time.Second/48000 + time.Millisecond, wantFrag: 1024*time.Second/48000 + time.Millisecond, wantPlay: 170},
-		{quantum: 512, wantLat: 512*time.Second/48000 + time.Millisecond, wantFrag: 512*time.Second/48000 + time.Millisecond, wantPlay: 85},
+		{quantum: 0, wantLat: 256*time.Second/48000 + time.Millisecond, wantFrag: 10 * time.Millisecond, wantPlay: 42, wantCapture: 80}, // the default, 256
+		{quantum: 1024, wantLat: 1024*time.Second/48000 + time.Millisecond, wantFrag: 1024*time.Second/48000 + time.Millisecond, wantPlay: 170, wantCapture: 160},
+		{quantum: 512, wantLat: 512*time.Second/48000 + time.Millisecond, wantFrag: 512*time.Second/48000 + time.Millisecond, wantPlay: 85, wantCapture: 85},
 		// The record fragment never goes below the device buffer (10 ms).
-		{quantum: 256, wantLat: 256*time.Second/48000 + time.Millisecond, wantFrag: 10 * time.Millisecond, wantPlay: 42},
+		{quantum: 256, wantLat: 256*time.Second/48000 + time.Millisecond, wantFrag: 10 * time.Millisecond, wantPlay: 42, wantCapture: 80},
 	} {
 		cfg := Config{Format: Format{Rate: 8000, Channels: 1}, FrameTime: 20 * time.Millisecond,
 			Buffer: 10 * time.Millisecond, PipeWireQuantum: tc.quantum}
@@ -160,12 +161,12 @@ func TestPipeWireBuffersFollowQuantum(t *testing.T) {
 		if frag := pulseFragSize(cfg, true); frag != tc.wantFrag {
 			t.Errorf("quantum %d: record fragment %v, want %v", tc.quantum, frag, tc.wantFrag)
 		}
-		play, capture := pulseMargins(cfg, true, 0)
+		play, capture := pulseMargins(cfg, true, 80)
 		if play.lo != tc.wantPlay || play.cur != tc.wantPlay {
 			t.Errorf("quantum %d: playback margin starts at %d (low %d), want %d", tc.quantum, play.cur, play.lo, tc.wantPlay)
 		}
-		if capture.lo != 160 {
-			t.Errorf("quantum %d: capture margin low %d, want one frame (160)", tc.quantum, capture.lo)
+		if capture.lo != tc.wantCapture {
+			t.Errorf("quantum %d: capture margin low %d, want %d", tc.quantum, capture.lo, tc.wantCapture)
 		}
 		// PulseAudio ignores it.
 		if pulsePlayAttr(cfg, false) != pulsePlayAttr(Config{Format: cfg.Format, FrameTime: cfg.FrameTime, Buffer: cfg.Buffer}, false) {
