@@ -115,8 +115,11 @@ func (s *streams) ensure(ctx context.Context, transport, dest, name string) erro
 	}
 	// sipgo keys its pool by the remote address as net.IP prints it.
 	key := net.JoinHostPort(ip.Unmap().String(), port)
+	if name == "" {
+		name = host
+	}
 	for {
-		if s.pooled(network, key) {
+		if s.pooled(network, key, name) {
 			return nil
 		}
 		s.mu.Lock()
@@ -132,9 +135,6 @@ func (s *streams) ensure(ctx context.Context, transport, dest, name string) erro
 		w := make(chan struct{})
 		s.dialing[network+"|"+key] = w
 		s.mu.Unlock()
-		if name == "" {
-			name = host
-		}
 		err := s.dial(ctx, h, network, key, name)
 		s.mu.Lock()
 		delete(s.dialing, network+"|"+key)
@@ -144,13 +144,38 @@ func (s *streams) ensure(ctx context.Context, transport, dest, name string) erro
 	}
 }
 
-func (s *streams) pooled(network, key string) bool {
+// pooled reports whether sipgo holds a connection to key that a request
+// whose server must prove name may take. sipgo's pool knows addresses
+// only: a TLS connection we dialled for one name would carry the requests
+// for any other name at the same address, whose server then proved
+// nothing. A TLS connection we dialled is taken for the name its server
+// proved, or for one its certificate also shows (checked as a handshake
+// would, with the tls-ca and tls-verify in force), as HTTP/2 coalesces
+// connections (RFC 9113 §9.1.1); otherwise a new dial, with that name as
+// SNI, has the server prove it, and takes the pool entry. A connection
+// the peer opened to us is taken as before: we verified no name on it.
+func (s *streams) pooled(network, key, name string) bool {
 	c := s.pool(network).Get(key)
 	if c == nil {
 		return false
 	}
-	c.Ref(-1) // Get took a reference; only a look was wanted
-	return true
+	defer c.Ref(-1) // Get took a reference; only a look was wanted
+	if network != "tls" {
+		return true
+	}
+	tc, ok := c.(*sip.TCPConnection)
+	if !ok {
+		return true
+	}
+	st, ok := tc.Conn.(*trackedConn)
+	if !ok || st.tls == nil || st.name == name {
+		return true // not dialled by us, or for this very name
+	}
+	if s.tlsConf == nil {
+		return false // crypto/tls's defaults: a new handshake checks name
+	}
+	verify := s.tlsConf(name).VerifyConnection
+	return verify != nil && verify(st.tls.ConnectionState()) == nil
 }
 
 // dial connects to key, over TLS for network "tls" (verifying host, the
@@ -174,10 +199,13 @@ func (s *streams) dial(ctx context.Context, h *handoff, network, key, host strin
 		}
 		c = tc
 	}
+	tlsConn, _ := c.(*tls.Conn)
 	if s.wrap != nil {
 		c = s.wrap(c)
 	}
-	return h.give(ctx, s.track(network, c))
+	st := s.track(network, c)
+	st.tls, st.name = tlsConn, host // before sipgo (and pooled) can see st
+	return h.give(ctx, st)
 }
 
 // trackedConn is a stream connection: sipgo's Close (when its reader ends)
@@ -187,8 +215,12 @@ func (s *streams) dial(ctx context.Context, h *handoff, network, key, host strin
 // Close, logged as "connection pool not clean cleanup").
 type trackedConn struct {
 	net.Conn
-	s        *streams
-	network  string
+	s       *streams
+	network string
+	// tls is a TLS connection we dialled (nil for any other) and name the
+	// host name or IP address its server proved.
+	tls      *tls.Conn
+	name     string
 	once     sync.Once
 	gone     chan struct{}
 	stopping atomic.Bool

@@ -11,10 +11,17 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // writeSelfSigned writes a self-signed certificate for 127.0.0.1 with
@@ -211,5 +218,176 @@ func TestTLSClientFollowsReload(t *testing.T) {
 	}
 	if err := handshake(t, addr, st.dialConfig("127.0.0.2")); err != nil {
 		t.Errorf("tls-verify = false: %v", err)
+	}
+}
+
+// writeCert writes a self-signed certificate made from tmpl (the names,
+// addresses and validity it sets; an hour either side of now if it sets
+// none) and its key to dir as base.pem and base.key.
+func writeCert(t *testing.T, dir, base string, tmpl x509.Certificate) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
+	if tmpl.Subject.CommonName == "" {
+		tmpl.Subject.CommonName = base
+	}
+	if tmpl.NotBefore.IsZero() {
+		tmpl.NotBefore = time.Now().Add(-time.Hour)
+	}
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = time.Now().Add(time.Hour)
+	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	tmpl.BasicConstraintsValid, tmpl.IsCA = true, true
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, keyPath := filepath.Join(dir, base+".pem"), filepath.Join(dir, base+".key")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, keyPath
+}
+
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	n atomic.Int32
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// serveTLS has p also serve SIP over TLS, on a port of its own, with the
+// certificates in certs and keys (crypto/tls picks the one for the SNI);
+// the listener counts the connections made to it.
+func (p *peer) serveTLS(t *testing.T, certs, keys []string) (int, *countingListener) {
+	t.Helper()
+	cfg := &tls.Config{}
+	for i := range certs {
+		kp, err := tls.LoadX509KeyPair(certs[i], keys[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certificates = append(cfg.Certificates, kp)
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: l}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.srv.ServeTLS(p.streams.listener("tls", cl)) }()
+	t.Cleanup(func() { l.Close(); <-done })
+	return l.Addr().(*net.TCPAddr).Port, cl
+}
+
+// A TLS connection is reused only for a server name it was verified for.
+// sipgo pools connections by address: without that, a.test's connection
+// carried the REGISTER of an account at b.test, the same address, whose
+// server never proved that name (RFC 5922 §4). With a certificate for both
+// names the connection is shared; a server given by IP address proves
+// that address.
+func TestTLSPooledConnectionPerName(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	a, b := x509.Certificate{DNSNames: []string{"a.test"}}, x509.Certificate{DNSNames: []string{"b.test"}}
+	ip := x509.Certificate{IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	for _, tc := range []struct {
+		name   string
+		certs  []x509.Certificate // the server's, chosen by SNI
+		first  string             // the host of the account registered first
+		second string             // the host of the account added next
+		ok     bool               // the second registers
+		conns  int32              // connections the server accepted
+	}{
+		{"certificate names the first name only", []x509.Certificate{a}, "a.test", "b.test", false, 2},
+		{"certificate names both", []x509.Certificate{{DNSNames: []string{"a.test", "b.test"}}}, "a.test", "b.test", true, 1},
+		{"each name its own certificate", []x509.Certificate{a, b}, "a.test", "b.test", true, 2},
+		{"same name twice", []x509.Certificate{a}, "a.test", "a.test", true, 1},
+		{"by IP address, then a name it does not show", []x509.Certificate{ip}, "127.0.0.1", "a.test", false, 2},
+		{"by IP address twice", []x509.Certificate{ip}, "127.0.0.1", "127.0.0.1", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var certs, keys []string
+			var ca []byte
+			for i, c := range tc.certs {
+				cert, key := writeCert(t, dir, "pbx"+strconv.Itoa(i), c)
+				certs, keys = append(certs, cert), append(keys, key)
+				pem, err := os.ReadFile(cert)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ca = append(ca, pem...)
+			}
+			caFile := filepath.Join(dir, "ca.pem")
+			if err := os.WriteFile(caFile, ca, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ourCert, ourKey := writeSelfSigned(t, t.TempDir(), "ua")
+			p := newPeer(t)
+			port, ln := p.serveTLS(t, certs, keys)
+			var mu sync.Mutex
+			registered := map[string]bool{}
+			p.handle(sip.REGISTER, func(req *sip.Request, tx sip.ServerTransaction) {
+				mu.Lock()
+				registered[req.To().Address.User] = true
+				mu.Unlock()
+				res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+				if ct := req.Contact(); ct != nil {
+					res.AppendHeader(sip.NewHeader("Contact", "<"+ct.Address.String()+">;expires=3600"))
+				}
+				tx.Respond(res)
+			})
+			server := func(host string) string { return "tls:" + net.JoinHostPort(host, strconv.Itoa(port)) }
+			first := Account{Name: "a1", User: "3001", Pass: "pw", Register: true, Server: server(tc.first)}
+			h := startUA(t, []Account{first}, func(c *Config, _ *UA) {
+				if c != nil {
+					c.Transports = []string{"udp", "tls"}
+					c.TLS = TLSConfig{Certificate: ourCert, Key: ourKey, CA: caFile, Verify: true}
+					c.Resolver = &mutableResolver{m: map[string][]netip.Addr{"a.test": {lo}, "b.test": {lo}}}
+				}
+			})
+			eventually(t, "a1 registered", 5*time.Second, func() bool { return h.status(t, "a1").Code == 200 })
+			second := Account{Name: "a2", User: "3002", Pass: "pw", Register: true, Server: server(tc.second)}
+			if err := h.ua.Reload([]Account{first, second}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "a2's first registration", 5*time.Second, func() bool {
+				st := h.status(t, "a2")
+				return st.Code == 200 || st.Registration.LastError != ""
+			})
+			mu.Lock()
+			got := registered["3002"]
+			mu.Unlock()
+			switch r := h.status(t, "a2"); {
+			case tc.ok && (r.Code != 200 || !got):
+				t.Errorf("a2: %d %+v, want registered", r.Code, r.Registration)
+			case !tc.ok && got:
+				t.Errorf("the server got a2's REGISTER (%d %+v): it went over the connection verified for %s", r.Code, r.Registration, tc.first)
+			case !tc.ok && !strings.Contains(r.Registration.LastError, "certificate"):
+				t.Errorf("a2: %+v, want a certificate error", r.Registration)
+			}
+			if n := ln.n.Load(); n != tc.conns {
+				t.Errorf("the server accepted %d connections, want %d", n, tc.conns)
+			}
+		})
 	}
 }
