@@ -7,10 +7,14 @@ package sip
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // TLSConfig names the files of [sip-settings] tls-*.
@@ -36,32 +40,191 @@ type tlsStore struct {
 	cur atomic.Pointer[tlsMaterial]
 }
 
+// TLSFileError is a problem with a file of the TLS settings: Key is the
+// setting that names File ("tls-certificate", "tls-key" or "tls-ca").
+type TLSFileError struct {
+	Key  string
+	File string // "" for the system CA pool
+	Err  error
+}
+
+func (e *TLSFileError) Error() string { return e.Key + " " + e.Detail() }
+
+func (e *TLSFileError) Unwrap() error { return e.Err }
+
+// Detail is the error without the key: "FILE: what is wrong".
+func (e *TLSFileError) Detail() string {
+	err := e.Err
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the path is File
+	}
+	if e.File == "" {
+		return err.Error()
+	}
+	return e.File + ": " + err.Error()
+}
+
+// loadTLS reads the files c names. The error joins a *TLSFileError for
+// each file that does not load.
 func loadTLS(c TLSConfig) (*tlsMaterial, error) {
 	m := &tlsMaterial{cfg: c}
+	var errs []error
 	if c.Certificate != "" || c.Key != "" {
-		cert, err := tls.LoadX509KeyPair(c.Certificate, c.Key)
-		if err != nil {
-			return nil, fmt.Errorf("tls-certificate %s / tls-key %s: %w", c.Certificate, c.Key, err)
-		}
-		m.cert = &cert
+		cert, err := loadKeyPair(c.Certificate, c.Key)
+		errs = append(errs, err...)
+		m.cert = cert
 	}
-	if c.CA == "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			return nil, fmt.Errorf("system CA pool: %w", err)
-		}
-		m.roots = pool
-		return m, nil
-	}
-	pem, err := os.ReadFile(c.CA)
+	roots, err := loadRoots(c.CA)
 	if err != nil {
-		return nil, fmt.Errorf("tls-ca: %w", err)
+		errs = append(errs, err)
 	}
-	m.roots = x509.NewCertPool()
-	if !m.roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("tls-ca %s: no PEM certificate in it", c.CA)
+	m.roots = roots
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return m, nil
+}
+
+// loadKeyPair is tls.LoadX509KeyPair with each problem put on the file
+// that has it.
+func loadKeyPair(certFile, keyFile string) (*tls.Certificate, []error) {
+	var errs []error
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		errs = append(errs, &TLSFileError{"tls-certificate", certFile, err})
+	} else if _, err := parseCertificates(certPEM); err != nil {
+		errs = append(errs, &TLSFileError{"tls-certificate", certFile, err})
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		errs = append(errs, &TLSFileError{"tls-key", keyFile, err})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	// The certificate parses: what X509KeyPair finds is the key's.
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, []error{&TLSFileError{"tls-key", keyFile, err}}
+	}
+	return &cert, nil
+}
+
+var errNoPEMCertificate = errors.New("no PEM certificate in it")
+
+// parseCertificates parses every CERTIFICATE block of data.
+func parseCertificates(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	key := false
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			key = key || strings.HasSuffix(b.Type, "PRIVATE KEY")
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, c)
+	}
+	switch {
+	case len(certs) == 0 && key:
+		return nil, fmt.Errorf("%w, only a private key (are tls-certificate and tls-key swapped?)", errNoPEMCertificate)
+	case len(certs) == 0:
+		return nil, errNoPEMCertificate
+	}
+	return certs, nil
+}
+
+// loadRoots reads the CAs of tls-ca, or the system pool for none.
+func loadRoots(ca string) (*x509.CertPool, error) {
+	if ca == "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, &TLSFileError{"tls-ca", "", fmt.Errorf("system CA pool: %w", err)}
+		}
+		return pool, nil
+	}
+	data, err := os.ReadFile(ca)
+	if err != nil {
+		return nil, &TLSFileError{"tls-ca", ca, err}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, &TLSFileError{"tls-ca", ca, errNoPEMCertificate}
+	}
+	return pool, nil
+}
+
+// certExpiryWarning is how long before its end CheckTLS warns about a
+// certificate: time to renew it.
+const certExpiryWarning = 30 * 24 * time.Hour
+
+// CheckTLS loads the files c names as Start and a reload do, and checks
+// the validity period of the certificate chain at now, which they do not
+// (a certificate past its end loads, and peers refuse it). Each problem is
+// a *TLSFileError, and so is each warning: a certificate that ends within
+// 30 days.
+func CheckTLS(c TLSConfig, now time.Time) (problems, warnings []*TLSFileError) {
+	m, err := loadTLS(c)
+	if err != nil {
+		return TLSFileErrors(err), nil
+	}
+	if m.cert == nil {
+		return nil, nil
+	}
+	for i, der := range m.cert.Certificate {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil { // X509KeyPair parsed the first only
+			problems = append(problems, &TLSFileError{"tls-certificate", c.Certificate, err})
+			continue
+		}
+		which := "the certificate"
+		if i > 0 {
+			which = fmt.Sprintf("certificate %d of the chain (%s)", i+1, cert.Subject)
+		}
+		at := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") }
+		switch left := cert.NotAfter.Sub(now); {
+		case now.Before(cert.NotBefore):
+			problems = append(problems, &TLSFileError{"tls-certificate", c.Certificate,
+				fmt.Errorf("%s is not valid before %s", which, at(cert.NotBefore))})
+		case left < 0:
+			problems = append(problems, &TLSFileError{"tls-certificate", c.Certificate,
+				fmt.Errorf("%s expired on %s", which, at(cert.NotAfter))})
+		case left < certExpiryWarning:
+			warnings = append(warnings, &TLSFileError{"tls-certificate", c.Certificate,
+				fmt.Errorf("%s expires on %s, in %d days: renew it", which, at(cert.NotAfter), int(left.Hours()/24))})
+		}
+	}
+	return problems, warnings
+}
+
+// TLSFileErrors is every *TLSFileError in err's tree.
+func TLSFileErrors(err error) []*TLSFileError {
+	var out []*TLSFileError
+	var walk func(error)
+	walk = func(err error) {
+		if fe, ok := err.(*TLSFileError); ok {
+			out = append(out, fe)
+			return
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
 }
 
 func newTLSStore(c TLSConfig) (*tlsStore, error) {

@@ -391,3 +391,84 @@ func TestTLSPooledConnectionPerName(t *testing.T) {
 		})
 	}
 }
+
+// CheckTLS finds what Start would refuse, each problem on the setting
+// that names the file, and what Start accepts but peers refuse: a
+// certificate outside its validity period (and warns 30 days ahead).
+func TestCheckTLS(t *testing.T) {
+	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	valid := func(from, to time.Duration) x509.Certificate {
+		return x509.Certificate{NotBefore: now.Add(from), NotAfter: now.Add(to)}
+	}
+	cert, key := writeCert(t, dir, "good", valid(-24*time.Hour, 365*24*time.Hour))
+	_, otherKey := writeCert(t, dir, "other", valid(-24*time.Hour, 365*24*time.Hour))
+	expired, expiredKey := writeCert(t, dir, "expired", valid(-48*time.Hour, -24*time.Hour))
+	early, earlyKey := writeCert(t, dir, "early", valid(24*time.Hour, 48*time.Hour))
+	soon, soonKey := writeCert(t, dir, "soon", valid(-24*time.Hour, 10*24*time.Hour))
+	empty := filepath.Join(dir, "empty.pem")
+	if err := os.WriteFile(empty, []byte("not PEM\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chain := filepath.Join(dir, "chain.pem") // a leaf, then an expired certificate
+	a, _ := os.ReadFile(cert)
+	b, _ := os.ReadFile(expired)
+	if err := os.WriteFile(chain, append(a, b...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	type finding struct{ key, file, msg string }
+	for _, tc := range []struct {
+		name     string
+		cfg      TLSConfig
+		problems []finding
+		warnings []finding
+		loads    bool // by the UA at start
+	}{
+		{name: "valid", cfg: TLSConfig{Certificate: cert, Key: key, CA: cert}, loads: true},
+		{name: "missing certificate", cfg: TLSConfig{Certificate: missing, Key: key, CA: cert},
+			problems: []finding{{"tls-certificate", missing, "no such file"}}},
+		{name: "missing key and CA", cfg: TLSConfig{Certificate: cert, Key: missing, CA: missing},
+			problems: []finding{{"tls-key", missing, "no such file"}, {"tls-ca", missing, "no such file"}}},
+		{name: "key of another certificate", cfg: TLSConfig{Certificate: cert, Key: otherKey, CA: cert},
+			problems: []finding{{"tls-key", otherKey, "private key does not match public key"}}},
+		{name: "certificate and key swapped", cfg: TLSConfig{Certificate: key, Key: cert, CA: cert},
+			problems: []finding{{"tls-certificate", key, "swapped"}}},
+		{name: "certificate not PEM", cfg: TLSConfig{Certificate: empty, Key: key, CA: cert},
+			problems: []finding{{"tls-certificate", empty, "no PEM certificate"}}},
+		{name: "CA without a certificate", cfg: TLSConfig{Certificate: cert, Key: key, CA: key},
+			problems: []finding{{"tls-ca", key, "no PEM certificate"}}},
+		{name: "expired", cfg: TLSConfig{Certificate: expired, Key: expiredKey, CA: cert},
+			problems: []finding{{"tls-certificate", expired, "the certificate expired on 2030-05-31 12:00 UTC"}}, loads: true},
+		{name: "not valid yet", cfg: TLSConfig{Certificate: early, Key: earlyKey, CA: cert},
+			problems: []finding{{"tls-certificate", early, "not valid before 2030-06-02 12:00 UTC"}}, loads: true},
+		{name: "expires soon", cfg: TLSConfig{Certificate: soon, Key: soonKey, CA: cert},
+			warnings: []finding{{"tls-certificate", soon, "expires on 2030-06-11 12:00 UTC, in 10 days"}}, loads: true},
+		{name: "expired certificate in the chain", cfg: TLSConfig{Certificate: chain, Key: key, CA: cert},
+			problems: []finding{{"tls-certificate", chain, "certificate 2 of the chain (CN=expired) expired"}}, loads: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			probs, warns := CheckTLS(tc.cfg, now)
+			check := func(what string, got []*TLSFileError, want []finding) {
+				t.Helper()
+				if len(got) != len(want) {
+					t.Fatalf("%s: %v, want %d", what, got, len(want))
+				}
+				for i, w := range want {
+					if g := got[i]; g.Key != w.key || g.File != w.file || !strings.Contains(g.Detail(), w.msg) ||
+						!strings.HasPrefix(g.Detail(), w.file+": ") {
+						t.Errorf("%s %d: %s %q, want %s %s: ...%s...", what, i, g.Key, g.Detail(), w.key, w.file, w.msg)
+					}
+				}
+			}
+			check("problems", probs, tc.problems)
+			check("warnings", warns, tc.warnings)
+			// The UA's loader refuses what CheckTLS finds in the files
+			// and loads a certificate outside its validity period.
+			_, err := newTLSStore(tc.cfg)
+			if fe := TLSFileErrors(err); (err == nil) != tc.loads || !tc.loads && len(fe) != len(probs) {
+				t.Errorf("the UA's loader: %v (%d file errors), want loaded %v", err, len(fe), tc.loads)
+			}
+		})
+	}
+}

@@ -34,8 +34,9 @@ applications control of their calls over a TCP API (see telestra-sipctl(1)).
 
 options:
   -plan FILE  the SIP plan, sipplan.toml(5) (default ` + defaultPlan + `)
-  -check      validate the plan, print every problem and exit: 0 valid (warnings
-              about settings without effect go to stderr), 1 invalid
+  -check      validate the plan and load its TLS files, print every problem and
+              exit: 0 valid (warnings about settings without effect or a
+              certificate that expires soon go to stderr), 1 invalid
   -devices    with -check: also open every audio channel's devices and report
               the ones that do not open (exit 1)
   -version    print the version and exit
@@ -93,10 +94,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usage("-devices only goes with -check: telestra-sipd -check -devices -plan FILE")
 	}
 
-	p, err := plan.Load(*planPath)
 	if *check {
+		// The TLS files too: the UA loads them at start.
+		p, err := plan.Load(*planPath, daemon.CheckTLS)
 		return checkPlan(stdout, stderr, *planPath, p, err, *devices)
 	}
+	p, err := plan.Load(*planPath)
 
 	level := new(slog.LevelVar)
 	h, journal := daemon.NewLogHandler(stderr, level)

@@ -8,6 +8,7 @@ import (
 	"github.com/telestra/telestra-sip/api"
 	"github.com/telestra/telestra-sip/cmd/internal/plan"
 	"github.com/telestra/telestra-sip/hw"
+	"github.com/telestra/telestra-sip/sip"
 	"github.com/telestra/telestra-sip/sip/media"
 )
 
@@ -176,7 +177,16 @@ func (d *Daemon) loadAndApply() reloadResult {
 	// certificate keeps its path); the running ones stay if they do not load.
 	if err := d.ua.ReloadTLS(); err != nil {
 		d.log.Error("reload: TLS certificates not re-read", "err", err)
-		res.warnings = append(res.warnings, plan.Problem{Key: "sip-settings.tls-certificate", Msg: err.Error()})
+		// Each on the key of its file (a CA that does not load is not the
+		// certificate's problem).
+		probs := tlsProblems(sip.TLSFileErrors(err))
+		if len(probs) == 0 {
+			probs = plan.Problems{{Key: "sip-settings.tls-certificate", Msg: err.Error()}}
+		}
+		for _, p := range probs {
+			p.Msg += " (not re-read: the running certificates are kept)"
+			res.warnings = append(res.warnings, p)
+		}
 	}
 	d.log.Info("reload: plan applied", "plan", d.opts.PlanPath, "accounts", len(np.Accounts),
 		"changes", len(res.applied), "restart_needed", len(res.restart))

@@ -265,19 +265,26 @@ func defaultAccount(name string) Account {
 	return Account{Name: name, Register: true, MaxCalls: DefaultMaxCalls}
 }
 
+// A Check looks at what a plan names outside itself, such as the files of
+// its TLS settings, which this package does not open. Each problem and
+// warning names its key; Parse adds the file and line. Problems make the
+// plan invalid; warnings do not.
+type Check func(*Plan) (problems, warnings Problems)
+
 // Load reads and parses the plan at path.
-func Load(path string) (*Plan, error) {
+func Load(path string, checks ...Check) (*Plan, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read SIP plan: %w", err)
 	}
-	return Parse(data, path)
+	return Parse(data, path, checks...)
 }
 
 // Parse decodes a plan, rejects unknown keys and wrong types, applies the
-// defaults and fallbacks, and validates. source names the data in problems
-// (usually the file path). The error is a *Problems listing every problem.
-func Parse(data []byte, source string) (*Plan, error) {
+// defaults and fallbacks, validates and runs checks. source names the data
+// in problems (usually the file path). The error is a *Problems listing
+// every problem.
+func Parse(data []byte, source string, checks ...Check) (*Plan, error) {
 	d := newDecoder(source)
 	p := d.decode(data)
 	if p == nil { // TOML syntax error: nothing else can be checked
@@ -302,10 +309,31 @@ func Parse(data []byte, source string) (*Plan, error) {
 			d.probs = append(d.probs, d.ownKey(pr, values, p))
 		}
 	}
+	// A check's problem on a key found wrong already would repeat it (a
+	// relative path that does not open, say).
+	found := d.probs
+	reported := func(key string) bool {
+		for _, bad := range found {
+			if related(bad.Key, key) {
+				return true
+			}
+		}
+		return false
+	}
+	var checkWarnings Problems
+	for _, c := range checks {
+		probs, warns := c(p)
+		checkWarnings = append(checkWarnings, warns...)
+		for _, pr := range probs {
+			if !reported(pr.Key) {
+				d.probs = append(d.probs, pr)
+			}
+		}
+	}
 	if len(d.probs) > 0 {
 		return nil, d.problems()
 	}
-	if ws := d.warnings(p); len(ws) > 0 {
+	if ws := append(d.warnings(p), checkWarnings...); len(ws) > 0 {
 		d.probs = ws
 		p.Warnings = *d.problems().(*Problems)
 	}

@@ -1007,3 +1007,73 @@ func TestProblemLines(t *testing.T) {
 		})
 	}
 }
+
+// A Check's problems and warnings get the file and line of their key;
+// problems make the plan invalid, warnings do not, and a problem on a key
+// found wrong already is not repeated.
+func TestChecks(t *testing.T) {
+	const text = `[sip-settings]
+transports = ["udp", "tls"]
+tls-certificate = "/etc/telestra/tls/sip.pem"
+tls-key = "/etc/telestra/tls/sip.key"
+
+[accounts.a]
+user = "1"
+`
+	files := func(probs, warns Problems) Check {
+		return func(*Plan) (Problems, Problems) { return probs, warns }
+	}
+	for _, tc := range []struct {
+		name         string
+		text         string
+		checks       []Check
+		wantProblems []string
+		wantWarnings []string
+	}{
+		{name: "none", text: text, checks: []Check{files(nil, nil)}},
+		{name: "a problem", text: text,
+			checks:       []Check{files(Problems{{Key: "sip-settings.tls-key", Msg: "/etc/telestra/tls/sip.key: no such file"}}, nil)},
+			wantProblems: []string{"test.toml:4: sip-settings.tls-key: /etc/telestra/tls/sip.key: no such file"}},
+		{name: "a warning", text: text,
+			checks:       []Check{files(nil, Problems{{Key: "sip-settings.tls-certificate", Msg: "expires soon"}})},
+			wantWarnings: []string{"test.toml:3: sip-settings.tls-certificate: expires soon"}},
+		{name: "a key the file leaves out: its table's line", text: text,
+			checks:       []Check{files(Problems{{Key: "sip-settings.tls-ca", Msg: "system CA pool: none"}}, nil)},
+			wantProblems: []string{"test.toml:1: sip-settings.tls-ca: system CA pool: none"}},
+		{name: "problems of every check, with the plan's own", text: strings.Replace(text, `user = "1"`, `user = ""`, 1),
+			checks: []Check{
+				files(Problems{{Key: "sip-settings.tls-certificate", Msg: "one"}}, nil),
+				files(Problems{{Key: "sip-settings.tls-key", Msg: "two"}}, nil),
+			},
+			wantProblems: []string{"test.toml:3: sip-settings.tls-certificate: one", "test.toml:4: sip-settings.tls-key: two", "test.toml:7: accounts.a.user:"}},
+		{name: "not repeated on a key found wrong", text: strings.Replace(text, `"/etc/telestra/tls/sip.key"`, `"sip.key"`, 1),
+			checks:       []Check{files(Problems{{Key: "sip-settings.tls-key", Msg: "sip.key: no such file"}}, nil)},
+			wantProblems: []string{"test.toml:4: sip-settings.tls-key: must be an absolute path"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Parse([]byte(tc.text), "test.toml", tc.checks...)
+			if len(tc.wantProblems) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, w := range p.Warnings {
+					got = append(got, w.String())
+				}
+				if !reflect.DeepEqual(got, tc.wantWarnings) {
+					t.Errorf("warnings %q, want %q", got, tc.wantWarnings)
+				}
+				return
+			}
+			ps := problemsOf(t, err)
+			if len(ps) != len(tc.wantProblems) {
+				t.Fatalf("problems %v, want %q", ps, tc.wantProblems)
+			}
+			for i, w := range tc.wantProblems {
+				if !strings.HasPrefix(ps[i].String(), w) {
+					t.Errorf("problem %d %q, want %q...", i, ps[i], w)
+				}
+			}
+		})
+	}
+}
