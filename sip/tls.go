@@ -176,6 +176,24 @@ func CheckTLS(c TLSConfig, now time.Time) (problems, warnings []*TLSFileError) {
 	if err != nil {
 		return TLSFileErrors(err), nil
 	}
+	return certValidity(c, m, now)
+}
+
+// CheckTLSStart is CheckTLS for a start: only a file that does not load is
+// a problem (the UA could not start on it); a certificate outside its
+// validity period is a warning, as the other transports serve all the same
+// (peers refuse the certificate, as they would a wrong one).
+func CheckTLSStart(c TLSConfig, now time.Time) (problems, warnings []*TLSFileError) {
+	m, err := loadTLS(c)
+	if err != nil {
+		return TLSFileErrors(err), nil
+	}
+	invalid, soon := certValidity(c, m, now)
+	return nil, append(invalid, soon...)
+}
+
+// certValidity checks the validity period of m's certificate chain at now.
+func certValidity(c TLSConfig, m *tlsMaterial, now time.Time) (problems, warnings []*TLSFileError) {
 	if m.cert == nil {
 		return nil, nil
 	}

@@ -469,6 +469,16 @@ func TestCheckTLS(t *testing.T) {
 			if fe := TLSFileErrors(err); (err == nil) != tc.loads || !tc.loads && len(fe) != len(probs) {
 				t.Errorf("the UA's loader: %v (%d file errors), want loaded %v", err, len(fe), tc.loads)
 			}
+			// At start only what the UA cannot load is a problem; the
+			// validity findings are warnings.
+			probs, warns = CheckTLSStart(tc.cfg, now)
+			if tc.loads {
+				check("start problems", probs, nil)
+				check("start warnings", warns, append(append([]finding(nil), tc.problems...), tc.warnings...))
+			} else {
+				check("start problems", probs, tc.problems)
+				check("start warnings", warns, nil)
+			}
 		})
 	}
 }

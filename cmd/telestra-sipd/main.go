@@ -99,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		p, err := plan.Load(*planPath, daemon.CheckTLS)
 		return checkPlan(stdout, stderr, *planPath, p, err, *devices)
 	}
-	p, err := plan.Load(*planPath)
+	p, err := plan.Load(*planPath, daemon.StartTLS)
 
 	level := new(slog.LevelVar)
 	h, journal := daemon.NewLogHandler(stderr, level)
@@ -117,7 +117,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	for _, w := range p.Warnings {
-		log.Warn("SIP plan: setting has no effect", "problem", w.String())
+		log.Warn("SIP plan warning", "problem", w.String())
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

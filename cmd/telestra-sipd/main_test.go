@@ -60,6 +60,10 @@ func TestFlags(t *testing.T) {
 			wantStderr: []string{":4: sip-settings.tls-key: ", ":5: sip-settings.tls-ca: "}},
 		{name: "check warns about a certificate that expires soon", args: []string{"-check", "-plan", tlsPlan("soon")}, wantCode: 0, wantStdout: "OK (1 warning)\n",
 			wantStderr: []string{tlsPlan("soon") + ":3: sip-settings.tls-certificate: warning: " + filepath.Join(dir, "soon.pem") + ": the certificate expires on "}},
+		// A TLS file the UA cannot load is a plan that cannot start: 78,
+		// which the unit does not retry, with the key and line.
+		{name: "start on a TLS key that is not there exits 78", args: []string{"-plan", tlsPlan("typo")}, wantCode: 78,
+			wantStderr: []string{"level=ERROR", "SIP plan invalid: " + tlsPlan("typo") + ":4: sip-settings.tls-key: " + filepath.Join(dir, "sip.kye")}},
 		{name: "check leaves TLS files without transport tls alone, as the daemon", args: []string{"-check", "-plan", tlsPlan("no-tls")}, wantCode: 0, wantStdout: "OK\n"},
 		{name: "stray argument", args: []string{"extra"}, wantCode: 64, wantStderr: []string{`unexpected argument "extra"`, "telestra-sipd -h"}},
 		{name: "plan without -plan", args: []string{"-check", "my.toml"}, wantCode: 64,

@@ -170,7 +170,7 @@ func (d *Daemon) loadAndApply() reloadResult {
 		d.log.Warn("reload: change needs a restart to take effect", "key", c.Key, "running", c.Old, "plan", c.New, "reason", c.reason)
 	}
 	for _, w := range np.Warnings {
-		d.log.Warn("SIP plan: setting has no effect", "problem", w.String())
+		d.log.Warn("SIP plan warning", "problem", w.String())
 	}
 	d.metrics.Reload(true)
 	// The TLS files are re-read whether or not the plan changed (a renewed
